@@ -1,0 +1,89 @@
+/**
+ * Reads what the host component installs from the repo: bundled scripts, units, the
+ * managed Claude settings, the shared Claude base and skel. Pure data out; no Pulumi.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { CLAUDE_BASE } from "./plan";
+import { InstalledFile } from "./scripts/host";
+
+export interface BundledFile extends InstalledFile {
+  content: string;
+}
+
+export interface HostBundle {
+  files: BundledFile[];
+  /** Unit files (also part of `files`). */
+  units: BundledFile[];
+  /** Host-wide units to enable (timers and boot services without `@`). */
+  enable: string[];
+  managedSettings: string;
+  claudeMd: string;
+  startClaude: string;
+}
+
+function walk(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]))
+    .sort();
+}
+
+export const LIB_DIR = "/usr/local/lib/workstations";
+
+export function loadBundle(root: string): HostBundle {
+  const read = (p: string) => fs.readFileSync(p, "utf8");
+  const managedSettings = read(path.join(root, "config/managed-settings.json"));
+  let claudeMd: unknown;
+  try {
+    claudeMd = JSON.parse(managedSettings).claudeMd;
+  } catch (e) {
+    throw new Error(`config/managed-settings.json is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof claudeMd !== "string") throw new Error("config/managed-settings.json: expected a string field claudeMd");
+  const startClaude = read(path.join(root, "config/start-claude.sh"));
+
+  const scripts: BundledFile[] = fs
+    .readdirSync(path.join(root, "scripts"), { withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort()
+    .map((name) => ({
+      path: `${LIB_DIR}/${name}`,
+      mode: "0755",
+      link: `/usr/local/bin/${name.replace(/\.mjs$/, "")}`,
+      content: read(path.join(root, "scripts", name)),
+    }));
+  const units: BundledFile[] = walk(path.join(root, "scripts/units")).map((p) => ({
+    path: `/etc/systemd/system/${path.basename(p)}`,
+    mode: "0644",
+    content: read(p),
+  }));
+  const base: BundledFile[] = walk(path.join(root, "config/claude-base")).map((p) => ({
+    path: `${CLAUDE_BASE}/${path.relative(path.join(root, "config/claude-base"), p)}`,
+    mode: "0644",
+    content: read(p),
+  }));
+  const skel: BundledFile[] = [
+    { path: "/etc/skel/start-claude.sh", mode: "0755", content: startClaude },
+    { path: "/etc/skel/.claude/settings.json", mode: "0600", content: "{}\n" },
+  ];
+  const enable = units
+    .map((u) => path.basename(u.path))
+    .filter((n) => !n.includes("@") && (n.endsWith(".timer") || (n.endsWith(".service") && !units.some((t) => path.basename(t.path) === n.replace(/\.service$/, ".timer")))));
+  return {
+    files: [
+      ...scripts,
+      ...units,
+      ...base,
+      ...skel,
+      { path: "/etc/claude-code/managed-settings.json", mode: "0644", content: managedSettings },
+    ],
+    units,
+    enable,
+    managedSettings,
+    claudeMd,
+    startClaude,
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * Stack configuration: every key the program reads, in one place, with errors that name
+ * the key and the exact `pulumi config set` command.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+export const NS = "workstations";
+
+/** Raised for a missing or malformed config key. */
+export class ConfigError extends Error {
+  constructor(key: string, problem: string, example: string, secret = false) {
+    super(
+      `${problem}: ${NS}:${key}. Set it with:\n  pulumi config set ${secret ? "--secret " : ""}${NS}:${key} ${example} --stack ${pulumi.getStack()}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/** SSH connection to the workstation host. The private key stays a secret Output. */
+export interface HostConnection {
+  host: string;
+  port: number;
+  user: string;
+  privateKey: pulumi.Output<string>;
+  hostKey: string;
+}
+
+export interface WorkstationsConfig {
+  /** Path of roster.yaml, relative to the project dir. */
+  roster: string;
+  connection: HostConnection;
+  /** Where CI's notify step learns who is an admin: the roster (default) or this config. */
+  adminSource: "roster" | "config";
+  /** Forgejo users treated as admins when adminSource is "config". */
+  admins: string[];
+  /** Names of users whose offboarding purge may run (in addition to roster approval). */
+}
+
+function required(cfg: pulumi.Config, key: string, example: string): string {
+  const v = cfg.get(key);
+  if (v === undefined || v.trim() === "") throw new ConfigError(key, "Missing required config key", example);
+  return v;
+}
+
+export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
+  const host = required(cfg, "host", "devvm.example.internal");
+  const portRaw = cfg.get("sshPort") ?? "22";
+  const port = Number(portRaw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError("sshPort", `Invalid port ${JSON.stringify(portRaw)} in config key`, "22");
+  const hostKey = required(cfg, "hostKey", "'ssh-ed25519 AAAA…'  # from: ssh-keyscan -t ed25519 <host>");
+  if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/]+=*$/.test(hostKey.trim()))
+    throw new ConfigError("hostKey", "Config key is not one public host key line (type and base64, no host name)", "'ssh-ed25519 AAAA…'");
+  const privateKey = cfg.getSecret("sshPrivateKey");
+  if (privateKey === undefined) throw new ConfigError("sshPrivateKey", "Missing required secret config key", "< ~/.ssh/devvm_deploy_key", true);
+  const adminSource = (cfg.get("adminSource") ?? "roster") as string;
+  if (adminSource !== "roster" && adminSource !== "config") throw new ConfigError("adminSource", `Invalid value ${JSON.stringify(adminSource)} (roster|config) in config key`, "roster");
+  const admins = cfg.getObject<string[]>("admins") ?? [];
+  if (adminSource === "config" && admins.length === 0) throw new ConfigError("admins", "adminSource is config but there is no admin list in config key", "'[\"viktor\"]' --path");
+  return {
+    roster: cfg.get("roster") ?? "roster.yaml",
+    connection: { host, port, user: cfg.get("sshUser") ?? "root", privateKey, hostKey: hostKey.trim() },
+    adminSource,
+    admins,
+  };
+}
+
+/** The connection in the shape @pulumi/command expects. */
+export function commandConnection(c: HostConnection) {
+  return {
+    host: c.host,
+    port: c.port,
+    user: c.user,
+    privateKey: c.privateKey,
+    hostKey: c.hostKey,
+    dialErrorLimit: 3,
+    perDialTimeout: 10,
+  };
+}

@@ -1,0 +1,64 @@
+import * as crypto from "crypto";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { HostBundle } from "./bundle";
+import { commandConnection, HostConnection } from "./config";
+import {
+  installFileScript, preflightDeleteScript, preflightScript, removeFileScript, unitsApplyScript, unitsDeleteScript,
+} from "./scripts/host";
+
+/** Arguments of the host component. */
+export interface WorkstationHostArgs {
+  /** SSH connection to the host (the private key is a secret). */
+  connection: HostConnection;
+  /** What to install: scripts, units, managed settings, the Claude base and skel. */
+  bundle: HostBundle;
+}
+
+/**
+ * One per host: preflight checks, the bundled runtime scripts, systemd template units,
+ * the managed Claude settings, the shared Claude base and /etc/skel. Every file it copies
+ * is removed again when the component is deleted.
+ */
+export class WorkstationHost extends pulumi.ComponentResource {
+  /** Depend on this to run after the host is ready (everything installed, units loaded). */
+  public readonly ready: pulumi.Resource[];
+  public readonly installedFiles: pulumi.Output<string[]>;
+
+  constructor(name: string, args: WorkstationHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("workstations:index:Host", name, {}, opts);
+    const connection = commandConnection(args.connection);
+    const preflight = new command.remote.Command(`${name}-preflight`, {
+      connection,
+      create: preflightScript(),
+      update: preflightScript(),
+      delete: preflightDeleteScript(),
+    }, { parent: this });
+
+    const files = args.bundle.files.map((f) =>
+      new command.remote.Command(`${name}-file-${f.path}`, {
+        connection,
+        create: installFileScript(f),
+        update: installFileScript(f),
+        delete: removeFileScript(f),
+        stdin: f.content,
+      }, { parent: this, dependsOn: [preflight], deleteBeforeReplace: true }),
+    );
+    const unitFiles = files.filter((_, i) => args.bundle.files[i].path.startsWith("/etc/systemd/system/"));
+    const digest = crypto.createHash("sha256")
+      .update(args.bundle.units.map((u) => `${path.basename(u.path)}\0${u.content}`).join("\0"))
+      .digest("hex").slice(0, 16);
+    const units = new command.remote.Command(`${name}-units`, {
+      connection,
+      create: unitsApplyScript(digest, args.bundle.enable),
+      update: unitsApplyScript(digest, args.bundle.enable),
+      delete: unitsDeleteScript(args.bundle.enable),
+    }, { parent: this, dependsOn: files });
+    void unitFiles;
+
+    this.ready = [preflight, ...files, units];
+    this.installedFiles = pulumi.output(args.bundle.files.map((f) => f.path));
+    this.registerOutputs({ installedFiles: this.installedFiles });
+  }
+}

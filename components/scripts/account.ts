@@ -1,0 +1,189 @@
+/**
+ * Account lifecycle scripts (SPEC §3.1): onboard/update, suspend, the offboarding cut and
+ * the approved purge. Each is idempotent: a second run prints no `changed:` line, and a
+ * run cut off halfway converges on the next run.
+ */
+import { OffboardedPlan, UserPlan, USERS_GROUP } from "../plan";
+import { remoteScript, vars } from "./shell";
+
+export const LEDGER = "/var/lib/workstations/uid-ledger";
+export const USERS_DIR = "/etc/workstations/users.d";
+export const USERS_INDEX = "/etc/workstations/users.json";
+export const KEYS_DIR = "/etc/ssh/authorized_keys.d";
+export const ARCHIVE_DIR = "/var/lib/workstations/archives";
+
+/** The users.d entry the host scripts read (docs/CONTRACTS.md). */
+export function usersEntry(u: UserPlan): string {
+  return JSON.stringify({
+    name: u.name, uid: u.uid, home: u.home, state: u.state, email: u.email,
+    tmuxPersist: u.units.tmuxPersist, claudeTokenRenew: u.units.claudeTokenRenew,
+  });
+}
+
+/** Shell functions shared by the account scripts. */
+const FUNCS = `
+rebuild_index() {
+  local t
+  t=$(mktemp /etc/workstations/.users.XXXXXX)
+  {
+    printf '{"version":1,"users":['
+    find ${USERS_DIR} -maxdepth 1 -name '*.json' -type f -print0 | sort -z | xargs -0 -r cat | paste -sd, | tr -d '\\n'
+    printf ']}\\n'
+  } >"$t"
+  chmod 0644 "$t"
+  if cmp -s "$t" ${USERS_INDEX}; then rm -f "$t"; else mv -f "$t" ${USERS_INDEX}; changed "${USERS_INDEX}"; fi
+}
+user_exists() { getent passwd "$NAME" >/dev/null; }
+kill_sessions() {
+  # End sessions and every process of the user; wait until none is left.
+  if [ -d /run/systemd/system ]; then loginctl terminate-user "$NAME" 2>/dev/null || true; fi
+  local i
+  for i in $(seq 1 50); do
+    pgrep -u "$UID_" >/dev/null 2>&1 || return 0
+    [ "$i" = 1 ] && changed "processes of $NAME killed"
+    pkill -KILL -u "$UID_" 2>/dev/null || true
+    sleep 0.2
+  done
+  die "processes of $NAME (uid $UID_) still running after 10s"
+}
+stop_user_units() {
+  [ -d /run/systemd/system ] || return 0
+  local u
+  for u in $(systemctl list-units --all --no-legend --plain "*@$NAME.timer" "*@$NAME.service" 2>/dev/null | awk '{print $1}'); do
+    if systemctl -q is-active "$u" || systemctl -q is-enabled "$u" 2>/dev/null; then
+      systemctl disable --now "$u" >/dev/null 2>&1 || true; changed "stopped $u"
+    fi
+  done
+  for u in $(find /etc/systemd/system -path "*.wants/*@$NAME.timer" 2>/dev/null); do
+    systemctl disable "$(basename "$u")" >/dev/null 2>&1 || rm -f "$u"; changed "disabled $(basename "$u")"
+  done
+}
+set_linger() {
+  [ -d /run/systemd/system ] || return 0
+  if [ "$1" = 1 ] && [ ! -e "/var/lib/systemd/linger/$NAME" ]; then loginctl enable-linger "$NAME"; changed "linger on"; fi
+  if [ "$1" = 0 ] && [ -e "/var/lib/systemd/linger/$NAME" ]; then loginctl disable-linger "$NAME"; changed "linger off"; fi
+}
+# The reversible cut: no login, no keys, no sudo, no sessions, no timers. Home untouched.
+cut_access() {
+  user_exists || return 0
+  if [ "$(getent shadow "$NAME" | cut -d: -f8)" != "1" ]; then usermod --expiredate 1 "$NAME"; changed "account expired"; fi
+  if ! passwd -S "$NAME" | awk '{exit !($2=="L")}'; then usermod --lock "$NAME"; changed "password locked"; fi
+  printf '' | write_file "${KEYS_DIR}/$NAME" 0644 root:root
+  remove_file "/etc/sudoers.d/ws-$NAME"
+  set_linger 0
+  stop_user_units
+  kill_sessions
+}
+`;
+
+/** Script for create and update of the account resource: converge to the planned state. */
+export function accountApplyScript(u: UserPlan): string {
+  const keys = u.sshKeys.map((k) => k + "\n").join("");
+  const body = `${vars({
+    NAME: u.name, UID_: u.uid, SHELL_: u.shell, STATE: u.state, HOME_: u.home,
+    GROUPS_: u.groups.join(","), SUDO: u.sudo, LINGER: u.linger,
+    KEYS_B64: Buffer.from(keys).toString("base64"), ENTRY: usersEntry(u),
+  })}
+${FUNCS}
+install -d -m 0755 /etc/workstations ${USERS_DIR} ${KEYS_DIR}
+install -d -m 0700 /var/lib/workstations
+[ -e ${LEDGER} ] || install -m 0600 /dev/null ${LEDGER}
+host=$(hostname)
+
+# Pinned uid: never reused, never silently changed.
+prev=$(awk -v u="$UID_" '$1 == u { print $2; exit }' ${LEDGER})
+[ -z "$prev" ] || [ "$prev" = "$NAME" ] || die "uid $UID_ was used by '$prev' on $host (${LEDGER}); uids are never reused: give $NAME another uid in roster.yaml"
+owner=$(getent passwd "$UID_" | cut -d: -f1 || true)
+[ -z "$owner" ] || [ "$owner" = "$NAME" ] || die "uid $UID_ belongs to '$owner' on $host; give $NAME a free uid in roster.yaml"
+if user_exists; then
+  cur=$(id -u "$NAME")
+  [ "$cur" = "$UID_" ] || die "$NAME exists on $host with uid $cur but roster.yaml pins $UID_; fix the roster or migrate the account by hand"
+fi
+gowner=$(getent group "$UID_" | cut -d: -f1 || true)
+[ -z "$gowner" ] || [ "$gowner" = "$NAME" ] || die "gid $UID_ belongs to group '$gowner' on $host; $NAME needs gid = uid"
+getent group ${USERS_GROUP} >/dev/null || { groupadd --system ${USERS_GROUP}; changed "group ${USERS_GROUP}"; }
+for g in \${GROUPS_//,/ }; do
+  getent group "$g" >/dev/null || die "group '$g' (roster groups of $NAME) does not exist on $host; create it there or remove it from roster.yaml"
+done
+
+getent group "$NAME" >/dev/null || { groupadd -g "$UID_" "$NAME"; changed "group $NAME"; }
+if ! user_exists; then
+  useradd -u "$UID_" -g "$UID_" -G "$GROUPS_" -s "$SHELL_" -d "$HOME_" -m -k /etc/skel "$NAME"
+  changed "user $NAME created"
+else
+  [ "$(getent passwd "$NAME" | cut -d: -f7)" = "$SHELL_" ] || { usermod -s "$SHELL_" "$NAME"; changed "shell $SHELL_"; }
+  [ "$(getent passwd "$NAME" | cut -d: -f6)" = "$HOME_" ] || die "$NAME has home $(getent passwd "$NAME" | cut -d: -f6) on $host, expected $HOME_; move it by hand"
+  cur_groups=$(id -nG "$NAME" | tr ' ' '\\n' | grep -vx "$NAME" | sort | paste -sd, || true)
+  [ "$cur_groups" = "$GROUPS_" ] || { usermod -G "$GROUPS_" "$NAME"; changed "groups $GROUPS_"; }
+fi
+grep -qx "$UID_ $NAME" ${LEDGER} || { echo "$UID_ $NAME" >>${LEDGER}; changed "uid ledger"; }
+if [ ! -d "$HOME_" ]; then
+  install -d -m 0750 -o "$UID_" -g "$UID_" "$HOME_"
+  cp -a /etc/skel/. "$HOME_"/ && chown -R "$UID_:$UID_" "$HOME_"
+  changed "home $HOME_ recreated from skel"
+fi
+[ "$(stat -c '%a %u:%g' "$HOME_")" = "750 $UID_:$UID_" ] || { chown "$UID_:$UID_" "$HOME_"; chmod 0750 "$HOME_"; changed "home mode"; }
+
+if [ "$STATE" = active ]; then
+  if [ -n "$(getent shadow "$NAME" | cut -d: -f8)" ]; then usermod --expiredate '' "$NAME"; changed "account unexpired"; fi
+  printf '%s' "$KEYS_B64" | base64 -d | write_file "${KEYS_DIR}/$NAME" 0644 root:root
+  if [ "$SUDO" = 1 ]; then
+    t=$(mktemp)
+    printf '# managed by workstations (roster role/overrides)\\n%s ALL=(ALL:ALL) NOPASSWD: ALL\\n' "$NAME" >"$t"
+    visudo -cqf "$t" || { rm -f "$t"; die "generated sudoers for $NAME does not validate"; }
+    write_file "/etc/sudoers.d/ws-$NAME" 0440 root:root <"$t"; rm -f "$t"
+  else
+    remove_file "/etc/sudoers.d/ws-$NAME"
+  fi
+  set_linger "$LINGER"
+else
+  cut_access
+fi
+printf '%s\\n' "$ENTRY" | write_file "${USERS_DIR}/$NAME.json" 0644 root:root
+rebuild_index
+echo "account $NAME uid=$UID_ state=$STATE changes=$changes"`;
+  return remoteScript(`account ${u.name}`, body);
+}
+
+/** Script for delete of the account resource: the offboarding cut. The account, uid and home stay. */
+export function accountCutScript(u: Pick<UserPlan, "name" | "uid">): string {
+  const body = `${vars({ NAME: u.name, UID_: u.uid })}
+${FUNCS}
+install -d -m 0755 /etc/workstations ${USERS_DIR}
+cut_access
+remove_file "${USERS_DIR}/$NAME.json"
+rebuild_index
+echo "cut $NAME uid=$UID_ changes=$changes (account and home kept)"`;
+  return remoteScript(`cut ${u.name}`, body);
+}
+
+/** The approved purge: cut, archive the home and verify the archive, then delete the account. */
+export function purgeScript(o: OffboardedPlan): string {
+  const body = `${vars({ NAME: o.name, UID_: o.uid, HOME_: o.home, APPROVED_BY: o.purge?.approvedBy ?? "", APPROVED_ON: o.purge?.approvedOn ?? "" })}
+${FUNCS}
+[ -n "$APPROVED_BY" ] || die "purge of $NAME has no approval; add purge.approvedBy to its roster entry"
+install -d -m 0700 ${ARCHIVE_DIR}
+if ! user_exists && [ ! -e "$HOME_" ]; then echo "purge $NAME: already purged"; exit 0; fi
+cut_access
+if [ -e "$HOME_" ]; then
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+  archive="${ARCHIVE_DIR}/$NAME-$UID_-$stamp.tar.gz"
+  parent=$(dirname "$HOME_"); base=$(basename "$HOME_")
+  tar --numeric-owner --acls --xattrs -cpzf "$archive.partial" -C "$parent" "$base"
+  # Verify before anything is deleted: the archive must compare equal to the home.
+  tar --numeric-owner -dzf "$archive.partial" -C "$parent" >/dev/null || { rm -f "$archive.partial"; die "archive of $HOME_ does not match the home; nothing deleted"; }
+  chmod 0600 "$archive.partial"; sync
+  mv "$archive.partial" "$archive"
+  sha256sum "$archive" >"$archive.sha256"
+  changed "archived $HOME_ to $archive"
+fi
+rm -rf "/var/lib/tmux-persist/$NAME"
+remove_file "${USERS_DIR}/$NAME.json"
+remove_file "${KEYS_DIR}/$NAME"
+rebuild_index
+if user_exists; then userdel "$NAME"; changed "user $NAME deleted"; fi
+if getent group "$NAME" >/dev/null; then groupdel "$NAME"; changed "group $NAME deleted"; fi
+if [ -e "$HOME_" ]; then rm -rf --one-file-system "$HOME_"; changed "home removed"; fi
+echo "purge $NAME uid=$UID_ approved by $APPROVED_BY on $APPROVED_ON changes=$changes (uid stays reserved in ${LEDGER})"`;
+  return remoteScript(`purge ${o.name}`, body);
+}

@@ -1,0 +1,89 @@
+/**
+ * Home and config inheritance (SPEC §3.2, §3.3): ~/.claude symlinks to the shared base,
+ * ~/.claude/settings.json at 0600, the header-guarded ~/.codex/AGENTS.md mirror and the
+ * managed start-claude.sh.
+ *
+ * Everything inside the home runs AS THE USER (setpriv), so a symlink the user planted can
+ * never make root write or chmod a file outside what the user may touch anyway.
+ */
+import * as crypto from "crypto";
+import { CLAUDE_BASE, CLAUDE_BASE_LINKS, UserPlan } from "../plan";
+import { remoteScript, shq, vars } from "./shell";
+
+/** First line of a managed AGENTS.md mirror; the hash is of everything after that line. */
+export const MIRROR_HEADER_PREFIX = "<!-- managed-by: workstations (mirror of the managed claudeMd; edit it and this file is left alone) sha256:";
+
+export function mirrorContent(claudeMd: string): string {
+  const body = claudeMd.endsWith("\n") ? claudeMd : claudeMd + "\n";
+  const sum = crypto.createHash("sha256").update(body).digest("hex");
+  return `${MIRROR_HEADER_PREFIX}${sum} -->\n${body}`;
+}
+
+export interface HomeInputs {
+  /** The managed claudeMd (from managed-settings.json). */
+  claudeMd: string;
+  /** The launcher content. */
+  startClaude: string;
+}
+
+/** Runs as the user: converge the managed files of the home. */
+function userPart(u: UserPlan, inp: HomeInputs): string {
+  const links = CLAUDE_BASE_LINKS.map((l) => `link ${shq(l)} ${shq(`${CLAUDE_BASE}/${l}`)}`).join("\n");
+  return `set -euo pipefail
+umask 077
+changed() { echo "changed: $*"; }
+${vars({ MIRROR_B64: Buffer.from(mirrorContent(inp.claudeMd)).toString("base64"), LAUNCHER_B64: Buffer.from(inp.startClaude).toString("base64"), PREFIX: MIRROR_HEADER_PREFIX })}
+put() { # put PATH MODE: stdin -> PATH atomically when content or mode differ
+  local f=$1 mode=$2 t
+  t=$(mktemp "$(dirname "$f")/.ws.XXXXXX"); cat >"$t"
+  if [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$t" "$f" && [ "$(stat -c %a "$f")" = "\${mode#0}" ]; then rm -f "$t"; return 0; fi
+  chmod "$mode" "$t"; mv -f "$t" "$f"; changed "$f"
+}
+link() { # link NAME TARGET: ~/.claude/NAME -> TARGET, never replacing user content
+  local p="$HOME/.claude/$1"
+  if [ -L "$p" ]; then
+    [ "$(readlink "$p")" = "$2" ] || { ln -sfn "$2" "$p"; changed "$p -> $2"; }
+  elif [ -e "$p" ]; then
+    echo "warning: $p is the user's own (not a symlink to $2); left alone" >&2
+  else
+    ln -s "$2" "$p"; changed "$p -> $2"
+  fi
+}
+[ -d "$HOME/.claude" ] || { mkdir -p "$HOME/.claude"; changed "$HOME/.claude"; }
+[ "$(stat -c %a "$HOME/.claude")" = 700 ] || { chmod 0700 "$HOME/.claude"; changed "$HOME/.claude mode"; }
+${links}
+s="$HOME/.claude/settings.json"
+if [ ! -e "$s" ] && [ ! -L "$s" ]; then printf '{}\\n' | put "$s" 0600
+elif [ -f "$s" ] && [ ! -L "$s" ] && [ "$(stat -c %a "$s")" != 600 ]; then chmod 0600 "$s"; changed "$s mode 0600"
+fi
+# ~/.codex/AGENTS.md: regenerate only while it is still exactly what we wrote last time.
+m="$HOME/.codex/AGENTS.md"
+[ -d "$HOME/.codex" ] || { mkdir -p "$HOME/.codex"; chmod 0700 "$HOME/.codex"; changed "$HOME/.codex"; }
+if [ ! -e "$m" ] && [ ! -L "$m" ]; then
+  printf '%s' "$MIRROR_B64" | base64 -d | put "$m" 0644
+elif [ -f "$m" ] && [ ! -L "$m" ]; then
+  first=$(head -n 1 "$m")
+  case "$first" in
+    "$PREFIX"*)
+      want=\${first#"$PREFIX"}; want=\${want%% *}
+      have=$(tail -n +2 "$m" | sha256sum | cut -d' ' -f1)
+      if [ "$want" = "$have" ]; then printf '%s' "$MIRROR_B64" | base64 -d | put "$m" 0644
+      else echo "warning: $m was customised by the user; left alone" >&2; fi ;;
+    *) echo "warning: $m has no managed header (user's own file); left alone" >&2 ;;
+  esac
+else
+  echo "warning: $m is not a regular file; left alone" >&2
+fi
+printf '%s' "$LAUNCHER_B64" | base64 -d | put "$HOME/start-claude.sh" 0755
+`;
+}
+
+/** Script for create and update of the home resource. */
+export function homeApplyScript(u: UserPlan, inp: HomeInputs): string {
+  const body = `${vars({ NAME: u.name, UID_: u.uid, HOME_: u.home, USER_SCRIPT: userPart(u, inp) })}
+getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
+[ -d "$HOME_" ] || die "home $HOME_ of $NAME is missing on $(hostname)"
+setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- bash -c "$USER_SCRIPT"
+echo "home $NAME converged"`;
+  return remoteScript(`home ${u.name}`, body);
+}

@@ -1,0 +1,65 @@
+/**
+ * Helpers to build the bash scripts that run on the host through @pulumi/command.
+ *
+ * Every remote command is `bash -c '<script>'` with `set -euo pipefail`, so it behaves the
+ * same whatever root's login shell is. Scripts never print secrets: stdout is stored in
+ * state. Values are embedded with `shq` (single-quote escaping), which is exact for any
+ * string without NUL.
+ */
+
+/** Single-quotes a string for bash. */
+export function shq(s: string): string {
+  if (s.includes("\0")) throw new Error("shq: NUL byte in shell value");
+  return "'" + s.replace(/'/g, `'\\''`) + "'";
+}
+
+/** Embeds exact bytes (any content) as a base64 literal decoded at run time. */
+export function b64(s: string): string {
+  return Buffer.from(s, "utf8").toString("base64");
+}
+
+/** Assigns shell variables from a record, one per line. */
+export function vars(v: Record<string, string | number | boolean>): string {
+  return Object.entries(v)
+    .map(([k, x]) => `${k}=${shq(typeof x === "boolean" ? (x ? "1" : "0") : String(x))}`)
+    .join("\n");
+}
+
+/** Common prelude: strict mode, change reporting, and the host-wide lock. */
+export const PRELUDE = `set -euo pipefail
+umask 022
+export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+changes=0
+changed() { echo "changed: $*"; changes=$((changes + 1)); }
+die() { echo "error: $*" >&2; exit 1; }
+# One writer at a time for /etc/passwd, the uid ledger and the users index.
+install -d -m 0755 /run/workstations
+exec 9>/run/workstations/lock
+flock -w 120 9 || die "another workstations script holds /run/workstations/lock for over 120s"
+# write_file PATH MODE OWNER:GROUP: writes stdin to PATH atomically when it differs.
+write_file() {
+  local f=$1 mode=$2 owner=$3 t
+  t=$(mktemp "$(dirname "$f")/.ws.XXXXXX")
+  cat >"$t"
+  if [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$t" "$f" && [ "$(stat -c '%a %U:%G' "$f")" = "\${mode#0} $owner" ]; then
+    rm -f "$t"; return 0
+  fi
+  chmod "$mode" "$t"; chown "$owner" "$t"; sync "$t" 2>/dev/null || true
+  mv -f "$t" "$f"; changed "$f"
+}
+# remove_file PATH: removes PATH if present.
+remove_file() { if [ -e "$1" ] || [ -L "$1" ]; then rm -f "$1"; changed "removed $1"; fi; }
+`;
+
+/** Wraps a script body as the single remote command string the command provider runs. */
+export function remoteScript(name: string, body: string): string {
+  const script = `# workstations: ${name}\n${PRELUDE}${body}\n`;
+  return `bash -c ${shq(script)} ${shq("ws:" + name)}`;
+}
+
+/** Splits a remote command built by `remoteScript` back into the script text (for tests and shellcheck). */
+export function unwrapScript(command: string): string {
+  const m = /^bash -c '((?:[^']|'\\'')*)' '/s.exec(command);
+  if (!m) throw new Error("not a remoteScript command");
+  return m[1].replace(/'\\''/g, "'");
+}

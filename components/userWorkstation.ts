@@ -1,0 +1,75 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { commandConnection, HostConnection } from "./config";
+import { UserPlan } from "./plan";
+import { accountApplyScript, accountCutScript } from "./scripts/account";
+import { HomeInputs, homeApplyScript } from "./scripts/home";
+import { userUnitsScript } from "./scripts/host";
+
+/** Arguments of one user's workstation. */
+export interface UserWorkstationArgs {
+  /** The user's plan (from `planRoster`): active or suspended. */
+  plan: UserPlan;
+  /** SSH connection to the host. */
+  connection: HostConnection;
+  /** Managed content every home gets (claudeMd mirror, launcher). */
+  home: HomeInputs;
+  /** Resources that must exist first (the host component's `ready`). */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * Everything one roster user gets on the workstation. Deleting the component (by
+ * `pulumi destroy --target` or by marking the user offboarded) runs the reversible cut;
+ * nothing is deleted from the home.
+ */
+export class UserWorkstation extends pulumi.ComponentResource {
+  public readonly userName: pulumi.Output<string>;
+  public readonly uid: pulumi.Output<number>;
+  public readonly home: pulumi.Output<string>;
+  public readonly state: pulumi.Output<string>;
+  public readonly groups: pulumi.Output<string[]>;
+  /** The account resource: later parts (Vault credential delivery, Forgejo PAT) depend on it. */
+  public readonly account: command.remote.Command;
+  /** Depend on these to run after the user's account and home are in place. */
+  public readonly ready: pulumi.Resource[];
+
+  constructor(name: string, args: UserWorkstationArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("workstations:index:UserWorkstation", name, {}, opts);
+    const p = args.plan;
+    if ((p.state as string) === "offboarded")
+      throw new pulumi.ResourceError(`UserWorkstation ${name}: offboarded users get no workstation (plan state ${p.state})`, this);
+    if (p.name !== name)
+      throw new pulumi.ResourceError(`UserWorkstation ${name}: resource name must equal the plan's user name (${p.name})`, this);
+    const connection = commandConnection(args.connection);
+    const common = { connection };
+
+    this.account = new command.remote.Command(`${name}-account`, {
+      ...common,
+      create: accountApplyScript(p),
+      update: accountApplyScript(p),
+      delete: accountCutScript(p),
+    }, { parent: this, dependsOn: args.dependsOn, deleteBeforeReplace: true });
+
+    const home = new command.remote.Command(`${name}-home`, {
+      ...common,
+      create: homeApplyScript(p, args.home),
+      update: homeApplyScript(p, args.home),
+    }, { parent: this, dependsOn: [this.account] });
+
+    const units = new command.remote.Command(`${name}-units`, {
+      ...common,
+      create: userUnitsScript(p.name, p.units.timers),
+      update: userUnitsScript(p.name, p.units.timers),
+      delete: userUnitsScript(p.name, []),
+    }, { parent: this, dependsOn: [home] });
+
+    this.ready = [this.account, home, units];
+    this.userName = pulumi.output(p.name);
+    this.uid = pulumi.output(p.uid);
+    this.home = pulumi.output(p.home);
+    this.state = pulumi.output(p.state);
+    this.groups = pulumi.output(p.groups);
+    this.registerOutputs({ userName: this.userName, uid: this.uid, home: this.home, state: this.state, groups: this.groups });
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Runs the program under Pulumi mocks and captures every resource with its plain inputs,
+ * in registration order (the order the engine would create them, given dependsOn).
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+
+export const PROJECT_DIR = path.resolve(__dirname, "../..");
+export const SECRET_KEY_MARKER = "-----BEGIN OPENSSH PRIVATE KEY-----\nS3CR3T-MARKER-b64-not-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
+export const TEST_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForMocksOnly0000000000000000000";
+
+export interface Captured {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+  parent?: string;
+}
+
+let captured: Captured[] = [];
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      captured.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const state = { ...args.inputs };
+      if (args.type === "command:remote:Command") state.stdout = `mock stdout of ${args.name}`;
+      return { id: `${args.name}_id`, state };
+    },
+    call(args) {
+      return args.inputs;
+    },
+  },
+  "workstations",
+  "test",
+  false,
+);
+
+export interface RunOptions {
+  /** Roster YAML text, written to a temp file. */
+  roster: string;
+  /** Extra or replacing config (keys without the namespace). */
+  config?: Record<string, string | undefined>;
+}
+
+export function baseConfig(rosterFile: string): Record<string, string> {
+  return {
+    "workstations:roster": rosterFile,
+    "workstations:host": "devvm.test",
+    "workstations:sshPort": "2222",
+    "workstations:hostKey": TEST_HOST_KEY,
+    "workstations:sshPrivateKey": SECRET_KEY_MARKER,
+  };
+}
+
+/** Builds the program (components/program.ts) with the given roster and config; returns captured resources. */
+export async function runProgram(opts: RunOptions): Promise<{ resources: Captured[]; program: import("../../components/program").Program }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-mock-"));
+  const rosterFile = path.join(dir, "roster.yaml");
+  fs.writeFileSync(rosterFile, opts.roster);
+  const cfg: Record<string, string> = baseConfig(rosterFile);
+  for (const [k, v] of Object.entries(opts.config ?? {})) {
+    const key = `workstations:${k}`;
+    if (v === undefined) delete cfg[key];
+    else cfg[key] = v;
+  }
+  pulumi.runtime.setAllConfig(cfg, ["workstations:sshPrivateKey"]);
+  captured = [];
+  const { loadConfig } = await import("../../components/config");
+  const { buildProgram } = await import("../../components/program");
+  const program = buildProgram(loadConfig(new pulumi.Config("workstations")), PROJECT_DIR);
+  await settle(program);
+  const resources = captured;
+  captured = [];
+  return { resources, program };
+}
+
+async function settle(p: import("../../components/program").Program): Promise<void> {
+  const outs: pulumi.Output<unknown>[] = [
+    ...p.host.ready.map((r) => r.urn),
+    ...p.workstations.flatMap((w) => [...w.ready.map((r) => r.urn), w.urn]),
+    ...p.purges.flatMap((x) => [x.result, x.urn]),
+    p.host.urn,
+  ];
+  await new Promise<void>((resolve) => pulumi.all(outs).apply(() => resolve()));
+  // Let registrations queued behind those outputs drain.
+  await new Promise((r) => setTimeout(r, 20));
+}
+
+export function commands(rs: Captured[]): Captured[] {
+  return rs.filter((r) => r.type === "command:remote:Command");
+}
+
+export function readExampleRoster(): string {
+  return fs.readFileSync(path.join(PROJECT_DIR, "roster.example.yaml"), "utf8");
+}
