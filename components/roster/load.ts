@@ -74,6 +74,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case "unrecognized_keys":
       return `unknown key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}; expected only known fields`;
     case "invalid_type":
+      if (issue.expected === "int") return "expected an integer";
       return `expected ${issue.expected}` + (issue.message.includes("received") ? ` (${issue.message.replace(/^Invalid input: /, "")})` : "");
     case "invalid_value":
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
