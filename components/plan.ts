@@ -46,8 +46,6 @@ export const DEFAULT_PROFILES: Readonly<Record<Role, RoleProfile>> = {
 
 /** Group every managed user is in. */
 export const USERS_GROUP = "workstation-users";
-/** Group of users with passwordless sudo. */
-export const ADMINS_GROUP = "workstation-admins";
 
 /** Names derived from a user name, used by several components and the host scripts. */
 export function derivedNames(name: string) {
@@ -153,7 +151,7 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
     shell: u.shell,
     home: names.home,
     sshKeys: [...u.sshKeys],
-    groups: sorted([USERS_GROUP, ...(p.sudo ? [ADMINS_GROUP] : []), ...p.groups, ...u.groups]),
+    groups: sorted([USERS_GROUP, ...p.groups, ...u.groups]),
     sudo: p.sudo,
     linger: active && (claudeTokenRenew || p.tmuxPersist),
     forgejo: {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
 import * as YAML from "yaml";
-import { ADMINS_GROUP, DEFAULT_PROFILES, planRoster, USERS_GROUP } from "../../components/plan";
+import { DEFAULT_PROFILES, planRoster, USERS_GROUP } from "../../components/plan";
 import { parseRoster } from "../../components/roster/load";
 import { Roster } from "../../components/roster/schema";
 import { readExampleRoster } from "../lib/mocks";
@@ -31,7 +31,6 @@ test("plan of the example roster: roles map to the SPEC §2 grants", () => {
   assert.deepEqual(plan.reservedUids, [2000, 2001, 2002, 2003, 2004]);
   assert.deepEqual(plan.admins, ["viktor"]);
   for (const u of plan.users) assert.ok(u.groups.includes(USERS_GROUP));
-  void ADMINS_GROUP;
 });
 
 test("overrides beat role defaults, and unset overrides keep them", () => {
