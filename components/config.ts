@@ -33,7 +33,20 @@ export interface WorkstationsConfig {
   adminSource: "roster" | "config";
   /** Forgejo users treated as admins when adminSource is "config". */
   admins: string[];
-  /** Names of users whose offboarding purge may run (in addition to roster approval). */
+  vault: {
+    /** Address the Pulumi runner uses (provider). */
+    address: string;
+    /** Address the host's agents use; defaults to `address`. */
+    addressFromHost: string;
+    /** Admin token for the provider; undefined when VAULT_TOKEN is set in the environment. */
+    token?: pulumi.Output<string>;
+  };
+  /** Claude OAuth endpoints and client id for the renewal agent (never constants in code). */
+  claude: { tokenUrl: string; profileUrl: string; clientId: string };
+  /** Slack incoming-webhook URL for renewal alerts; absent = alerts only in the journal. */
+  slackWebhook?: pulumi.Output<string>;
+  /** Global rotation counter for machine credentials; bump to rotate every user's. */
+  credentialRotation: string;
 }
 
 function required(cfg: pulumi.Config, key: string, example: string): string {
@@ -56,7 +69,25 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
   if (adminSource !== "roster" && adminSource !== "config") throw new ConfigError("adminSource", `Invalid value ${JSON.stringify(adminSource)} (roster|config) in config key`, "roster");
   const admins = cfg.getObject<string[]>("admins") ?? [];
   if (adminSource === "config" && admins.length === 0) throw new ConfigError("admins", "adminSource is config but there is no admin list in config key", "'[\"viktor\"]' --path");
+  const vaultAddress = required(cfg, "vaultAddress", "https://vault.example.internal:8200");
+  if (!/^https?:\/\/[^\s]+$/.test(vaultAddress)) throw new ConfigError("vaultAddress", "Config key is not an http(s) URL", "https://vault.example.internal:8200");
+  const vaultToken = cfg.getSecret("vaultToken");
+  if (vaultToken === undefined && !process.env.VAULT_TOKEN)
+    throw new ConfigError("vaultToken", "No Vault token: set VAULT_TOKEN in the environment (CI: from_secret) or the secret config key", "<token>", true);
+  const url = (key: string, def: string) => {
+    const v = cfg.get(key) ?? def;
+    if (!/^https?:\/\/[^\s]+$/.test(v)) throw new ConfigError(key, "Config key is not an http(s) URL", def);
+    return v;
+  };
   return {
+    vault: { address: vaultAddress, addressFromHost: url("vaultAddressFromHost", vaultAddress), ...(vaultToken ? { token: vaultToken } : {}) },
+    claude: {
+      tokenUrl: url("claudeTokenUrl", "https://platform.claude.com/v1/oauth/token"),
+      profileUrl: url("claudeProfileUrl", "https://api.anthropic.com/api/oauth/profile"),
+      clientId: required(cfg, "claudeClientId", "<Claude Code OAuth client id>"),
+    },
+    ...(cfg.getSecret("slackWebhook") ? { slackWebhook: cfg.requireSecret("slackWebhook") } : {}),
+    credentialRotation: cfg.get("credentialRotation") ?? "0",
     roster: cfg.get("roster") ?? "roster.yaml",
     connection: { host, port, user: cfg.get("sshUser") ?? "root", privateKey, hostKey: hostKey.trim() },
     adminSource,

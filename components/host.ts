@@ -4,6 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostBundle } from "./bundle";
 import { commandConnection, HostConnection } from "./config";
+export const SLACK_WEBHOOK_FILE = "/etc/workstations/claude-token-renew.slack";
+
 import {
   installFileScript, preflightDeleteScript, preflightScript, removeFileScript, unitsApplyScript, unitsDeleteScript,
 } from "./scripts/host";
@@ -14,6 +16,8 @@ export interface WorkstationHostArgs {
   connection: HostConnection;
   /** What to install: scripts, units, managed settings, the Claude base and skel. */
   bundle: HostBundle;
+  /** Slack webhook for renewal alerts (secret); written root-only 0600, absent = disabled. */
+  slackWebhook?: pulumi.Input<string>;
 }
 
 /**
@@ -45,7 +49,15 @@ export class WorkstationHost extends pulumi.ComponentResource {
         stdin: f.content,
       }, { parent: this, dependsOn: [preflight], deleteBeforeReplace: true }),
     );
-    const unitFiles = files.filter((_, i) => args.bundle.files[i].path.startsWith("/etc/systemd/system/"));
+    const slackFile = { path: SLACK_WEBHOOK_FILE, mode: "0600" };
+    const slack = new command.remote.Command(`${name}-slack-webhook`, {
+      connection,
+      create: installFileScript(slackFile),
+      update: installFileScript(slackFile),
+      delete: removeFileScript(slackFile),
+      stdin: args.slackWebhook ? pulumi.secret(args.slackWebhook) : "",
+    }, { parent: this, dependsOn: [preflight], additionalSecretOutputs: ["stdin"] });
+    files.push(slack);
     const digest = crypto.createHash("sha256")
       .update(args.bundle.units.map((u) => `${path.basename(u.path)}\0${u.content}`).join("\0"))
       .digest("hex").slice(0, 16);
@@ -55,7 +67,6 @@ export class WorkstationHost extends pulumi.ComponentResource {
       update: unitsApplyScript(digest, args.bundle.enable),
       delete: unitsDeleteScript(args.bundle.enable),
     }, { parent: this, dependsOn: files });
-    void unitFiles;
 
     this.ready = [preflight, ...files, units];
     this.installedFiles = pulumi.output(args.bundle.files.map((f) => f.path));

@@ -83,7 +83,7 @@ export interface UserPlan {
     mergeWhitelist: boolean;
   };
   kube: { tier: KubeTier; namespaces: string[]; dashboardNav: boolean };
-  vault: { policy: string; role: string; path: string };
+  vault: { policy: string; role: string; path: string; rotation: number };
   units: { tmuxPersist: boolean; claudeTokenRenew: boolean; timers: string[] };
   /** Files in the home the program manages, with their modes. */
   files: ManagedFile[];
@@ -166,7 +166,7 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
       namespaces: sorted(u.namespaces),
       dashboardNav: p.dashboardNav,
     },
-    vault: { policy: names.vaultPolicy, role: names.vaultRole, path: names.vaultPath },
+    vault: { policy: names.vaultPolicy, role: names.vaultRole, path: names.vaultPath, rotation: u.credentialRotation },
     units: { tmuxPersist: p.tmuxPersist, claudeTokenRenew, timers },
     files: [
       ...CLAUDE_BASE_LINKS.map((l): ManagedFile => ({ path: `${names.home}/.claude/${l}`, kind: "symlink", target: `${CLAUDE_BASE}/${l}` })),

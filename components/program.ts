@@ -10,10 +10,25 @@ import { planRoster, Plan } from "./plan";
 import { loadRoster } from "./roster/load";
 import { UserPurge } from "./userPurge";
 import { UserWorkstation } from "./userWorkstation";
+import * as vault from "@pulumi/vault";
+import { USERS_INDEX } from "./scripts/account";
+import { APPROLE_MOUNT, KV_MOUNT, KV_PREFIX, VaultShared } from "./vault";
+
+export const AGENT_CONFIG_FILE = "/etc/workstations/claude-token-renew.json";
+
+/** The renewal agent's non-secret config (docs/CONTRACTS.md). */
+export function agentConfig(c: WorkstationsConfig): string {
+  return JSON.stringify({
+    vaultAddr: c.vault.addressFromHost, kvMount: KV_MOUNT, kvPrefix: KV_PREFIX, approleMount: APPROLE_MOUNT,
+    tokenUrl: c.claude.tokenUrl, profileUrl: c.claude.profileUrl, clientId: c.claude.clientId,
+    usersFile: USERS_INDEX,
+  }, null, 2) + "\n";
+}
 
 export interface Program {
   plan: Plan;
   host: WorkstationHost;
+  vault: VaultShared;
   workstations: UserWorkstation[];
   purges: UserPurge[];
 }
@@ -23,13 +38,23 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   const roster = loadRoster(path.resolve(projectDir, config.roster));
   const plan = planRoster(roster);
   const bundle = loadBundle(projectDir);
-  const host = new WorkstationHost(config.connection.host, { connection: config.connection, bundle });
+  bundle.files.push({ path: AGENT_CONFIG_FILE, mode: "0644", content: agentConfig(config) });
+  const host = new WorkstationHost(config.connection.host, { connection: config.connection, bundle, slackWebhook: config.slackWebhook });
+  const provider = new vault.Provider("vault", {
+    address: config.vault.address,
+    ...(config.vault.token ? { token: config.vault.token } : {}),
+    skipChildToken: true,
+  });
+  const shared = new VaultShared("vault", { provider });
   const home = { claudeMd: bundle.claudeMd, startClaude: bundle.startClaude };
   const workstations = plan.users.map(
-    (p) => new UserWorkstation(p.name, { plan: p, connection: config.connection, home, dependsOn: host.ready }),
+    (p) => new UserWorkstation(p.name, {
+      plan: p, connection: config.connection, home, dependsOn: host.ready,
+      vault: { shared, rotation: config.credentialRotation },
+    }),
   );
   const purges = plan.offboarded
     .filter((o) => o.purge)
-    .map((o) => new UserPurge(o.name, { plan: o, connection: config.connection, dependsOn: host.ready }));
-  return { plan, host, workstations, purges };
+    .map((o) => new UserPurge(o.name, { plan: o, connection: config.connection, dependsOn: host.ready, vault: config.vault }));
+  return { plan, host, vault: shared, workstations, purges };
 }

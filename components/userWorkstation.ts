@@ -5,6 +5,7 @@ import { UserPlan } from "./plan";
 import { accountApplyScript, accountCutScript } from "./scripts/account";
 import { HomeInputs, homeApplyScript } from "./scripts/home";
 import { userUnitsScript } from "./scripts/host";
+import { userVault, VaultShared } from "./vault";
 
 /** Arguments of one user's workstation. */
 export interface UserWorkstationArgs {
@@ -14,6 +15,8 @@ export interface UserWorkstationArgs {
   connection: HostConnection;
   /** Managed content every home gets (claudeMd mirror, launcher). */
   home: HomeInputs;
+  /** Vault for the token renewal agent; per-user resources exist only while the user is active. */
+  vault?: { shared: VaultShared; rotation: string };
   /** Resources that must exist first (the host component's `ready`). */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -31,6 +34,8 @@ export class UserWorkstation extends pulumi.ComponentResource {
   public readonly groups: pulumi.Output<string[]>;
   /** The account resource: later parts (Vault credential delivery, Forgejo PAT) depend on it. */
   public readonly account: command.remote.Command;
+  /** The user's AppRole role name while they have Vault access. */
+  public readonly vaultRole: pulumi.Output<string | undefined>;
   /** Depend on these to run after the user's account and home are in place. */
   public readonly ready: pulumi.Resource[];
 
@@ -57,14 +62,19 @@ export class UserWorkstation extends pulumi.ComponentResource {
       update: homeApplyScript(p, args.home),
     }, { parent: this, dependsOn: [this.account] });
 
+    const vaultParts = args.vault && p.state === "active" && p.units.claudeTokenRenew
+      ? userVault(this, { plan: p, shared: args.vault.shared, connection: args.connection, rotation: args.vault.rotation, account: this.account })
+      : undefined;
+
     const units = new command.remote.Command(`${name}-units`, {
       ...common,
       create: userUnitsScript(p.name, p.units.timers),
       update: userUnitsScript(p.name, p.units.timers),
       delete: userUnitsScript(p.name, []),
-    }, { parent: this, dependsOn: [home] });
+    }, { parent: this, dependsOn: [home, ...(vaultParts ? [vaultParts.deliver] : [])] });
 
-    this.ready = [this.account, home, units];
+    this.ready = [this.account, home, ...(vaultParts ? [vaultParts.deliver] : []), units];
+    this.vaultRole = vaultParts ? vaultParts.roleName : pulumi.output(undefined);
     this.userName = pulumi.output(p.name);
     this.uid = pulumi.output(p.uid);
     this.home = pulumi.output(p.home);

@@ -137,6 +137,8 @@ export const userSchema = z.strictObject({
   namespaces: z.array(namespaceName).default([]),
   overrides: overridesSchema.default({}),
   state: z.enum(STATES).default("active"),
+  /** Bump to rotate this user's machine credentials (the Vault AppRole secret_id). */
+  credentialRotation: z.number().int().min(0).default(0),
   /** Only for offboarded users: the approval for the destructive purge. */
   purge: purgeSchema.optional(),
 });

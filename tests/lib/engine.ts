@@ -9,7 +9,7 @@
  *    in reverse registration order, after creates and updates.
  * The real engine is exercised by the e2e suite; this replays the same scripts quickly.
  */
-import { Captured, commands, runProgram, RunOptions } from "./mocks";
+import { Captured, commands, runProgram, RunOptions, unsecret } from "./mocks";
 
 export interface CommandSpec {
   name: string;
@@ -30,7 +30,7 @@ export interface Action {
 }
 
 export function specOf(r: Captured): CommandSpec {
-  const { create, update, delete: del, stdin } = r.inputs;
+  const { create, update, delete: del, stdin } = unsecret(r.inputs);
   return { name: r.name, create, update, delete: del, stdin };
 }
 

@@ -9,6 +9,9 @@ import * as pulumi from "@pulumi/pulumi";
 
 export const PROJECT_DIR = path.resolve(__dirname, "../..");
 export const SECRET_KEY_MARKER = "-----BEGIN OPENSSH PRIVATE KEY-----\nS3CR3T-MARKER-b64-not-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
+export const VAULT_TOKEN_MARKER = "hvs.S3CR3T-VAULT-TOKEN-MARKER";
+export const SLACK_MARKER = "https://hooks.slack.test/services/S3CR3T-SLACK-MARKER";
+export const SECRET_ID_MARKER = "S3CR3T-SECRET-ID";
 export const TEST_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForMocksOnly0000000000000000000";
 
 export interface Captured {
@@ -25,6 +28,8 @@ pulumi.runtime.setMocks(
       captured.push({ type: args.type, name: args.name, inputs: args.inputs });
       const state = { ...args.inputs };
       if (args.type === "command:remote:Command") state.stdout = `mock stdout of ${args.name}`;
+      if (args.type === "vault:appRole/authBackendRole:AuthBackendRole") state.roleId = `role-id-of-${args.inputs.roleName}`;
+      if (args.type === "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId") state.secretId = `${SECRET_ID_MARKER}-${args.inputs.roleName}-${args.inputs.metadata}`;
       return { id: `${args.name}_id`, state };
     },
     call(args) {
@@ -50,6 +55,10 @@ export function baseConfig(rosterFile: string): Record<string, string> {
     "workstations:sshPort": "2222",
     "workstations:hostKey": TEST_HOST_KEY,
     "workstations:sshPrivateKey": SECRET_KEY_MARKER,
+    "workstations:vaultAddress": "http://127.0.0.1:8200",
+    "workstations:vaultToken": VAULT_TOKEN_MARKER,
+    "workstations:claudeClientId": "test-client-id",
+    "workstations:slackWebhook": SLACK_MARKER,
   };
 }
 
@@ -64,7 +73,7 @@ export async function runProgram(opts: RunOptions): Promise<{ resources: Capture
     if (v === undefined) delete cfg[key];
     else cfg[key] = v;
   }
-  pulumi.runtime.setAllConfig(cfg, ["workstations:sshPrivateKey"]);
+  pulumi.runtime.setAllConfig(cfg, ["workstations:sshPrivateKey", "workstations:vaultToken", "workstations:slackWebhook"]);
   captured = [];
   const { loadConfig } = await import("../../components/config");
   const { buildProgram } = await import("../../components/program");
@@ -85,6 +94,26 @@ async function settle(p: import("../../components/program").Program): Promise<vo
   await new Promise<void>((resolve) => pulumi.all(outs).apply(() => resolve()));
   // Let registrations queued behind those outputs drain.
   await new Promise((r) => setTimeout(r, 20));
+}
+
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const isSecretWrapper = (v: any) => v && typeof v === "object" && v[SIG_KEY] === SECRET_SIG;
+
+/** Replaces every secret-marked value by "[secret]": what is left would be stored in plaintext. */
+export function redactSecrets(v: any): any {
+  if (isSecretWrapper(v)) return "[secret]";
+  if (Array.isArray(v)) return v.map(redactSecrets);
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactSecrets(x)]));
+  return v;
+}
+
+/** Unwraps secret-marked values (to replay the exact inputs on a test host). */
+export function unsecret(v: any): any {
+  if (isSecretWrapper(v)) return unsecret(v.value);
+  if (Array.isArray(v)) return v.map(unsecret);
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unsecret(x)]));
+  return v;
 }
 
 export function commands(rs: Captured[]): Captured[] {

@@ -59,7 +59,7 @@ const rosterArb: fc.Arbitrary<Roster> = fc
           sshKeys: [KEY], shell: "/bin/bash" as const, groups: [],
           namespaces: e.role === "namespace-owner" ? Array.from({ length: e.nsCount }, (_, j) => `ns-${i}-${j}`) : [],
           overrides: { ...(e.perm ? { forgejoPermission: e.perm } : {}), ...(e.wl && canWl ? { pushWhitelist: true, mergeWhitelist: true } : {}) },
-          state: e.state,
+          state: e.state, credentialRotation: 0,
         };
       });
       users[0] = { ...users[0], role: "admin", state: "active", namespaces: [], overrides: {} };

@@ -1,0 +1,125 @@
+/**
+ * Vault for the Claude token renewal agent (SPEC §3.6, docs/CONTRACTS.md): one shared KV v2
+ * mount and AppRole backend, and per user a policy confined to that user's path, an AppRole
+ * role and one secret_id delivered to the user's home over stdin.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as vault from "@pulumi/vault";
+import * as command from "@pulumi/command";
+import { commandConnection, HostConnection } from "./config";
+import { UserPlan } from "./plan";
+import { remoteScript, vars } from "./scripts/shell";
+
+export const KV_MOUNT = "claude-tokens";
+export const KV_PREFIX = "users";
+export const APPROLE_MOUNT = "approle";
+
+/** The policy of one user's agent: only that user's secret, no delete, no list. */
+export function vaultPolicyHcl(user: string): string {
+  return `# claude-renew-${user}: the token-renew agent of ${user} may use only ${user}'s secret.
+path "${KV_MOUNT}/data/${KV_PREFIX}/${user}" {
+  capabilities = ["create", "read", "update"]
+}
+path "${KV_MOUNT}/metadata/${KV_PREFIX}/${user}" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "custom_metadata" = []
+  }
+}
+`;
+}
+
+export interface VaultSharedArgs {
+  provider: vault.Provider;
+}
+
+/** Created once: the KV v2 mount (CAS required) and the AppRole auth backend. */
+export class VaultShared extends pulumi.ComponentResource {
+  public readonly kvMount: pulumi.Output<string>;
+  public readonly approlePath: pulumi.Output<string>;
+  public readonly provider: vault.Provider;
+
+  constructor(name: string, args: VaultSharedArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("workstations:index:VaultShared", name, {}, opts);
+    const o = { parent: this, provider: args.provider };
+    this.provider = args.provider;
+    const mount = new vault.Mount(`${name}-kv`, {
+      path: KV_MOUNT, type: "kv", options: { version: "2" }, description: "Claude OAuth state, one path per workstation user",
+    }, { ...o, protect: false });
+    new vault.kv.SecretBackendV2(`${name}-kv-config`, { mount: mount.path, casRequired: true, maxVersions: 20 }, o);
+    const approle = new vault.AuthBackend(`${name}-approle`, { type: "approle", path: APPROLE_MOUNT, description: "workstation agents" }, o);
+    this.kvMount = mount.path;
+    this.approlePath = approle.path;
+    this.registerOutputs({ kvMount: this.kvMount, approlePath: this.approlePath });
+  }
+}
+
+/** Writes the AppRole credential (stdin) to ~/.config/claude-token-renew/vault.json as the user, 0600. */
+export function vaultCredDeliverScript(u: Pick<UserPlan, "name" | "uid">): string {
+  const body = `${vars({ NAME: u.name, UID_: u.uid })}
+getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
+setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- bash -c '
+set -euo pipefail
+umask 077
+d="$HOME/.config/claude-token-renew"; f="$d/vault.json"
+mkdir -p "$d"; chmod 0700 "$HOME/.config" "$d"
+t=$(mktemp "$d/.vault.XXXXXX"); cat >"$t"
+if [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$t" "$f" && [ "$(stat -c %a "$f")" = 600 ]; then rm -f "$t"; exit 0; fi
+chmod 0600 "$t"; mv -f "$t" "$f"; echo "changed: $f (credential rotated)"'
+echo "vault credential of $NAME delivered"`;
+  return remoteScript(`vault credential ${u.name}`, body);
+}
+
+export function vaultCredRemoveScript(u: Pick<UserPlan, "name" | "uid">): string {
+  const body = `${vars({ NAME: u.name, UID_: u.uid })}
+getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
+h=$(getent passwd "$NAME" | cut -d: -f6)
+setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- rm -f "$h/.config/claude-token-renew/vault.json"
+echo "vault credential of $NAME removed"`;
+  return remoteScript(`vault credential removal ${u.name}`, body);
+}
+
+export interface UserVaultArgs {
+  plan: UserPlan;
+  shared: VaultShared;
+  connection: HostConnection;
+  /** Global rotation counter from config; combined with the roster's per-user counter. */
+  rotation: string;
+  /** The account must exist before the credential is delivered. */
+  account: pulumi.Resource;
+}
+
+/** Creates the per-user Vault resources as children of `parent` (the UserWorkstation). */
+export function userVault(parent: pulumi.Resource, args: UserVaultArgs): { deliver: command.remote.Command; roleName: pulumi.Output<string> } {
+  const p = args.plan;
+  const o = { parent, provider: args.shared.provider };
+  const policy = new vault.Policy(`${p.name}-vault-policy`, { name: p.vault.policy, policy: vaultPolicyHcl(p.name) }, o);
+  const role = new vault.approle.AuthBackendRole(`${p.name}-vault-role`, {
+    backend: args.shared.approlePath,
+    roleName: p.vault.role,
+    tokenPolicies: [policy.name],
+    tokenNoDefaultPolicy: true,
+    tokenType: "service",
+    tokenTtl: 86400,
+    tokenMaxTtl: 86400,
+    secretIdTtl: 0,
+    secretIdNumUses: 0,
+    bindSecretId: true,
+  }, o);
+  // metadata is ForceNew: bumping the rotation creates a new secret_id, the delivery
+  // rewrites the file, then the old secret_id is destroyed.
+  const secretId = new vault.approle.AuthBackendRoleSecretId(`${p.name}-vault-secret-id`, {
+    backend: args.shared.approlePath,
+    roleName: role.roleName,
+    metadata: JSON.stringify({ user: p.name, rotation: `${args.rotation}.${p.vault.rotation}` }),
+  }, { ...o, additionalSecretOutputs: ["secretId", "wrappingToken"] });
+  const cred = pulumi.secret(pulumi.all([role.roleId, secretId.secretId]).apply(([role_id, secret_id]) => JSON.stringify({ role_id, secret_id }) + "\n"));
+  const deliver = new command.remote.Command(`${p.name}-vault-credential`, {
+    connection: commandConnection(args.connection),
+    create: vaultCredDeliverScript(p),
+    update: vaultCredDeliverScript(p),
+    delete: vaultCredRemoveScript(p),
+    stdin: cred,
+  }, { parent, dependsOn: [args.account], additionalSecretOutputs: ["stdin"] });
+  return { deliver, roleName: role.roleName };
+}
