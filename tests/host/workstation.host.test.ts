@@ -48,7 +48,7 @@ function sshAs(user: string, key: string, cmd = "id -un"): { code: number | null
 
 /** A fingerprint of a home: every path with type, mode, owner and content hash. */
 const homePrint = (home: string) =>
-  sh(`cd ${home} && find . -printf '%y %m %u:%g %p\\n' | sort && find . -type f -print0 | sort -z | xargs -0 -r sha256sum`);
+  sh(`cd ${home} && find . -path ./.config/claude-token-renew -prune -o -printf '%y %m %u:%g %p\\n' | sort && find . -path ./.config/claude-token-renew -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum`);
 
 before(async () => {
   h = await createHost("ws-foundation");
@@ -77,6 +77,10 @@ test("onboard three users, one per role: id, getent, ownership and modes", async
     assert.equal(await sh(`stat -c '%a %U' /home/${u.name}/start-claude.sh`), `755 ${u.name}`);
     assert.equal(await sh(`cat /etc/ssh/authorized_keys.d/${u.name}`), (u.sshKeys as string[]).join("\n"));
     assert.equal(sshAs(u.name, path.join(keyDir, u.name)).out, u.name, `${u.name} logs in with the roster key`);
+    const cred = `/home/${u.name}/.config/claude-token-renew/vault.json`;
+    assert.equal(await sh(`stat -c '%a %U' ${cred} && stat -c '%a' $(dirname ${cred})`), `600 ${u.name}\n700`);
+    assert.equal(JSON.parse(await sh(`cat ${cred}`)).role_id, `role-id-of-claude-renew-${u.name}`);
+    assert.equal(await sh(`systemctl is-enabled claude-token-renew@${u.name}.timer`), "enabled");
   }
   assert.match(await sh("sudo -l -U viktor"), /NOPASSWD: ALL/);
   assert.match(await sh("sudo -l -U emo || true"), /not allowed/);
@@ -124,11 +128,14 @@ test("suspend: no ssh login, processes gone; re-activate: same uid and files", a
   assert.notEqual(sshAs("emo", path.join(keyDir, "emo2")).code, 0, "suspended emo cannot log in");
   assert.equal(await sh("pgrep -u emo || true"), "", "no process of emo is left");
   assert.equal(await sh("test -e /etc/sudoers.d/ws-emo && echo yes || echo no"), "no");
+  assert.equal(await sh("test -e /home/emo/.config/claude-token-renew/vault.json && echo yes || echo no"), "no", "Vault credential removed");
+  assert.notEqual(await sh("systemctl is-enabled claude-token-renew@emo.timer || true"), "enabled");
   edit("emo", { state: "active" });
   await apply();
   assert.equal(await sh("id -u emo"), "2001");
   assert.equal(await homePrint("/home/emo"), filesBefore);
   assert.equal(sshAs("emo", path.join(keyDir, "emo2")).out, "emo");
+  assert.equal(await sh("systemctl is-enabled claude-token-renew@emo.timer"), "enabled");
 });
 
 let nadiaHome = "";
@@ -136,7 +143,8 @@ test("offboard without approval: locked, home intact, nothing else of hers is ma
   nadiaHome = await homePrint("/home/nadia");
   edit("nadia", { state: "offboarded" });
   const actions = await apply();
-  assert.deepEqual(actions.map((a) => `${a.op} ${a.name}`).sort(), ["delete nadia-account", "delete nadia-units"]);
+  assert.deepEqual(actions.map((a) => `${a.op} ${a.name}`).sort(), ["delete nadia-account", "delete nadia-units", "delete nadia-vault-credential"]);
+  assert.equal(await sh("test -e /home/nadia/.config/claude-token-renew/vault.json && echo yes || echo no"), "no", "her machine credential is gone");
   assert.equal(await sh("id -u nadia"), "2002", "the account stays (uid reserved)");
   assert.notEqual(sshAs("nadia", path.join(keyDir, "nadia")).code, 0);
   assert.equal(await homePrint("/home/nadia"), nadiaHome);
@@ -173,11 +181,20 @@ test("a run killed halfway converges on the next run", async () => {
   const kim = { name: "kim", uid: 2010, role: "power-user", email: "kim@example.com", forgejo: "kim", sshKeys: [keypair("kim").pub], groups: ["audio"] };
   const specs = await capture({ roster: rosterText([...users, kim]) });
   const kimAccount = specs.find((s) => s.name === "kim-account") as CommandSpec;
-  // Kill the account script at several points, each followed by a normal run.
-  for (const delay of ["0.05", "0.15", "0.3"]) {
-    const killed = await run(h, `timeout -s KILL ${delay} ${kimAccount.create}`, { check: false });
-    assert.notEqual(killed.code, 0, `the run killed after ${delay}s did not finish`);
+  // Kill the account script right after its 1st, 2nd, 3rd... change: each run is cut off
+  // part-way through, leaving the host half-converged for the next.
+  let kills = 0;
+  for (let n = 1; n <= 4; n++) {
+    const r = await run(h, [
+      "rm -f /tmp/kf; mkfifo /tmp/kf; exec 3<>/tmp/kf",
+      `${kimAccount.create} >/tmp/kf 2>/dev/null & pid=$!`,
+      `for i in $(seq ${n}); do IFS= read -r -t 5 l <&3 || exit 0; done`,
+      `st=$(awk '/^State/{print $2}' /proc/$pid/status 2>/dev/null || true)`,
+      `if [ -n "$st" ] && [ "$st" != Z ] && kill -KILL $pid 2>/dev/null; then echo KILLED; fi`,
+    ].join("\n"), { check: false });
+    if (r.stdout.includes("KILLED")) kills++;
   }
+  assert.ok(kills >= 2, `the account script was killed part-way ${kills} times`);
   const actions = await engine.up(specs);
   assert.ok(actions.some((a) => a.name === "kim-account"));
   assert.equal(await sh("id -u kim"), "2010");
