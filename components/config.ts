@@ -3,6 +3,7 @@
  * the key and the exact `pulumi config set` command.
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
 
 export const NS = "workstations";
 
@@ -95,15 +96,15 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
   };
 }
 
-/** The connection in the shape @pulumi/command expects. */
-export function commandConnection(c: HostConnection) {
+/** The connection in the shape @pulumi/command expects. The host key is always verified. */
+export function commandConnection(c: HostConnection): command.types.input.remote.ConnectionArgs {
   return {
     host: c.host,
     port: c.port,
     user: c.user,
     privateKey: c.privateKey,
     hostKey: c.hostKey,
-    dialErrorLimit: 3,
+    dialErrorLimit: 10,
     perDialTimeout: 10,
   };
 }

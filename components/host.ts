@@ -35,6 +35,7 @@ export class WorkstationHost extends pulumi.ComponentResource {
     const connection = commandConnection(args.connection);
     const preflight = new command.remote.Command(`${name}-preflight`, {
       connection,
+      addPreviousOutputInEnv: false,
       create: preflightScript(),
       update: preflightScript(),
       delete: preflightDeleteScript(),
@@ -43,6 +44,7 @@ export class WorkstationHost extends pulumi.ComponentResource {
     const files = args.bundle.files.map((f) =>
       new command.remote.Command(`${name}-file-${f.path}`, {
         connection,
+        addPreviousOutputInEnv: false,
         create: installFileScript(f),
         update: installFileScript(f),
         delete: removeFileScript(f),
@@ -52,6 +54,7 @@ export class WorkstationHost extends pulumi.ComponentResource {
     const slackFile = { path: SLACK_WEBHOOK_FILE, mode: "0600" };
     const slack = new command.remote.Command(`${name}-slack-webhook`, {
       connection,
+      addPreviousOutputInEnv: false,
       create: installFileScript(slackFile),
       update: installFileScript(slackFile),
       delete: removeFileScript(slackFile),
@@ -63,6 +66,7 @@ export class WorkstationHost extends pulumi.ComponentResource {
       .digest("hex").slice(0, 16);
     const units = new command.remote.Command(`${name}-units`, {
       connection,
+      addPreviousOutputInEnv: false,
       create: unitsApplyScript(digest, args.bundle.enable),
       update: unitsApplyScript(digest, args.bundle.enable),
       delete: unitsDeleteScript(args.bundle.enable),

@@ -38,6 +38,7 @@ export class UserPurge extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`UserPurge ${name}: no purge approval in the roster (purge.approvedBy); refusing to purge`, this);
     const cmd = new command.remote.Command(`${name}-purge`, {
       connection: commandConnection(args.connection),
+      addPreviousOutputInEnv: false,
       create: purgeScript(args.plan),
     }, { parent: this, dependsOn: args.dependsOn, retainOnDelete: true });
     const vaultCmd = args.vault

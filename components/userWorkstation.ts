@@ -47,7 +47,7 @@ export class UserWorkstation extends pulumi.ComponentResource {
     if (p.name !== name)
       throw new pulumi.ResourceError(`UserWorkstation ${name}: resource name must equal the plan's user name (${p.name})`, this);
     const connection = commandConnection(args.connection);
-    const common = { connection };
+    const common = { connection, addPreviousOutputInEnv: false };
 
     this.account = new command.remote.Command(`${name}-account`, {
       ...common,

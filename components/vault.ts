@@ -116,6 +116,7 @@ export function userVault(parent: pulumi.Resource, args: UserVaultArgs): { deliv
   const cred = pulumi.secret(pulumi.all([role.roleId, secretId.secretId]).apply(([role_id, secret_id]) => JSON.stringify({ role_id, secret_id }) + "\n"));
   const deliver = new command.remote.Command(`${p.name}-vault-credential`, {
     connection: commandConnection(args.connection),
+    addPreviousOutputInEnv: false,
     create: vaultCredDeliverScript(p),
     update: vaultCredDeliverScript(p),
     delete: vaultCredRemoveScript(p),

@@ -14,7 +14,13 @@ Match Group ${USERS_GROUP}
 const SSHD_RELOAD = `
 reload_sshd() {
   sshd -t || return 1
-  if [ -d /run/systemd/system ]; then systemctl reload-or-restart ssh.service 2>/dev/null || systemctl reload-or-restart sshd.service; fi
+  if [ -d /run/systemd/system ]; then systemctl reload ssh.service 2>/dev/null || systemctl reload sshd.service; fi
+  # sshd re-executes on reload and briefly closes its listener: wait until it listens again,
+  # so the next command's connection is not refused.
+  sleep 1
+  local i
+  for i in $(seq 1 50); do ss -Hltnp 2>/dev/null | grep -q '"sshd"' && return 0; sleep 0.1; done
+  echo "warning: sshd is not listening 6s after reload" >&2
 }`;
 
 /** Checks the host can run the program's scripts and lays down the shared directories. */
@@ -22,8 +28,8 @@ export function preflightScript(): string {
   const body = `${vars({ DROPIN_B64: Buffer.from(SSHD_DROPIN_CONTENT).toString("base64") })}
 ${SSHD_RELOAD}
 host=$(hostname)
-for c in useradd usermod userdel getent setpriv flock visudo tar sha256sum base64 sshd; do
-  command -v "$c" >/dev/null || die "$c is missing on $host; install it (Debian: passwd, util-linux, sudo, tar, coreutils, openssh-server)"
+for c in useradd usermod userdel getent setpriv flock visudo tar sha256sum base64 sshd ss; do
+  command -v "$c" >/dev/null || die "$c is missing on $host; install it (Debian: passwd, util-linux, sudo, tar, coreutils, openssh-server, iproute2)"
 done
 [ -d /run/systemd/system ] || die "$host does not run systemd as PID 1; the units need it"
 command -v node >/dev/null || die "node is missing on $host; the host scripts need Node >= 18 (apt-get install nodejs)"

@@ -204,3 +204,17 @@ test("a run killed halfway converges on the next run", async () => {
   assert.deepEqual(rerun.filter((a) => changes(a.stdout).length).map((a) => a.name), []);
   assert.equal(await sh("grep -c '^2010 kim$' /var/lib/workstations/uid-ledger"), "1");
 });
+
+test("destroy everything: nothing the host component copied is left behind; homes and accounts stay", async () => {
+  const copied = [...engine.state.values()].filter((s) => /-file-\//.test(s.name)).map((s) => s.name.replace(/^.*?-file-/, ""));
+  assert.ok(copied.includes("/etc/claude-code/managed-settings.json") && copied.length > 5);
+  const actions = await engine.destroy(() => true);
+  assert.ok(actions.length > copied.length);
+  const left = await sh(`for f in ${copied.join(" ")}; do [ -e "$f" ] && echo "$f"; done; true`);
+  assert.equal(left, "", "copied files left behind");
+  assert.equal(await sh("ls /usr/local/bin | grep -E 'tmux-persist|claude-token-renew|workstations-' || true"), "");
+  assert.equal(await sh("test -e /etc/ssh/sshd_config.d/50-workstations.conf && echo yes || echo no"), "no");
+  assert.equal(await sh("id -u viktor"), "2000", "destroy is the cut, never a deletion of accounts");
+  assert.equal(await sh("test -d /home/viktor/.claude && echo yes"), "yes");
+  assert.notEqual(sshAs("viktor", path.join(keyDir, "viktor")).code, 0, "but nobody can log in any more");
+});

@@ -4,7 +4,7 @@ import * as YAML from "yaml";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { commands, PROJECT_DIR, readExampleRoster, redactSecrets, runProgram, SECRET_ID_MARKER, unsecret } from "../lib/mocks";
+import { commands, PROJECT_DIR, readExampleRoster, redactSecrets, runProgram, SECRET_ID_MARKER, TEST_HOST_KEY, unsecret } from "../lib/mocks";
 
 function editRoster(text: string, edit: (doc: any) => void): string {
   const doc = YAML.parse(text);
@@ -129,4 +129,17 @@ test("missing config keys fail with the key and the exact pulumi config set comm
 
 test("a missing roster file names the file and the config key", async () => {
   await assert.rejects(runProgram({ roster: "", config: { roster: "/nonexistent/roster.yaml" } }), /\/nonexistent\/roster\.yaml:1:1: .*ENOENT.*workstations:roster/);
+});
+
+test("every remote command verifies the host key and sends no environment over SSH", async () => {
+  const { resources } = await runProgram({ roster: readExampleRoster() });
+  const remote = commands(resources);
+  assert.ok(remote.length > 20);
+  for (const r of remote) {
+    const c = unsecret(r.inputs.connection);
+    assert.equal(c.hostKey, TEST_HOST_KEY, `${r.name} checks the host key`);
+    assert.equal(c.host, "devvm.test");
+    assert.equal(r.inputs.addPreviousOutputInEnv, false, `${r.name} would need AcceptEnv`);
+    assert.equal(r.inputs.environment, undefined, `${r.name} would need AcceptEnv`);
+  }
 });
