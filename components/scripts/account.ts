@@ -54,9 +54,9 @@ stop_user_units() {
       systemctl disable --now "$u" >/dev/null 2>&1 || true; changed "stopped $u"
     fi
   done
-  for u in $(find /etc/systemd/system -path "*.wants/*@$NAME.timer" 2>/dev/null); do
+  while IFS= read -r u; do
     systemctl disable "$(basename "$u")" >/dev/null 2>&1 || rm -f "$u"; changed "disabled $(basename "$u")"
-  done
+  done < <(find /etc/systemd/system -path "*.wants/*@$NAME.timer" 2>/dev/null)
 }
 set_linger() {
   [ -d /run/systemd/system ] || return 0

@@ -27,7 +27,7 @@ export interface HomeInputs {
 }
 
 /** Runs as the user: converge the managed files of the home. */
-function userPart(u: UserPlan, inp: HomeInputs): string {
+export function userPart(u: UserPlan, inp: HomeInputs): string {
   const links = CLAUDE_BASE_LINKS.map((l) => `link ${shq(l)} ${shq(`${CLAUDE_BASE}/${l}`)}`).join("\n");
   return `set -euo pipefail
 umask 077

@@ -18,8 +18,8 @@ reload_sshd() {
   # sshd re-executes on reload and briefly closes its listener: wait until it listens again,
   # so the next command's connection is not refused.
   sleep 1
-  local i
-  for i in $(seq 1 50); do ss -Hltnp 2>/dev/null | grep -q '"sshd"' && return 0; sleep 0.1; done
+  local _
+  for _ in $(seq 1 50); do ss -Hltnp 2>/dev/null | grep -q '"sshd"' && return 0; sleep 0.1; done
   echo "warning: sshd is not listening 6s after reload" >&2
 }`;
 
