@@ -39,7 +39,9 @@ async function child(n: number, reps: number): Promise<void> {
   console.log(JSON.stringify({ users: n, resources: count, medianMs: Math.round(times[Math.floor(times.length / 2)]), minMs: Math.round(times[0]), reps }));
 }
 
-if (process.argv[2] === "--child") {
+if (require.main !== module) {
+  // imported for syntheticRoster
+} else if (process.argv[2] === "--child") {
   void child(Number(process.argv[3]), Number(process.argv[4]));
 } else {
   const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
