@@ -1,0 +1,345 @@
+/**
+ * Helpers shared by tests/tmux/tmux-persist.test.ts and bench/tmux-persist.ts: throwaway
+ * local users (prefix "wst"), tmux as those users, the fake claude, and the script.
+ * Everything here runs as root on the machine itself (no container): real tmux servers on
+ * the users' default sockets, real uid switching.
+ */
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+export const SCRIPT = path.join(ROOT, "scripts", "tmux-persist.mjs");
+export const FAKE_CLAUDE = path.join(ROOT, "tests", "tmux", "fake-claude");
+
+export interface TUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+export interface Env {
+  base: string;
+  bin: string;
+  claudeBin: string;
+  users: TUser[];
+}
+
+/** Skip reason when the machine can't run these tests, or null. */
+export function cannotRun(): string | null {
+  if (process.getuid?.() !== 0) return "needs root (useradd, uid switching)";
+  for (const t of ["tmux", "useradd", "userdel", "runuser", "getent"]) {
+    if (spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0) return `${t} not installed`;
+  }
+  return null;
+}
+
+function must(r: SpawnSyncReturns<string>, what: string): string {
+  if (r.error) throw new Error(`${what}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${what}: exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * Create the base dir (0755 so the users can run the fake claude from it) and `count`
+ * throwaway users wst<rand><i>, in group `users` as a supplementary group.
+ */
+export function setupEnv(count: number): Env {
+  const base = fs.mkdtempSync("/tmp/tp-test-");
+  fs.chmodSync(base, 0o755);
+  const bin = path.join(base, "bin");
+  fs.mkdirSync(bin, { mode: 0o755 });
+  const claudeBin = path.join(bin, "claude");
+  fs.copyFileSync(FAKE_CLAUDE, claudeBin);
+  fs.chmodSync(claudeBin, 0o755);
+  const env: Env = { base, bin, claudeBin, users: [] };
+  ENVS.add(env);
+  const tag = crypto.randomBytes(3).toString("hex").replace(/[0-9]/g, (d) => "abcdefghij"[Number(d)]);
+  for (let i = 0; i < count; i++) {
+    const name = `wst${tag}${String.fromCharCode(97 + i)}`;
+    must(spawnSync("useradd", ["-m", "-s", "/bin/bash", "-G", "users", "-c", "tmux-persist test", name], { encoding: "utf8" }), `useradd ${name}`);
+    const pw = must(spawnSync("getent", ["passwd", name], { encoding: "utf8" }), "getent").trim().split(":");
+    const u: TUser = { name, uid: Number(pw[2]), gid: Number(pw[3]), home: pw[5] };
+    fs.chmodSync(u.home, 0o700);
+    env.users.push(u);
+  }
+  return env;
+}
+
+const ENVS = new Set<Env>();
+
+/** Live (non-zombie) processes owned by uid (pids), from /proc. */
+export function pidsOf(uid: number): number[] {
+  const out: number[] = [];
+  for (const n of fs.readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(n)) continue;
+    try {
+      if (fs.statSync(`/proc/${n}`).uid !== uid) continue;
+      const stat = fs.readFileSync(`/proc/${n}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z") out.push(Number(n));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Stop everything the test started as this user: its tmux server, then leftovers by pid. */
+export function killUser(env: Env, u: TUser): void {
+  tmux(env, u, ["kill-server"], true);
+  const deadline = Date.now() + 3000;
+  while (pidsOf(u.uid).length && Date.now() < deadline) sleep(50);
+  for (const pid of pidsOf(u.uid)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  while (pidsOf(u.uid).length && Date.now() < deadline + 2000) sleep(50);
+}
+
+/** Remove the users (and homes), their tmux dirs and the base dir. Safe to call twice. */
+export function teardownEnv(env: Env): void {
+  if (!ENVS.has(env)) return;
+  ENVS.delete(env);
+  for (const u of env.users) {
+    try {
+      killUser(env, u);
+    } catch {
+      /* best effort */
+    }
+    spawnSync("userdel", ["-r", "-f", u.name], { encoding: "utf8" });
+    fs.rmSync(`/tmp/tmux-${u.uid}`, { recursive: true, force: true });
+    fs.rmSync(u.home, { recursive: true, force: true });
+  }
+  fs.rmSync(env.base, { recursive: true, force: true });
+}
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    for (const e of [...ENVS]) teardownEnv(e);
+    process.exit(130);
+  });
+}
+process.on("exit", () => {
+  for (const e of [...ENVS]) teardownEnv(e);
+});
+
+export function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export function waitFor<T>(what: string, fn: () => T | null | undefined | false, timeoutMs = 10000): T {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    sleep(40);
+  }
+}
+
+/** The environment the test's own tmux clients (and so the servers they start) get. */
+export function userEnv(env: Env, u: TUser, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    HOME: u.home,
+    USER: u.name,
+    LOGNAME: u.name,
+    SHELL: "/bin/bash",
+    PATH: `${env.bin}:/usr/local/bin:/usr/bin:/bin`,
+    LANG: "C.UTF-8",
+    ...extra,
+  };
+}
+
+export function asUser(env: Env, u: TUser, cmd: string[], allowFail = false): SpawnSyncReturns<string> {
+  const r = spawnSync("/usr/sbin/runuser", ["-u", u.name, "--", ...cmd], { encoding: "utf8", env: userEnv(env, u), cwd: "/" });
+  if (!allowFail) must(r, `${u.name}: ${cmd.join(" ")}`);
+  return r;
+}
+
+export function tmux(env: Env, u: TUser, args: string[], allowFail = false): SpawnSyncReturns<string> {
+  return asUser(env, u, ["tmux", "-u", ...args], allowFail);
+}
+
+/** tmux expands formats in -s/-n/-c and ends a command at an argument ending in ';'. */
+export const lit = (s: string) => {
+  const t = s.replace(/#/g, "##");
+  return t.endsWith(";") ? t.slice(0, -1) + "\\;" : t;
+};
+
+/** Make a directory owned by the user (and its missing parents below home). */
+export function userDir(u: TUser, rel: string): string {
+  const full = path.join(u.home, rel);
+  const parts = rel.split("/").filter(Boolean);
+  let cur = u.home;
+  for (const p of parts) {
+    cur = path.join(cur, p);
+    if (!fs.existsSync(cur)) {
+      fs.mkdirSync(cur, { mode: 0o755 });
+      fs.chownSync(cur, u.uid, u.gid);
+    }
+  }
+  return full;
+}
+
+export interface PaneSpec {
+  cwd: string;
+  /** argv run in the pane; omitted = the user's shell */
+  cmd?: string[];
+}
+export interface WindowSpec {
+  name?: string;
+  panes: PaneSpec[];
+}
+
+/** Create a session with windows and panes as the user. Returns the stored session name. */
+export function makeSession(env: Env, u: TUser, name: string, windows: WindowSpec[]): string {
+  const sep = "\u0001SEP\u0001";
+  let sid = "";
+  for (const w of windows) {
+    const nameArgs = w.name !== undefined ? ["-n", lit(w.name)] : [];
+    const first = w.panes[0];
+    const out = sid
+      ? tmux(env, u, ["new-window", "-d", "-t", `${sid}:`, "-c", lit(first.cwd), ...nameArgs, "-P", "-F", `#{session_id}${sep}#{pane_id}`, ...(first.cmd ?? [])]).stdout
+      : tmux(env, u, ["new-session", "-d", "-s", lit(name), "-x", "200", "-y", "60", "-c", lit(first.cwd), ...nameArgs, "-P", "-F", `#{session_id}${sep}#{pane_id}`, ...(first.cmd ?? [])]).stdout;
+    const [s, pane] = out.trim().split(sep);
+    sid = s;
+    let last = pane;
+    for (const p of w.panes.slice(1)) {
+      last = tmux(env, u, ["split-window", "-d", "-t", last, "-c", lit(p.cwd), "-P", "-F", "#{pane_id}", ...(p.cmd ?? [])]).stdout.trim();
+      tmux(env, u, ["select-layout", "-t", last, "tiled"]);
+    }
+  }
+  const stored = tmux(env, u, ["display-message", "-p", "-t", sid, `#{session_name}${sep}`]).stdout;
+  return stored.slice(0, stored.indexOf(sep));
+}
+
+export interface LivePane {
+  session: string;
+  windowIndex: number;
+  windowName: string;
+  autoName: boolean;
+  paneIndex: number;
+  panePid: number;
+  paneId: string;
+  cwd: string;
+}
+
+/** Every pane of the user's server (empty when no server). cwd from /proc of the pane pid. */
+export function livePanes(env: Env, u: TUser): LivePane[] {
+  const fs1 = "\u0002F\u0002";
+  const rs = "\u0002R\u0002";
+  const r = tmux(env, u, ["list-panes", "-a", "-F", ["#{session_name}", "#{window_index}", "#{window_name}", "#{automatic-rename}", "#{pane_index}", "#{pane_pid}", "#{pane_id}"].join(fs1) + rs], true);
+  if (r.status !== 0) return [];
+  return r.stdout
+    .split(rs + "\n")
+    .filter((x) => x.length)
+    .map((rec) => {
+      const f = rec.split(fs1);
+      const pid = Number(f[5]);
+      let cwd = "";
+      try {
+        cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+      } catch {
+        /* gone */
+      }
+      return { session: f[0], windowIndex: Number(f[1]), windowName: f[2], autoName: f[3] === "1", paneIndex: Number(f[4]), panePid: pid, paneId: f[6], cwd };
+    });
+}
+
+export function sessionNames(env: Env, u: TUser): string[] {
+  return [...new Set(livePanes(env, u).map((p) => p.session))].sort();
+}
+
+export interface FakeEvent {
+  event: "start" | "clear" | "message" | "exit" | "error";
+  pid: number;
+  ppid: number;
+  argv: string[];
+  cwd: string;
+  uuid: string;
+  resumed?: boolean;
+  silent?: boolean;
+  time: number;
+}
+
+export function fakeLog(u: TUser): FakeEvent[] {
+  let text = "";
+  try {
+    text = fs.readFileSync(path.join(u.home, ".fake-claude.log"), "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as FakeEvent);
+}
+
+export function clearFakeLog(u: TUser): void {
+  fs.rmSync(path.join(u.home, ".fake-claude.log"), { force: true });
+}
+
+/** The process exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Current conversation of each live fake claude, keyed by the pane pid it runs in. */
+export function claudeByPanePid(u: TUser, panes: LivePane[]): Map<number, { pid: number; uuid: string; argv: string[]; cwd: string }> {
+  const panePids = new Set(panes.map((p) => p.panePid));
+  const cur = new Map<number, { pid: number; uuid: string; argv: string[]; cwd: string; panePid: number }>();
+  for (const e of fakeLog(u)) {
+    if (e.event === "exit") {
+      cur.delete(e.pid);
+      continue;
+    }
+    if (e.event !== "start" && e.event !== "clear") continue;
+    const panePid = panePids.has(e.pid) ? e.pid : panePids.has(e.ppid) ? e.ppid : 0;
+    if (!panePid) continue;
+    cur.set(e.pid, { pid: e.pid, uuid: e.uuid, argv: e.argv, cwd: e.cwd, panePid });
+  }
+  const out = new Map<number, { pid: number; uuid: string; argv: string[]; cwd: string }>();
+  for (const v of cur.values()) if (alive(v.pid)) out.set(v.panePid, v);
+  return out;
+}
+
+export function writeUsersJson(file: string, users: { u: TUser; state?: string; tmuxPersist?: boolean }[]): void {
+  const doc = {
+    version: 1,
+    users: users.map(({ u, state, tmuxPersist }) => ({
+      name: u.name,
+      uid: u.uid,
+      home: u.home,
+      state: state ?? "active",
+      email: `${u.name}@example.com`,
+      tmuxPersist: tmuxPersist ?? true,
+      claudeTokenRenew: false,
+    })),
+  };
+  fs.writeFileSync(file, JSON.stringify(doc, null, 2));
+}
+
+export interface TPResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the script (as root) with the test's users file, state dir and fake claude. */
+export function runTP(cmd: string, opts: { usersFile: string; stateDir: string; claudeBin: string; args?: string[] }): TPResult {
+  const r = spawnSync(process.execPath, [SCRIPT, cmd, "--users-file", opts.usersFile, "--state-dir", opts.stateDir, "--claude-bin", opts.claudeBin, ...(opts.args ?? [])], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" },
+    timeout: 120000,
+  });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
