@@ -88,6 +88,14 @@ test("onboard three users, one per role: id, getent, ownership and modes", async
   const index = JSON.parse(await sh("cat /etc/workstations/users.json"));
   assert.deepEqual(index.users.map((u: { name: string }) => u.name).sort(), ["emo", "nadia", "viktor"]);
   assert.equal(await sh("stat -c %a /var/lib/workstations"), "700");
+  // The host component installed and enabled the units; they verify on this systemd.
+  assert.equal(await sh("systemctl is-enabled tmux-persist-save.timer tmux-persist-restore.service | sort -u"), "enabled");
+  assert.equal(await sh("systemctl is-active tmux-persist-save.timer"), "active");
+  await sh("systemd-analyze verify /etc/systemd/system/tmux-persist-*.service /etc/systemd/system/tmux-persist-save.timer /etc/systemd/system/claude-token-renew@viktor.timer");
+  // The bundled scripts run on the host's node and read the program's users index.
+  const status = await sh("tmux-persist status --json");
+  for (const u of ["viktor", "emo", "nadia"]) assert.ok(status.includes(`"${u}"`), `tmux-persist sees ${u}`);
+  assert.match(await sh("claude-token-renew status --user viktor --offline 2>&1 || true"), /viktor/);
 });
 
 test("apply again: zero changes (engine no-op, and every script re-run reports nothing)", async () => {
