@@ -21,6 +21,24 @@ if [ -x scripts/dev/toolchain ] || [ -f scripts/dev/toolchain ]; then
   eval "$(bash scripts/dev/toolchain env)"
 fi
 
-mapfile -t files < <(ls tests/unit/*.test.ts tests/tmux/*.test.ts tests/token/*.test.ts tests/host/*.test.ts tests/e2e/*.test.ts 2>/dev/null)
+# The engine e2e suite needs the command and vault resource plugins. The module proxy these
+# machines use refuses them (see README "Toolchain"), so it runs only where they are built,
+# and says loudly when it does not.
+have_plugin() {
+  compgen -G "${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-$1-v*" >/dev/null || command -v "pulumi-resource-$1" >/dev/null
+}
+engine_e2e=(tests/e2e/*.e2e.test.ts)
+if command -v pulumi >/dev/null && have_plugin command && have_plugin vault; then
+  e2e_files=("${engine_e2e[@]}")
+else
+  e2e_files=()
+  echo "== engine e2e NOT RUN: the Pulumi CLI or the command/vault resource plugins are missing" >&2
+  echo "   (bash scripts/dev/toolchain status says why; npm run test:e2e runs it and fails with the reason)" >&2
+fi
+files=(tests/unit/*.test.ts tests/tmux/*.test.ts tests/token/*.test.ts tests/host/*.test.ts)
+for f in tests/e2e/*.test.ts; do
+  case "$f" in *.e2e.test.ts) ;; *) files+=("$f") ;; esac
+done
+files+=("${e2e_files[@]}")
 echo "== node:test (${#files[@]} files)" >&2
 exec node --require ts-node/register/transpile-only --test --test-concurrency=1 "${files[@]}"
