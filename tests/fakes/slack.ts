@@ -1,0 +1,87 @@
+// Fake Slack incoming webhook, for tests only: records every post, can be told to fail.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface SlackPost {
+  at: number;
+  path: string;
+  body: unknown;
+  text: string;
+  /** whether the fake answered 200 (a failed post is recorded too) */
+  delivered: boolean;
+}
+
+export class FakeSlack {
+  private server: http.Server | null = null;
+  readonly posts: SlackPost[] = [];
+  private failQueue: number[] = [];
+  private failStatus: number | null = null;
+  url = '';
+
+  /** The webhook URL to put in the agent's webhook file. */
+  get webhookUrl(): string {
+    return `${this.url}/services/T000/B000/fakewebhooksecret`;
+  }
+  /** Posts Slack accepted (what a human would see). */
+  get delivered(): SlackPost[] {
+    return this.posts.filter((p) => p.delivered);
+  }
+
+  /** Fail the next `count` posts with `status` (Slack answers e.g. 500 or 404 no_service). */
+  failNext(count = 1, status = 500): void {
+    for (let i = 0; i < count; i++) this.failQueue.push(status);
+  }
+  /** Fail every post with `status` until called with null. */
+  failAll(status: number | null): void {
+    this.failStatus = status;
+  }
+  clear(): void {
+    this.posts.length = 0;
+  }
+
+  async start(): Promise<this> {
+    this.server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = raw;
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          /* keep raw */
+        }
+        const text = typeof body === 'object' && body !== null && typeof (body as { text?: unknown }).text === 'string' ? (body as { text: string }).text : '';
+        const fail = req.method !== 'POST' ? 405 : (this.failQueue.shift() ?? this.failStatus);
+        this.posts.push({ at: Date.now(), path: req.url ?? '/', body, text, delivered: !fail && text !== '' });
+        if (fail) {
+          res.writeHead(fail, { 'content-type': 'text/plain' });
+          res.end(fail === 404 ? 'no_service' : 'internal_error');
+          return;
+        }
+        if (!text) {
+          res.writeHead(400, { 'content-type': 'text/plain' });
+          res.end('no_text');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.server) {
+      this.server.closeAllConnections?.();
+      await new Promise<void>((r) => this.server!.close(() => r()));
+    }
+    this.server = null;
+  }
+}
+
+export async function startFakeSlack(): Promise<FakeSlack> {
+  return new FakeSlack().start();
+}

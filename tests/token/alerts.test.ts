@@ -1,0 +1,356 @@
+// Alerts, failure handling, identity and secret hygiene, on a real Vault-API server.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FakeAnthropicOAuth, FailMode, startFakeAnthropic } from '../fakes/anthropic-oauth';
+import { FakeSlack, startFakeSlack } from '../fakes/slack';
+import {
+  addVaultUser, AgentEnv, AppRoleCred, deadAddr, describeRun, EXIT, findLeaks, readVaultSecret, setupVaultLayout, sha256,
+  startRealVault, tmpdir, VaultHandle, vaultApi, VaultProxy,
+} from './helpers';
+
+let vault: VaultHandle;
+let dir: string;
+let oauth: FakeAnthropicOAuth;
+let slack: FakeSlack;
+let proxy: VaultProxy;
+const clock = { t: Date.now() };
+const envs: AgentEnv[] = [];
+const secrets: string[] = [];
+let n = 0;
+
+before(async () => {
+  dir = tmpdir('ctr-alerts-');
+  vault = await startRealVault(dir);
+  await setupVaultLayout(vault);
+  // Neutral token prefixes: the agent's "sk-ant-" pattern scrub cannot hide a leak here.
+  oauth = await startFakeAnthropic({ now: () => clock.t, accessPrefix: 'ACCESSTOKEN', refreshPrefix: 'REFRESHTOKEN' });
+  slack = await startFakeSlack();
+  proxy = await new VaultProxy(vault.addr).start();
+});
+after(async () => {
+  for (const e of envs) {
+    try {
+      secrets.push(JSON.parse(fs.readFileSync(path.join(e.stateDir, 'vault-token.json'), 'utf8')).token);
+    } catch {
+      /* none */
+    }
+  }
+  const leaks = findLeaks(envs.flatMap((e) => e.outputs), [...oauth.issued, ...secrets, slack.webhookUrl]);
+  const slackLeaks = findLeaks([{ code: 0, ms: 0, stdout: slack.posts.map((p) => p.text).join('\n'), stderr: '' }], [...oauth.issued, ...secrets]);
+  for (const e of envs) e.cleanup();
+  await proxy?.stop();
+  await slack?.stop();
+  await oauth?.stop();
+  await vault?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.deepEqual(leaks, [], 'no token, secret_id, Vault token or webhook in any agent output');
+  assert.deepEqual(slackLeaks, [], 'no secret in any Slack message');
+});
+
+async function newUser(opts: { config?: Record<string, unknown>; vaultAddr?: string } = {}): Promise<AgentEnv & { cred: AppRoleCred }> {
+  const user = `a${++n}`;
+  const cred = await addVaultUser(vault, user);
+  secrets.push(cred.secret_id, cred.role_id);
+  const e = new AgentEnv({ user, email: `${user}@example.com`, vaultAddr: opts.vaultAddr ?? proxy.url, oauth, slack, appRole: cred, config: opts.config, clock });
+  envs.push(e);
+  return Object.assign(e, { cred });
+}
+const postsFor = (user: string) => slack.delivered.filter((p) => p.text.includes(` ${user} (`));
+
+test('invalid_grant: exactly one alert over many runs, no retry loop, notice shown; a fresh login resolves once', async () => {
+  const e = await newUser();
+  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 }); // inside the 1 h margin
+  e.writeCreds(l);
+  oauth.revokeFamily(l.refreshToken); // e.g. revoked by a reuse elsewhere
+  const tokenReq0 = oauth.tokenRequests;
+  for (let i = 0; i < 6; i++) {
+    const r = await e.run();
+    assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
+    clock.t += 15 * 60_000;
+  }
+  assert.equal(oauth.tokenRequests - tokenReq0, 1, 'the dead refresh token is presented once, never again');
+  const alerts = postsFor(e.o.user);
+  assert.equal(alerts.length, 1, alerts.map((p) => p.text).join('\n'));
+  assert.match(alerts[0].text, /login required/i);
+  assert.match(alerts[0].text, /invalid_grant/);
+  assert.match(e.notice() ?? '', /\/login/);
+  assert.match(e.notice() ?? '', new RegExp(e.o.email));
+  assert.equal((await readVaultSecret(vault, e.o.user)), null, 'a dead login is not pushed');
+
+  // The user logs in again interactively.
+  const fresh = oauth.login(`${e.o.user}@example.com`);
+  e.writeCreds(fresh);
+  const r = await e.run();
+  assert.equal(r.code, EXIT.OK, describeRun(r));
+  assert.match(r.stdout, /resolved:login-required/);
+  assert.equal(e.notice(), null, 'notice removed');
+  const v = await readVaultSecret(vault, e.o.user);
+  assert.equal(v?.custom.refreshTokenSha256, sha256(fresh.refreshToken));
+  for (let i = 0; i < 3; i++) assert.equal((await e.run()).code, EXIT.OK);
+  const all = postsFor(e.o.user);
+  assert.equal(all.length, 2);
+  assert.match(all[1].text, /resolved/);
+});
+
+for (const [label, mode] of [
+  ['429', { kind: '429', retryAfterSeconds: 60 }],
+  ['503', { kind: '5xx', status: 503 }],
+  ['timeout', { kind: 'timeout' }],
+] as [string, FailMode][]) {
+  test(`${label} from the token endpoint: backoff and retry, no SSO alert`, async () => {
+    const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
+    const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+    e.writeCreds(l);
+    oauth.failNext(mode, 1);
+    const req0 = oauth.tokenRequests;
+    let r = await e.run();
+    assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
+    assert.match(r.stdout, /refresh-deferred/);
+    assert.ok(e.state().backoff.failures === 1);
+    // within the backoff window: no new token request
+    clock.t += 60_000;
+    r = await e.run();
+    assert.equal(oauth.tokenRequests - req0, 1, 'backing off');
+    // after the window (>= 5 min * 1.2, or Retry-After): retried and fine
+    clock.t += 10 * 60_000;
+    r = await e.run();
+    assert.equal(r.code, EXIT.OK, describeRun(r));
+    assert.match(r.stdout, /refreshed/);
+    assert.equal(e.state().backoff, null);
+    assert.deepEqual(postsFor(e.o.user), [], 'no alert at all');
+    assert.equal(e.notice(), null);
+    assert.equal(oauth.revocations, 0);
+  });
+}
+
+test('token endpoint unreachable (network error): no SSO alert, local untouched', async () => {
+  const e = await newUser();
+  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  e.writeCreds(l);
+  e.writeConfig({ tokenUrl: `${await deadAddr()}/v1/oauth/token` });
+  const text0 = fs.readFileSync(e.credFile, 'utf8');
+  for (let i = 0; i < 3; i++) {
+    const r = await e.run();
+    assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
+    clock.t += 15 * 60_000;
+  }
+  assert.equal(fs.readFileSync(e.credFile, 'utf8'), text0);
+  assert.deepEqual(postsFor(e.o.user), []);
+  assert.ok(oauth.isLiveRefresh(l.refreshToken));
+});
+
+test('login deadline: one "ends soon" alert, then one "login required" when it passes, then one resolved', async () => {
+  const e = await newUser();
+  const l = oauth.login(`${e.o.user}@example.com`, { loginTtlSeconds: 2 * 86400 }); // < 3 warn days
+  e.writeCreds(l);
+  for (let i = 0; i < 4; i++) {
+    const r = await e.run();
+    assert.equal(r.code, EXIT.OK, describeRun(r));
+    clock.t += 15 * 60_000;
+  }
+  let posts = postsFor(e.o.user);
+  assert.equal(posts.length, 1);
+  assert.match(posts[0].text, /ends soon/);
+  assert.match(e.notice() ?? '', /Heads up/);
+  clock.t = l.refreshTokenExpiresAt! + 60_000;
+  const tokenReq0 = oauth.tokenRequests;
+  for (let i = 0; i < 3; i++) {
+    const r = await e.run();
+    assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
+  }
+  assert.equal(oauth.tokenRequests, tokenReq0, 'an expired login is not even tried');
+  posts = postsFor(e.o.user);
+  assert.equal(posts.length, 2, posts.map((p) => p.text).join('\n'));
+  assert.match(posts[1].text, /login required/i);
+  e.writeCreds(oauth.login(`${e.o.user}@example.com`));
+  assert.equal((await e.run()).code, EXIT.OK);
+  posts = postsFor(e.o.user);
+  assert.equal(posts.length, 3);
+  assert.match(posts[2].text, /resolved/);
+  assert.equal(e.notice(), null);
+});
+
+test('Slack down: the alert is retried on the next run and delivered exactly once', async () => {
+  const e = await newUser();
+  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  e.writeCreds(l);
+  oauth.revokeFamily(l.refreshToken);
+  slack.failAll(500);
+  try {
+    assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
+    assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
+  } finally {
+    slack.failAll(null);
+  }
+  assert.equal(postsFor(e.o.user).length, 0);
+  assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
+  assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
+  assert.equal(postsFor(e.o.user).length, 1);
+  assert.match(e.notice() ?? '', /needs attention/, 'the notice does not depend on Slack');
+});
+
+test('Vault down after a good sync: local untouched even when corrupt or near expiry', async () => {
+  const p2 = await new VaultProxy(vault.addr).start();
+  try {
+    const e = await newUser({ vaultAddr: p2.url });
+    const l = oauth.login(`${e.o.user}@example.com`);
+    e.writeCreds(l);
+    assert.equal((await e.run()).code, EXIT.OK);
+    p2.down = true;
+    clock.t += 7.5 * 3600_000; // near expiry
+    const text0 = fs.readFileSync(e.credFile, 'utf8');
+    let r = await e.run();
+    assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
+    assert.equal(fs.readFileSync(e.credFile, 'utf8'), text0);
+    assert.ok(oauth.isLiveRefresh(l.refreshToken), 'not rotated while Vault is down');
+    fs.writeFileSync(e.credFile, '{broken');
+    r = await e.run();
+    assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
+    assert.equal(fs.readFileSync(e.credFile, 'utf8'), '{broken', 'nothing is replaced while Vault is down');
+    assert.deepEqual(postsFor(e.o.user), []);
+    p2.down = false;
+    r = await e.run();
+    assert.equal(r.code, EXIT.OK, describeRun(r));
+    assert.match(r.stdout, /restored-from-vault/);
+    assert.match(r.stdout, /refreshed/);
+  } finally {
+    await p2.stop();
+  }
+});
+
+test('a revoked or expired Vault token re-authenticates with AppRole', async () => {
+  const e = await newUser();
+  e.writeCreds(oauth.login(`${e.o.user}@example.com`));
+  assert.equal((await e.run()).code, EXIT.OK);
+  const cacheFile = path.join(e.stateDir, 'vault-token.json');
+  assert.equal(fs.statSync(cacheFile).mode & 0o777, 0o600);
+  const t1 = JSON.parse(fs.readFileSync(cacheFile, 'utf8')).token;
+  secrets.push(t1);
+  // the cached token is reused while valid
+  proxy.reset();
+  assert.equal((await e.run()).code, EXIT.OK);
+  assert.equal(proxy.logins.length, 0);
+  // revoked
+  assert.equal((await vaultApi(vault.addr, vault.rootToken, 'POST', 'auth/token/revoke', { token: t1 })).status, 204);
+  proxy.reset();
+  let r = await e.run();
+  assert.equal(r.code, EXIT.OK, describeRun(r));
+  assert.equal(proxy.logins.length, 1);
+  const t2 = JSON.parse(fs.readFileSync(cacheFile, 'utf8')).token;
+  secrets.push(t2);
+  assert.notEqual(t2, t1);
+  // expired (by its recorded TTL)
+  fs.writeFileSync(cacheFile, JSON.stringify({ token: t2, expiresAt: Date.now() - 1000 }), { mode: 0o600 });
+  proxy.reset();
+  r = await e.run();
+  assert.equal(r.code, EXIT.OK, describeRun(r));
+  assert.equal(proxy.logins.length, 1);
+});
+
+test('permission denied (secret_id revoked, policy gone) does not loop; one alert; resolved when fixed', async () => {
+  const e = await newUser();
+  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  e.writeCreds(l);
+  // the policy is removed and the secret_id destroyed (as on suspend), while a token is cached
+  assert.equal((await e.run()).code, EXIT.OK);
+  await vaultApi(vault.addr, vault.rootToken, 'DELETE', `sys/policies/acl/claude-renew-${e.o.user}`);
+  const acc = await vaultApi(vault.addr, vault.rootToken, 'LIST', `auth/approle/role/claude-renew-${e.o.user}/secret-id`);
+  for (const a of acc.json.data.keys as string[]) await vaultApi(vault.addr, vault.rootToken, 'POST', `auth/approle/role/claude-renew-${e.o.user}/secret-id-accessor/destroy`, { secret_id_accessor: a });
+  clock.t += 7.5 * 3600_000;
+  const text0 = fs.readFileSync(e.credFile, 'utf8');
+  for (let i = 0; i < 3; i++) {
+    proxy.reset();
+    const t0 = Date.now();
+    const r = await e.run();
+    assert.equal(r.code, EXIT.VAULT_DENIED, describeRun(r));
+    assert.ok(proxy.requests.length <= 3, `bounded: ${proxy.requests.map((q) => `${q.method} ${q.path} ${q.status}`).join(', ')}`);
+    assert.ok(proxy.logins.length <= 1);
+    assert.ok(Date.now() - t0 < 10_000);
+  }
+  assert.equal(fs.readFileSync(e.credFile, 'utf8'), text0);
+  let posts = postsFor(e.o.user);
+  assert.equal(posts.length, 1);
+  assert.match(posts[0].text, /cannot use Vault/);
+  // the program re-creates the policy and a secret_id
+  const cred = await addVaultUser(vault, e.o.user);
+  secrets.push(cred.secret_id);
+  e.writeAppRole(cred);
+  const r = await e.run();
+  assert.equal(r.code, EXIT.OK, describeRun(r));
+  posts = postsFor(e.o.user);
+  assert.equal(posts.length, 2);
+  assert.match(posts[1].text, /resolved/);
+});
+
+test('identity mismatch: refused (no refresh, no Vault write), reported once, resolved by the right login', async () => {
+  const e = await newUser();
+  const wrong = oauth.login('someone.else@example.com', { accessTtlSeconds: 1800 });
+  e.writeCreds(wrong);
+  proxy.reset();
+  const refreshes0 = oauth.refreshes;
+  for (let i = 0; i < 3; i++) {
+    const r = await e.run();
+    assert.equal(r.code, EXIT.IDENTITY_MISMATCH, describeRun(r));
+    assert.match(r.stderr, /someone\.else@example\.com/);
+  }
+  assert.equal(oauth.refreshes, refreshes0, 'another identity is not renewed');
+  assert.equal(proxy.kvWrites.length, 0, 'nor stored in this user’s Vault path');
+  assert.equal(await readVaultSecret(vault, e.o.user), null);
+  let posts = postsFor(e.o.user);
+  assert.equal(posts.length, 1);
+  assert.match(posts[0].text, /identity mismatch/i);
+  assert.match(e.notice() ?? '', /someone\.else@example\.com/);
+  assert.ok(oauth.profileRequests > 0);
+
+  e.writeCreds(oauth.login(e.o.email));
+  const r = await e.run();
+  assert.equal(r.code, EXIT.OK, describeRun(r));
+  posts = postsFor(e.o.user);
+  assert.equal(posts.length, 2);
+  assert.match(posts[1].text, /resolved/);
+  assert.ok(await readVaultSecret(vault, e.o.user));
+});
+
+test('no token ever appears in stdout/stderr, even with verbose failures', async () => {
+  const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
+  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  e.writeCreds(l, { mcpOAuth: { s: { accessToken: 'MCPSECRETTOKEN-1234567890' } } });
+  secrets.push('MCPSECRETTOKEN-1234567890');
+  await e.run();
+  await e.run('status', ['--json']);
+  oauth.failNext({ kind: '5xx' });
+  clock.t += 8 * 3600_000;
+  await e.run();
+  clock.t += 3600_000;
+  await e.run();
+  fs.writeFileSync(e.credFile, '{"claudeAiOauth": {"accessToken": "' + l.accessToken + '", trailing garbage');
+  await e.run();
+  await e.run('status');
+  await e.run('status', ['--json']);
+  const leaks = findLeaks(e.outputs, [...oauth.issued, ...secrets]);
+  assert.deepEqual(leaks, []);
+  assert.ok(e.outputs.length >= 6);
+});
+
+test('a refresh answer lost after the server rotated (timeout after rotation): retried once later, then one login alert', async () => {
+  // The server spent the old token but the new one never arrived: the login is lost whatever
+  // the client does. The agent must not alert on the ambiguous failure itself, and must not loop.
+  const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
+  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  e.writeCreds(l);
+  oauth.failNext({ kind: 'drop-after-rotate' });
+  let r = await e.run();
+  assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
+  assert.deepEqual(postsFor(e.o.user), []);
+  clock.t += 10 * 60_000;
+  const req0 = oauth.tokenRequests;
+  for (let i = 0; i < 4; i++) {
+    r = await e.run();
+    assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
+    clock.t += 15 * 60_000;
+  }
+  assert.equal(oauth.tokenRequests - req0, 1);
+  assert.equal(postsFor(e.o.user).length, 1);
+});
