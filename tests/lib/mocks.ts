@@ -22,14 +22,28 @@ export interface Captured {
 }
 
 let captured: Captured[] = [];
+
+/**
+ * Optional hook that sees every new resource and may return extra state. Host tests use it
+ * to create the Vault resources in a real Vault server (the vault plugin is not available
+ * here), so the program's own credential-delivery scripts carry real credentials.
+ */
+export type ResourceHook = (type: string, name: string, inputs: Record<string, any>) => Promise<Record<string, any> | undefined>;
+let hook: ResourceHook | undefined;
+export function setResourceHook(h: ResourceHook | undefined): void {
+  hook = h;
+}
+
 pulumi.runtime.setMocks(
   {
-    newResource(args) {
+    async newResource(args) {
       captured.push({ type: args.type, name: args.name, inputs: args.inputs });
-      const state = { ...args.inputs };
+      const extra = hook ? await hook(args.type, args.name, unsecret(args.inputs)) : undefined;
+      const state: Record<string, any> = { ...args.inputs };
       if (args.type === "command:remote:Command") state.stdout = `mock stdout of ${args.name}`;
       if (args.type === "vault:appRole/authBackendRole:AuthBackendRole") state.roleId = `role-id-of-${args.inputs.roleName}`;
       if (args.type === "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId") state.secretId = `${SECRET_ID_MARKER}-${args.inputs.roleName}-${args.inputs.metadata}`;
+      Object.assign(state, extra ?? {});
       return { id: `${args.name}_id`, state };
     },
     call(args) {
