@@ -9,9 +9,10 @@ export const NS = "workstations";
 
 /** Raised for a missing or malformed config key. */
 export class ConfigError extends Error {
-  constructor(key: string, problem: string, example: string, secret = false) {
+  constructor(key: string, problem: string, example: string, secret = false, hint?: string) {
     super(
-      `${problem}: ${NS}:${key}. Set it with:\n  pulumi config set ${secret ? "--secret " : ""}${NS}:${key} ${example} --stack ${pulumi.getStack()}`,
+      `${problem}: ${NS}:${key}. Set it with:\n  pulumi config set ${secret ? "--secret " : ""}--stack ${pulumi.getStack()} ${NS}:${key} ${example}` +
+        (hint ? `\n  (${hint})` : ""),
     );
     this.name = "ConfigError";
   }
@@ -50,9 +51,9 @@ export interface WorkstationsConfig {
   credentialRotation: string;
 }
 
-function required(cfg: pulumi.Config, key: string, example: string): string {
+function required(cfg: pulumi.Config, key: string, example: string, hint?: string): string {
   const v = cfg.get(key);
-  if (v === undefined || v.trim() === "") throw new ConfigError(key, "Missing required config key", example);
+  if (v === undefined || v.trim() === "") throw new ConfigError(key, "Missing required config key", example, false, hint);
   return v;
 }
 
@@ -61,7 +62,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
   const portRaw = cfg.get("sshPort") ?? "22";
   const port = Number(portRaw);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConfigError("sshPort", `Invalid port ${JSON.stringify(portRaw)} in config key`, "22");
-  const hostKey = required(cfg, "hostKey", "'ssh-ed25519 AAAA…'  # from: ssh-keyscan -t ed25519 <host>");
+  const hostKey = required(cfg, "hostKey", "'ssh-ed25519 AAAA…'", "the host's public key: ssh-keyscan -t ed25519 <host>");
   if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/]+=*$/.test(hostKey.trim()))
     throw new ConfigError("hostKey", "Config key is not one public host key line (type and base64, no host name)", "'ssh-ed25519 AAAA…'");
   const privateKey = cfg.getSecret("sshPrivateKey");
@@ -69,7 +70,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
   const adminSource = (cfg.get("adminSource") ?? "roster") as string;
   if (adminSource !== "roster" && adminSource !== "config") throw new ConfigError("adminSource", `Invalid value ${JSON.stringify(adminSource)} (roster|config) in config key`, "roster");
   const admins = cfg.getObject<string[]>("admins") ?? [];
-  if (adminSource === "config" && admins.length === 0) throw new ConfigError("admins", "adminSource is config but there is no admin list in config key", "'[\"viktor\"]' --path");
+  if (adminSource === "config" && admins.length === 0) throw new ConfigError("admins[0]", "adminSource is config but there is no admin list in config key", "viktor --path", false, "one Forgejo user per index: admins[0], admins[1], …");
   const vaultAddress = required(cfg, "vaultAddress", "https://vault.example.internal:8200");
   if (!/^https?:\/\/[^\s]+$/.test(vaultAddress)) throw new ConfigError("vaultAddress", "Config key is not an http(s) URL", "https://vault.example.internal:8200");
   const vaultToken = cfg.getSecret("vaultToken");

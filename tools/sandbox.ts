@@ -14,6 +14,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
+import { loadToolchainEnv } from "./toolchain-env";
 
 const ROOT = path.resolve(__dirname, "..");
 const CACHE = process.env.WORKSTATIONS_CACHE ?? path.join(process.env.HOME ?? "/root", ".cache/workstations");
@@ -27,17 +28,6 @@ function log(msg: string): void {
 
 function node(script: string, args: string[]): string {
   return execFileSync(process.execPath, [...TSNODE, path.join(ROOT, script), ...args], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-}
-
-function toolchainEnv(): void {
-  const out = spawnSync("bash", [path.join(ROOT, "scripts/dev/toolchain"), "env"], { encoding: "utf8" });
-  for (const line of (out.stdout ?? "").split("\n")) {
-    const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
-    if (m) process.env[m[1]] = m[2].replace(/\$PATH/g, process.env.PATH ?? "");
-  }
-  process.env.PATH = `${process.env.PATH}:${path.join(ROOT, "node_modules/.bin")}`;
-  if (spawnSync("pulumi", ["version"], { encoding: "utf8" }).status !== 0)
-    throw new Error("no Pulumi CLI: run `bash scripts/dev/toolchain build` (offline) or `npm install pulumi` (with internet)");
 }
 
 function pulumi(args: string[], opts: { input?: string; quiet?: boolean } = {}): string {
@@ -57,7 +47,7 @@ function secretFile(name: string, make: () => string): string {
 
 async function up(): Promise<void> {
   const t0 = Date.now();
-  toolchainEnv();
+  loadToolchainEnv();
   fs.mkdirSync(path.join(SBX, "state"), { recursive: true, mode: 0o700 });
   process.env.PULUMI_BACKEND_URL = `file://${path.join(SBX, "state")}`;
   process.env.PULUMI_CONFIG_PASSPHRASE = secretFile("passphrase", () => crypto.randomBytes(24).toString("hex"));

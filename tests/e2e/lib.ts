@@ -3,7 +3,6 @@
  * program against an nspawn test host and a Vault dev server. Extend by adding tests that
  * take an `E2E` and call `up`/`preview`/`destroy` with roster edits.
  */
-import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -11,30 +10,11 @@ import * as YAML from "yaml";
 import { LocalWorkspace, Stack, EngineEvent, OpType } from "@pulumi/pulumi/automation";
 import { boot, createHost, destroyHost, run, TestHost } from "../host/lib/testhost";
 import { cacheDir, startVault, VaultServer } from "../lib/services";
+import { loadToolchainEnv } from "../../tools/toolchain-env";
 
 export const PROJECT_DIR = path.resolve(__dirname, "../..");
 /** Files and dirs of the project the engine needs. */
 const PROJECT_FILES = ["Pulumi.yaml", "index.ts", "tsconfig.json", "package.json", "components", "config", "scripts"];
-
-/** Puts the toolchain on PATH (as `scripts/dev/toolchain env` says) and checks what e2e needs. */
-export function loadToolchainEnv(): void {
-  const out = execFileSync("bash", [path.join(PROJECT_DIR, "scripts/dev/toolchain"), "env"], { encoding: "utf8" });
-  for (const line of out.split("\n")) {
-    const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
-    if (m) process.env[m[1]] = m[2].replace(/\$PATH/g, process.env.PATH ?? "");
-  }
-  const missing: string[] = [];
-  const have = (bin: string) => (process.env.PATH ?? "").split(":").some((d) => fs.existsSync(path.join(d, bin)));
-  for (const bin of ["pulumi", "pulumi-language-nodejs"]) if (!have(bin)) missing.push(bin);
-  const plugins = path.join(process.env.PULUMI_HOME ?? "", "plugins");
-  for (const p of ["command", "vault"]) {
-    const installed = fs.existsSync(plugins) && fs.readdirSync(plugins).some((d) => d.startsWith(`resource-${p}-`));
-    if (!installed && !have(`pulumi-resource-${p}`)) missing.push(`pulumi-resource-${p}`);
-  }
-  if (!have("bao") && !have("vault")) missing.push("bao|vault");
-  if (missing.length)
-    throw new Error(`e2e needs the offline toolchain; missing: ${missing.join(", ")}. Build it with: bash scripts/dev/toolchain build  (status: bash scripts/dev/toolchain status)`);
-}
 
 export interface E2E {
   dir: string;

@@ -120,7 +120,7 @@ test("missing config keys fail with the key and the exact pulumi config set comm
   for (const [key, secret] of [["host", false], ["hostKey", false], ["sshPrivateKey", true], ["vaultAddress", false], ["claudeClientId", false]] as const) {
     await assert.rejects(runProgram({ roster: readExampleRoster(), config: { [key]: undefined } }), (e: Error) => {
       assert.match(e.message, new RegExp(`workstations:${key}\\b`));
-      assert.match(e.message, new RegExp(`pulumi config set ${secret ? "--secret " : ""}workstations:${key} `));
+      assert.match(e.message, new RegExp(`pulumi config set ${secret ? "--secret " : ""}--stack test workstations:${key} `));
       return true;
     });
   }

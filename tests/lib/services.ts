@@ -1,0 +1,545 @@
+// Dev services for the sandbox and the end-to-end tests: a Vault-API dev server (OpenBao,
+// or HashiCorp Vault where OpenBao cannot be built) and a Forgejo-API server (Forgejo, or
+// the documented Gitea fallback), both from the offline toolchain built by
+// `scripts/dev/toolchain build` into ${WORKSTATIONS_CACHE:-~/.cache/workstations}/toolchain.
+//
+// Secrets (root token, admin password, admin token) never go on a command line: they are
+// passed through the environment or over HTTP, and the CLI wrapper writes them to 0600 files.
+
+import { spawn, spawnSync, ChildProcess } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+
+export const TOOLCHAIN_HINT = "run `scripts/dev/toolchain build` (or `npm run toolchain`) to build the offline toolchain";
+
+export class ToolchainMissingError extends Error {
+  constructor(what: string, looked: string[]) {
+    super(`${what} not found (looked for ${looked.join(", ")}): ${TOOLCHAIN_HINT}`);
+    this.name = "ToolchainMissingError";
+  }
+}
+
+export function cacheDir(): string {
+  return process.env.WORKSTATIONS_CACHE ?? path.join(os.homedir(), ".cache", "workstations");
+}
+
+export function toolchainBinDir(): string {
+  return process.env.WORKSTATIONS_TOOLCHAIN_BIN ?? path.join(cacheDir(), "toolchain", "bin");
+}
+
+export function toolchainShareDir(): string {
+  return process.env.WORKSTATIONS_TOOLCHAIN_SHARE ?? path.join(cacheDir(), "toolchain", "share");
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** First of `names` that is an executable in the toolchain bin dir, or null. */
+export function findTool(names: readonly string[]): { name: string; path: string } | null {
+  for (const name of names) {
+    const p = path.join(toolchainBinDir(), name);
+    if (isExecutable(p)) return { name, path: p };
+  }
+  return null;
+}
+
+/** Throws ToolchainMissingError unless every group has one executable in the toolchain. */
+export function requireToolchain(groups: ReadonlyArray<readonly string[]> = [["bao", "vault"], ["forgejo", "gitea"]]): void {
+  for (const g of groups) {
+    if (!findTool(g)) throw new ToolchainMissingError(g.join(" or "), g.map((n) => path.join(toolchainBinDir(), n)));
+  }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (and, with `span`, the next span-1 too). */
+export async function freePort(span = 1): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once("error", reject);
+      srv.listen(0, "127.0.0.1", () => {
+        const addr = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(addr.port));
+      });
+    });
+    let ok = port + span - 1 < 65536;
+    for (let i = 1; ok && i < span; i++) ok = await portFree(port + i);
+    if (ok) return port;
+  }
+  throw new Error("could not find a free loopback port");
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+export function randomSecret(bytes = 24): string {
+  return crypto.randomBytes(bytes).toString("base64url");
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function tail(file: string, lines = 30): string {
+  try {
+    return fs.readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
+  if (!pidAlive(pid)) return;
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!pidAlive(pid)) return;
+    await sleep(100);
+  }
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  while (pidAlive(pid)) await sleep(50);
+}
+
+interface Started {
+  child: ChildProcess;
+  pid: number;
+  exited: () => string | null;
+}
+
+function startProcess(
+  bin: string,
+  args: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv; log: string; detached: boolean; dropStdout?: boolean },
+): Started {
+  const fd = fs.openSync(opts.log, "a", 0o600);
+  const child = spawn(bin, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdio: ["ignore", opts.dropStdout ? "ignore" : fd, fd],
+    detached: opts.detached,
+  });
+  fs.closeSync(fd);
+  let exit: string | null = null;
+  child.on("exit", (code, signal) => {
+    exit = signal ? `signal ${signal}` : `exit code ${code}`;
+  });
+  child.on("error", (err) => {
+    exit = `spawn error: ${err.message}`;
+  });
+  if (opts.detached) child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${bin}`);
+  return { child, pid: child.pid, exited: () => exit };
+}
+
+async function waitFor(what: string, started: Started, log: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ex = started.exited();
+    if (ex) throw new Error(`${what} exited during start-up (${ex}); log ${log}:\n${tail(log)}`);
+    try {
+      if (await probe()) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what} did not become healthy within ${timeoutMs} ms; log ${log}:\n${tail(log)}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Vault / OpenBao
+
+export interface VaultServer {
+  /** http://127.0.0.1:PORT */
+  addr: string;
+  rootToken: string;
+  /** Which server binary is running: the CLI env prefix is BAO_ for openbao, VAULT_ for vault. */
+  kind: "openbao" | "vault";
+  bin: string;
+  pid: number;
+  log: string;
+  stop(): Promise<void>;
+}
+
+export interface StartVaultOptions {
+  /** Working dir for logs and HOME; created if missing. */
+  dir: string;
+  port?: number;
+  rootToken?: string;
+  /** Leave the server running after this process exits (for the sandbox CLI). */
+  detached?: boolean;
+  timeoutMs?: number;
+}
+
+/** `bao server -dev` (or `vault server -dev`) on a free loopback port, in memory, KV v2 at secret/. */
+export async function startVault(opts: StartVaultOptions): Promise<VaultServer> {
+  const tool = findTool(["bao", "vault"]);
+  if (!tool) throw new ToolchainMissingError("bao (or vault)", [path.join(toolchainBinDir(), "bao"), path.join(toolchainBinDir(), "vault")]);
+  const kind = tool.name === "bao" ? "openbao" : "vault";
+  const prefix = kind === "openbao" ? "BAO" : "VAULT";
+  fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  // The dev server also listens on PORT+1 for cluster traffic.
+  const port = opts.port ?? (await freePort(2));
+  const rootToken = opts.rootToken ?? `root-${randomSecret(18)}`;
+  const addr = `http://127.0.0.1:${port}`;
+  const log = path.join(opts.dir, `${kind}.log`);
+  fs.rmSync(log, { force: true });
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: opts.dir,
+    [`${prefix}_DEV_ROOT_TOKEN_ID`]: rootToken,
+    [`${prefix}_DEV_LISTEN_ADDRESS`]: `127.0.0.1:${port}`,
+    [`${prefix}_ADDR`]: addr,
+    [`${prefix}_LOG_LEVEL`]: "warn",
+    // Dev mode never mlocks, but say so explicitly for hosts without CAP_IPC_LOCK.
+    [`${prefix}_DISABLE_MLOCK`]: "true",
+    SKIP_SETCAP: "1",
+  };
+  // -dev-no-store-token: do not write the token to ~/.vault-token.
+  const started = startProcess(tool.path, ["server", "-dev", "-dev-no-store-token"], {
+    cwd: opts.dir,
+    env,
+    log,
+    detached: opts.detached ?? false,
+    // The dev-mode banner on stdout prints the root token and unseal key: keep it out of the log.
+    dropStdout: true,
+  });
+  const stop = () => stopPid(started.pid);
+  try {
+    await waitFor(`${tool.name} server -dev`, started, log, opts.timeoutMs ?? 60_000, async () => {
+      const res = await fetch(`${addr}/v1/sys/health`);
+      return res.status === 200;
+    });
+    // Health says unsealed+active; also check that the root token works.
+    const res = await fetch(`${addr}/v1/auth/token/lookup-self`, { headers: { "X-Vault-Token": rootToken } });
+    if (res.status !== 200) throw new Error(`root token rejected by ${addr}: HTTP ${res.status}`);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { addr, rootToken, kind, bin: tool.path, pid: started.pid, log, stop };
+}
+
+/** Minimal Vault HTTP call with a token; returns parsed JSON (or null for 204). */
+export async function vaultRequest(v: { addr: string }, token: string, method: string, apiPath: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${v.addr}/v1/${apiPath.replace(/^\//, "")}`, {
+    method,
+    headers: { "X-Vault-Token": token, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`vault ${method} ${apiPath}: HTTP ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+// ---------------------------------------------------------------------------------------
+// Forgejo / Gitea
+
+export interface ForgejoUser {
+  name: string;
+  email: string;
+  password: string;
+  id: number;
+}
+
+export interface ForgejoServer {
+  /** http://127.0.0.1:PORT/ (with trailing slash, as ROOT_URL) */
+  url: string;
+  kind: "forgejo" | "gitea";
+  version: string;
+  adminUser: string;
+  adminPassword: string;
+  adminToken: string;
+  /** The `<admin>/infra` repo, auto-initialised with one commit on master. */
+  repo: { owner: string; name: string };
+  bin: string;
+  pid: number;
+  log: string;
+  /** Creates a normal (non-admin) user with a random password. */
+  createUser(name: string, email: string): Promise<ForgejoUser>;
+  /** Authenticated API call as the site admin (path relative to /api/v1). */
+  api(method: string, apiPath: string, body?: unknown): Promise<{ status: number; json: unknown }>;
+  stop(): Promise<void>;
+}
+
+export interface StartForgejoOptions {
+  dir: string;
+  port?: number;
+  adminUser?: string;
+  adminEmail?: string;
+  repoName?: string;
+  detached?: boolean;
+  timeoutMs?: number;
+}
+
+const TOKEN_SCOPES = [
+  "write:activitypub",
+  "write:admin",
+  "write:issue",
+  "write:misc",
+  "write:notification",
+  "write:organization",
+  "write:package",
+  "write:repository",
+  "write:user",
+];
+
+function appIni(o: { dir: string; port: number; staticRoot: string; runUser: string; secretKey: string; internalToken: string }): string {
+  const d = o.dir;
+  return `APP_NAME = workstations-dev
+RUN_USER = ${o.runUser}
+RUN_MODE = prod
+WORK_PATH = ${d}
+I_AM_BEING_UNSAFE_RUNNING_AS_ROOT = true
+
+[server]
+PROTOCOL = http
+HTTP_ADDR = 127.0.0.1
+HTTP_PORT = ${o.port}
+DOMAIN = 127.0.0.1
+ROOT_URL = http://127.0.0.1:${o.port}/
+DISABLE_SSH = true
+START_SSH_SERVER = false
+OFFLINE_MODE = true
+LFS_START_SERVER = false
+STATIC_ROOT_PATH = ${o.staticRoot}
+APP_DATA_PATH = ${d}/data
+
+[database]
+DB_TYPE = sqlite3
+PATH = ${d}/data/forgejo.db
+SQLITE_JOURNAL_MODE = WAL
+
+[repository]
+ROOT = ${d}/repos
+DEFAULT_BRANCH = master
+
+[security]
+INSTALL_LOCK = true
+SECRET_KEY = ${o.secretKey}
+INTERNAL_TOKEN = ${o.internalToken}
+PASSWORD_HASH_ALGO = pbkdf2
+MIN_PASSWORD_LENGTH = 8
+PASSWORD_COMPLEXITY = off
+
+[oauth2]
+ENABLED = false
+
+[service]
+DISABLE_REGISTRATION = true
+REQUIRE_SIGNIN_VIEW = false
+ENABLE_NOTIFY_MAIL = false
+DEFAULT_KEEP_EMAIL_PRIVATE = false
+
+[mailer]
+ENABLED = false
+
+[session]
+PROVIDER = memory
+
+[cache]
+ADAPTER = memory
+
+[indexer]
+ISSUE_INDEXER_TYPE = db
+REPO_INDEXER_ENABLED = false
+
+[api]
+ENABLE_SWAGGER = true
+
+[webhook]
+ALLOWED_HOST_LIST = loopback,private
+
+[actions]
+ENABLED = false
+
+[cron.update_checker]
+ENABLED = false
+
+[log]
+MODE = console
+LEVEL = Warn
+ROOT_PATH = ${d}/log
+`;
+}
+
+/** A random INTERNAL_TOKEN in the JWT-like shape Forgejo/Gitea generate themselves. */
+function internalToken(): string {
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ nbf: Math.floor(Date.now() / 1000) })}.${randomSecret(32)}`;
+}
+
+function runSync(bin: string, args: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; log: string; what: string; quiet: boolean }): string {
+  const r = spawnSync(bin, args, { cwd: opts.cwd, env: opts.env, encoding: "utf8", timeout: 120_000 });
+  const out = opts.quiet ? "(output not logged)\n" : `${r.stdout ?? ""}${r.stderr ?? ""}`;
+  fs.appendFileSync(opts.log, `$ ${path.basename(bin)} ${args.join(" ")}\n${out}\n`, { mode: 0o600 });
+  if (r.status !== 0) {
+    throw new Error(`${opts.what} failed (${r.error?.message ?? `exit ${r.status}`}):\n${(r.stderr || r.stdout || "").slice(-3000)}`);
+  }
+  return r.stdout;
+}
+
+/**
+ * A sqlite Forgejo (or Gitea) on a free loopback port with a generated app.ini, a site
+ * admin, an admin API token and an `<admin>/infra` repo with an initial commit on master.
+ * The data dir is wiped first: every start is a fresh instance.
+ */
+export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoServer> {
+  const tool = findTool(["forgejo", "gitea"]);
+  if (!tool) throw new ToolchainMissingError("forgejo (or gitea)", [path.join(toolchainBinDir(), "forgejo"), path.join(toolchainBinDir(), "gitea")]);
+  const kind = tool.name as "forgejo" | "gitea";
+  const staticRoot = path.join(toolchainShareDir(), kind);
+  if (!fs.existsSync(path.join(staticRoot, "templates")) || !fs.existsSync(path.join(staticRoot, "options"))) {
+    throw new ToolchainMissingError(`${kind} templates/options`, [staticRoot]);
+  }
+  const dir = path.resolve(opts.dir);
+  for (const sub of ["data", "repos", "log", "custom", "home"]) fs.rmSync(path.join(dir, sub), { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, "custom", "conf"), { recursive: true, mode: 0o700 });
+  for (const sub of ["data", "repos", "log", "home"]) fs.mkdirSync(path.join(dir, sub), { recursive: true, mode: 0o700 });
+
+  const port = opts.port ?? (await freePort());
+  const url = `http://127.0.0.1:${port}/`;
+  const conf = path.join(dir, "custom", "conf", "app.ini");
+  const runUser = os.userInfo().username;
+  fs.writeFileSync(conf, appIni({ dir, port, staticRoot, runUser, secretKey: randomSecret(32), internalToken: internalToken() }), { mode: 0o600 });
+
+  const log = path.join(dir, `${kind}.log`);
+  fs.rmSync(log, { force: true });
+  const envPrefix = kind === "forgejo" ? "FORGEJO" : "GITEA";
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: path.join(dir, "home"),
+    USER: runUser,
+    [`${envPrefix}_WORK_DIR`]: dir,
+    [`${envPrefix}_CUSTOM`]: path.join(dir, "custom"),
+  };
+  const common = ["--config", conf, "--work-path", dir, "--custom-path", path.join(dir, "custom")];
+  const cli = (args: string[], what: string, quiet = false) => runSync(tool.path, [...args, ...common], { cwd: dir, env, log, what, quiet });
+
+  cli(["migrate"], `${kind} migrate`);
+  const adminUser = opts.adminUser ?? "forgeadmin";
+  const adminEmail = opts.adminEmail ?? `${adminUser}@example.invalid`;
+  // --random-password keeps the password out of argv; it is read from stdout (not logged).
+  const created = cli(
+    ["admin", "user", "create", "--admin", "--username", adminUser, "--email", adminEmail, "--random-password", "--random-password-length=32", "--must-change-password=false"],
+    `${kind} admin user create`,
+    true,
+  );
+  const pw = /generated random password is '([^']+)'/.exec(created);
+  if (!pw) throw new Error(`${kind} admin user create printed no generated password`);
+  const adminPassword = pw[1];
+
+  const started = startProcess(tool.path, ["web", ...common], { cwd: dir, env, log, detached: opts.detached ?? false });
+  const stop = () => stopPid(started.pid);
+  const apiBase = `${url}api/v1`;
+  try {
+    await waitFor(`${kind} web`, started, log, opts.timeoutMs ?? 90_000, async () => {
+      const res = await fetch(`${url}api/healthz`);
+      return res.status === 200;
+    });
+    const basic = (pw: string) => `Basic ${Buffer.from(`${adminUser}:${pw}`).toString("base64")}`;
+    const tok = await fetch(`${apiBase}/users/${adminUser}/tokens`, {
+      method: "POST",
+      headers: { Authorization: basic(adminPassword), "Content-Type": "application/json" },
+      body: JSON.stringify({ name: `admin-${Date.now()}`, scopes: TOKEN_SCOPES }),
+    });
+    if (!tok.ok) throw new Error(`creating the admin token failed: HTTP ${tok.status} ${await tok.text()}`);
+    const adminToken = ((await tok.json()) as { sha1: string }).sha1;
+
+    const api = async (method: string, apiPath: string, body?: unknown) => {
+      const res = await fetch(`${apiBase}/${apiPath.replace(/^\//, "")}`, {
+        method,
+        headers: { Authorization: `token ${adminToken}`, "Content-Type": "application/json", Accept: "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let json: unknown = null;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch {
+        json = text;
+      }
+      return { status: res.status, json };
+    };
+
+    const repoName = opts.repoName ?? "infra";
+    const repo = await api("POST", "user/repos", {
+      name: repoName,
+      auto_init: true,
+      default_branch: "master",
+      readme: "Default",
+      private: false,
+      description: "workstations sandbox infra repo",
+    });
+    if (repo.status !== 201) throw new Error(`creating ${adminUser}/${repoName} failed: HTTP ${repo.status} ${JSON.stringify(repo.json)}`);
+    const branch = await api("GET", `repos/${adminUser}/${repoName}/branches/master`);
+    if (branch.status !== 200) throw new Error(`${adminUser}/${repoName} has no master branch: HTTP ${branch.status}`);
+
+    const ver = await api("GET", "version");
+    const version = (ver.json as { version?: string } | null)?.version ?? "unknown";
+
+    const createUser = async (name: string, email: string): Promise<ForgejoUser> => {
+      const password = randomSecret(18);
+      const r = await api("POST", "admin/users", {
+        username: name,
+        email,
+        password,
+        must_change_password: false,
+        send_notify: false,
+        visibility: "public",
+      });
+      if (r.status !== 201) throw new Error(`creating user ${name} failed: HTTP ${r.status} ${JSON.stringify(r.json)}`);
+      return { name, email, password, id: (r.json as { id: number }).id };
+    };
+
+    return {
+      url,
+      kind,
+      version,
+      adminUser,
+      adminPassword,
+      adminToken,
+      repo: { owner: adminUser, name: repoName },
+      bin: tool.path,
+      pid: started.pid,
+      log,
+      createUser,
+      api,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
