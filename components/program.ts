@@ -39,7 +39,8 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   const plan = planRoster(roster);
   const bundle = loadBundle(projectDir);
   bundle.files.push({ path: AGENT_CONFIG_FILE, mode: "0644", content: agentConfig(config) });
-  const host = new WorkstationHost(config.connection.host, { connection: config.connection, bundle, slackWebhook: config.slackWebhook });
+  // A stable logical name: changing the host address updates the connection, it does not replace everything.
+  const host = new WorkstationHost("host", { connection: config.connection, bundle, slackWebhook: config.slackWebhook });
   const provider = new vault.Provider("vault", {
     address: config.vault.address,
     ...(config.vault.token ? { token: config.vault.token } : {}),

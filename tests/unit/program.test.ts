@@ -57,7 +57,7 @@ test("no secret value appears in any command string, argv, or non-secret input o
   assert.deepEqual([...seen].sort(), [...markers].sort());
   // Secrets travel only on stdin of the delivery commands, or in connections and the provider.
   const carriers = resources.filter((r) => /S3CR3T-SECRET-ID|S3CR3T-SLACK/.test(JSON.stringify(unsecret(r.inputs.stdin ?? "")))).map((r) => r.name).sort();
-  assert.deepEqual(carriers, ["devvm.test-slack-webhook", "emo-vault-credential", "nadia-vault-credential", "viktor-vault-credential"]);
+  assert.deepEqual(carriers, ["emo-vault-credential", "host-slack-webhook", "nadia-vault-credential", "viktor-vault-credential"]);
   const outs = await new Promise<unknown>((res) => pulumi.all(program.workstations.map((w) => [w.userName, w.uid, w.home, w.state, w.groups])).apply(res));
   for (const m of markers) assert.ok(!JSON.stringify(outs).includes(m));
 });
