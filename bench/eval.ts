@@ -7,16 +7,14 @@
  */
 import { spawnSync } from "child_process";
 import * as YAML from "yaml";
-import * as fs from "fs";
-
-const KEY = fs.readFileSync(`${__dirname}/../roster.example.yaml`, "utf8").match(/ssh-ed25519 \S+/)![0];
+import { ed25519Key } from "../tests/lib/sshkeys";
 
 export function syntheticRoster(n: number): string {
   const roles = ["admin", "power-user", "namespace-owner"] as const;
   const users = Array.from({ length: n }, (_, i) => {
     const role = i === 0 ? "admin" : roles[i % 3];
     return {
-      name: `user${i}`, uid: 3000 + i, role, email: `user${i}@example.com`, forgejo: `user${i}`, sshKeys: [KEY],
+      name: `user${i}`, uid: 3000 + i, role, email: `user${i}@example.com`, forgejo: `user${i}`, sshKeys: [ed25519Key(`user${i}@bench`)],
       ...(role === "namespace-owner" ? { namespaces: [`ns-${i}`] } : {}),
       ...(i % 17 === 5 ? { state: "suspended" } : {}),
     };

@@ -22,15 +22,30 @@ export interface HostBundle {
   startClaude: string;
 }
 
-function walk(dir: string): string[] {
+function walk(dir: string, root: string): string[] {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]))
+    .flatMap((e) => {
+      const p = path.join(dir, e.name);
+      checkBundlePath(path.relative(root, p));
+      return e.isDirectory() ? walk(p, root) : [p];
+    })
     .sort();
 }
 
 export const LIB_DIR = "/usr/local/lib/workstations";
+
+/** A file name the bundle may ship: it becomes part of a host path and a remote script's name. */
+export const SAFE_BUNDLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+
+/** Throws unless every component of `rel` (a path relative to the repo) is a safe name. */
+export function checkBundlePath(rel: string): string {
+  for (const part of rel.split("/"))
+    if (!SAFE_BUNDLE_NAME.test(part))
+      throw new Error(`bundle: refusing to ship ${JSON.stringify(rel)}: each path component must match ${SAFE_BUNDLE_NAME} (no spaces, quotes, newlines or leading dots); rename it`);
+  return rel;
+}
 
 export function loadBundle(root: string): HostBundle {
   const read = (p: string) => fs.readFileSync(p, "utf8");
@@ -47,7 +62,7 @@ export function loadBundle(root: string): HostBundle {
   const scripts: BundledFile[] = fs
     .readdirSync(path.join(root, "scripts"), { withFileTypes: true })
     .filter((e) => e.isFile())
-    .map((e) => e.name)
+    .map((e) => checkBundlePath(e.name))
     .sort()
     .map((name) => ({
       path: `${LIB_DIR}/${name}`,
@@ -55,12 +70,12 @@ export function loadBundle(root: string): HostBundle {
       link: `/usr/local/bin/${name.replace(/\.mjs$/, "")}`,
       content: read(path.join(root, "scripts", name)),
     }));
-  const units: BundledFile[] = walk(path.join(root, "scripts/units")).map((p) => ({
+  const units: BundledFile[] = walk(path.join(root, "scripts/units"), path.join(root, "scripts/units")).map((p) => ({
     path: `/etc/systemd/system/${path.basename(p)}`,
     mode: "0644",
     content: read(p),
   }));
-  const base: BundledFile[] = walk(path.join(root, "config/claude-base")).map((p) => ({
+  const base: BundledFile[] = walk(path.join(root, "config/claude-base"), path.join(root, "config/claude-base")).map((p) => ({
     path: `${CLAUDE_BASE}/${path.relative(path.join(root, "config/claude-base"), p)}`,
     mode: "0644",
     content: read(p),
@@ -71,7 +86,7 @@ export function loadBundle(root: string): HostBundle {
   ];
   const enable = units
     .map((u) => path.basename(u.path))
-    .filter((n) => !n.includes("@") && (n.endsWith(".timer") || (n.endsWith(".service") && !units.some((t) => path.basename(t.path) === n.replace(/\.service$/, ".timer")))));
+    .filter((n) => !n.includes("@") && (n.endsWith(".timer") || n.endsWith(".socket") || (n.endsWith(".service") && !units.some((t) => path.basename(t.path) === n.replace(/\.service$/, ".timer")))));
   return {
     files: [
       ...scripts,

@@ -16,7 +16,14 @@ export interface WorkstationHostArgs {
   connection: HostConnection;
   /** What to install: scripts, units, managed settings, the Claude base and skel. */
   bundle: HostBundle;
-  /** Slack webhook for renewal alerts (secret); written root-only 0600, absent = disabled. */
+  /** The roster's login shells; the preflight checks each is installed. */
+  shells?: readonly string[];
+  /**
+   * Slack webhook for alerts (secret); absent = disabled. Written root:root 0600 to
+   * SLACK_WEBHOOK_FILE. Only the root-side notifier (workstations-alert@.service, via its own
+   * LoadCredential=) reads it; the renewal agent runs as the user and never gets it, it hands
+   * messages to /run/workstations/alert.sock.
+   */
   slackWebhook?: pulumi.Input<string>;
 }
 
@@ -36,8 +43,8 @@ export class WorkstationHost extends pulumi.ComponentResource {
     const preflight = new command.remote.Command(`${name}-preflight`, {
       connection,
       addPreviousOutputInEnv: false,
-      create: preflightScript(),
-      update: preflightScript(),
+      create: preflightScript(args.shells),
+      update: preflightScript(args.shells),
       delete: preflightDeleteScript(),
     }, { parent: this });
 

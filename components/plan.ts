@@ -200,3 +200,31 @@ export function planRoster(roster: Roster, profiles: Readonly<Record<Role, RoleP
     namespaces,
   };
 }
+
+/** A roster the schema accepts but the plan refuses; `message` says what was expected (without "expected"). */
+export interface PlanProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * Rules decided by the plan rather than the schema, checked by `parseRoster` once the schema
+ * passed. Today: some active user ends up with sudo (role default, then `overrides.sudo`)
+ * and at least one ssh key, the only way back into the host. When an `overrides.sudo: false`
+ * took that away, the problem points at the last such override in roster order; otherwise
+ * at `users`.
+ */
+export function planProblems(roster: Roster, profiles: Readonly<Record<Role, RoleProfile>> = DEFAULT_PROFILES): PlanProblem[] {
+  const problems: PlanProblem[] = [];
+  const withKeys = roster.users.map((u, i) => ({ u, i })).filter(({ u }) => u.state === "active" && u.sshKeys.length > 0);
+  if (!withKeys.some(({ u }) => effectiveProfile(u.role, u.overrides, profiles).sudo)) {
+    const what = "an active user with sudo and an ssh key (the only way back into the host)";
+    const removed = withKeys.filter(({ u }) => profiles[u.role].sudo && u.overrides.sudo === false).pop();
+    problems.push(
+      removed
+        ? { path: ["users", removed.i, "overrides", "sudo"], message: `${what}: this override takes sudo from ${removed.u.name}, the last one who had it` }
+        : { path: ["users"], message: `${what}: none has both` },
+    );
+  }
+  return problems;
+}

@@ -40,7 +40,8 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   const bundle = loadBundle(projectDir);
   bundle.files.push({ path: AGENT_CONFIG_FILE, mode: "0644", content: agentConfig(config) });
   // A stable logical name: changing the host address updates the connection, it does not replace everything.
-  const host = new WorkstationHost("host", { connection: config.connection, bundle, slackWebhook: config.slackWebhook });
+  const shells = [...new Set(plan.users.map((u) => u.shell))].sort();
+  const host = new WorkstationHost("host", { connection: config.connection, bundle, shells, slackWebhook: config.slackWebhook });
   const provider = new vault.Provider("vault", {
     address: config.vault.address,
     ...(config.vault.token ? { token: config.vault.token } : {}),

@@ -11,9 +11,11 @@
  *      OAuth token only when the access token expires within refreshMarginSeconds;
  *   3. checks the token's identity on the profile endpoint (email must equal the roster email);
  *   4. pushes to Vault with check-and-set after every rotation (its own or Claude's);
- *   5. raises one Slack alert per incident (login required, login deadline near, identity
+ *   5. raises one alert per incident (login required, login deadline near, identity
  *      mismatch, Vault access denied), a "resolved" alert when it clears, and keeps the notice
- *      file that start-claude.sh shows.
+ *      file that start-claude.sh shows. Alerts are messages handed to the root-side notifier
+ *      on /run/workstations/alert.sock (workstations-alert.socket), which posts them to Slack;
+ *      this agent never sees the Slack webhook.
  * The layout it relies on is in docs/CONTRACTS.md, section "Claude token renewal".
  *
  * No npm dependencies; Node >= 18 (Debian bookworm). Never logs, prints or passes in argv a
@@ -33,6 +35,7 @@
 
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -51,6 +54,9 @@ const LOCK_STALE_MS = 60_000;
 const LOCK_HEARTBEAT_MS = 5_000;
 const MAX_FILE_BYTES = 1 << 20;
 const VAULT_TOKEN_MIN_LEFT_MS = 120_000;
+/** How long to wait for the notifier's answer (it gives Slack 10 s; its unit RuntimeMaxSec=30s). */
+const ALERT_ANSWER_TIMEOUT_MS = 20_000;
+export const DEFAULT_ALERT_SOCKET = '/run/workstations/alert.sock';
 
 /** Environment variables that take precedence over (or move) the Claude login. */
 export const OVERRIDE_VARS = Object.freeze([
@@ -77,7 +83,7 @@ const DEFAULTS = Object.freeze({
   tokenRequestEncoding: 'json',
   profileBeta: 'oauth-2025-04-20',
   usersFile: '/etc/workstations/users.json',
-  slackWebhookFile: '',
+  alertSocket: DEFAULT_ALERT_SOCKET,
   hostLabel: '',
 });
 
@@ -143,7 +149,7 @@ class LockBusy extends Error {}
  *   refreshMarginSeconds: number, loginDeadlineWarnDays: number, httpTimeoutSeconds: number,
  *   lockWaitSeconds: number, backoffBaseSeconds: number, backoffMaxSeconds: number,
  *   tokenRequestEncoding: string, profileBeta: string, usersFile: string,
- *   slackWebhookFile: string, hostLabel: string
+ *   alertSocket: string, hostLabel: string
  * }} Config
  */
 
@@ -172,6 +178,7 @@ export function loadConfig(file) {
     if (typeof cfg[k] !== 'number' || !Number.isFinite(cfg[k]) || cfg[k] < 0) throw new UsageError(`config ${file}: "${k}" must be a non-negative number`);
   }
   if (cfg.tokenRequestEncoding !== 'json' && cfg.tokenRequestEncoding !== 'form') throw new UsageError(`config ${file}: "tokenRequestEncoding" must be "json" or "form"`);
+  if (typeof cfg.alertSocket !== 'string') throw new UsageError(`config ${file}: "alertSocket" must be a string (a socket path, or "" for no alerts)`);
   cfg.vaultAddr = cfg.vaultAddr.replace(/\/+$/, '');
   return cfg;
 }
@@ -196,7 +203,7 @@ function loadUser(file, name) {
  * @typedef {{
  *   home: string, credFile: string, credDir: string, locks: string[], vaultCredFile: string,
  *   stateDir: string, stateFile: string, vaultTokenFile: string, noticeFile: string,
- *   slackWebhookFile: string
+ *   alertSocket: string
  * }} Paths
  * @param {Record<string, string|boolean>} opts @param {Config} cfg @param {string} user
  * @returns {Paths}
@@ -208,8 +215,7 @@ function resolvePaths(opts, cfg, user) {
   const credDir = path.dirname(credFile);
   const stateBase = process.env.XDG_STATE_HOME && !opts.home ? process.env.XDG_STATE_HOME : path.join(home, '.local', 'state');
   const stateDir = path.resolve(String(opts['state-dir'] || path.join(stateBase, 'claude-token-renew')));
-  const credsDir = process.env.CREDENTIALS_DIRECTORY;
-  const slack = String(opts['slack-webhook-file'] || cfg.slackWebhookFile || (credsDir ? path.join(credsDir, 'slack-webhook') : ''));
+  const alertSocket = opts['alert-socket'] !== undefined ? String(opts['alert-socket']) : cfg.alertSocket;
   void user;
   return {
     home,
@@ -222,7 +228,7 @@ function resolvePaths(opts, cfg, user) {
     stateFile: path.join(stateDir, 'state.json'),
     vaultTokenFile: path.join(stateDir, 'vault-token.json'),
     noticeFile: path.resolve(String(opts['notice-file'] || path.join(home, '.claude-token-renew.notice'))),
-    slackWebhookFile: slack,
+    alertSocket: alertSocket ? path.resolve(alertSocket) : '',
   };
 }
 
@@ -774,29 +780,66 @@ async function saveState(paths, st) {
 const SSO_KINDS = /** @type {IncidentKind[]} */ (['login-required', 'deadline-soon']);
 
 /**
- * @param {string} file @param {string} text @param {number} timeoutMs
+ * The notifier takes one line of at most 4096 bytes with a text of at most 3000 characters;
+ * a longer alert is cut (never refused forever). @param {string} text
+ */
+function fitAlert(text) {
+  let t = text;
+  while (t.length > 3000 || Buffer.byteLength(JSON.stringify({ text: t })) > 4000) t = `${t.slice(0, Math.min(2990, Math.floor(t.length * 0.9)))}…`;
+  return t;
+}
+
+/**
+ * Hands one alert to the root-side notifier (workstations-alert.socket): connects to the
+ * socket, sends `{"text": ...}` as one line, half-closes and reads the one-line answer.
+ * The notifier knows the sender from the kernel's peer credentials and posts to Slack; this
+ * process never sees the webhook. `ok` and `disabled` mean handled; `error ...`, no answer,
+ * a connection failure or a timeout mean "retry on the next run".
+ * @param {string} socketPath @param {string} text @param {number} timeoutMs
  * @returns {Promise<boolean>}
  */
-async function postSlack(file, text, timeoutMs) {
-  if (!file) {
-    log('warn', `no Slack webhook configured; alert not sent: ${text}`);
+async function sendAlert(socketPath, text, timeoutMs = ALERT_ANSWER_TIMEOUT_MS) {
+  if (!socketPath) {
+    log('warn', `no alert socket configured; alert not sent: ${text}`);
     return true;
   }
-  const r = await readNoFollow(file);
-  const url = r.kind === 'ok' ? r.text.trim() : '';
-  if (!/^https?:\/\//.test(url)) {
-    // Empty, "disabled" (the unit's SetCredential= default) or absent: Slack is off.
-    log('warn', `Slack is disabled (${file} is ${r.kind === 'ok' ? 'not a URL' : r.kind}); alert not sent: ${text}`);
+  /** @type {{kind: 'answer', line: string} | {kind: 'failed', detail: string}} */
+  const r = await new Promise((resolve) => {
+    let buf = '';
+    let done = false;
+    /** @param {{kind: 'answer', line: string} | {kind: 'failed', detail: string}} v */
+    const finish = (v) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    };
+    const sock = net.connect({ path: socketPath });
+    const timer = setTimeout(() => finish({ kind: 'failed', detail: `no answer within ${timeoutMs / 1000} s` }), timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.end(`${JSON.stringify({ text: fitAlert(text) })}\n`));
+    sock.on('data', (/** @type {string} */ d) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) finish({ kind: 'answer', line: buf.slice(0, nl) });
+      else if (buf.length > 1024) finish({ kind: 'failed', detail: 'answer too long' });
+    });
+    sock.on('end', () => (buf ? finish({ kind: 'answer', line: buf }) : finish({ kind: 'failed', detail: 'the notifier closed the connection without an answer' })));
+    sock.on('close', () => finish({ kind: 'failed', detail: 'the notifier closed the connection without an answer' }));
+    sock.on('error', (e) => finish({ kind: 'failed', detail: errMsg(e) }));
+  });
+  if (r.kind === 'failed') {
+    log('warn', `alert socket ${socketPath}: ${r.detail}; will retry the alert next run`);
+    return false;
+  }
+  const answer = r.line.trim().slice(0, 300);
+  if (answer === 'ok') return true;
+  if (answer === 'disabled') {
+    log('warn', `Slack is disabled on this host; alert not sent: ${text}`);
     return true;
   }
-  remember(url);
-  try {
-    const res = await httpJson(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ text }) }, timeoutMs);
-    if (res.status >= 200 && res.status < 300) return true;
-    log('warn', `Slack webhook answered ${res.status}; will retry the alert next run`);
-  } catch (e) {
-    log('warn', `Slack webhook failed (${errMsg(e)}); will retry the alert next run`);
-  }
+  log('warn', `the notifier did not send the alert (${answer.startsWith('error') ? answer : `unexpected answer ${JSON.stringify(answer)}`}); will retry the alert next run`);
   return false;
 }
 
@@ -1259,7 +1302,7 @@ async function cmdRun(opts) {
             const hint = kind === 'identity-mismatch' ? ` ${user} must log in again with ${rosterEmail}.`
               : kind === 'vault-denied' ? ' Check the AppRole credential and policy.'
               : ` ${user} must start claude and run /login (as ${rosterEmail}).`;
-            cur.alerted = await postSlack(paths.slackWebhookFile, `${titles[kind]}: ${cond.detail}.${hint}`, cfg.httpTimeoutSeconds * 1000);
+            cur.alerted = await sendAlert(paths.alertSocket, `${titles[kind]}: ${cond.detail}.${hint}`);
             if (cur.alerted) actions.push(`alerted:${kind}`);
           }
           state.incidents[kind] = cur;
@@ -1267,7 +1310,7 @@ async function cmdRun(opts) {
           // Cleared. An SSO incident superseded by another SSO incident ends silently.
           const silent = SSO_KINDS.includes(kind) && ssoActive;
           if (inc.alerted && !silent) {
-            const ok = await postSlack(paths.slackWebhookFile, `:white_check_mark: resolved: ${titles[kind].replace(/^:[a-z_]+: /, '')} (since ${inc.since}) is resolved.`, cfg.httpTimeoutSeconds * 1000);
+            const ok = await sendAlert(paths.alertSocket, `:white_check_mark: resolved: ${titles[kind].replace(/^:[a-z_]+: /, '')} (since ${inc.since}) is resolved.`);
             if (!ok) continue; // keep the incident so the resolved message is retried
             actions.push(`resolved:${kind}`);
           }
@@ -1381,7 +1424,7 @@ options:
   --vault-cred FILE        AppRole credential (default ~/.config/claude-token-renew/vault.json)
   --state-dir DIR          state dir (default ~/.local/state/claude-token-renew)
   --notice-file FILE       notice shown by start-claude.sh (default ~/.claude-token-renew.notice)
-  --slack-webhook-file F   file holding the webhook URL (default: config, else $CREDENTIALS_DIRECTORY/slack-webhook)
+  --alert-socket PATH      the alert notifier's socket (default: config alertSocket, else /run/workstations/alert.sock; "" = no alerts)
   --offline                status: do not contact Vault
   --json                   status: JSON output
   --quiet                  run: only warnings and errors on stderr
@@ -1393,7 +1436,7 @@ exit codes: 0 ok, 1 internal error, 2 usage/config, 3 transient, 4 login require
 /** @param {string[]} argv */
 function parseArgs(argv) {
   const flags = new Set(['offline', 'json', 'quiet', 'help']);
-  const valued = new Set(['config', 'users-file', 'user', 'home', 'cred-file', 'vault-cred', 'state-dir', 'notice-file', 'slack-webhook-file', 'now']);
+  const valued = new Set(['config', 'users-file', 'user', 'home', 'cred-file', 'vault-cred', 'state-dir', 'notice-file', 'alert-socket', 'now']);
   /** @type {Record<string, string|boolean>} */
   const opts = { config: '/etc/workstations/claude-token-renew.json' };
   /** @type {string[]} */

@@ -126,6 +126,59 @@ const RESUME_SCRIPT =
   'exec "${SHELL:-/bin/sh}" -l';
 
 // ---------------------------------------------------------------------------------------
+// programs root runs
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Root's own, fixed search path. Nothing root executes is looked up in a PATH a user
+ * controls (the user's ~/.local/bin, or the caller's environment): every program is
+ * resolved here once, to an absolute path of a root-owned file that no one else may write.
+ */
+export const ROOT_PATH = Object.freeze(['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']);
+/** The environment of every process root starts (never the user's, never the caller's). */
+export const ROOT_ENV = Object.freeze({ PATH: ROOT_PATH.join(':'), LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' });
+
+/** @type {Map<string, string>} */
+const trustedCache = new Map();
+/**
+ * Absolute path of `name` in ROOT_PATH, only if it (after symlinks) is a regular executable
+ * file owned by root and writable by no one else, in a directory with the same properties.
+ * @param {string} name @returns {string}
+ */
+export function trustedBin(name) {
+  const hit = trustedCache.get(name);
+  if (hit) return hit;
+  if (!/^[A-Za-z0-9._+-]+$/.test(name)) throw new FatalError(`not a program name: ${JSON.stringify(name)}`);
+  for (const dir of ROOT_PATH) {
+    const p = path.join(dir, name);
+    let real;
+    try {
+      real = fs.realpathSync(p);
+      const st = fs.statSync(real);
+      const dst = fs.statSync(path.dirname(real));
+      if (!st.isFile() || (st.mode & 0o111) === 0) continue;
+      if (st.uid !== 0 || (st.mode & 0o022) !== 0 || dst.uid !== 0 || (dst.mode & 0o022) !== 0) {
+        log('warning', 'ignoring a program root does not own exclusively', { name, path: real });
+        continue;
+      }
+    } catch {
+      continue;
+    }
+    trustedCache.set(name, real);
+    return real;
+  }
+  throw new FatalError(`${name} not found in root's PATH (${ROOT_PATH.join(':')}) as a root-owned executable`);
+}
+
+/**
+ * Runs a program as root: absolute path from trustedBin, root's fixed environment, cwd /.
+ * @param {string} name @param {string[]} args @param {import('node:child_process').SpawnSyncOptions} [opts]
+ */
+function rootRun(name, args, opts = {}) {
+  return spawnSync(trustedBin(name), args, { encoding: 'utf8', cwd: '/', ...opts, env: { ...ROOT_ENV } });
+}
+
+// ---------------------------------------------------------------------------------------
 // logging
 // ---------------------------------------------------------------------------------------
 
@@ -475,7 +528,7 @@ function loadUsers(o) {
   /** @type {Map<string, User>} */
   const pw = new Map();
   if (wanted.length) {
-    const r = spawnSync('getent', ['passwd', ...wanted.map((w) => w.name)], { encoding: 'utf8' });
+    const r = rootRun('getent', ['passwd', ...wanted.map((w) => w.name)]);
     if (r.error) throw new FatalError(`getent: ${errMsg(r.error)}`);
     for (const line of (r.stdout || '').split('\n')) {
       const f = line.split(':');
@@ -529,7 +582,9 @@ function socketPath(u) {
  * @param {User} u @param {string[]} args @returns {TmuxResult}
  */
 function tmuxAs(u, args) {
-  const r = spawnSync('tmux', ['-u', ...args], {
+  // The client runs as the user, but it is still root that picks the program: /usr/bin/tmux,
+  // never a `tmux` found through the user's PATH.
+  const r = spawnSync(trustedBin('tmux'), ['-u', ...args], {
     uid: u.uid,
     gid: u.gid,
     env: userEnv(u),
@@ -558,13 +613,16 @@ function useScope(o) {
  * @param {Options} o @param {User} u @param {string[]} args @returns {TmuxResult}
  */
 function tmuxStartServer(o, u, args) {
-  const runuser = fs.existsSync('/usr/sbin/runuser') ? '/usr/sbin/runuser' : 'runuser';
-  const inner = [runuser, '-u', u.name, '--', 'tmux', '-u', ...args];
+  // Root runs systemd-run and runuser only: absolute paths, root's own environment. The
+  // user's environment is handed over by /usr/bin/env, which runuser already runs AS the
+  // user, so no program the user controls ever runs as root.
+  const userEnvArgs = Object.entries(userEnv(u)).map(([k, v]) => `${k}=${v}`);
+  const inner = [trustedBin('runuser'), '-u', u.name, '--', trustedBin('env'), '-i', ...userEnvArgs, trustedBin('tmux'), '-u', ...args];
   let cmd = inner;
   if (useScope(o)) {
     const unit = `tmux-persist-${u.name.replace(/[^A-Za-z0-9_-]/g, '_')}-${Date.now().toString(36)}.scope`;
     cmd = [
-      'systemd-run', '--scope', '--quiet', '--collect',
+      trustedBin('systemd-run'), '--scope', '--quiet', '--collect',
       `--unit=${unit}`, '--slice=tmux-persist.slice',
       // at shutdown a running save is stopped before this server is (stop order is reversed)
       '--property=Before=tmux-persist-save.service',
@@ -574,7 +632,7 @@ function tmuxStartServer(o, u, args) {
   }
   log('debug', 'starting tmux server', { user: u.name, via: cmd[0] });
   const r = spawnSync(cmd[0], cmd.slice(1), {
-    env: userEnv(u),
+    env: { ...ROOT_ENV },
     cwd: '/',
     encoding: 'utf8',
     timeout: 30_000,
@@ -776,7 +834,7 @@ function findClaudes(procRoot, procs, usersByUid) {
     const cwd = readlinkOr(path.join(procRoot, String(pid), 'cwd'));
     if (!cwd) continue;
     const own = argvUuid(p.argv);
-    const configDir = claudeConfigDirOf(procRoot, pid) || path.join(u.home, '.claude');
+    const configDir = confinedConfigDir(claudeConfigDirOf(procRoot, pid), u);
     out.push({
       pid,
       uid,
@@ -791,9 +849,75 @@ function findClaudes(procRoot, procs, usersByUid) {
   return out;
 }
 
-/** Transcript lookups, cached for one run. */
+/**
+ * Reads a directory only if it really is `uid`'s: the directory is opened once and fstat'ed,
+ * its entries are listed and lstat'ed through /proc/self/fd/<fd>, so a symlink or a swap the
+ * user makes anywhere on the way can never make root list or stat another user's files.
+ * Entries that are not regular files owned by `uid` are left out.
+ * @param {string} dir @param {number} uid @param {(name: string) => boolean} want
+ * @returns {{name: string, st: fs.Stats}[] | null} null: missing, unreadable or not the user's
+ */
+export function readOwnedDir(dir, uid, want) {
+  let fd;
+  try {
+    fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isDirectory() || st.uid !== uid) {
+      log('warning', 'directory is not owned by the user; not read', { dir, uid, owner: st.uid });
+      return null;
+    }
+    const base = `/proc/self/fd/${fd}`;
+    /** @type {{name: string, st: fs.Stats}[]} */
+    const out = [];
+    for (const name of fs.readdirSync(base)) {
+      if (!want(name)) continue;
+      try {
+        const e = fs.lstatSync(`${base}/${name}`);
+        if (e.uid === uid) out.push({ name, st: e });
+      } catch {
+        /* vanished */
+      }
+    }
+    return out;
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The Claude config dir a process of `u` names in CLAUDE_CONFIG_DIR, only when it lies inside
+ * u's own home (lexically and after symlinks); otherwise u's ~/.claude, with a log line.
+ * @param {string|null} v @param {{name: string, home: string}} u @returns {string}
+ */
+export function confinedConfigDir(v, u) {
+  const def = path.join(u.home, '.claude');
+  if (!v) return def;
+  const inside = (/** @type {string} */ p, /** @type {string} */ home) => p === home || p.startsWith(home.endsWith('/') ? home : home + '/');
+  const lexical = path.resolve(v);
+  let real = lexical;
+  let realHome = u.home;
+  try {
+    realHome = fs.realpathSync(u.home);
+    real = fs.realpathSync(lexical);
+  } catch {
+    /* missing: the lexical check decides; lookups below are owner-checked anyway */
+  }
+  if (inside(lexical, u.home) && inside(real, realHome)) return lexical;
+  log('warning', 'CLAUDE_CONFIG_DIR outside the home ignored; using ~/.claude', { user: u.name, configDir: v });
+  return def;
+}
+
+/** Transcript lookups of one user (uid), cached for one run; every read is owner-checked. */
 class Transcripts {
-  constructor() {
+  /** @param {number} uid */
+  constructor(uid) {
+    this.uid = uid;
     /** @type {Map<string, Transcript[]>} */
     this.dirs = new Map();
     /** @type {Map<string, string[]>} */
@@ -805,24 +929,10 @@ class Transcripts {
     if (hit) return hit;
     /** @type {Transcript[]} */
     const out = [];
-    /** @type {string[]} */
-    let names = [];
-    try {
-      names = fs.readdirSync(dir);
-    } catch {
-      /* no dir: no transcripts */
-    }
-    for (const n of names) {
-      if (!n.endsWith('.jsonl')) continue;
-      const uuid = n.slice(0, -6);
-      if (!UUID_RE.test(uuid)) continue;
-      try {
-        const st = fs.statSync(path.join(dir, n));
-        if (!st.isFile()) continue;
-        out.push({ uuid: uuid.toLowerCase(), path: path.join(dir, n), birthMs: st.birthtimeMs || st.mtimeMs, mtimeMs: st.mtimeMs });
-      } catch {
-        /* vanished */
-      }
+    const entries = readOwnedDir(dir, this.uid, (n) => n.endsWith('.jsonl') && UUID_RE.test(n.slice(0, -6))) || [];
+    for (const { name, st } of entries) {
+      if (!st.isFile()) continue;
+      out.push({ uuid: name.slice(0, -6).toLowerCase(), path: path.join(dir, name), birthMs: st.birthtimeMs || st.mtimeMs, mtimeMs: st.mtimeMs });
     }
     this.dirs.set(dir, out);
     return out;
@@ -831,13 +941,7 @@ class Transcripts {
   projectDirs(configDir) {
     const hit = this.projects.get(configDir);
     if (hit) return hit;
-    /** @type {string[]} */
-    let names = [];
-    try {
-      names = fs.readdirSync(path.join(configDir, 'projects'));
-    } catch {
-      /* none */
-    }
+    const names = (readOwnedDir(path.join(configDir, 'projects'), this.uid, () => true) || []).filter((e) => e.st.isDirectory()).map((e) => e.name);
     this.projects.set(configDir, names);
     return names;
   }
@@ -861,13 +965,8 @@ class Transcripts {
     const t = this.list(dir).find((x) => x.uuid === uuid);
     if (t) return t;
     for (const n of this.projectDirs(configDir)) {
-      const f = path.join(configDir, 'projects', n, `${uuid}.jsonl`);
-      try {
-        const st = fs.statSync(f);
-        if (st.isFile()) return { uuid, path: f, birthMs: st.birthtimeMs || st.mtimeMs, mtimeMs: st.mtimeMs };
-      } catch {
-        /* not here */
-      }
+      const hit = this.list(path.join(configDir, 'projects', n)).find((x) => x.uuid === uuid);
+      if (hit) return hit;
     }
     return null;
   }
@@ -1100,9 +1199,9 @@ function systemdRunning() {
 /** @returns {string|null} why saving now would be wrong (shutdown or restore in progress) */
 function saveBlocked() {
   if (!systemdRunning()) return null;
-  const st = spawnSync('systemctl', ['is-system-running'], { encoding: 'utf8' });
+  const st = rootRun('systemctl', ['is-system-running']);
   if ((st.stdout || '').trim() === 'stopping') return 'system shutdown in progress';
-  const rs = spawnSync('systemctl', ['is-active', 'tmux-persist-restore.service'], { encoding: 'utf8' });
+  const rs = rootRun('systemctl', ['is-active', 'tmux-persist-restore.service']);
   if ((rs.stdout || '').trim() === 'activating') return 'tmux-persist-restore.service is running';
   return null;
 }
@@ -1182,12 +1281,12 @@ function cmdSave(o) {
     const procs = scanProc(o.proc);
     const usersByUid = new Map(users.filter((u) => panes.has(u.name)).map((u) => [u.uid, u]));
     const claudes = findClaudes(o.proc, procs, usersByUid);
-    const tx = new Transcripts();
     /** @type {{u: User, file: string, stats: Record<string, number>}[]} */
     const pending = [];
     for (const u of users) {
       const rows = panes.get(u.name);
       if (!rows) continue;
+      const tx = new Transcripts(u.uid);
       try {
         const mine = claudes.filter((c) => c.uid === u.uid);
         const decisions = resolveClaudes(mine, tx);
@@ -1392,7 +1491,7 @@ function planUser(u, loaded, live, running, tx) {
         } else if (p.claude) {
           const c = p.claude;
           if (c.status === 'ok' && c.uuid) {
-            const t = (c.transcript && fs.existsSync(c.transcript)) || tx.find(c.configDir || path.join(u.home, '.claude'), c.cwd || p.cwd, c.uuid);
+            const t = tx.find(confinedConfigDir(c.configDir || null, u), c.cwd || p.cwd, c.uuid);
             if (!t) {
               pp.action = 'skip';
               pp.reason = 'transcript missing';
@@ -1403,7 +1502,8 @@ function planUser(u, loaded, live, running, tx) {
             } else {
               pp.action = 'claude';
               pp.uuid = c.uuid;
-              if (c.configDir && c.configDir !== path.join(u.home, '.claude')) pp.configDir = c.configDir;
+              const cd = confinedConfigDir(c.configDir || null, u);
+              if (cd !== path.join(u.home, '.claude')) pp.configDir = cd;
               claimed.add(c.uuid);
             }
           } else if (c.status === 'ambiguous') {
@@ -1443,10 +1543,10 @@ function planAll(o, users) {
   const procs = scanProc(o.proc);
   const byUid = new Map(users.map((u) => [u.uid, u]));
   const claudes = findClaudes(o.proc, procs, byUid);
-  const tx = new Transcripts();
   /** @type {UserPlan[]} */
   const plans = [];
   for (const u of users) {
+    const tx = new Transcripts(u.uid);
     const dir = stateDirOf(o, u.name);
     /** @type {{file: string, snap: Snapshot}|null} */
     let loaded = null;

@@ -7,7 +7,8 @@
 import * as fs from "fs";
 import * as YAML from "yaml";
 import type { z } from "zod";
-import { Roster, rosterSchema } from "./schema";
+import { planProblems } from "../plan";
+import { Roster, RosterContext, rosterSchema, rosterSchemaWith } from "./schema";
 
 /** Largest roster file accepted, in bytes. */
 export const MAX_ROSTER_BYTES = 1 << 20;
@@ -83,8 +84,16 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   }
 }
 
-/** Parses and validates roster text. Returns the roster or every problem found. */
-export function parseRoster(text: string, file: string): { roster: Roster; problems: [] } | { roster?: undefined; problems: RosterProblem[] } {
+/**
+ * Parses and validates roster text. Returns the roster or every problem found.
+ * `context` is for tests (a fixed `today`); the default reads the real clock.
+ * The plan's own rules (`planProblems`, e.g. someone keeps sudo) run once the schema passes.
+ */
+export function parseRoster(
+  text: string,
+  file: string,
+  context?: RosterContext,
+): { roster: Roster; problems: [] } | { roster?: undefined; problems: RosterProblem[] } {
   const lineCounter = new YAML.LineCounter();
   const at = (offset: number, path: string, message: string): RosterProblem => {
     const pos = lineCounter.linePos(offset);
@@ -109,8 +118,14 @@ export function parseRoster(text: string, file: string): { roster: Roster; probl
     return { problems: [at(off, "", `expected at most ${MAX_ALIAS_COUNT} alias expansions (${(e as Error).message})`)] };
   }
 
-  const result = rosterSchema.safeParse(data);
-  if (result.success) return { roster: result.data, problems: [] };
+  const result = (context ? rosterSchemaWith(context) : rosterSchema).safeParse(data);
+  if (result.success) {
+    const planned = planProblems(result.data);
+    if (planned.length === 0) return { roster: result.data, problems: [] };
+    for (const p of planned) problems.push(at(offsetFor(doc, p.path), pathToString(p.path), `expected ${p.message}`));
+    problems.sort((a, b) => a.line - b.line || a.col - b.col);
+    return { problems };
+  }
   for (const issue of result.error.issues) {
     const unknownKey = issue.code === "unrecognized_keys" ? issue.keys[0] : undefined;
     const path = pathToString(issue.path);

@@ -1,10 +1,14 @@
 /**
  * The roster schema: the one definition every roster type comes from.
  *
- * Field-level rules live on the fields; rules that look across entries (duplicates,
- * namespace ownership, purge approval) live in `rosterSchema.superRefine` so that every
- * problem is reported with a path, and from the path a `file:line:col`.
+ * Field-level rules live on the fields; rules that look across entries (duplicates, shared
+ * ssh keys, personal groups, namespace ownership, purge approval and date) live in
+ * `rosterSchema.superRefine` so that every problem is reported with a path, and from the
+ * path a `file:line:col`. What the plan decides (who ends up with sudo) is checked by
+ * `planProblems` in ../plan.ts, which `parseRoster` runs once this schema passed.
+ * The README's "Roster rules" paragraph documents every rule.
  */
+import { createPublicKey } from "crypto";
 import { z } from "zod";
 
 /** Roles, see SPEC §2. */
@@ -30,53 +34,308 @@ export const RESERVED_NAMES: ReadonlySet<string> = new Set([
   "git", "forgejo", "gitea", "vault", "openbao", "tmux", "claude", "ubuntu", "debian",
 ]);
 
-/** Kubernetes namespaces no user may own. */
+/** Kubernetes system namespaces no user may own (besides every `kube-*` name). */
 export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([
   "default", "kube-system", "kube-public", "kube-node-lease",
 ]);
 
-const SSH_KEY_TYPES = [
+/**
+ * Namespaces of common cluster add-ons (and of this project's own services): no user may
+ * own them, because the add-on's controller runs there with cluster-wide rights and owning
+ * the namespace means owning its service accounts and secrets. Besides these names, every
+ * `*-system` name is reserved too (the add-on convention: istio-system, flux-system, …).
+ * The README's "Roster rules" documents this list; keep them in step.
+ */
+export const ADDON_NAMESPACES: ReadonlySet<string> = new Set([
+  // dashboards and UIs
+  "kubernetes-dashboard", "dashboard", "headlamp", "portainer", "rancher", "cattle-system",
+  // certificates and secrets
+  "cert-manager", "vault", "openbao", "external-secrets", "sealed-secrets", "trust-manager",
+  // ingress, gateways, service meshes, load balancers
+  "ingress", "ingress-nginx", "nginx-ingress", "traefik", "kong", "haproxy-controller", "contour",
+  "projectcontour", "envoy-gateway-system", "gateway", "nginx-gateway", "emissary", "ambassador",
+  "istio-system", "istio-ingress", "linkerd", "linkerd-cni", "cilium-secrets",
+  "linkerd-viz", "linkerd-jaeger", "metallb-system", "external-dns",
+  // CNI
+  "cilium", "calico-system", "calico-apiserver", "tigera-operator", "kube-flannel", "weave",
+  // GitOps, CI/CD (including this project's own services)
+  "flux-system", "flux", "fluxcd", "argocd", "argo-cd", "argo", "argo-rollouts", "argo-workflows", "argo-events",
+  "tekton-pipelines", "tekton-pipelines-resolvers", "tekton-triggers", "tekton-chains",
+  "forgejo", "gitea", "woodpecker", "harbor", "registry",
+  // monitoring, logging, tracing
+  "monitoring", "prometheus", "grafana", "loki", "tempo", "mimir", "logging", "observability",
+  "jaeger", "opentelemetry", "metrics-server", "kube-state-metrics", "prometheus-operator",
+  "victoria-metrics", "alloy", "promtail", "fluent-bit", "fluentd",
+  // storage and backup
+  "longhorn-system", "rook-ceph", "openebs", "local-path-storage", "velero", "minio",
+  "minio-operator", "snapshot-controller",
+  // policy, security, autoscaling, serverless, operators
+  "gatekeeper-system", "kyverno", "falco", "trivy-system", "keda", "knative-serving",
+  "knative-eventing", "knative-operator", "kubevirt", "cdi", "crossplane-system", "gpu-operator",
+  "olm", "operators", "cluster-autoscaler", "descheduler", "reloader", "kserve", "spire",
+  "node-feature-discovery",
+]);
+
+/** Why `ns` may not be owned by a user, or undefined when it may. */
+export function reservedNamespaceProblem(ns: string): string | undefined {
+  if (RESERVED_NAMESPACES.has(ns) || (ns.startsWith("kube-") && !ADDON_NAMESPACES.has(ns)))
+    return "a namespace that is not a Kubernetes system namespace (default and kube-* are)";
+  if (ADDON_NAMESPACES.has(ns) || ns.endsWith("-system"))
+    return `a namespace that is not reserved for a cluster add-on (${ns} is${ns.endsWith("-system") && !ADDON_NAMESPACES.has(ns) ? ": every *-system name is" : ""})`;
+  return undefined;
+}
+
+// ---- ssh public keys: RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4, OpenSSH PROTOCOL.u2f ----
+
+/** Key types a roster may hold. Anything else (ssh-dss, certificates, unknown) is refused. */
+export const SSH_KEY_TYPES = [
   "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
   "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
 ] as const;
+export type SshKeyType = (typeof SSH_KEY_TYPES)[number];
 
-/** True when `key` is one OpenSSH public key line whose base64 blob names the same type. */
-export function isSshPublicKey(key: string): boolean {
-  if (/[\r\n\0]/.test(key)) return false;
-  const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/.exec(key);
-  if (!m) return false;
-  const [, type, blob] = m;
-  if (!(SSH_KEY_TYPES as readonly string[]).includes(type)) return false;
-  const raw = Buffer.from(blob, "base64");
-  if (raw.length < 4) return false;
-  const n = raw.readUInt32BE(0);
-  return raw.length >= 4 + n && raw.subarray(4, 4 + n).toString("latin1") === type;
+/** Smallest and largest RSA modulus accepted, in bits (OpenSSH refuses above 16384). */
+export const MIN_RSA_BITS = 2048;
+export const MAX_RSA_BITS = 16384;
+
+const LINE_FORMAT = "an OpenSSH public key line (type, base64 blob, optional comment)";
+
+/** ECDSA curves: SSH name, JWK name, field size in bytes. */
+const EC_CURVES: Readonly<Record<string, { jwk: string; bytes: number }>> = {
+  nistp256: { jwk: "P-256", bytes: 32 },
+  nistp384: { jwk: "P-384", bytes: 48 },
+  nistp521: { jwk: "P-521", bytes: 66 },
+};
+
+class KeyProblem extends Error {}
+
+/** Reads the SSH wire format (RFC 4251 §5) of one blob; every read checks its bounds. */
+class WireReader {
+  private off = 0;
+  constructor(private readonly buf: Buffer, private readonly type: string) {}
+  string(field: string): Buffer {
+    if (this.off + 4 > this.buf.length) throw new KeyProblem(`a complete ${this.type} key blob (it ends before the ${field})`);
+    const n = this.buf.readUInt32BE(this.off);
+    if (n > this.buf.length - this.off - 4) throw new KeyProblem(`a complete ${this.type} key blob (it ends inside the ${field})`);
+    const out = this.buf.subarray(this.off + 4, this.off + 4 + n);
+    this.off += 4 + n;
+    return out;
+  }
+  /** A non-negative mpint, minimally encoded; returns its magnitude without a leading zero byte. */
+  mpint(field: string): Buffer {
+    const raw = this.string(field);
+    if (raw.length > 0 && raw[0] & 0x80) throw new KeyProblem(`a ${this.type} key whose ${field} is a positive mpint (it is negative)`);
+    if (raw.length > 1 && raw[0] === 0 && !(raw[1] & 0x80))
+      throw new KeyProblem(`a ${this.type} key whose ${field} is a minimally encoded mpint (it has a superfluous leading zero byte)`);
+    return raw[0] === 0 ? raw.subarray(1) : raw;
+  }
+  end(): void {
+    const left = this.buf.length - this.off;
+    if (left) throw new KeyProblem(`a ${this.type} key blob with nothing after its last field (it has ${left} trailing byte(s))`);
+  }
 }
+
+const bitLength = (mag: Buffer): number => (mag.length === 0 ? 0 : (mag.length - 1) * 8 + (32 - Math.clz32(mag[0])));
+
+// Ed25519 point decoding (RFC 8032 §5.1.3): y < p and (y²-1)/(d·y²+1) is a square.
+const ED_P = (1n << 255n) - 19n;
+const modPow = (b: bigint, e: bigint, m: bigint): bigint => {
+  let r = 1n;
+  for (b %= m; e > 0n; e >>= 1n, b = (b * b) % m) if (e & 1n) r = (r * b) % m;
+  return r;
+};
+const ED_D = (((-121665n * modPow(121666n, ED_P - 2n, ED_P)) % ED_P) + ED_P) % ED_P;
+function isEd25519Point(key: Buffer): boolean {
+  const le = Buffer.from(key).reverse();
+  const sign = le[0] >> 7;
+  le[0] &= 0x7f;
+  const y = BigInt("0x" + le.toString("hex"));
+  if (y >= ED_P) return false;
+  const y2 = (y * y) % ED_P;
+  const u = (y2 - 1n + ED_P) % ED_P;
+  const v = (ED_D * y2 + 1n) % ED_P;
+  const x2 = (u * modPow(v, ED_P - 2n, ED_P)) % ED_P;
+  if (x2 === 0n) return sign === 0;
+  return modPow(x2, (ED_P - 1n) / 2n, ED_P) === 1n;
+}
+
+function checkEd25519(r: WireReader, type: string): void {
+  const pk = r.string("public key");
+  if (pk.length !== 32) throw new KeyProblem(`an ed25519 public key of exactly 32 bytes (${type} blob has ${pk.length})`);
+  if (!isEd25519Point(pk)) throw new KeyProblem(`an ed25519 public key that is a point on the curve (these 32 bytes are not)`);
+}
+
+function checkEcdsa(r: WireReader, type: string, curveOfType: string): void {
+  const curve = r.string("curve name").toString("latin1");
+  if (curve !== curveOfType)
+    throw new KeyProblem(`an ECDSA key whose curve matches its type ${type} (the blob names ${JSON.stringify(curve.slice(0, 40))})`);
+  const { jwk, bytes } = EC_CURVES[curve];
+  const q = r.string("point");
+  if (q.length !== 1 + 2 * bytes) throw new KeyProblem(`an uncompressed ECDSA ${curve} point of ${1 + 2 * bytes} bytes (got ${q.length})`);
+  if (q[0] !== 0x04) throw new KeyProblem(`an uncompressed ECDSA point (first byte 0x04, got 0x${q[0].toString(16).padStart(2, "0")})`);
+  const b64url = (b: Buffer) => b.toString("base64url");
+  try {
+    createPublicKey({ key: { kty: "EC", crv: jwk, x: b64url(q.subarray(1, 1 + bytes)), y: b64url(q.subarray(1 + bytes)) }, format: "jwk" });
+  } catch {
+    throw new KeyProblem(`an ECDSA point on the ${curve} curve (this one is not)`);
+  }
+}
+
+function checkApplication(r: WireReader): void {
+  const app = r.string("application");
+  if (app.length === 0 || !/^[\x21-\x7e]+$/.test(app.toString("latin1")))
+    throw new KeyProblem("a security-key application string of printable characters (e.g. ssh:)");
+}
+
+/** The result of parsing one authorized_keys line. `blob` is the decoded key blob. */
+export type SshKeyParse = { ok: true; type: SshKeyType; blob: Buffer; comment: string } | { ok: false; problem: string };
+
+/**
+ * Parses one OpenSSH public key line (`type base64 [comment]`, no options) and its whole
+ * wire-format blob. `problem` says what was expected (without the word "expected").
+ */
+export function parseSshPublicKey(line: string): SshKeyParse {
+  if (/[\x00-\x1f\x7f]/.test(line)) return { ok: false, problem: `${LINE_FORMAT} without control characters or line breaks` };
+  const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?: (.*))?$/.exec(line);
+  if (!m) return { ok: false, problem: LINE_FORMAT };
+  const [, type, b64, comment = ""] = m;
+  if (type === "ssh-dss" || type.startsWith("ssh-dss-"))
+    return { ok: false, problem: "not a DSA (ssh-dss) key: DSA keys are 1024-bit, disabled since OpenSSH 7.0 and refused here; use ssh-ed25519" };
+  if (!(SSH_KEY_TYPES as readonly string[]).includes(type))
+    return { ok: false, problem: `an OpenSSH public key of a supported type (${SSH_KEY_TYPES.join(", ")}); got ${JSON.stringify(type.slice(0, 60))}` };
+  const blob = Buffer.from(b64, "base64");
+  if (blob.toString("base64") !== b64) return { ok: false, problem: `${LINE_FORMAT} whose blob is canonical base64` };
+  const r = new WireReader(blob, type);
+  try {
+    const inner = r.string("key type").toString("latin1");
+    if (inner !== type) throw new KeyProblem(`an OpenSSH public key whose blob holds the type the line names (${type}; the blob holds ${JSON.stringify(inner.slice(0, 60))})`);
+    switch (type as SshKeyType) {
+      case "ssh-rsa": {
+        const e = r.mpint("exponent e");
+        const n = r.mpint("modulus n");
+        const bits = bitLength(n);
+        if (bits < MIN_RSA_BITS) throw new KeyProblem(`an RSA key of at least ${MIN_RSA_BITS} bits (this modulus has ${bits})`);
+        if (bits > MAX_RSA_BITS) throw new KeyProblem(`an RSA key of at most ${MAX_RSA_BITS} bits (this modulus has ${bits})`);
+        if (!(n[n.length - 1] & 1)) throw new KeyProblem("an RSA modulus that is odd (this one is even, so it is not a product of two primes)");
+        const eBelowN = e.length < n.length || (e.length === n.length && Buffer.compare(e, n) < 0);
+        if (e.length === 0 || !(e[e.length - 1] & 1) || bitLength(e) < 2 || !eBelowN)
+          throw new KeyProblem(`an RSA public exponent that is odd, at least 3 and smaller than the modulus (got ${e.length <= 6 ? BigInt("0x" + (e.toString("hex") || "0")) : `a ${bitLength(e)}-bit number`})`);
+        break;
+      }
+      case "ssh-ed25519":
+        checkEd25519(r, type);
+        break;
+      case "sk-ssh-ed25519@openssh.com":
+        checkEd25519(r, type);
+        checkApplication(r);
+        break;
+      case "ecdsa-sha2-nistp256":
+      case "ecdsa-sha2-nistp384":
+      case "ecdsa-sha2-nistp521":
+        checkEcdsa(r, type, type.slice("ecdsa-sha2-".length));
+        break;
+      case "sk-ecdsa-sha2-nistp256@openssh.com":
+        checkEcdsa(r, type, "nistp256");
+        checkApplication(r);
+        break;
+    }
+    r.end();
+  } catch (e) {
+    if (e instanceof KeyProblem) return { ok: false, problem: e.message };
+    throw e;
+  }
+  return { ok: true, type: type as SshKeyType, blob, comment };
+}
+
+/** True when `key` is one OpenSSH public key line with a complete, well-formed key blob. */
+export function isSshPublicKey(key: string): boolean {
+  return parseSshPublicKey(key).ok;
+}
+
+const sshKey = z.string().superRefine((line, ctx) => {
+  const r = parseSshPublicKey(line);
+  if (!r.ok) ctx.addIssue({ code: "custom", message: r.problem });
+});
+
+// ---- groups: an allow-list policy ----
+
+/** The only system groups a user may be given: device access with no reach into other users' data. */
+export const ALLOWED_SYSTEM_GROUPS: ReadonlySet<string> = new Set(["audio", "plugdev", "users", "video"]);
+
+/**
+ * Every group that Debian (base-passwd, systemd, udev) and common packages create as a
+ * system group, plus the reserved names. None may be given through `groups` unless it is in
+ * ALLOWED_SYSTEM_GROUPS: many are root-equivalent (sudo, disk, docker, lxd, libvirt, staff,
+ * …) or read other users' data (adm, systemd-journal, shadow, mail, plocate, input, tty, …).
+ * Names starting with `_` or `systemd-` are system groups too. Any other name is a *team
+ * group*, which the host side requires to exist with gid >= 1000 and not be a personal group.
+ */
+export const SYSTEM_GROUPS: ReadonlySet<string> = new Set([
+  // base-passwd (group.master) and Debian's fixed system groups
+  "root", "daemon", "bin", "sys", "adm", "tty", "disk", "lp", "mail", "news", "uucp", "man", "proxy",
+  "kmem", "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio", "dip", "www-data",
+  "backup", "operator", "list", "irc", "src", "gnats", "shadow", "utmp", "video", "sasl", "plugdev",
+  "staff", "games", "users", "nogroup", "nobody", "sync", "admin", "wheel", "syslog",
+  // systemd and udev
+  "systemd-journal", "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-coredump",
+  "systemd-oom", "systemd-journal-remote", "systemd-journal-upload", "input", "sgx", "kvm", "render",
+  "clock", "uinput", "tss", "rdma", "i2c", "gpio", "spi", "uuidd",
+  // base services
+  "crontab", "messagebus", "ssh", "_ssh", "sshd", "netdev", "bluetooth", "lpadmin", "scanner", "saned",
+  "polkitd", "_chrony", "chrony", "ntp", "ntpsec", "postfix", "postdrop", "mlocate", "plocate",
+  "ssl-cert", "fuse", "avahi", "avahi-autoipd", "pulse", "pulse-access", "pipewire", "rtkit", "colord",
+  "geoclue", "lightdm", "gdm", "sddm", "nopasswdlogin", "autologin", "_apt", "_flatpak",
+  "fwupd-refresh", "tcpdump", "wireshark", "pcap", "sambashare", "winbindd_priv", "dnsmasq", "bind",
+  "named", "unbound", "exim", "mysql", "postgres", "redis", "mongodb", "memcache", "nginx", "haproxy",
+  "dovecot", "dovenull", "opendkim", "clamav", "smmsp", "nullmailer", "statd", "rpc", "_rpc",
+  "munge", "slurm",
+  // containers and virtualisation (root-equivalent)
+  "docker", "lxd", "lxc", "incus", "incus-admin", "libvirt", "libvirtd", "libvirt-qemu",
+  "libvirt-dnsmasq", "qemu", "podman", "containerd", "microk8s", "snap_daemon", "vboxusers",
+  "vboxsf", "kubernetes", "kube", "k3s", "rke2", "etcd", "ceph", "nvidia-persistenced",
+  // this project's services and other reserved names
+  "git", "forgejo", "gitea", "vault", "openbao", "consul", "nomad", "woodpecker", "jenkins",
+  "gitlab-runner", "prometheus", "grafana", "node-exporter", "tmux", "claude", "ubuntu", "debian",
+  "administrator",
+  ...RESERVED_NAMES,
+]);
+
+/** Why `g` may not be given through a user's `groups`, or undefined when it may (roster side only). */
+export function groupProblem(g: string): string | undefined {
+  const allowed = `allowed system groups are ${[...ALLOWED_SYSTEM_GROUPS].sort().join(", ")}; other names must be team groups`;
+  if (g.startsWith("workstation-")) return `an allowed group: ${g} is managed by the program (workstation-* groups come from the role)`;
+  if (ALLOWED_SYSTEM_GROUPS.has(g)) return undefined;
+  if (SYSTEM_GROUPS.has(g) || g.startsWith("_") || g.startsWith("systemd-")) {
+    const sudo = ["sudo", "wheel", "admin"].includes(g) ? "; sudo comes from the role or overrides.sudo" : "";
+    return `an allowed group: ${g} is a system group (root-equivalent or reads other users' data)${sudo}; ${allowed}`;
+  }
+  return undefined;
+}
+
+const groupName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "a group name: lowercase letter or _ first, then up to 31 of [a-z0-9_-]" })
+  .superRefine((g, ctx) => {
+    const problem = groupProblem(g);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 const unixName = z
   .string()
   .regex(/^[a-z][a-z0-9_-]{0,30}$/, {
     message: "a unix name: lowercase letter first, then up to 30 of [a-z0-9_-]",
   })
-  .refine((n) => !RESERVED_NAMES.has(n), { message: "a name that is not reserved for the system" });
-
-/** Groups that would grant root-equivalent access; sudo comes from the role, never from `groups`. */
-export const PRIVILEGED_GROUPS: ReadonlySet<string> = new Set(["root", "sudo", "wheel", "shadow", "disk", "kmem", "adm"]);
-
-const groupName = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "a group name: lowercase letter or _ first, then up to 31 of [a-z0-9_-]" })
-  .refine((g) => !PRIVILEGED_GROUPS.has(g) && !g.startsWith("workstation-"), {
-    message: "an unprivileged group (sudo comes from the role or overrides.sudo; workstation-* groups are managed)",
-  });
+  // A user's name is also their personal group: no system group name either.
+  .refine((n) => !RESERVED_NAMES.has(n) && !SYSTEM_GROUPS.has(n), { message: "a name that is not reserved for the system" });
 
 const namespaceName = z
   .string()
   .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, {
     message: "a Kubernetes namespace name (DNS-1123 label, at most 63 chars)",
   })
-  .refine((n) => !RESERVED_NAMESPACES.has(n) && !n.startsWith("kube-"), {
-    message: "a namespace that is not a Kubernetes system namespace",
+  .superRefine((ns, ctx) => {
+    const problem = reservedNamespaceProblem(ns);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
   });
 
 /** Per-user overrides of the role defaults. Every field is optional. */
@@ -98,12 +357,29 @@ export const overridesSchema = z.strictObject({
 });
 export type Overrides = z.infer<typeof overridesSchema>;
 
+/** Why `d` is not a real YYYY-MM-DD calendar date (proleptic Gregorian), or undefined. */
+export function calendarDateProblem(d: string): string | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(d);
+  if (!m) return "a date YYYY-MM-DD";
+  const [y, mo, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo - 1];
+  if (days === undefined || day < 1 || day > days) return `a real calendar date YYYY-MM-DD (${d} does not exist)`;
+  return undefined;
+}
+
+/** Today's date in UTC, YYYY-MM-DD: what purge approval dates are compared with. */
+export const todayUtc = (now: Date = new Date()): string => now.toISOString().slice(0, 10);
+
 /** The explicit approval that lets an offboarded user's home and data be purged. */
 export const purgeSchema = z.strictObject({
   /** The admin (roster name) who approved the purge. */
   approvedBy: unixName,
-  /** When it was approved, YYYY-MM-DD. */
-  approvedOn: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, { message: "a date YYYY-MM-DD" }),
+  /** When it was approved, YYYY-MM-DD: a real calendar date, not in the future (checked in crossEntryChecks). */
+  approvedOn: z.string().superRefine((d, ctx) => {
+    const problem = calendarDateProblem(d);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }),
   /** Optional ticket or reason. */
   reason: z.string().max(500).optional(),
 });
@@ -127,7 +403,7 @@ export const userSchema = z.strictObject({
     .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?$/, { message: "a Forgejo username" }),
   /** OpenSSH public keys, one per line of authorized_keys. */
   sshKeys: z
-    .array(z.string().refine(isSshPublicKey, { message: "an OpenSSH public key line (type, base64 blob, optional comment)" }))
+    .array(sshKey)
     .default([]),
   /** Login shell. */
   shell: z.enum(["/bin/bash", "/bin/sh", "/usr/bin/zsh", "/usr/bin/fish"]).default("/bin/bash"),
@@ -144,23 +420,35 @@ export const userSchema = z.strictObject({
 });
 export type RosterUser = z.infer<typeof userSchema>;
 
+/** What the cross-entry rules compare with that is not in the roster. */
+export interface RosterContext {
+  /** Today, YYYY-MM-DD (UTC); read at every parse. Default: the real clock. */
+  today?: () => string;
+}
+
+/** The roster schema with an explicit context (tests pass a fixed `today`). */
+export function rosterSchemaWith(context: RosterContext = {}) {
+  const today = context.today ?? (() => todayUtc());
+  return z
+    .strictObject({
+      version: z.literal(1),
+      users: z.array(userSchema).min(1, { message: "at least one user (an empty roster would cut every account, admins included)" }),
+    })
+    .superRefine((roster, ctx) => crossEntryChecks(roster, ctx, today()), {
+      // Run even when some fields failed, so every problem is reported at once.
+      when: (payload) => isRecord(payload.value) && Array.isArray(payload.value.users),
+    });
+}
+
 /** The whole roster file. */
-export const rosterSchema = z
-  .strictObject({
-    version: z.literal(1),
-    users: z.array(userSchema),
-  })
-  .superRefine(crossEntryChecks, {
-    // Run even when some fields failed, so every problem is reported at once.
-    when: (payload) => isRecord(payload.value) && Array.isArray(payload.value.users),
-  });
+export const rosterSchema = rosterSchemaWith();
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** Rules across entries. Written against possibly-invalid data: every access is checked. */
-function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx): void {
+function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string): void {
   const users = (isRecord(rosterIn) && Array.isArray(rosterIn.users) ? rosterIn.users : []).map((u) =>
     isRecord(u) ? u : {},
   );
@@ -213,13 +501,40 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx): void {
         ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedBy"], message: `an active admin in this roster (${by} is not)` });
       else if (by === str(u.name))
         ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedBy"], message: "another admin: users cannot approve their own purge" });
+      const on = str(u.purge.approvedOn);
+      if (on !== undefined && calendarDateProblem(on) === undefined && on > today)
+        ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedOn"], message: `a purge approval date that is not in the future (${on} is after today, ${today} UTC)` });
     }
+    const groups = Array.isArray(u.groups) ? u.groups : [];
+    groups.forEach((gRaw, j) => {
+      const g = str(gRaw);
+      const k = g === undefined ? -1 : users.findIndex((o) => str(o.name) === g);
+      if (k === i)
+        ctx.addIssue({ code: "custom", path: ["users", i, "groups", j], message: `an allowed group: ${g} is this user's own personal group (every home is group-readable by its personal group)` });
+      else if (k >= 0)
+        ctx.addIssue({ code: "custom", path: ["users", i, "groups", j], message: `an allowed group: ${g} is the personal group of users[${k}] (${g}), whose home is group-readable by it` });
+    });
     const ov = isRecord(u.overrides) ? u.overrides : {};
     const perm = str(ov.forgejoPermission) ?? (role === "namespace-owner" ? "read" : undefined);
     if ((ov.pushWhitelist === true || ov.mergeWhitelist === true) && (perm === "none" || perm === "read"))
       ctx.addIssue({ code: "custom", path: ["users", i, "overrides"], message: `write or admin forgejoPermission for a whitelisted user (Forgejo silently drops whitelisted users without write; got ${perm})` });
     if (state === "active" && role === "admin" && Array.isArray(u.sshKeys) && u.sshKeys.length === 0)
       ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys"], message: "at least one ssh key for an active admin" });
+  });
+  const keyOwner = new Map<string, [number, number]>();
+  users.forEach((u, i) => {
+    (Array.isArray(u.sshKeys) ? u.sshKeys : []).forEach((kRaw, j) => {
+      // Compare the decoded blob (it holds the type); the comment does not make a key another key.
+      const m = typeof kRaw === "string" ? /^\S+ ([A-Za-z0-9+/]+={0,2})(?: |$)/.exec(kRaw) : null;
+      if (!m) return;
+      const id = Buffer.from(m[1], "base64").toString("base64");
+      const prev = keyOwner.get(id);
+      if (prev === undefined) keyOwner.set(id, [i, j]);
+      else if (prev[0] === i)
+        ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys", j], message: `a key listed once: the same key is already users[${i}].sshKeys[${prev[1]}]` });
+      else
+        ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys", j], message: `a key used by one user only: the same key is already users[${prev[0]}] (${nameOf(prev[0])})` });
+    });
   });
   if (users.length > 0 && !users.some((u) => str(u.role) === "admin" && (str(u.state) ?? "active") === "active"))
     ctx.addIssue({ code: "custom", path: ["users"], message: "at least one active admin" });

@@ -4,6 +4,7 @@
  * run cut off halfway converges on the next run.
  */
 import { OffboardedPlan, UserPlan, USERS_GROUP } from "../plan";
+import { ALLOWED_SYSTEM_GROUPS } from "../roster/schema";
 import { remoteScript, vars } from "./shell";
 
 export const LEDGER = "/var/lib/workstations/uid-ledger";
@@ -81,7 +82,7 @@ export function accountApplyScript(u: UserPlan): string {
   const keys = u.sshKeys.map((k) => k + "\n").join("");
   const body = `${vars({
     NAME: u.name, UID_: u.uid, SHELL_: u.shell, STATE: u.state, HOME_: u.home,
-    GROUPS_: u.groups.join(","), SUDO: u.sudo, LINGER: u.linger,
+    GROUPS_: u.groups.join(","), SUDO: u.sudo, LINGER: u.linger, SAFE_SYSTEM_GROUPS: [...ALLOWED_SYSTEM_GROUPS].sort().join(" "),
     KEYS_B64: Buffer.from(keys).toString("base64"), ENTRY: usersEntry(u),
   })}
 ${FUNCS}
@@ -101,10 +102,24 @@ if user_exists; then
 fi
 gowner=$(getent group "$UID_" | cut -d: -f1 || true)
 [ -z "$gowner" ] || [ "$gowner" = "$NAME" ] || die "gid $UID_ belongs to group '$gowner' on $host; $NAME needs gid = uid"
-getent group ${USERS_GROUP} >/dev/null || { groupadd --system ${USERS_GROUP}; changed "group ${USERS_GROUP}"; }
+{ [ -x "$SHELL_" ] && grep -qxF "$SHELL_" /etc/shells; } || die "login shell $SHELL_ of $NAME is not installed on $host (not executable or not in /etc/shells); install it or change shell in roster.yaml"
+# Extra groups (docs: README "Roster rules"): a short allow-list of harmless system groups,
+# otherwise a team group, which on the host must be a real non-system group (gid >= 1000)
+# and nobody's personal group. Checked before anything changes.
 for g in \${GROUPS_//,/ }; do
-  getent group "$g" >/dev/null || die "group '$g' (roster groups of $NAME) does not exist on $host; create it there or remove it from roster.yaml"
+  [ "$g" = ${USERS_GROUP} ] && continue
+  ent=$(getent group "$g") || die "group '$g' (roster groups of $NAME) does not exist on $host; create it there or remove it from roster.yaml"
+  gid=$(printf '%s' "$ent" | cut -d: -f3)
+  case " $SAFE_SYSTEM_GROUPS " in *" $g "*) continue ;; esac
+  [ "$gid" -ge 1000 ] && [ "$gid" -lt 60000 ] || die "group '$g' (roster groups of $NAME) has system gid $gid on $host; only team groups (gid 1000-59999) or $SAFE_SYSTEM_GROUPS may be granted; remove it from roster.yaml"
+  pu=$(getent passwd "$gid" | cut -d: -f1 || true)
+  [ -z "$pu" ] || die "group '$g' (gid $gid, roster groups of $NAME) is the personal group of user '$pu' on $host; it would open that user's home; remove it from roster.yaml"
+  if getent passwd "$g" >/dev/null; then die "group '$g' (roster groups of $NAME) is named after user '$g' on $host (a personal group); remove it from roster.yaml"; fi
 done
+getent group ${USERS_GROUP} >/dev/null || { groupadd --system ${USERS_GROUP}; changed "group ${USERS_GROUP}"; }
+# Reserve the uid in the ledger before the account exists: every account this program
+# creates is in the ledger, even when a run is cut off right after useradd.
+grep -qx "$UID_ $NAME" ${LEDGER} || { echo "$UID_ $NAME" >>${LEDGER}; changed "uid ledger"; }
 
 getent group "$NAME" >/dev/null || { groupadd -g "$UID_" "$NAME"; changed "group $NAME"; }
 if ! user_exists; then
@@ -116,10 +131,15 @@ else
   cur_groups=$(id -nG "$NAME" | tr ' ' '\\n' | grep -vx "$NAME" | sort | paste -sd, || true)
   [ "$cur_groups" = "$GROUPS_" ] || { usermod -G "$GROUPS_" "$NAME"; changed "groups $GROUPS_"; }
 fi
-grep -qx "$UID_ $NAME" ${LEDGER} || { echo "$UID_ $NAME" >>${LEDGER}; changed "uid ledger"; }
 if [ ! -d "$HOME_" ]; then
-  install -d -m 0750 -o "$UID_" -g "$UID_" "$HOME_"
-  cp -a /etc/skel/. "$HOME_"/ && chown -R "$UID_:$UID_" "$HOME_"
+  # Built in a root-only staging dir and renamed into place, so the user never sees a
+  # half-made home and cannot plant a symlink for root's copy to follow. (skel holds a
+  # root-owned 0600 file the user could not read, so the copy itself runs as root.)
+  t=$(mktemp -d "$(dirname "$HOME_")/.ws-home.XXXXXX")
+  cp -a /etc/skel/. "$t"/
+  chown -R --no-dereference "$UID_:$UID_" "$t"
+  chmod 0750 "$t"
+  mv -T "$t" "$HOME_"
   changed "home $HOME_ recreated from skel"
 fi
 [ "$(stat -c '%a %u:%g' "$HOME_")" = "750 $UID_:$UID_" ] || { chown "$UID_:$UID_" "$HOME_"; chmod 0750 "$HOME_"; changed "home mode"; }
@@ -162,8 +182,26 @@ export function purgeScript(o: OffboardedPlan): string {
   const body = `${vars({ NAME: o.name, UID_: o.uid, HOME_: o.home, APPROVED_BY: o.purge?.approvedBy ?? "", APPROVED_ON: o.purge?.approvedOn ?? "" })}
 ${FUNCS}
 [ -n "$APPROVED_BY" ] || die "purge of $NAME has no approval; add purge.approvedBy to its roster entry"
-install -d -m 0700 ${ARCHIVE_DIR}
+host=$(hostname)
 if ! user_exists && [ ! -e "$HOME_" ]; then echo "purge $NAME: already purged"; exit 0; fi
+# Identity before anything is cut, archived or deleted: the account must be the one this
+# program created for this roster entry (same uid, recorded in the ledger), and the home
+# must belong to it. Otherwise stop and change nothing.
+[ -f ${LEDGER} ] && grep -qx "$UID_ $NAME" ${LEDGER} || die "purge of $NAME refused: '$UID_ $NAME' is not in ${LEDGER} on $host, so this program did not create that account; nothing changed"
+if user_exists; then
+  cur=$(id -u "$NAME")
+  [ "$cur" = "$UID_" ] || die "purge of $NAME refused: the account on $host has uid $cur but roster.yaml pins $UID_; nothing changed"
+fi
+if getent group "$NAME" >/dev/null; then
+  gcur=$(getent group "$NAME" | cut -d: -f3)
+  [ "$gcur" = "$UID_" ] || die "purge of $NAME refused: group $NAME on $host has gid $gcur, expected $UID_; nothing changed"
+fi
+if [ -e "$HOME_" ] || [ -L "$HOME_" ]; then
+  [ -d "$HOME_" ] && [ ! -L "$HOME_" ] || die "purge of $NAME refused: $HOME_ on $host is not a directory; nothing changed"
+  hown=$(stat -c %u "$HOME_")
+  [ "$hown" = "$UID_" ] || die "purge of $NAME refused: $HOME_ on $host is owned by uid $hown, not $UID_; nothing changed"
+fi
+install -d -m 0700 ${ARCHIVE_DIR}
 cut_access
 if [ -e "$HOME_" ]; then
   stamp=$(date -u +%Y%m%dT%H%M%SZ)

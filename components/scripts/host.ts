@@ -23,11 +23,19 @@ reload_sshd() {
   echo "warning: sshd is not listening 6s after reload" >&2
 }`;
 
-/** Checks the host can run the program's scripts and lays down the shared directories. */
-export function preflightScript(): string {
-  const body = `${vars({ DROPIN_B64: Buffer.from(SSHD_DROPIN_CONTENT).toString("base64") })}
+/**
+ * Checks the host can run the program's scripts and lays down the shared directories.
+ * @param shells the roster's login shells; each must be installed (executable and listed in
+ *   /etc/shells) before any account is touched. Only the set of shells is an input, so
+ *   onboarding a user with a shell already in use does not change the preflight.
+ */
+export function preflightScript(shells: readonly string[] = []): string {
+  const body = `${vars({ DROPIN_B64: Buffer.from(SSHD_DROPIN_CONTENT).toString("base64"), SHELLS: [...new Set(shells)].sort().join(" ") })}
 ${SSHD_RELOAD}
 host=$(hostname)
+for sh in $SHELLS; do
+  { [ -x "$sh" ] && grep -qxF "$sh" /etc/shells; } || die "login shell $sh (a shell in roster.yaml) is not installed on $host (not executable or not in /etc/shells); install it (Debian: apt-get install $(basename "$sh")) or change the users' shell in roster.yaml"
+done
 for c in useradd usermod userdel getent setpriv flock visudo tar sha256sum base64 sshd ss; do
   command -v "$c" >/dev/null || die "$c is missing on $host; install it (Debian: passwd, util-linux, sudo, tar, coreutils, openssh-server, iproute2)"
 done
@@ -89,7 +97,7 @@ export function unitsApplyScript(unitsDigest: string, enable: string[]): string 
 systemctl daemon-reload
 for u in $ENABLE; do
   systemctl -q is-enabled "$u" 2>/dev/null || { systemctl enable "$u" >/dev/null 2>&1; changed "enabled $u"; }
-  case "$u" in *.timer) systemctl -q is-active "$u" || { systemctl start "$u"; changed "started $u"; } ;; esac
+  case "$u" in *.timer|*.socket) systemctl -q is-active "$u" || { systemctl start "$u"; changed "started $u"; } ;; esac
 done
 echo "units $DIGEST changes=$changes"`;
   return remoteScript("systemd units", body);

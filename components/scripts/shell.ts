@@ -51,8 +51,14 @@ write_file() {
 remove_file() { if [ -e "$1" ] || [ -L "$1" ]; then rm -f "$1"; changed "removed $1"; fi; }
 `;
 
+/** What a remote script's name may contain: printable ASCII without quotes or backslashes. */
+export const SAFE_SCRIPT_NAME = /^[A-Za-z0-9 ._@+:,=\/-]{1,200}$/;
+
 /** Wraps a script body as the single remote command string the command provider runs. */
 export function remoteScript(name: string, body: string): string {
+  // The name goes on a comment line and into $0: a newline or control character there would
+  // end the comment and run as code before `set -e`.
+  if (!SAFE_SCRIPT_NAME.test(name)) throw new Error(`remoteScript: unsafe script name ${JSON.stringify(name)}`);
   const script = `# workstations: ${name}\n${PRELUDE}${body}\n`;
   return `bash -c ${shq(script)} ${shq("ws:" + name)}`;
 }

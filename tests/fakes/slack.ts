@@ -1,4 +1,5 @@
-// Fake Slack incoming webhook, for tests only: records every post, can be told to fail.
+// Fake Slack incoming webhook, for tests only: records every post, can be told to fail or to
+// hang (never answer, for timeouts).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -16,9 +17,11 @@ export class FakeSlack {
   readonly posts: SlackPost[] = [];
   private failQueue: number[] = [];
   private failStatus: number | null = null;
+  private hangCount = 0;
+  private hangAllPosts = false;
   url = '';
 
-  /** The webhook URL to put in the agent's webhook file. */
+  /** The webhook URL (what the notifier's slack-webhook credential holds). */
   get webhookUrl(): string {
     return `${this.url}/services/T000/B000/fakewebhooksecret`;
   }
@@ -34,6 +37,14 @@ export class FakeSlack {
   /** Fail every post with `status` until called with null. */
   failAll(status: number | null): void {
     this.failStatus = status;
+  }
+  /** Never answer the next `count` posts (recorded as not delivered). */
+  hangNext(count = 1): void {
+    this.hangCount += count;
+  }
+  /** Never answer any post until called with false. */
+  hangAll(on: boolean): void {
+    this.hangAllPosts = on;
   }
   clear(): void {
     this.posts.length = 0;
@@ -52,6 +63,11 @@ export class FakeSlack {
           /* keep raw */
         }
         const text = typeof body === 'object' && body !== null && typeof (body as { text?: unknown }).text === 'string' ? (body as { text: string }).text : '';
+        if (this.hangAllPosts || this.hangCount > 0) {
+          if (!this.hangAllPosts) this.hangCount--;
+          this.posts.push({ at: Date.now(), path: req.url ?? '/', body, text, delivered: false });
+          return; // no answer; the connection stays open until the client gives up or stop()
+        }
         const fail = req.method !== 'POST' ? 405 : (this.failQueue.shift() ?? this.failStatus);
         this.posts.push({ at: Date.now(), path: req.url ?? '/', body, text, delivered: !fail && text !== '' });
         if (fail) {

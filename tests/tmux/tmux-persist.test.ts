@@ -11,6 +11,7 @@
  */
 import { after, before, beforeEach, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
@@ -520,6 +521,55 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     const e = waitStarts(A, 1) && L.fakeLog(A).find((x) => x.event === "start" || x.event === "error")!;
     assert.equal(e.event, "start", "the fake found the transcript under CLAUDE_CONFIG_DIR");
     assert.deepEqual(e.argv, ["--resume", uuid]);
+  });
+
+  test("root never reads another user's Claude tree: CLAUDE_CONFIG_DIR outside the home, or ~/.claude a symlink", () => {
+    // B's conversation, created after A's claude started, in the project dir A's cwd maps to.
+    const p = dir(A, "snoop");
+    const slug = p.replace(/[^A-Za-z0-9]/g, "-");
+    const plantB = () => {
+      const bdir = path.join(B.home, ".claude", "projects", slug);
+      fs.mkdirSync(bdir, { recursive: true });
+      for (let d = bdir; d !== B.home; d = path.dirname(d)) fs.chownSync(d, B.uid, B.gid);
+      const uuid = crypto.randomUUID();
+      const f = path.join(bdir, `${uuid}.jsonl`);
+      fs.writeFileSync(f, "{}\n", { mode: 0o600 });
+      fs.chownSync(f, B.uid, B.gid);
+      return uuid;
+    };
+    // 1. CLAUDE_CONFIG_DIR pointing into B's 0700 home
+    L.makeSession(env, A, "snoop", [{ panes: [{ cwd: p, cmd: ["env", `CLAUDE_CONFIG_DIR=${B.home}/.claude`, "FAKE_CLAUDE_SILENT=1", "claude"] }] }]);
+    waitStarts(A, 1);
+    L.sleep(600); // past START_SLACK_MS
+    const b1 = plantB();
+    const r1 = tp("save");
+    ok(r1, "save");
+    const c1 = claudePanes(lastSnap(A))[0];
+    assert.notEqual(c1.uuid, b1, "A's snapshot must not learn B's conversation id");
+    assert.equal(c1.configDir, path.join(A.home, ".claude"));
+    assert.ok(!JSON.stringify(lastSnap(A)).includes(B.home), "no path of B's tree in A's snapshot");
+    assert.match(r1.stderr, /CLAUDE_CONFIG_DIR outside the home ignored/);
+    // 2. ~/.claude itself a symlink to B's tree
+    L.killUser(env, A);
+    L.clearFakeLog(A);
+    fs.rmSync(path.join(A.home, ".claude"), { recursive: true, force: true });
+    fs.symlinkSync(path.join(B.home, ".claude"), path.join(A.home, ".claude"));
+    try {
+      L.makeSession(env, A, "snoop2", [{ panes: [{ cwd: p, cmd: ["env", "FAKE_CLAUDE_SILENT=1", "claude"] }] }]);
+      waitStarts(A, 1);
+      L.sleep(600);
+      const b2 = plantB();
+      const r2 = tp("save");
+      ok(r2, "save");
+      const c2 = claudePanes(lastSnap(A)).find((c: any) => c.session === "snoop2");
+      assert.ok(c2, "the claude pane is recorded");
+      assert.notEqual(c2.uuid, b2, "A's snapshot must not learn B's conversation id through a symlink");
+      assert.ok(!JSON.stringify(lastSnap(A)).includes(b2));
+      assert.match(r2.stderr, /not owned by the user/);
+    } finally {
+      fs.rmSync(path.join(A.home, ".claude"), { force: true });
+      fs.rmSync(path.join(B.home, ".claude"), { recursive: true, force: true });
+    }
   });
 
   test("exit codes: usage 2, bad users file 3", () => {

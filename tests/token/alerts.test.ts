@@ -191,6 +191,46 @@ test('Slack down: the alert is retried on the next run and delivered exactly onc
   assert.match(e.notice() ?? '', /needs attention/, 'the notice does not depend on Slack');
 });
 
+test('notifier unreachable (no socket) or Slack timing out: the alert is retried next run and delivered exactly once', async () => {
+  const e = await newUser();
+  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  e.writeCreds(l);
+  oauth.revokeFamily(l.refreshToken);
+  let r = await e.run('run', ['--alert-socket', path.join(e.root, 'gone.sock')]);
+  assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
+  assert.match(r.stderr, /alert socket \S*gone\.sock: .*ENOENT.*will retry the alert next run/);
+  slack.hangAll(true);
+  try {
+    r = await e.run();
+    assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
+    assert.match(r.stderr, /the notifier did not send the alert \(error slack timed out after 2 s\); will retry/);
+  } finally {
+    slack.hangAll(false);
+  }
+  assert.equal(postsFor(e.o.user).length, 0);
+  r = await e.run();
+  assert.match(r.stdout, /alerted:login-required/);
+  assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
+  assert.equal(postsFor(e.o.user).length, 1);
+  assert.match(postsFor(e.o.user)[0].text, new RegExp(`^\\[${e.o.user}@testhost\\] `), 'prefixed by the notifier');
+});
+
+test('Slack disabled on the host: the alert counts as handled (journal only), not retried', async () => {
+  const e = await newUser();
+  fs.writeFileSync(e.slackFile, '');
+  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  e.writeCreds(l);
+  oauth.revokeFamily(l.refreshToken);
+  const r = await e.run();
+  assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
+  assert.match(r.stderr, /Slack is disabled on this host; alert not sent: .*login required/i);
+  assert.match(r.stdout, /alerted:login-required/);
+  fs.writeFileSync(e.slackFile, slack.webhookUrl);
+  assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
+  assert.equal(postsFor(e.o.user).length, 0, 'not re-sent once Slack is enabled');
+  assert.match(e.notice() ?? '', /needs attention/);
+});
+
 test('Vault down after a good sync: local untouched even when corrupt or near expiry', async () => {
   const p2 = await new VaultProxy(vault.addr).start();
   try {

@@ -1,8 +1,9 @@
 // Shared helpers for the token-renewal tests (tests/token/*.test.ts): temp homes, running the
 // agent as a child process, a real Vault (OpenBao dev server) with the layout from
-// docs/CONTRACTS.md, a counting/hooking Vault proxy, and a Claude Code stand-in that refreshes
-// under Claude's own locks.
-import { spawn, spawnSync } from 'node:child_process';
+// docs/CONTRACTS.md, a counting/hooking Vault proxy, a Claude Code stand-in that refreshes
+// under Claude's own locks, and the alert socket (the real notifier behind an emulation of
+// systemd's Accept=yes socket).
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,6 +17,7 @@ import { startVault } from '../lib/services';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const AGENT = path.join(REPO, 'scripts', 'claude-token-renew.mjs');
+export const NOTIFIER = path.join(REPO, 'scripts', 'workstations-alert.mjs');
 export const CONTRACTS = path.join(REPO, 'docs', 'CONTRACTS.md');
 /** Node used to run the agent: the host has Debian's Node 18; set TOKEN_RENEW_NODE to test with it. */
 export const NODE = process.env.TOKEN_RENEW_NODE || process.execPath;
@@ -210,7 +212,13 @@ export class VaultProxy {
 }
 
 // ------------------------------------------------------------------------------------------
-// One user's environment for the agent
+// The alert socket: what workstations-alert.socket (Accept=yes) + workstations-alert@.service
+// do on the host, emulated. Per connection the REAL notifier (scripts/workstations-alert.mjs)
+// is spawned with the connection as its stdin and stdout, the instance name
+// `<n>-<peer pid>-<peer uid>` as `--instance` (the unit passes %i the same way) and
+// $CREDENTIALS_DIRECTORY holding `slack-webhook`. Node cannot read SO_PEERCRED, so the peer
+// credentials come from `peer()` (the uid the sender runs as on the host); the real kernel
+// credentials are covered by tests/host/token-renew.host.test.ts.
 
 export interface RunResult {
   code: number;
@@ -218,6 +226,121 @@ export interface RunResult {
   stderr: string;
   ms: number;
 }
+
+export interface AlertSocketOptions {
+  socketPath: string;
+  usersFile: string;
+  /** the unit's $CREDENTIALS_DIRECTORY (holds `slack-webhook`); null = not set */
+  credentialsDir: string | null;
+  /** peer credentials of the connection; null = "<n>-unknown" (no credentials) */
+  peer: () => { pid: number; uid: number } | null;
+  hostLabel?: string;
+  /** extra notifier arguments (e.g. --slack-timeout 1) */
+  args?: string[];
+}
+
+export class AlertSocket {
+  private server: net.Server | null = null;
+  private readonly running = new Set<ChildProcess>();
+  private readonly closing: Promise<void>[] = [];
+  private accepted = 0;
+  /** one per notifier run: exit code and stderr (its stdout is the connection) */
+  readonly outputs: RunResult[] = [];
+  readonly instances: string[] = [];
+  constructor(readonly o: AlertSocketOptions) {}
+
+  get listening(): boolean {
+    return this.server !== null;
+  }
+
+  async start(): Promise<this> {
+    fs.rmSync(this.o.socketPath, { force: true });
+    this.server = net.createServer({ pauseOnConnect: true }, (conn) => this.onConnection(conn));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.o.socketPath, () => resolve());
+    });
+    return this;
+  }
+
+  private onConnection(conn: net.Socket): void {
+    const n = this.accepted++;
+    const p = this.o.peer();
+    const instance = p ? `${n}-${p.pid}-${p.uid}` : `${n}-unknown`;
+    this.instances.push(instance);
+    const t0 = process.hrtime.bigint();
+    const env: Record<string, string> = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
+    if (this.o.credentialsDir) env.CREDENTIALS_DIRECTORY = this.o.credentialsDir;
+    const child = spawn(NODE, [NOTIFIER, '--instance', instance, '--users-file', this.o.usersFile, '--host-label', this.o.hostLabel ?? 'testhost', ...(this.o.args ?? [])], {
+      env,
+      stdio: [conn, conn, 'pipe'],
+    });
+    // The notifier holds the connection now (fd 0 and 1); drop ours, as systemd does.
+    conn.destroy();
+    this.running.add(child);
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    this.closing.push(
+      new Promise<void>((resolve) => {
+        child.on('error', (e) => {
+          stderr += `spawn error: ${e.message}\n`;
+        });
+        child.on('close', (code) => {
+          this.running.delete(child);
+          this.outputs.push({ code: code ?? -1, stdout: '', stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+          resolve();
+        });
+      }),
+    );
+  }
+
+  /** Resolves when every notifier started so far has exited. */
+  async idle(): Promise<void> {
+    await Promise.all(this.closing);
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.running) c.kill('SIGKILL');
+    await this.idle();
+    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
+    this.server = null;
+    fs.rmSync(this.o.socketPath, { force: true });
+  }
+}
+
+/**
+ * Sends one raw message to an alert socket the way the agent does (write, half-close, read
+ * the answer). Returns the answer ('' when the connection closed without one).
+ */
+export function sendToAlertSocket(socketPath: string, payload: string | Buffer, opts: { halfClose?: boolean; timeoutMs?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const sock = net.connect({ path: socketPath });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer from ${socketPath} within ${opts.timeoutMs ?? 20_000} ms`));
+    }, opts.timeoutMs ?? 20_000);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => {
+      if (opts.halfClose === false) sock.write(payload);
+      else sock.end(payload);
+    });
+    sock.on('data', (d: string) => (buf += d));
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      // The notifier may close before reading everything of an oversized message.
+      if (e.code === 'EPIPE' || e.code === 'ECONNRESET') return;
+      clearTimeout(timer);
+      reject(e);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(buf);
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// One user's environment for the agent
 
 export interface AgentEnvOptions {
   user: string;
@@ -238,7 +361,15 @@ export class AgentEnv {
   readonly credFile: string;
   readonly configFile: string;
   readonly usersFile: string;
+  /** the notifier's $CREDENTIALS_DIRECTORY and its `slack-webhook` (the fake Slack's URL) */
+  readonly credentialsDir: string;
   readonly slackFile: string;
+  readonly alertSocketPath: string;
+  /** the emulated workstations-alert.socket of this user's "host" (started by the first run) */
+  readonly alerts: AlertSocket;
+  /** the uid the agent "runs as": the peer uid the notifier sees (the users.json uid) */
+  uid = 2001;
+  private currentPid: number | null = null;
   readonly stateDir: string;
   readonly noticeFile: string;
   readonly vaultCredFile: string;
@@ -253,14 +384,25 @@ export class AgentEnv {
     this.credFile = path.join(this.claudeDir, '.credentials.json');
     this.configFile = path.join(this.root, 'claude-token-renew.json');
     this.usersFile = path.join(this.root, 'users.json');
-    this.slackFile = path.join(this.root, 'slack-webhook');
+    this.credentialsDir = path.join(this.root, 'credentials');
+    this.slackFile = path.join(this.credentialsDir, 'slack-webhook');
+    this.alertSocketPath = path.join(this.root, 'alert.sock');
     this.stateDir = path.join(this.home, '.local', 'state', 'claude-token-renew');
     this.noticeFile = path.join(this.home, '.claude-token-renew.notice');
     this.vaultCredFile = path.join(this.home, '.config', 'claude-token-renew', 'vault.json');
     fs.mkdirSync(this.claudeDir, { recursive: true, mode: 0o700 });
     this.writeConfig(o.config ?? {});
     this.writeUsers(o.userEntry ?? {});
+    fs.mkdirSync(this.credentialsDir, { mode: 0o700 });
     fs.writeFileSync(this.slackFile, o.slack ? o.slack.webhookUrl : '', { mode: 0o600 });
+    this.alerts = new AlertSocket({
+      socketPath: this.alertSocketPath,
+      usersFile: this.usersFile,
+      credentialsDir: this.credentialsDir,
+      peer: () => ({ pid: this.currentPid ?? process.pid, uid: this.uid }),
+      hostLabel: 'testhost',
+      args: ['--slack-timeout', '2'],
+    });
     if (o.appRole) this.writeAppRole(o.appRole);
     if (o.clock) this.clock = o.clock;
   }
@@ -287,6 +429,7 @@ export class AgentEnv {
   }
   writeUsers(entry: Record<string, unknown>): void {
     const u = { name: this.o.user, uid: 2001, home: this.home, state: 'active', email: this.o.email, tmuxPersist: true, claudeTokenRenew: true, ...entry };
+    if (typeof u.uid === 'number' && u.name === this.o.user) this.uid = u.uid;
     fs.writeFileSync(this.usersFile, JSON.stringify({ version: 1, users: [u] }, null, 2));
   }
   writeAppRole(c: AppRoleCred): void {
@@ -322,33 +465,43 @@ export class AgentEnv {
   }
 
   args(cmd: string, extra: string[] = []): string[] {
-    const a = [AGENT, cmd, '--config', this.configFile, '--user', this.o.user, '--home', this.home, '--slack-webhook-file', this.slackFile, ...extra];
+    const a = [AGENT, cmd, '--config', this.configFile, '--user', this.o.user, '--home', this.home, '--alert-socket', this.alertSocketPath, ...extra];
     if (this.clock) a.push('--now', String(this.clock.t));
     return a;
   }
 
-  /** Runs the agent with a clean environment (no ANTHROPIC_* or CLAUDE_* leaking in). */
-  run(cmd = 'run', extra: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
+  /**
+   * Runs the agent with a clean environment (no ANTHROPIC_* or CLAUDE_* leaking in). The
+   * alert socket is listening; the notifier runs it started are finished (and their stderr is
+   * in `outputs`) when this resolves.
+   */
+  async run(cmd = 'run', extra: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
+    if (!this.alerts.listening) await this.alerts.start();
+    const n0 = this.alerts.outputs.length;
     const t0 = process.hrtime.bigint();
-    return new Promise((resolve, reject) => {
+    const r = await new Promise<RunResult>((resolve, reject) => {
       const child = spawn(NODE, this.args(cmd, extra), {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.home, LANG: 'C.UTF-8', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
+      this.currentPid = child.pid ?? null;
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));
       child.stderr.on('data', (d) => (stderr += d));
       child.on('error', reject);
       child.on('close', (code) => {
-        const r = { code: code ?? -1, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
-        this.outputs.push(r);
-        resolve(r);
+        resolve({ code: code ?? -1, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
       });
     });
+    this.currentPid = null;
+    await this.alerts.idle();
+    this.outputs.push(r, ...this.alerts.outputs.slice(n0));
+    return r;
   }
 
   cleanup(): void {
+    void this.alerts.stop();
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }

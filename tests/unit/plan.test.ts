@@ -6,9 +6,11 @@ import { DEFAULT_PROFILES, planRoster, USERS_GROUP } from "../../components/plan
 import { parseRoster } from "../../components/roster/load";
 import { Roster } from "../../components/roster/schema";
 import { readExampleRoster } from "../lib/mocks";
+import { ed25519Key } from "../lib/sshkeys";
 
 const example = () => parseRoster(readExampleRoster(), "roster.example.yaml").roster!;
-const KEY = readExampleRoster().match(/ssh-ed25519 \S+/)![0];
+// One key per generated user: a roster refuses the same key on two users.
+const KEYS = Array.from({ length: 30 }, (_, i) => ed25519Key(`u${i}@gen`));
 
 test("plan of the example roster: roles map to the SPEC §2 grants", () => {
   const plan = planRoster(example());
@@ -56,7 +58,7 @@ const rosterArb: fc.Arbitrary<Roster> = fc
         const canWl = perm === undefined ? e.role !== "namespace-owner" : perm === "write" || perm === "admin";
         return {
           name: `u${i}`, uid: uids[i], role: e.role, email: `u${i}@example.com`, forgejo: `F${i}`,
-          sshKeys: [KEY], shell: "/bin/bash" as const, groups: [],
+          sshKeys: [KEYS[i]], shell: "/bin/bash" as const, groups: [],
           namespaces: e.role === "namespace-owner" ? Array.from({ length: e.nsCount }, (_, j) => `ns-${i}-${j}`) : [],
           overrides: { ...(e.perm ? { forgejoPermission: e.perm } : {}), ...(e.wl && canWl ? { pushWhitelist: true, mergeWhitelist: true } : {}) },
           state: e.state, credentialRotation: 0,

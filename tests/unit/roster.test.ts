@@ -52,7 +52,7 @@ const INVALID: Array<[string, string, [number, number, string, RegExp]]> = [
   ["purge without offboarding", base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, purge: {approvedBy: viktor, approvedOn: "2026-01-01"}}\n`), [9, 80, "users[1].purge", /unless state is offboarded/]],
   ["purge approved by a non-admin", base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, state: offboarded, purge: {approvedBy: bob, approvedOn: "2026-01-01"}}\n`), [9, 112, "users[1].purge.approvedBy", /active admin/]],
   ["whitelist without write", base(`  - {name: bob, uid: 2001, role: namespace-owner, email: b@x.io, forgejo: b, namespaces: [lab], overrides: {pushWhitelist: true}}\n`), [9, 108, "users[1].overrides", /write or admin/]],
-  ["privileged extra group", base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, groups: [sudo]}\n`), [9, 82, "users[1].groups[0]", /unprivileged group/]],
+  ["privileged extra group", base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, groups: [sudo]}\n`), [9, 82, "users[1].groups[0]", /allowed group: sudo is a system group/]],
   ["no active admin", base().replace("role: admin", "role: power-user"), [3, 3, "users", /at least one active admin/]],
   ["empty file", "", [1, 1, "", /expected object/]],
 ];
