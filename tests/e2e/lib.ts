@@ -11,6 +11,7 @@ import { LocalWorkspace, Stack, EngineEvent, OpType } from "@pulumi/pulumi/autom
 import { boot, createHost, destroyHost, run, TestHost } from "../host/lib/testhost";
 import { cacheDir, startVault, VaultServer } from "../lib/services";
 import { loadToolchainEnv } from "../../tools/toolchain-env";
+import type { AuditOptions } from "../lib/state-audit";
 
 export const PROJECT_DIR = path.resolve(__dirname, "../..");
 /** Files and dirs of the project the engine needs. */
@@ -22,6 +23,8 @@ export interface E2E {
   vault: VaultServer;
   stack: Stack;
   secrets: string[];
+  /** How to read the state as an attacker holding it would (tests/lib/state-audit.ts). */
+  audit: AuditOptions;
   writeRoster(doc: unknown): void;
   sh(cmd: string): Promise<string>;
   stop(): Promise<void>;
@@ -66,6 +69,7 @@ export async function setupE2E(name: string, roster: unknown): Promise<E2E> {
   const sh = async (cmd: string) => (await run(host, cmd)).stdout.trim();
   return {
     dir, host, vault, stack, writeRoster, sh,
+    audit: { cwd: work, env: { ...process.env, ...envVars }, stack: "e2e", backendDir: path.join(dir, "state") },
     secrets: [host.privateKey.split("\n").slice(1, 3).join(""), vault.rootToken, slack, passphrase],
     async stop() {
       await vault.stop().catch(() => undefined);
