@@ -1,0 +1,243 @@
+/**
+ * `npm run access-diff`: real roster pairs in a scratch git repository (base = a commit,
+ * head = the working tree, a ref or a file), the CLI's exit codes, and `--ci` for a pull
+ * request and a push.
+ */
+import { after, test } from "node:test";
+import * as assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { accessDiff } from "../../tools/access-diff";
+
+const ROOT = path.resolve(__dirname, "../..");
+const EXAMPLE = fs.readFileSync(path.join(ROOT, "roster.example.yaml"), "utf8");
+const scratch: string[] = [];
+after(() => scratch.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+type U = Record<string, unknown> & { name: string };
+type R = { version: number; users: U[] };
+
+/** A fresh ed25519 public key line (the roster parses keys in full). */
+function sshKey(comment: string): string {
+  const { publicKey } = crypto.generateKeyPairSync("ed25519");
+  const raw = publicKey.export({ format: "der", type: "spki" }).subarray(-32);
+  const len = (b: Buffer) => {
+    const l = Buffer.alloc(4);
+    l.writeUInt32BE(b.length);
+    return Buffer.concat([l, b]);
+  };
+  return `ssh-ed25519 ${Buffer.concat([len(Buffer.from("ssh-ed25519")), len(raw)]).toString("base64")} ${comment}`;
+}
+
+function repo(): { dir: string; git: (...a: string[]) => string; commit: (r: R | string, msg: string) => string; write: (r: R | string) => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-adiff-"));
+  scratch.push(dir);
+  const git = (...a: string[]) =>
+    execFileSync("git", ["-C", dir, ...a], { encoding: "utf8", env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@x", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@x" } }).trim();
+  git("init", "-q", "-b", "master");
+  const write = (r: R | string) => fs.writeFileSync(path.join(dir, "roster.yaml"), typeof r === "string" ? r : YAML.stringify(r));
+  const commit = (r: R | string, msg: string) => {
+    write(r);
+    git("add", "-A");
+    git("commit", "-qm", msg);
+    return git("rev-parse", "HEAD");
+  };
+  return { dir, git, commit, write };
+}
+const base = (): R => YAML.parse(EXAMPLE);
+const user = (r: R, n: string) => r.users.find((u) => u.name === n)!;
+/** The diff of `edit(example)` against the example, as the CLI prints it. */
+function diffOf(edit: (r: R) => void): { code: number; out: string; err: string } {
+  const g = repo();
+  g.commit(EXAMPLE, "base");
+  const r = base();
+  edit(r);
+  g.write(r);
+  const res = accessDiff(["HEAD"], g.dir, {});
+  return { code: res.code, out: res.stdout, err: res.stderr };
+}
+
+test("an unchanged roster, and one changed only in comments and layout, print nothing", () => {
+  assert.deepEqual(diffOf(() => undefined), { code: 0, out: "", err: "" });
+  const g = repo();
+  g.commit(EXAMPLE, "base");
+  g.write("# reviewed\n" + YAML.stringify(base(), { indent: 4 }));
+  assert.deepEqual(accessDiff(["HEAD"], g.dir, {}), { code: 0, stdout: "", stderr: "" });
+});
+
+test("onboarding prints every grant the new user gets", () => {
+  const key = sshKey("alice@example");
+  const d = diffOf((r) => r.users.push({ name: "alice", uid: 2010, role: "power-user", email: "alice@example.com", forgejo: "alice", sshKeys: [key] }));
+  assert.equal(d.code, 0);
+  const lines = d.out.split("\n");
+  assert.match(lines[0], /^access changes HEAD:roster\.yaml → roster\.yaml:$/);
+  assert.equal(lines[1], "alice (uid 2010): onboarded (power-user)");
+  for (const l of [
+    "  + login: shell /bin/bash",
+    `  + login: ssh key ssh-ed25519 …${key.split(" ")[1].replace(/=+$/, "").slice(-8)} alice@example`,
+    "  + groups: workstation-users",
+    "  + forgejo: alice: write collaborator on infra",
+    "  + vault: policy claude-renew-alice on claude-tokens/users/alice, AppRole claude-renew-alice",
+    "  + units: timer claude-token-renew@alice.timer",
+    "  + units: linger",
+  ])
+    assert.ok(lines.includes(l), `missing ${l}\n${d.out}`);
+  assert.equal(lines.filter((l) => l.startsWith("  - ")).length, 0, "nothing is removed");
+  assert.ok(!/^(viktor|emo|nadia|sam|olga) /m.test(d.out), "nobody else changed");
+});
+
+test("suspend, reactivate and offboard are state changes with the grants they cut or restore", () => {
+  const s = diffOf((r) => (user(r, "emo").state = "suspended")).out;
+  assert.match(s, /^emo \(uid 2001\): suspended$/m);
+  for (const l of ["  - login: shell /bin/bash", "  - forgejo: ebarzin: master push whitelist", "  - forgejo: ebarzin: master merge whitelist", "  - vault: policy claude-renew-emo on claude-tokens/users/emo, AppRole claude-renew-emo", "  - units: timer claude-token-renew@emo.timer", "  - units: linger"])
+    assert.ok(s.split("\n").includes(l), `missing ${l}\n${s}`);
+  assert.ok(s.includes("  - login: ssh key ssh-ed25519 …"));
+  assert.ok(!s.includes("collaborator on infra"), "a suspended user stays a collaborator (the plan keeps the permission)");
+
+  const a = diffOf((r) => delete user(r, "sam").state).out;
+  assert.match(a, /^sam \(uid 2003\): reactivated$/m);
+  assert.match(a, /^  \+ vault: policy claude-renew-sam/m);
+
+  const o = diffOf((r) => (user(r, "nadia").state = "offboarded")).out;
+  assert.match(o, /^nadia \(uid 2002\): offboarded$/m);
+  for (const l of ["  - forgejo: nadia: read collaborator on infra", "  - kubernetes: tier namespace", "  - kubernetes: namespace nadia-apps (admin RoleBinding)", "  - dashboard: dashboard-nav-readonly ClusterRole", "  - groups: workstation-users"])
+    assert.ok(o.split("\n").includes(l), `missing ${l}\n${o}`);
+  assert.ok(!o.includes("  + "), "offboarding grants nothing");
+});
+
+test("a purge approval is flagged as destructive", () => {
+  const d = diffOf((r) => (user(r, "olga").purge = { approvedBy: "viktor", approvedOn: "2026-01-15" }));
+  assert.equal(d.code, 0);
+  assert.equal(d.out.split("\n").slice(1).join("\n"), "olga (uid 2004): purge approved by viktor on 2026-01-15\n  ! destructive: the purge archives /home/olga, then deletes the account, its group, the home and the user's Vault data");
+});
+
+test("a renamed user is one entry: flagged, with the grants that follow the name", () => {
+  const d = diffOf((r) => (user(r, "emo").name = "emil")).out;
+  assert.match(d, /^emo → emil \(uid 2001\): renamed$/m);
+  assert.match(d, /^  ! renamed emo → emil \(uid 2001\): the host refuses uid 2001 under a new name/m);
+  assert.match(d, /^  - vault: policy claude-renew-emo/m);
+  assert.match(d, /^  \+ vault: policy claude-renew-emil/m);
+  assert.ok(!/removed from the roster|onboarded/.test(d), "not shown as a removal plus an onboarding");
+  assert.ok(!d.includes("forgejo"), "the Forgejo user did not change");
+});
+
+test("a changed uid of an existing name is flagged as a re-onboarding the host refuses", () => {
+  const d = diffOf((r) => (user(r, "emo").uid = 2005)).out;
+  assert.match(d, /^emo \(uid 2001 → 2005\)$/m);
+  assert.match(d, /^  ! uid 2001 → 2005: a changed uid is a re-onboarding under a new uid; while the account exists with uid 2001 the account script refuses it/m);
+});
+
+test("a uid the checker refuses (a duplicate) fails with the checker's file:line:col lines", () => {
+  const g = repo();
+  g.commit(EXAMPLE, "base");
+  const r = base();
+  user(r, "emo").uid = 2000;
+  g.write(r);
+  const res = accessDiff(["HEAD"], g.dir, {});
+  assert.equal(res.code, 1);
+  assert.equal(res.stdout, "");
+  assert.match(res.stderr, /^roster\.yaml:\d+:\d+: users\[1\]\.uid: expected a unique uid: 2000 is already used by users\[0\] \(viktor\)$/m);
+  // and the CLI says the same, with exit 1
+  const cli = spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", path.join(ROOT, "tools/access-diff.ts"), "-C", g.dir, "HEAD"], { cwd: ROOT, encoding: "utf8" });
+  assert.equal(cli.status, 1, cli.stderr);
+  assert.match(cli.stderr, /^roster\.yaml:\d+:\d+: users\[1\]\.uid: /m);
+});
+
+test("removing an entry (instead of offboarding it) is flagged", () => {
+  const d = diffOf((r) => (r.users = r.users.filter((u) => u.name !== "olga"))).out;
+  assert.match(d, /^olga \(uid 2004\): removed from the roster\n  ! removed from the roster: olga's offboarding cut runs and uid 2004 is no longer reserved/m);
+});
+
+test("overrides, namespaces, role, Forgejo user and credential rotation", () => {
+  const d = diffOf((r) => {
+    user(r, "nadia").namespaces = ["nadia-apps", "nadia-ml"];
+    user(r, "emo").overrides = { sudo: true, pushWhitelist: true, mergeWhitelist: true };
+    user(r, "emo").credentialRotation = 1;
+    user(r, "viktor").forgejo = "viktor2";
+  }).out;
+  assert.match(d, /^nadia \(uid 2002\)\n  \+ kubernetes: namespace nadia-ml \(admin RoleBinding\)$/m);
+  assert.match(d, /^emo \(uid 2001\)\n  ~ Vault credential rotated \(credentialRotation 0 → 1\)\n  \+ sudo: passwordless sudo$/m);
+  assert.match(d, /^viktor \(uid 2000\)\n  ~ Forgejo user viktor → viktor2\n  - forgejo: viktor: admin collaborator on infra/m);
+  assert.match(d, /^  \+ forgejo: viktor2: master push whitelist$/m);
+  const role = diffOf((r) => (user(r, "emo").role = "admin")).out;
+  assert.match(role, /^emo \(uid 2001\)\n  ~ role power-user → admin\n/m);
+  assert.match(role, /^  \+ sudo: passwordless sudo$/m);
+  assert.match(role, /^  \+ kubernetes: tier cluster-admin$/m);
+});
+
+test("HEAD may be a ref or a file; a bad ref is a usage error", () => {
+  const g = repo();
+  const c1 = g.commit(EXAMPLE, "base");
+  const r = base();
+  user(r, "emo").state = "suspended";
+  g.commit(r, "suspend emo");
+  assert.match(accessDiff([c1, "HEAD"], g.dir, {}).stdout, /^emo \(uid 2001\): suspended$/m);
+  fs.writeFileSync(path.join(g.dir, "other.yaml"), EXAMPLE);
+  assert.match(accessDiff(["HEAD", "other.yaml"], g.dir, {}).stdout, /^emo \(uid 2001\): reactivated$/m);
+  const bad = accessDiff(["no-such-ref"], g.dir, {});
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^access-diff: cannot read no-such-ref:roster\.yaml: /);
+  assert.equal(accessDiff([], g.dir, {}).code, 2);
+});
+
+test("a base without a roster, or with one today's checker refuses, shows every grant as added", () => {
+  const g = repo();
+  fs.writeFileSync(path.join(g.dir, "README"), "x");
+  g.git("add", "-A");
+  g.git("commit", "-qm", "first");
+  g.write(EXAMPLE);
+  const none = accessDiff(["HEAD"], g.dir, {});
+  assert.match(none.stdout, /\(the base has no roster\.yaml\):\nviktor \(uid 2000\): onboarded \(admin\)/);
+  const r = base();
+  user(r, "emo").uid = 2000; // invalid at the base
+  g.commit(r, "broken");
+  g.write(EXAMPLE);
+  const inv = accessDiff(["HEAD"], g.dir, {});
+  assert.equal(inv.code, 0);
+  assert.match(inv.stdout, /does not pass today's checker, 1 problem\(s\)/);
+  assert.match(inv.stderr, /^base: HEAD:roster\.yaml:\d+:\d+: users\[1\]\.uid: /m);
+});
+
+test("--ci on a pull request: the PR's own changes against its merge base, not master's newer ones", () => {
+  const g = repo();
+  g.commit(EXAMPLE, "base");
+  g.git("checkout", "-qb", "feature");
+  const pr = base();
+  user(pr, "emo").state = "suspended";
+  g.commit(pr, "suspend emo");
+  g.git("checkout", "-q", "master");
+  const m = base();
+  m.users.push({ name: "bob", uid: 2011, role: "power-user", email: "bob@example.com", forgejo: "bob", sshKeys: [sshKey("bob@x")] });
+  g.commit(m, "onboard bob");
+  g.git("checkout", "-q", "feature");
+  const res = accessDiff(["--ci"], g.dir, { CI_PIPELINE_EVENT: "pull_request", CI_COMMIT_TARGET_BRANCH: "master", CI_COMMIT_BRANCH: "master" });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, /^emo \(uid 2001\): suspended$/m);
+  assert.ok(!res.stdout.includes("bob"), `master's newer change is not the PR's:\n${res.stdout}`);
+  const missing = accessDiff(["--ci"], g.dir, { CI_PIPELINE_EVENT: "pull_request", CI_COMMIT_TARGET_BRANCH: "main" });
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /origin\/main is not in this clone; the clone step must fetch the pull request's target branch \(plugin-git setting fetch_target_branch: true\)/);
+});
+
+test("--ci on a push: the commits of the push (previous pipeline's commit, else the first parent)", () => {
+  const g = repo();
+  const c1 = g.commit(EXAMPLE, "base");
+  const r = base();
+  user(r, "emo").state = "suspended";
+  g.commit(r, "suspend emo");
+  delete user(r, "sam").state;
+  const c3 = g.commit(r, "reactivate sam");
+  const both = accessDiff(["--ci"], g.dir, { CI_PIPELINE_EVENT: "push", CI_COMMIT_SHA: c3, CI_PREV_COMMIT_SHA: c1 });
+  assert.match(both.stdout, /^emo \(uid 2001\): suspended$/m);
+  assert.match(both.stdout, /^sam \(uid 2003\): reactivated$/m);
+  // A previous pipeline that is not on master's line (a pull request's head): HEAD's first parent.
+  const last = accessDiff(["--ci"], g.dir, { CI_PIPELINE_EVENT: "push", CI_COMMIT_SHA: c3, CI_PREV_COMMIT_SHA: "0".repeat(40) });
+  assert.ok(!last.stdout.includes("emo"), last.stdout);
+  assert.match(last.stdout, /^sam \(uid 2003\): reactivated$/m);
+  const root = repo();
+  root.commit(EXAMPLE, "only");
+  assert.deepEqual(accessDiff(["--ci"], root.dir, { CI_PIPELINE_EVENT: "push" }), { code: 0, stdout: "", stderr: "access-diff --ci: nothing to compare with (HEAD is a root commit)" });
+});

@@ -1,0 +1,111 @@
+/**
+ * "The pipeline's commands run as written": the `preview` workflow's steps, taken from
+ * .woodpecker/preview.yaml, run in order in a clean clone of this repository (HEAD plus the
+ * working changes, committed in a scratch repository, then cloned), with the environment a
+ * fork's pull request has: Woodpecker's built-in variables and no secret at all. Every check
+ * step must pass, the access diff must show the pull request's change, and the preview step
+ * must print its one "skipped" line and succeed.
+ *
+ * Honest about the differences from a real agent (tests/fixtures/woodpecker.ts): the commands
+ * run on this machine instead of in the images; `npm ci` runs as written but with
+ * npm_config_offline=true, from this machine's npm cache (as an agent with a warm cache
+ * would); the clone is `git clone` of a local repository (what plugin-git's full clone with
+ * fetch_target_branch gives: the head checked out, origin/master present).
+ * The unit tests run inside the clone too (`npm run test:unit`); this file skips itself there.
+ * With secrets, `pulumi preview` needs the real engine and its plugins:
+ * tests/e2e/woodpecker-preview.e2e.test.ts.
+ */
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { commandsOf, GIT_ENV, loadWorkflows, runWorkflow, snapshotRepo, stepsOf } from "../fixtures/woodpecker";
+
+const NESTED = process.env.WORKSTATIONS_PIPELINE_TEST === "1";
+
+test("deploy runs the same check steps as preview, so running preview's runs deploy's", () => {
+  const wf = loadWorkflows();
+  const checks = (name: string, last: string) => {
+    const steps = stepsOf(wf.get(name)!);
+    return steps.slice(0, steps.findIndex((s) => s.name === last)).map((s) => ({ name: s.name, image: s.image, commands: commandsOf(s) }));
+  };
+  assert.deepEqual(checks("deploy", "up"), checks("preview", "preview"));
+});
+
+test(
+  "the preview workflow's commands, as written, in a clean clone with a fork's pull-request environment",
+  { skip: NESTED ? "inside the pipeline test's own clone" : false, timeout: 900_000 },
+  async () => {
+    const src = snapshotRepo();
+    const git = (dir: string, ...a: string[]) => execFileSync("git", ["-C", dir, ...a], { encoding: "utf8", env: { ...process.env, ...GIT_ENV } }).trim();
+    // The fork's change: suspend the roster's first active non-admin.
+    git(src, "checkout", "-qb", "fork-change");
+    const rosterFile = path.join(src, "roster.yaml");
+    const doc = YAML.parse(fs.readFileSync(rosterFile, "utf8"));
+    const victim = doc.users.find((u: { role: string; state?: string }) => u.role !== "admin" && (u.state ?? "active") === "active");
+    assert.ok(victim, "the roster has an active non-admin");
+    victim.state = "suspended";
+    fs.writeFileSync(rosterFile, YAML.stringify(doc));
+    git(src, "commit", "-qam", "suspend a user");
+    const clone = fs.mkdtempSync(path.join(os.tmpdir(), "ws-pipe-clone-"));
+    execFileSync("git", ["clone", "-q", "--no-checkout", src, clone]);
+    git(clone, "checkout", "-q", "--detach", "origin/fork-change");
+    const sha = git(clone, "rev-parse", "HEAD");
+
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: process.env.HOME ?? os.homedir(),
+      LANG: "C.UTF-8",
+      npm_config_offline: "true",
+      WORKSTATIONS_PIPELINE_TEST: "1",
+      CI_REPO: "forker/infra",
+      CI_REPO_DEFAULT_BRANCH: "master",
+      CI_COMMIT_SHA: sha,
+      CI_COMMIT_REF: "refs/pull/7/head",
+      CI_COMMIT_TARGET_BRANCH: "master",
+      CI_COMMIT_SOURCE_BRANCH: "fork-change",
+      CI_COMMIT_PULL_REQUEST: "7",
+      CI_COMMIT_MESSAGE: "suspend a user",
+      CI_PIPELINE_AUTHOR: "forker",
+      CI_PIPELINE_URL: "https://ci.example.test/repos/3/pipeline/99",
+    };
+    const log: string[] = [];
+    const res = await runWorkflow(loadWorkflows().get("preview")!, {
+      cwd: clone,
+      event: "pull_request",
+      branch: "master", // Woodpecker: CI_COMMIT_BRANCH is the target branch on a pull request
+      env,
+      secrets: undefined, // none: a step that referenced one would throw, as Woodpecker fails the pipeline
+      timeoutMs: 600_000,
+      onStep: (s) => log.push(`${s.name}: exit ${s.code}`),
+    });
+    const byName = new Map(res.steps.map((s) => [s.name, s]));
+    const show = (n: string) => {
+      const s = byName.get(n);
+      return s ? `${n} exit ${s.code}\n--- stdout\n${s.stdout.slice(-4000)}\n--- stderr\n${s.stderr.slice(-4000)}` : `${n}: not run`;
+    };
+    for (const n of ["install", "roster-check", "access-diff", "unit-tests", "preview-pull-request"]) {
+      assert.equal(byName.get(n)?.ran, true, `${n} ran\n${log.join("\n")}`);
+      assert.equal(byName.get(n)?.code, 0, show(n));
+    }
+    assert.equal(byName.get("preview")?.ran, false, "the step with secrets does not run on a pull request");
+    assert.equal(res.status, "success");
+    assert.match(byName.get("roster-check")!.stdout, /roster\.yaml: ok/);
+    assert.match(byName.get("access-diff")!.stdout, new RegExp(`^${victim.name} \\(uid ${victim.uid}\\): suspended$`, "m"), show("access-diff"));
+    assert.match(byName.get("unit-tests")!.stdout, /^# fail 0$/m, show("unit-tests"));
+    assert.ok(Number(/^# pass (\d+)$/m.exec(byName.get("unit-tests")!.stdout)?.[1]) >= 30, show("unit-tests"));
+    assert.match(byName.get("unit-tests")!.stdout, /^# skipped 1$/m, "only this file skips itself in the clone");
+    const skipped = byName.get("preview-pull-request")!.stdout.split("\n").filter((l) => l.startsWith("preview skipped:"));
+    assert.equal(skipped.length, 1, show("preview-pull-request"));
+    assert.equal(
+      skipped[0],
+      "preview skipped: this pipeline has no deploy secrets (event pull_request, pull request #7: Woodpecker gives no secret to a pull_request pipeline, a fork's included); the checks above ran; a branch pushed to this repository gets the preview",
+    );
+    assert.ok(!/pulumi (preview|config)/.test(byName.get("preview-pull-request")!.stdout.replace(/^\+ .*$/gm, "")), "nothing after the skip line ran");
+    fs.rmSync(src, { recursive: true, force: true });
+    fs.rmSync(clone, { recursive: true, force: true });
+  },
+);
