@@ -23,18 +23,25 @@ export function syntheticRoster(n: number): string {
 }
 
 async function child(n: number, reps: number): Promise<void> {
-  const { runProgram } = await import("../tests/lib/mocks");
+  const { runProgram, unsecret } = await import("../tests/lib/mocks");
   const roster = syntheticRoster(n);
   const times: number[] = [];
   let count = 0;
+  let userBytes = 0;
+  let users = 0;
   for (let i = 0; i < reps; i++) {
     const t0 = process.hrtime.bigint();
-    const { resources } = await runProgram({ roster });
+    const { resources, program } = await runProgram({ roster });
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
     count = resources.length;
+    // serialized inputs of the per-user resources (everything named <user>-…), per user
+    const names = program.plan.users.map((u: { name: string }) => u.name);
+    users = names.length;
+    userBytes = 0;
+    for (const r of resources) if (names.some((u: string) => r.name === u || r.name.startsWith(`${u}-`))) userBytes += Buffer.byteLength(JSON.stringify(unsecret(r.inputs)));
   }
   times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ users: n, resources: count, medianMs: Math.round(times[Math.floor(times.length / 2)]), minMs: Math.round(times[0]), reps }));
+  console.log(JSON.stringify({ users: n, resources: count, medianMs: Math.round(times[Math.floor(times.length / 2)]), minMs: Math.round(times[0]), reps, inputBytesPerUser: Math.round(userBytes / Math.max(users, 1)) }));
 }
 
 if (require.main !== module) {

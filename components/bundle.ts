@@ -5,6 +5,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { CLAUDE_BASE } from "./plan";
+import { LAUNCHER_FILE, MIRROR_FILE, mirrorContent } from "./scripts/home";
 import { InstalledFile } from "./scripts/host";
 
 export interface BundledFile extends InstalledFile {
@@ -80,6 +81,11 @@ export function loadBundle(root: string): HostBundle {
     mode: "0644",
     content: read(p),
   }));
+  // The host's copies the home verb installs into every home (checked by digest).
+  const share: BundledFile[] = [
+    { path: MIRROR_FILE, mode: "0644", content: mirrorContent(claudeMd) },
+    { path: LAUNCHER_FILE, mode: "0755", content: startClaude },
+  ];
   const skel: BundledFile[] = [
     { path: "/etc/skel/start-claude.sh", mode: "0755", content: startClaude },
     { path: "/etc/skel/.claude/settings.json", mode: "0600", content: "{}\n" },
@@ -92,6 +98,7 @@ export function loadBundle(root: string): HostBundle {
       ...scripts,
       ...units,
       ...base,
+      ...share,
       ...skel,
       { path: "/etc/claude-code/managed-settings.json", mode: "0644", content: managedSettings },
     ],

@@ -6,6 +6,7 @@ import { HostBundle } from "./bundle";
 import { commandConnection, HostConnection } from "./config";
 export const SLACK_WEBHOOK_FILE = "/etc/workstations/claude-token-renew.slack";
 
+import { hostLibInstallScript, hostLibrary, hostLibRemoveScript } from "./scripts/hostLib";
 import {
   installFileScript, preflightDeleteScript, preflightScript, removeFileScript, unitsApplyScript, unitsDeleteScript,
 } from "./scripts/host";
@@ -68,6 +69,17 @@ export class WorkstationHost extends pulumi.ComponentResource {
       stdin: args.slackWebhook ? pulumi.secret(args.slackWebhook) : "",
     }, { parent: this, dependsOn: [preflight], additionalSecretOutputs: ["stdin"] });
     files.push(slack);
+    // The per-user logic, once per host (scripts/hostLib.ts). No `update`: a new library
+    // version runs create again, which adds that version beside the old ones.
+    const lib = hostLibrary();
+    const hostLib = new command.remote.Command(`${name}-lib`, {
+      connection,
+      addPreviousOutputInEnv: false,
+      create: hostLibInstallScript(),
+      delete: hostLibRemoveScript(),
+      stdin: lib.content,
+    }, { parent: this, dependsOn: [preflight] });
+    files.push(hostLib);
     const digest = crypto.createHash("sha256")
       .update(args.bundle.units.map((u) => `${path.basename(u.path)}\0${u.content}`).join("\0"))
       .digest("hex").slice(0, 16);

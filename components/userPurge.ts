@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { commandConnection, HostConnection } from "./config";
 import { OffboardedPlan } from "./plan";
-import { purgeScript } from "./scripts/account";
+import { purgeScript } from "./scripts/hostLib";
 import { shq } from "./scripts/shell";
 import { KV_MOUNT, KV_PREFIX } from "./vault";
 

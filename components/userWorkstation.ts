@@ -2,9 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { commandConnection, HostConnection } from "./config";
 import { UserPlan } from "./plan";
-import { accountApplyScript, accountCutScript } from "./scripts/account";
-import { HomeInputs, homeApplyScript } from "./scripts/home";
-import { userUnitsScript } from "./scripts/host";
+import { HomeInputs } from "./scripts/home";
+import { accountApplyScript, accountCutScript, homeApplyScript, userUnitsScript } from "./scripts/hostLib";
 import { userVault, VaultShared } from "./vault";
 
 /** Arguments of one user's workstation. */
@@ -51,15 +50,15 @@ export class UserWorkstation extends pulumi.ComponentResource {
 
     this.account = new command.remote.Command(`${name}-account`, {
       ...common,
+      // One command for create and update (no `update`: a change runs `create` again), a few
+      // hundred bytes each: the logic is in the host library (scripts/hostLib.ts).
       create: accountApplyScript(p),
-      update: accountApplyScript(p),
       delete: accountCutScript(p),
     }, { parent: this, dependsOn: args.dependsOn, deleteBeforeReplace: true });
 
     const home = new command.remote.Command(`${name}-home`, {
       ...common,
       create: homeApplyScript(p, args.home),
-      update: homeApplyScript(p, args.home),
     }, { parent: this, dependsOn: [this.account] });
 
     const vaultParts = args.vault && p.state === "active" && p.units.claudeTokenRenew
@@ -69,7 +68,6 @@ export class UserWorkstation extends pulumi.ComponentResource {
     const units = new command.remote.Command(`${name}-units`, {
       ...common,
       create: userUnitsScript(p.name, p.units.timers),
-      update: userUnitsScript(p.name, p.units.timers),
       delete: userUnitsScript(p.name, []),
     }, { parent: this, dependsOn: [home, ...(vaultParts ? [vaultParts.deliver] : [])] });
 

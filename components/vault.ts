@@ -8,7 +8,7 @@ import * as vault from "@pulumi/vault";
 import * as command from "@pulumi/command";
 import { commandConnection, HostConnection } from "./config";
 import { UserPlan } from "./plan";
-import { remoteScript, vars } from "./scripts/shell";
+import { vaultCredDeliverScript, vaultCredRemoveScript } from "./scripts/hostLib";
 
 export const KV_MOUNT = "claude-tokens";
 export const KV_PREFIX = "users";
@@ -54,31 +54,6 @@ export class VaultShared extends pulumi.ComponentResource {
   }
 }
 
-/** Writes the AppRole credential (stdin) to ~/.config/claude-token-renew/vault.json as the user, 0600. */
-export function vaultCredDeliverScript(u: Pick<UserPlan, "name" | "uid">): string {
-  const body = `${vars({ NAME: u.name, UID_: u.uid })}
-getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
-setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- bash -c '
-set -euo pipefail
-umask 077
-d="$HOME/.config/claude-token-renew"; f="$d/vault.json"
-mkdir -p "$d"; chmod 0700 "$HOME/.config" "$d"
-t=$(mktemp "$d/.vault.XXXXXX"); cat >"$t"
-if [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$t" "$f" && [ "$(stat -c %a "$f")" = 600 ]; then rm -f "$t"; exit 0; fi
-chmod 0600 "$t"; mv -f "$t" "$f"; echo "changed: $f (credential rotated)"'
-echo "vault credential of $NAME delivered"`;
-  return remoteScript(`vault credential ${u.name}`, body);
-}
-
-export function vaultCredRemoveScript(u: Pick<UserPlan, "name" | "uid">): string {
-  const body = `${vars({ NAME: u.name, UID_: u.uid })}
-getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
-h=$(getent passwd "$NAME" | cut -d: -f6)
-setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- rm -f "$h/.config/claude-token-renew/vault.json"
-echo "vault credential of $NAME removed"`;
-  return remoteScript(`vault credential removal ${u.name}`, body);
-}
-
 export interface UserVaultArgs {
   plan: UserPlan;
   shared: VaultShared;
@@ -118,7 +93,6 @@ export function userVault(parent: pulumi.Resource, args: UserVaultArgs): { deliv
     connection: commandConnection(args.connection),
     addPreviousOutputInEnv: false,
     create: vaultCredDeliverScript(p),
-    update: vaultCredDeliverScript(p),
     delete: vaultCredRemoveScript(p),
     stdin: cred,
   }, { parent, dependsOn: [args.account], additionalSecretOutputs: ["stdin"] });

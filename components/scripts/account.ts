@@ -1,11 +1,13 @@
 /**
- * Account lifecycle scripts (SPEC §3.1): onboard/update, suspend, the offboarding cut and
- * the approved purge. Each is idempotent: a second run prints no `changed:` line, and a
- * run cut off halfway converges on the next run.
+ * Account lifecycle verbs of the host library (SPEC §3.1): onboard/update, suspend, the
+ * offboarding cut and the approved purge. Each is idempotent: a second run prints no
+ * `changed:` line, and a run cut off halfway converges on the next run. The bodies are
+ * static (installed once on the host, see hostLib.ts); a user's command carries only the
+ * parameters built here.
  */
 import { OffboardedPlan, UserPlan, USERS_GROUP } from "../plan";
 import { ALLOWED_SYSTEM_GROUPS } from "../roster/schema";
-import { remoteScript, vars } from "./shell";
+import { Params, Verb } from "./shell";
 
 export const LEDGER = "/var/lib/workstations/uid-ledger";
 export const USERS_DIR = "/etc/workstations/users.d";
@@ -21,8 +23,8 @@ export function usersEntry(u: UserPlan): string {
   });
 }
 
-/** Shell functions shared by the account scripts. */
-const FUNCS = `
+/** Shell functions shared by the account verbs (part of the host library). */
+export const ACCOUNT_FUNCS = `
 rebuild_index() {
   local t
   t=$(mktemp /etc/workstations/.users.XXXXXX)
@@ -77,15 +79,32 @@ cut_access() {
 }
 `;
 
-/** Script for create and update of the account resource: converge to the planned state. */
-export function accountApplyScript(u: UserPlan): string {
+/** Parameters of `account-apply`: converge the account to the plan (create and update). */
+export function accountApplyParams(u: UserPlan): Params {
   const keys = u.sshKeys.map((k) => k + "\n").join("");
-  const body = `${vars({
+  return {
     NAME: u.name, UID_: u.uid, SHELL_: u.shell, STATE: u.state, HOME_: u.home,
-    GROUPS_: u.groups.join(","), SUDO: u.sudo, LINGER: u.linger, SAFE_SYSTEM_GROUPS: [...ALLOWED_SYSTEM_GROUPS].sort().join(" "),
+    GROUPS_: u.groups.join(","), SUDO: u.sudo, LINGER: u.linger,
     KEYS_B64: Buffer.from(keys).toString("base64"), ENTRY: usersEntry(u),
-  })}
-${FUNCS}
+  };
+}
+
+/** Parameters of `account-cut` (delete of the account resource): the offboarding cut. */
+export function accountCutParams(u: Pick<UserPlan, "name" | "uid">): Params {
+  return { NAME: u.name, UID_: u.uid };
+}
+
+/** Parameters of `purge`: cut, archive the home and verify it, then delete the account. */
+export function purgeParams(o: OffboardedPlan): Params {
+  return { NAME: o.name, UID_: o.uid, HOME_: o.home, APPROVED_BY: o.purge?.approvedBy ?? "", APPROVED_ON: o.purge?.approvedOn ?? "" };
+}
+
+export const ACCOUNT_VERBS: readonly Verb[] = [
+  {
+    name: "account-apply",
+    root: true,
+    params: ["NAME", "UID_", "SHELL_", "STATE", "HOME_", "GROUPS_", "SUDO", "LINGER", "KEYS_B64", "ENTRY"],
+    body: `SAFE_SYSTEM_GROUPS='${[...ALLOWED_SYSTEM_GROUPS].sort().join(" ")}'
 install -d -m 0755 /etc/workstations ${USERS_DIR} ${KEYS_DIR}
 install -d -m 0700 /var/lib/workstations
 [ -e ${LEDGER} ] || install -m 0600 /dev/null ${LEDGER}
@@ -161,27 +180,23 @@ else
 fi
 printf '%s\\n' "$ENTRY" | write_file "${USERS_DIR}/$NAME.json" 0644 root:root
 rebuild_index
-echo "account $NAME uid=$UID_ state=$STATE changes=$changes"`;
-  return remoteScript(`account ${u.name}`, body);
-}
-
-/** Script for delete of the account resource: the offboarding cut. The account, uid and home stay. */
-export function accountCutScript(u: Pick<UserPlan, "name" | "uid">): string {
-  const body = `${vars({ NAME: u.name, UID_: u.uid })}
-${FUNCS}
-install -d -m 0755 /etc/workstations ${USERS_DIR}
+echo "account $NAME uid=$UID_ state=$STATE changes=$changes"`,
+  },
+  {
+    name: "account-cut",
+    root: true,
+    params: ["NAME", "UID_"],
+    body: `install -d -m 0755 /etc/workstations ${USERS_DIR}
 cut_access
 remove_file "${USERS_DIR}/$NAME.json"
 rebuild_index
-echo "cut $NAME uid=$UID_ changes=$changes (account and home kept)"`;
-  return remoteScript(`cut ${u.name}`, body);
-}
-
-/** The approved purge: cut, archive the home and verify the archive, then delete the account. */
-export function purgeScript(o: OffboardedPlan): string {
-  const body = `${vars({ NAME: o.name, UID_: o.uid, HOME_: o.home, APPROVED_BY: o.purge?.approvedBy ?? "", APPROVED_ON: o.purge?.approvedOn ?? "" })}
-${FUNCS}
-[ -n "$APPROVED_BY" ] || die "purge of $NAME has no approval; add purge.approvedBy to its roster entry"
+echo "cut $NAME uid=$UID_ changes=$changes (account and home kept)"`,
+  },
+  {
+    name: "purge",
+    root: true,
+    params: ["NAME", "UID_", "HOME_", "APPROVED_BY", "APPROVED_ON"],
+    body: `[ -n "$APPROVED_BY" ] || die "purge of $NAME has no approval; add purge.approvedBy to its roster entry"
 host=$(hostname)
 if ! user_exists && [ ! -e "$HOME_" ]; then echo "purge $NAME: already purged"; exit 0; fi
 # Identity before anything is cut, archived or deleted: the account must be the one this
@@ -222,6 +237,6 @@ rebuild_index
 if user_exists; then userdel "$NAME"; changed "user $NAME deleted"; fi
 if getent group "$NAME" >/dev/null; then groupdel "$NAME"; changed "group $NAME deleted"; fi
 if [ -e "$HOME_" ]; then rm -rf --one-file-system "$HOME_"; changed "home removed"; fi
-echo "purge $NAME uid=$UID_ approved by $APPROVED_BY on $APPROVED_ON changes=$changes (uid stays reserved in ${LEDGER})"`;
-  return remoteScript(`purge ${o.name}`, body);
-}
+echo "purge $NAME uid=$UID_ approved by $APPROVED_BY on $APPROVED_ON changes=$changes (uid stays reserved in ${LEDGER})"`,
+  },
+];

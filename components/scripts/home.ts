@@ -4,11 +4,13 @@
  * managed start-claude.sh.
  *
  * Everything inside the home runs AS THE USER (setpriv), so a symlink the user planted can
- * never make root write or chmod a file outside what the user may touch anyway.
+ * never make root write or chmod a file outside what the user may touch anyway. The managed
+ * content comes from the host's copies (MIRROR_FILE, LAUNCHER_FILE), checked against the
+ * digests in the user's command.
  */
 import * as crypto from "crypto";
 import { CLAUDE_BASE, CLAUDE_BASE_LINKS, UserPlan } from "../plan";
-import { remoteScript, shq, vars } from "./shell";
+import { Params, shq, Verb } from "./shell";
 
 /** First line of a managed AGENTS.md mirror; the hash is of everything after that line. */
 export const MIRROR_HEADER_PREFIX = "<!-- managed-by: workstations (mirror of the managed claudeMd; edit it and this file is left alone) sha256:";
@@ -26,13 +28,40 @@ export interface HomeInputs {
   startClaude: string;
 }
 
-/** Runs as the user: converge the managed files of the home. */
-export function userPart(u: UserPlan, inp: HomeInputs): string {
-  const links = CLAUDE_BASE_LINKS.map((l) => `link ${shq(l)} ${shq(`${CLAUDE_BASE}/${l}`)}`).join("\n");
-  return `set -euo pipefail
-umask 077
-changed() { echo "changed: $*"; }
-${vars({ MIRROR_B64: Buffer.from(mirrorContent(inp.claudeMd)).toString("base64"), LAUNCHER_B64: Buffer.from(inp.startClaude).toString("base64"), PREFIX: MIRROR_HEADER_PREFIX })}
+/** Host copies of the managed home files, installed by the host component (bundle.ts). */
+export const SHARE_DIR = "/usr/local/share/workstations";
+export const MIRROR_FILE = `${SHARE_DIR}/agents-mirror.md`;
+export const LAUNCHER_FILE = `${SHARE_DIR}/start-claude.sh`;
+
+const sha256 = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
+
+/** Parameters of `home-apply`. The digests make a change of claudeMd or the launcher re-run every home. */
+export function homeApplyParams(u: UserPlan, inp: HomeInputs): Params {
+  return { NAME: u.name, UID_: u.uid, HOME_: u.home, MIRROR_SHA: sha256(mirrorContent(inp.claudeMd)), LAUNCHER_SHA: sha256(inp.startClaude) };
+}
+
+const links = CLAUDE_BASE_LINKS.map((l) => `link ${shq(l)} ${shq(`${CLAUDE_BASE}/${l}`)}`).join("\n");
+
+export const HOME_VERBS: readonly Verb[] = [
+  {
+    // Root part: checks, then the user part AS THE USER (setpriv, clean environment).
+    name: "home-apply",
+    root: true,
+    params: ["NAME", "UID_", "HOME_", "MIRROR_SHA", "LAUNCHER_SHA"],
+    body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
+[ -d "$HOME_" ] || die "home $HOME_ of $NAME is missing on $(hostname)"
+setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash "$WS_LIB" home-user "MIRROR_SHA=$MIRROR_SHA" "LAUNCHER_SHA=$LAUNCHER_SHA"
+echo "home $NAME converged"`,
+  },
+  {
+    // Runs as the user: converge the managed files of the home.
+    name: "home-user",
+    root: false,
+    params: ["MIRROR_SHA", "LAUNCHER_SHA"],
+    body: `PREFIX=${shq(MIRROR_HEADER_PREFIX)}
+mirror=${MIRROR_FILE} launcher=${LAUNCHER_FILE}
+[ "$(sha256sum <"$mirror" | cut -d' ' -f1)" = "$MIRROR_SHA" ] || die "$mirror on $(hostname) is not the managed mirror this program wants; run pulumi up again (the host component installs it first)"
+[ "$(sha256sum <"$launcher" | cut -d' ' -f1)" = "$LAUNCHER_SHA" ] || die "$launcher on $(hostname) is not the launcher this program wants; run pulumi up again"
 put() { # put PATH MODE: stdin -> PATH atomically when content or mode differ
   local f=$1 mode=$2 t
   t=$(mktemp "$(dirname "$f")/.ws.XXXXXX"); cat >"$t"
@@ -60,30 +89,20 @@ fi
 m="$HOME/.codex/AGENTS.md"
 [ -d "$HOME/.codex" ] || { mkdir -p "$HOME/.codex"; chmod 0700 "$HOME/.codex"; changed "$HOME/.codex"; }
 if [ ! -e "$m" ] && [ ! -L "$m" ]; then
-  printf '%s' "$MIRROR_B64" | base64 -d | put "$m" 0644
+  put "$m" 0644 <"$mirror"
 elif [ -f "$m" ] && [ ! -L "$m" ]; then
   first=$(head -n 1 "$m")
   case "$first" in
     "$PREFIX"*)
       want=\${first#"$PREFIX"}; want=\${want%% *}
       have=$(tail -n +2 "$m" | sha256sum | cut -d' ' -f1)
-      if [ "$want" = "$have" ]; then printf '%s' "$MIRROR_B64" | base64 -d | put "$m" 0644
+      if [ "$want" = "$have" ]; then put "$m" 0644 <"$mirror"
       else echo "warning: $m was customised by the user; left alone" >&2; fi ;;
     *) echo "warning: $m has no managed header (user's own file); left alone" >&2 ;;
   esac
 else
   echo "warning: $m is not a regular file; left alone" >&2
 fi
-printf '%s' "$LAUNCHER_B64" | base64 -d | put "$HOME/start-claude.sh" 0755
-`;
-}
-
-/** Script for create and update of the home resource. */
-export function homeApplyScript(u: UserPlan, inp: HomeInputs): string {
-  const body = `${vars({ NAME: u.name, UID_: u.uid, HOME_: u.home, USER_SCRIPT: userPart(u, inp) })}
-getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
-[ -d "$HOME_" ] || die "home $HOME_ of $NAME is missing on $(hostname)"
-setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- bash -c "$USER_SCRIPT"
-echo "home $NAME converged"`;
-  return remoteScript(`home ${u.name}`, body);
-}
+put "$HOME/start-claude.sh" 0755 <"$launcher"`,
+  },
+];

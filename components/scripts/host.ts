@@ -3,7 +3,7 @@
  */
 import { USERS_GROUP } from "../plan";
 import { KEYS_DIR } from "./account";
-import { remoteScript, vars } from "./shell";
+import { Params, remoteScript, vars, Verb } from "./shell";
 
 export const SSHD_DROPIN = "/etc/ssh/sshd_config.d/50-workstations.conf";
 export const SSHD_DROPIN_CONTENT = `# managed by workstations: roster users' keys come only from ${KEYS_DIR}/<user>
@@ -113,10 +113,17 @@ echo "units removed changes=$changes"`;
   return remoteScript("systemd units delete", body);
 }
 
-/** Per-user units: enable the planned timers, disable the others of that user. */
-export function userUnitsScript(name: string, timers: string[]): string {
-  const body = `${vars({ NAME: name, TIMERS: timers.join(" ") })}
-for t in $TIMERS; do
+/** Parameters of `units-user`: enable the planned timers of one user, disable the others of that user. */
+export function userUnitsParams(name: string, timers: readonly string[]): Params {
+  return { NAME: name, TIMERS: timers.join(" ") };
+}
+
+export const UNIT_VERBS: readonly Verb[] = [
+  {
+    name: "units-user",
+    root: true,
+    params: ["NAME", "TIMERS"],
+    body: `for t in $TIMERS; do
   systemctl cat "$t" >/dev/null 2>&1 || die "unit $t is not installed on $(hostname); the host component installs its template"
   systemctl -q is-enabled "$t" 2>/dev/null || { systemctl enable "$t" >/dev/null 2>&1; changed "enabled $t"; }
   systemctl -q is-active "$t" || { systemctl start "$t"; changed "started $t"; }
@@ -126,6 +133,6 @@ for t in $(systemctl list-units --all --no-legend --plain "*@$NAME.timer" 2>/dev
     if systemctl -q is-enabled "$t" 2>/dev/null || systemctl -q is-active "$t"; then systemctl disable --now "$t" >/dev/null 2>&1 || true; changed "disabled $t"; fi ;;
   esac
 done
-echo "units of $NAME: \${TIMERS:-none} changes=$changes"`;
-  return remoteScript(`units ${name}`, body);
-}
+echo "units of $NAME: \${TIMERS:-none} changes=$changes"`,
+  },
+];

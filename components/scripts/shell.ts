@@ -25,18 +25,22 @@ export function vars(v: Record<string, string | number | boolean>): string {
     .join("\n");
 }
 
-/** Common prelude: strict mode, change reporting, and the host-wide lock. */
-export const PRELUDE = `set -euo pipefail
-umask 022
+/** Strict mode and root's own fixed environment (every script, every host-library run). */
+export const STRICT = `set -euo pipefail
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 changes=0
 changed() { echo "changed: $*"; changes=$((changes + 1)); }
 die() { echo "error: $*" >&2; exit 1; }
-# One writer at a time for /etc/passwd, the uid ledger and the users index.
-install -d -m 0755 /run/workstations
+`;
+
+/** One writer at a time for /etc/passwd, the uid ledger and the users index. */
+export const HOST_LOCK = `install -d -m 0755 /run/workstations
 exec 9>/run/workstations/lock
 flock -w 120 9 || die "another workstations script holds /run/workstations/lock for over 120s"
-# write_file PATH MODE OWNER:GROUP: writes stdin to PATH atomically when it differs.
+`;
+
+/** File helpers root's scripts use. */
+export const FILE_FUNCS = `# write_file PATH MODE OWNER:GROUP: writes stdin to PATH atomically when it differs.
 write_file() {
   local f=$1 mode=$2 owner=$3 t
   t=$(mktemp "$(dirname "$f")/.ws.XXXXXX")
@@ -50,6 +54,10 @@ write_file() {
 # remove_file PATH: removes PATH if present.
 remove_file() { if [ -e "$1" ] || [ -L "$1" ]; then rm -f "$1"; changed "removed $1"; fi; }
 `;
+
+/** Common prelude of a self-contained remote script: strict mode, change reporting, the host-wide lock. */
+export const PRELUDE = `${STRICT}umask 022
+${HOST_LOCK}${FILE_FUNCS}`;
 
 /** What a remote script's name may contain: printable ASCII without quotes or backslashes. */
 export const SAFE_SCRIPT_NAME = /^[A-Za-z0-9 ._@+:,=\/-]{1,200}$/;
@@ -68,4 +76,26 @@ export function unwrapScript(command: string): string {
   const m = /^bash -c '((?:[^']|'\\'')*)' '/s.exec(command);
   if (!m) throw new Error("not a remoteScript command");
   return m[1].replace(/'\\''/g, "'");
+}
+
+/** Parameters of one host-library verb call: NAME=value pairs (booleans become 1/0). */
+export type Params = Readonly<Record<string, string | number | boolean>>;
+
+/**
+ * One verb of the host library (hostLib.ts): a static bash body, installed once on the host.
+ * A user's remote command is `<library> <verb> NAME=value…` and carries only the parameters.
+ */
+export interface Verb {
+  name: string;
+  /** Runs as root under the host-wide lock (false: runs as the invoking user, no lock). */
+  root: boolean;
+  /** Exactly the parameters the body reads; each must be given, no other is accepted. */
+  params: readonly string[];
+  body: string;
+}
+
+/** `NAME=value` as one single-quoted shell word. */
+export function paramArg(k: string, v: string | number | boolean): string {
+  if (!/^[A-Z][A-Z0-9_]*$/.test(k)) throw new Error(`paramArg: bad parameter name ${JSON.stringify(k)}`);
+  return shq(`${k}=${typeof v === "boolean" ? (v ? "1" : "0") : String(v)}`);
 }

@@ -30,7 +30,7 @@ before(() => {
   const v = spawnSync("pulumi", ["version"], { env, encoding: "utf8" });
   assert.equal(v.status, 0, "no Pulumi CLI: build it with bash scripts/dev/toolchain build pulumi");
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ws-engine-input-"));
-  for (const f of ["Pulumi.yaml", "index.ts", "tsconfig.json", "package.json", "components", "config", "scripts"])
+  for (const f of ["Pulumi.yaml", "index.ts", "tsconfig.json", "tsconfig.pulumi.json", "package.json", "components", "config", "scripts"])
     fs.cpSync(path.join(ROOT, f), path.join(work, f), { recursive: true, filter: (src) => !src.split(path.sep).includes("dev") });
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(work, "node_modules"));
   fs.mkdirSync(path.join(work, "state"));

@@ -15,7 +15,7 @@ import type { AuditOptions } from "../lib/state-audit";
 
 export const PROJECT_DIR = path.resolve(__dirname, "../..");
 /** Files and dirs of the project the engine needs. */
-const PROJECT_FILES = ["Pulumi.yaml", "index.ts", "tsconfig.json", "package.json", "components", "config", "scripts"];
+const PROJECT_FILES = ["Pulumi.yaml", "index.ts", "tsconfig.json", "tsconfig.pulumi.json", "package.json", "components", "config", "scripts"];
 
 export interface E2E {
   dir: string;

@@ -20,7 +20,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { planUser } from "../../components/plan";
 import type { RosterUser } from "../../components/roster/schema";
-import { accountApplyScript, purgeScript } from "../../components/scripts/account";
+import { accountApplyScript, hostLibInstallScript, hostLibrary, purgeScript } from "../../components/scripts/hostLib";
 import { preflightScript } from "../../components/scripts/host";
 import { shq } from "../../components/scripts/shell";
 import { boot, createHost, destroyHost, run, type TestHost } from "./lib/testhost";
@@ -62,6 +62,7 @@ describe("hardening on the systemd host", { timeout: 20 * 60_000 }, () => {
     await sh("systemctl daemon-reload");
     // the host component's preflight lays down the shared directories the account scripts use
     await sh(preflightScript(["/bin/bash"]));
+    await sh(hostLibInstallScript(), hostLibrary().content); // the per-user verbs
   });
   after(async () => {
     if (h) await destroyHost(h);

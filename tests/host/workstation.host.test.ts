@@ -11,6 +11,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { capture, changes, CommandSpec, MiniEngine } from "../lib/engine";
 import { boot, createHost, destroyHost, run, TestHost } from "./lib/testhost";
+import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
 
 let h: TestHost;
 let engine: MiniEngine;
@@ -211,6 +212,36 @@ test("a run killed halfway converges on the next run", async () => {
   const rerun = await engine.rerunAll();
   assert.deepEqual(rerun.filter((a) => changes(a.stdout).length).map((a) => a.name), []);
   assert.equal(await sh("grep -c '^2010 kim$' /var/lib/workstations/uid-ledger"), "1");
+});
+
+test("a new host library version reaches every user; a delete runs the version its resource was created with", async () => {
+  const v1 = hostLibrary();
+  await engine.up(await capture({ roster: rosterText(users) })); // converged on v1 first (kim leaves)
+  setHostLibrarySuffixForTesting("v2, for the host test");
+  try {
+    const v2 = hostLibrary();
+    assert.notEqual(v2.path, v1.path);
+    const specs = await capture({ roster: rosterText(users) });
+    const actions = await engine.up(specs);
+    const updated = actions.filter((a) => a.op === "update").map((a) => a.name);
+    for (const u of users.filter((x) => x.state !== "offboarded")) {
+      for (const part of ["account", "home", "units"]) assert.ok(updated.includes(`${u.name}-${part}`), `${u.name}-${part} not updated: ${updated}`);
+    }
+    assert.deepEqual(actions.filter((a) => a.name !== "host-lib" && changes(a.stdout).length).map((a) => a.name), [], "the new version converges with no change");
+    assert.equal(await sh(`test -x ${v1.path} && test -x ${v2.path} && echo both`), "both", "versions are kept side by side");
+    // a user onboarded under v2, then removed: its delete (stored in state) calls v2
+    const kai = { name: "kai", uid: 2011, role: "power-user", email: "kai@example.com", forgejo: "kai", sshKeys: [keypair("kai").pub] };
+    await engine.up(await capture({ roster: rosterText([...users, kai]) }));
+    assert.ok(engine.state.get("kai-account")!.delete!.startsWith(v2.path));
+    setHostLibrarySuffixForTesting("");
+    const back = await engine.up(await capture({ roster: rosterText(users) }));
+    const cut = back.find((a) => a.name === "kai-account" && a.op === "delete");
+    assert.ok(cut, "kai's account was cut");
+    assert.match(cut!.stdout, /cut kai uid=2011/);
+    assert.equal(await sh("getent shadow kai | cut -d: -f8"), "1", "kai's account expired by the cut");
+  } finally {
+    setHostLibrarySuffixForTesting("");
+  }
 });
 
 test("destroy everything: nothing the host component copied is left behind; homes and accounts stay", async () => {

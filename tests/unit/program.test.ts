@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import { hostLibrary } from "../../components/scripts/hostLib";
 import * as YAML from "yaml";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -34,7 +35,8 @@ test("an approved purge creates only a UserPurge for that user", async () => {
   const olga = resources.filter((r) => r.name.startsWith("olga"));
   assert.deepEqual(olga.map((r) => `${r.type} ${r.name}`).sort(), ["command:local:Command olga-purge-vault", "command:remote:Command olga-purge", "workstations:index:UserPurge olga"]);
   const cmd = olga.find((r) => r.name === "olga-purge")!;
-  assert.match(cmd.inputs.create, /tar --numeric-owner/);
+  assert.match(cmd.inputs.create, / purge 'NAME=olga' 'UID_=2004' .*'APPROVED_BY=viktor'/);
+  assert.match(hostLibrary().content, /verb_purge\(\) \{[^]*tar --numeric-owner/, "the purge verb archives with tar");
   assert.equal(cmd.inputs.delete, undefined, "purge has no delete action");
 });
 

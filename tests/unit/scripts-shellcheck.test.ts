@@ -5,35 +5,41 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { unwrapScript } from "../../components/scripts/shell";
+import { HOST_LIB_DIR, hostLibrary, libCommand } from "../../components/scripts/hostLib";
 import { commands, readExampleRoster, runProgram, unsecret } from "../lib/mocks";
 import * as YAML from "yaml";
 
-test("every generated remote script passes shellcheck (and bash -n)", async () => {
+test("every generated remote script and the host library pass shellcheck (and bash -n)", async () => {
   const doc = YAML.parse(readExampleRoster());
   doc.users.find((u: { name: string }) => u.name === "olga").purge = { approvedBy: "viktor", approvedOn: "2026-11-22" };
   const { resources } = await runProgram({ roster: YAML.stringify(doc) });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-sc-"));
   const files: string[] = [];
   const seen = new Set<string>();
+  let libCalls = 0;
+  const lib = hostLibrary();
   for (const r of commands(resources)) {
     for (const f of ["create", "update", "delete"]) {
       const cmd = unsecret(r.inputs[f]);
       if (!cmd || seen.has(cmd)) continue;
       seen.add(cmd);
+      if (cmd.startsWith(`${HOST_LIB_DIR}/`)) {
+        // a host-library call: this program's library, a known verb, single-quoted parameters only
+        assert.ok(cmd.startsWith(`${lib.path} `), `${r.name}.${f} calls another library version: ${cmd.slice(0, 80)}`);
+        assert.match(cmd.slice(lib.path.length + 1), /^[a-z-]+( '[A-Z][A-Z0-9_]*=[^']*')*$/, `${r.name}.${f}`);
+        libCalls++;
+        continue;
+      }
       const file = path.join(dir, `${r.name.replace(/[^A-Za-z0-9.-]/g, "_")}.${f}.sh`);
       fs.writeFileSync(file, "#!/usr/bin/env bash\n" + unwrapScript(cmd));
       files.push(file);
     }
   }
-  // The part of the home script that runs as the user is embedded as a string: check it too.
-  const { userPart } = await import("../../components/scripts/home");
-  const { planRoster } = await import("../../components/plan");
-  const { parseRoster } = await import("../../components/roster/load");
-  const plan = planRoster(parseRoster(readExampleRoster(), "r.yaml").roster!);
-  const up = path.join(dir, "home-user-part.sh");
-  fs.writeFileSync(up, "#!/usr/bin/env bash\n" + userPart(plan.users[0], { claudeMd: "# md\n", startClaude: "#!/bin/sh\n" }));
-  files.push(up);
-  assert.ok(files.length > 20);
+  const libFile = path.join(dir, "host-library.sh");
+  fs.writeFileSync(libFile, lib.content);
+  files.push(libFile);
+  assert.ok(libCalls >= 12, `per-user commands are library calls (${libCalls})`);
+  assert.ok(files.length > 15);
   for (const f of files) {
     const n = spawnSync("bash", ["-n", f], { encoding: "utf8" });
     assert.equal(n.status, 0, `${f}: ${n.stderr}`);
@@ -41,4 +47,18 @@ test("every generated remote script passes shellcheck (and bash -n)", async () =
   const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "bash", ...files], { encoding: "utf8" });
   assert.equal(sc.error, undefined, "shellcheck must be installed (bash scripts/dev/setup)");
   assert.equal(sc.status, 0, sc.stdout);
+});
+
+test("the host library refuses unknown verbs and parameters, and requires every parameter", () => {
+  const lib = hostLibrary();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-lib-"));
+  const f = path.join(dir, "ws.sh");
+  fs.writeFileSync(f, lib.content, { mode: 0o755 });
+  const run = (...args: string[]) => spawnSync("bash", [f, ...args], { encoding: "utf8" });
+  assert.match(run("frobnicate").stderr, /unknown verb 'frobnicate'/);
+  assert.match(run("account-cut", "NAME=x", "UID_=1", "EVIL=1").stderr, /unknown parameter EVIL/);
+  assert.match(run("account-cut", "NAME=x").stderr, /missing parameter UID_/);
+  assert.match(run("account-cut", "NAME").stderr, /not NAME=value/);
+  assert.throws(() => libCommand("account-cut", { NAME: "x" }), /parameters NAME but the verb takes/);
+  assert.throws(() => libCommand("nope", {}), /unknown verb/);
 });

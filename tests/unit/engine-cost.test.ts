@@ -1,0 +1,79 @@
+/**
+ * What each user costs in state (issue 12), under mocks: one user's serialized resource
+ * inputs stay under a budget; the per-user logic lives in the host library, so a change to
+ * the library changes the inputs of every user's commands (and so still reaches every user)
+ * while a one-user edit still touches only that user; the program is not type-checked at
+ * deploy time (npm test does that).
+ */
+import { afterEach, test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
+import { syntheticRoster } from "../../bench/eval";
+import { Captured, PROJECT_DIR, readExampleRoster, runProgram, unsecret } from "../lib/mocks";
+
+/** Serialized inputs of one user's resources, in bytes (mocks: plain values, no ciphertext). */
+export const INPUT_BUDGET_PER_USER = 6 * 1024;
+
+function bytesPerUser(resources: Captured[], users: string[]): Map<string, number> {
+  const out = new Map(users.map((u) => [u, 0]));
+  for (const r of resources) {
+    const u = users.find((n) => r.name === n || r.name.startsWith(`${n}-`));
+    if (u) out.set(u, out.get(u)! + Buffer.byteLength(JSON.stringify(unsecret(r.inputs))));
+  }
+  return out;
+}
+
+afterEach(() => setHostLibrarySuffixForTesting(""));
+
+test(`one user's resource inputs stay under ${INPUT_BUDGET_PER_USER} bytes (example roster and 20 users)`, async () => {
+  for (const roster of [readExampleRoster(), syntheticRoster(20)]) {
+    const names = (YAML.parse(roster).users as Array<{ name: string; state?: string }>).filter((u) => u.state !== "offboarded").map((u) => u.name);
+    const { resources } = await runProgram({ roster });
+    const per = bytesPerUser(resources, names);
+    for (const [u, b] of per) {
+      assert.ok(b > 500, `${u}: ${b} bytes: the user's resources were not found`);
+      assert.ok(b <= INPUT_BUDGET_PER_USER, `${u}: ${b} bytes of inputs, over the ${INPUT_BUDGET_PER_USER} budget`);
+    }
+    console.log(`# input bytes per user: ${JSON.stringify(Object.fromEntries([...per].slice(0, 4)))}`);
+  }
+});
+
+test("a new host library version changes every user's commands; nothing per-user carries the script itself", async () => {
+  const roster = readExampleRoster();
+  const before = (await runProgram({ roster })).resources;
+  const libBefore = hostLibrary();
+  setHostLibrarySuffixForTesting("a new version");
+  const after = (await runProgram({ roster })).resources;
+  assert.notEqual(hostLibrary().digest, libBefore.digest);
+  const perUser = /^(viktor|emo|nadia|sam)-(account|home|units|vault-credential)$/;
+  const cmds = (rs: Captured[]) => new Map(rs.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, JSON.stringify(unsecret(r.inputs))]));
+  const [b, a] = [cmds(before), cmds(after)];
+  const userCmds = [...b.keys()].filter((n) => perUser.test(n));
+  assert.ok(userCmds.length >= 14, String(userCmds));
+  for (const n of userCmds) {
+    assert.notEqual(a.get(n), b.get(n), `${n} must change with the library`);
+    assert.ok(b.get(n)!.includes(libBefore.path) && a.get(n)!.includes(hostLibrary().path), `${n} calls the library by its versioned path`);
+    assert.ok(!b.get(n)!.includes("rebuild_index()"), `${n} carries script text`);
+  }
+  for (const n of b.keys()) if (!perUser.test(n) && n !== "host-lib") assert.equal(a.get(n), b.get(n), `${n} must not change with the library`);
+  assert.notEqual(a.get("host-lib"), b.get("host-lib"), "the library resource installs the new version");
+});
+
+test("create and update share one command (no update script is stored)", async () => {
+  const { resources } = await runProgram({ roster: readExampleRoster() });
+  for (const r of resources.filter((x) => /^(viktor|emo)-(account|home|units|vault-credential)$/.test(x.name))) {
+    assert.equal(r.inputs.update, undefined, `${r.name} stores a separate update`);
+    assert.ok(r.inputs.create);
+  }
+});
+
+test("the deploy-time program is transpiled only: tsconfig.pulumi.json = tsconfig.json + noCheck", () => {
+  const read = (f: string) => JSON.parse(fs.readFileSync(path.join(PROJECT_DIR, f), "utf8"));
+  const main = read("tsconfig.json");
+  const dep = read("tsconfig.pulumi.json");
+  assert.deepEqual(dep.compilerOptions, { ...main.compilerOptions, noCheck: true });
+  assert.match(fs.readFileSync(path.join(PROJECT_DIR, "Pulumi.yaml"), "utf8"), /^\s+tsconfig: tsconfig\.pulumi\.json$/m);
+});
