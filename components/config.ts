@@ -4,6 +4,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import type { ForgejoConfig } from "./forgejo";
+import { KubeConfig, USERNAME_CLAIMS, UsernameClaim } from "./kube";
 
 export const NS = "workstations";
 
@@ -49,12 +51,69 @@ export interface WorkstationsConfig {
   slackWebhook?: pulumi.Output<string>;
   /** Global rotation counter for machine credentials; bump to rotate every user's. */
   credentialRotation: string;
+  /** Forgejo (collaborators, master protection, tokens, ~/code); absent = Forgejo parts off. */
+  forgejo?: ForgejoConfig;
+  /** Kubernetes (namespaces, RBAC bindings, dashboard tokens, kubeconfigs); absent = Kubernetes parts off. */
+  kube?: KubeConfig;
 }
 
 function required(cfg: pulumi.Config, key: string, example: string, hint?: string): string {
   const v = cfg.get(key);
   if (v === undefined || v.trim() === "") throw new ConfigError(key, "Missing required config key", example, false, hint);
   return v;
+}
+
+const FORGEJO_KEYS = ["forgejoUrlFromHost", "forgejoRepo", "forgejoAdminUser", "forgejoAdminPassword"];
+
+/** The Forgejo keys: all off without `forgejoUrl`; with it, the rest are required. */
+function loadForgejoConfig(cfg: pulumi.Config): ForgejoConfig | undefined {
+  const isUrl = (v: string) => /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v);
+  const url = cfg.get("forgejoUrl");
+  if (url === undefined || url.trim() === "") {
+    const set = FORGEJO_KEYS.filter((k) => pulumi.runtime.getConfig(`${NS}:${k}`) !== undefined);
+    if (set.length) throw new ConfigError("forgejoUrl", `Forgejo is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`, "https://forgejo.example.internal", false, "or remove the other forgejo* keys to turn the Forgejo parts off");
+    return undefined;
+  }
+  if (!isUrl(url)) throw new ConfigError("forgejoUrl", "Config key is not an http(s) URL", "https://forgejo.example.internal");
+  const urlFromHost = cfg.get("forgejoUrlFromHost") ?? url;
+  if (!isUrl(urlFromHost)) throw new ConfigError("forgejoUrlFromHost", "Config key is not an http(s) URL", url);
+  const repo = required(cfg, "forgejoRepo", "viktor/infra", "the infra repo, owner/name");
+  const m = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/.exec(repo.trim());
+  if (!m) throw new ConfigError("forgejoRepo", `Config key is not owner/name (${JSON.stringify(repo)})`, "viktor/infra");
+  const adminUser = required(cfg, "forgejoAdminUser", "forgeadmin", "a Forgejo site admin: creating another user's token needs a site admin's password");
+  const adminPassword = cfg.getSecret("forgejoAdminPassword");
+  if (adminPassword === undefined && !process.env.FORGEJO_ADMIN_PASSWORD)
+    throw new ConfigError("forgejoAdminPassword", "No Forgejo admin password: set FORGEJO_ADMIN_PASSWORD in the environment (CI: from_secret) or the secret config key", "< forgejo-admin-password.txt", true);
+  return { url: url.trim(), urlFromHost: urlFromHost.trim(), repo: { owner: m[1], name: m[2] }, adminUser: adminUser.trim(), ...(adminPassword ? { adminPassword } : {}) };
+}
+
+const KUBE_KEYS = ["kubeCaCert", "kubeOidcIssuer", "kubeOidcClientId", "kubeUsernameClaim", "kubeUsernamePrefix", "kubeconfig"];
+
+/** The Kubernetes keys: all off without `kubeApiServer`; with it, CA, issuer and client id are required. */
+export function loadKubeConfig(cfg: pulumi.Config): KubeConfig | undefined {
+  const isHttps = (v: string) => /^https:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v);
+  const server = cfg.get("kubeApiServer");
+  if (server === undefined || server.trim() === "") {
+    const set = KUBE_KEYS.filter((k) => pulumi.runtime.getConfig(`${NS}:${k}`) !== undefined);
+    if (set.length) throw new ConfigError("kubeApiServer", `Kubernetes is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`, "https://k8s.example.internal:6443", false, "or remove the other kube* keys to turn the Kubernetes parts off");
+    return undefined;
+  }
+  if (!isHttps(server.trim())) throw new ConfigError("kubeApiServer", "Config key is not an https URL", "https://k8s.example.internal:6443");
+  const ca = required(cfg, "kubeCaCert", "-- \"$(cat ca.crt)\"", "the PEM of the CA that signed the API server's certificate");
+  if (!/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(ca)) throw new ConfigError("kubeCaCert", "Config key is not a PEM certificate", "-- \"$(cat ca.crt)\"");
+  const issuer = required(cfg, "kubeOidcIssuer", "https://sso.example.internal/application/o/kubernetes/", "the issuer URL the API server's OIDC authenticator trusts");
+  if (!isHttps(issuer.trim())) throw new ConfigError("kubeOidcIssuer", "Config key is not an https URL", "https://sso.example.internal/application/o/kubernetes/");
+  const clientId = required(cfg, "kubeOidcClientId", "kubernetes", "the OIDC client id (the API server's audience)").trim();
+  const claim = (cfg.get("kubeUsernameClaim") ?? "email").trim();
+  if (!(USERNAME_CLAIMS as readonly string[]).includes(claim))
+    throw new ConfigError("kubeUsernameClaim", `Invalid value ${JSON.stringify(claim)} (${USERNAME_CLAIMS.join("|")}: the roster email or the roster name) in config key`, "email");
+  const prefix = cfg.get("kubeUsernamePrefix") ?? "oidc:";
+  if (/\s/.test(prefix)) throw new ConfigError("kubeUsernamePrefix", "Config key contains whitespace", "oidc:");
+  const kubeconfig = cfg.getSecret("kubeconfig");
+  return {
+    apiServer: server.trim(), caCert: ca.trim() + "\n", oidcIssuer: issuer.trim(), oidcClientId: clientId,
+    usernameClaim: claim as UsernameClaim, usernamePrefix: prefix, ...(kubeconfig ? { kubeconfig } : {}),
+  };
 }
 
 export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
@@ -81,7 +140,11 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
     if (!/^https?:\/\/[^\s]+$/.test(v)) throw new ConfigError(key, "Config key is not an http(s) URL", def);
     return v;
   };
+  const forgejo = loadForgejoConfig(cfg);
+  const kube = loadKubeConfig(cfg);
   return {
+    ...(forgejo ? { forgejo } : {}),
+    ...(kube ? { kube } : {}),
     vault: { address: vaultAddress, addressFromHost: url("vaultAddressFromHost", vaultAddress), ...(vaultToken ? { token: vaultToken } : {}) },
     claude: {
       tokenUrl: url("claudeTokenUrl", "https://platform.claude.com/v1/oauth/token"),

@@ -55,6 +55,7 @@ export function derivedNames(name: string) {
     vaultRole: `claude-renew-${name}`,
     vaultPath: `users/${name}`,
     tokenRenewTimer: `claude-token-renew@${name}.timer`,
+    refreshCloneTimer: `workstations-refresh-clone@${name}.timer`,
     dashboardServiceAccount: `dashboard-${name}`,
   };
 }
@@ -81,8 +82,25 @@ export interface UserPlan {
     siteAdmin: boolean;
     pushWhitelist: boolean;
     mergeWhitelist: boolean;
+    /**
+     * Collaborator on the infra repo with `permission` (the repo owner excepted), an access
+     * token in ~/.git-credentials and the ~/code clone: active users with a permission.
+     * Suspended users lose all three (their Forgejo account stays).
+     */
+    access: boolean;
   };
-  kube: { tier: KubeTier; namespaces: string[]; dashboardNav: boolean };
+  kube: {
+    tier: KubeTier;
+    /** Owned namespaces: they exist while the owner is active or suspended (never deleted by the program). */
+    namespaces: string[];
+    dashboardNav: boolean;
+    /**
+     * Bindings (RoleBindings, ClusterRoleBindings), the dashboard token and the kubeconfig:
+     * active users whose tier is not `none`. Suspended users lose all of them; their
+     * namespaces and workloads stay.
+     */
+    access: boolean;
+  };
   vault: { policy: string; role: string; path: string; rotation: number };
   units: { tmuxPersist: boolean; claudeTokenRenew: boolean; timers: string[] };
   /** Files in the home the program manages, with their modes. */
@@ -139,7 +157,12 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
   const active = u.state === "active";
   const writer = p.forgejoPermission === "write" || p.forgejoPermission === "admin";
   const claudeTokenRenew = p.claudeTokenRenew;
-  const timers = active && claudeTokenRenew ? [names.tokenRenewTimer] : [];
+  const forgejoAccess = active && p.forgejoPermission !== "none";
+  const timers = [
+    ...(active && claudeTokenRenew ? [names.tokenRenewTimer] : []),
+    // The ~/code refresh; its unit is skipped while there is no clone (no Forgejo config).
+    ...(forgejoAccess ? [names.refreshCloneTimer] : []),
+  ];
   return {
     name: u.name,
     uid: u.uid,
@@ -160,11 +183,13 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
       // Whitelisted users must be write collaborators or Forgejo drops them silently.
       pushWhitelist: active && writer && p.pushWhitelist,
       mergeWhitelist: active && writer && p.mergeWhitelist,
+      access: forgejoAccess,
     },
     kube: {
       tier: p.kubeTier,
       namespaces: sorted(u.namespaces),
       dashboardNav: p.dashboardNav,
+      access: active && p.kubeTier !== "none",
     },
     vault: { policy: names.vaultPolicy, role: names.vaultRole, path: names.vaultPath, rotation: u.credentialRotation },
     units: { tmuxPersist: p.tmuxPersist, claudeTokenRenew, timers },

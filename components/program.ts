@@ -3,7 +3,10 @@
  * under mocks with any roster and config.
  */
 import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
 import { loadBundle } from "./bundle";
+import { FORGEJO_OFF_MESSAGE, forgejoAccess } from "./forgejo";
+import { KUBE_OFF_MESSAGE, KubeCluster } from "./kube";
 import { WorkstationsConfig } from "./config";
 import { WorkstationHost } from "./host";
 import { planRoster, Plan } from "./plan";
@@ -37,6 +40,13 @@ export interface Program {
 export function buildProgram(config: WorkstationsConfig, projectDir: string): Program {
   const roster = loadRoster(path.resolve(projectDir, config.roster));
   const plan = planRoster(roster);
+  // Forgejo (components/forgejo): off without workstations:forgejoUrl. Its preflight runs here,
+  // before any resource exists, and stops the run with one line when something is wrong.
+  if (!config.forgejo) pulumi.log.info(FORGEJO_OFF_MESSAGE);
+  const forgejo = config.forgejo ? forgejoAccess(config.forgejo, plan) : undefined;
+  // Kubernetes (components/kube): off without workstations:kubeApiServer.
+  if (!config.kube) pulumi.log.info(KUBE_OFF_MESSAGE);
+  const kube = config.kube ? new KubeCluster("kube", { config: config.kube }) : undefined;
   const bundle = loadBundle(projectDir);
   bundle.files.push({ path: AGENT_CONFIG_FILE, mode: "0644", content: agentConfig(config) });
   // A stable logical name: changing the host address updates the connection, it does not replace everything.
@@ -53,8 +63,12 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
     (p) => new UserWorkstation(p.name, {
       plan: p, connection: config.connection, home, dependsOn: host.ready,
       vault: { shared, rotation: config.credentialRotation },
+      ...(forgejo ? { forgejo: { access: forgejo, rotation: config.credentialRotation } } : {}),
+      ...(kube ? { kube: { cluster: kube } } : {}),
     }),
   );
+  // Master's protection, written after every collaborator it whitelists.
+  forgejo?.protect();
   const purges = plan.offboarded
     .filter((o) => o.purge)
     .map((o) => new UserPurge(o.name, { plan: o, connection: config.connection, dependsOn: host.ready, vault: config.vault }));

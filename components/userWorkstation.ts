@@ -5,6 +5,8 @@ import { UserPlan } from "./plan";
 import { HomeInputs } from "./scripts/home";
 import { accountApplyScript, accountCutScript, homeApplyScript, userUnitsScript } from "./scripts/hostLib";
 import { userVault, VaultShared } from "./vault";
+import { UserForgejoArgs, userForgejo } from "./forgejo";
+import { UserKubeArgs, userKube } from "./kube";
 
 /** Arguments of one user's workstation. */
 export interface UserWorkstationArgs {
@@ -16,6 +18,10 @@ export interface UserWorkstationArgs {
   home: HomeInputs;
   /** Vault for the token renewal agent; per-user resources exist only while the user is active. */
   vault?: { shared: VaultShared; rotation: string };
+  /** Forgejo (components/forgejo): collaborator, access token, ~/.git-credentials, ~/code; absent = off. */
+  forgejo?: UserForgejoArgs;
+  /** Kubernetes (components/kube): namespaces, RBAC bindings, dashboard token, ~/.kube/config; absent = off. */
+  kube?: UserKubeArgs;
   /** Resources that must exist first (the host component's `ready`). */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -71,7 +77,9 @@ export class UserWorkstation extends pulumi.ComponentResource {
       delete: userUnitsScript(p.name, []),
     }, { parent: this, dependsOn: [home, ...(vaultParts ? [vaultParts.deliver] : [])] });
 
-    this.ready = [this.account, home, ...(vaultParts ? [vaultParts.deliver] : []), units];
+    const forgejo = args.forgejo ? userForgejo(this, { plan: p, forgejo: args.forgejo, connection: args.connection, account: this.account, home }) : {};
+    this.ready = [this.account, home, ...(vaultParts ? [vaultParts.deliver] : []), units, ...[forgejo.credentials, forgejo.clone].filter((r): r is command.remote.Command => !!r)];
+    if (args.kube) this.ready.push(...userKube(this, { ...args.kube, plan: p, connection: args.connection, account: this.account, home }).ready);
     this.vaultRole = vaultParts ? vaultParts.roleName : pulumi.output(undefined);
     this.userName = pulumi.output(p.name);
     this.uid = pulumi.output(p.uid);

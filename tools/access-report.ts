@@ -38,9 +38,11 @@ export function userGrants(u: UserPlan): Grants {
   if (u.forgejo.siteAdmin) g.forgejo.push(`${u.forgejoUser}: site admin`);
   if (u.forgejo.pushWhitelist) g.forgejo.push(`${u.forgejoUser}: master push whitelist`);
   if (u.forgejo.mergeWhitelist) g.forgejo.push(`${u.forgejoUser}: master merge whitelist`);
-  if (u.kube.tier !== "none") g.kubernetes.push(`tier ${u.kube.tier}`);
-  for (const ns of u.kube.namespaces) g.kubernetes.push(`namespace ${ns} (admin RoleBinding)`);
-  if (u.kube.dashboardNav) g.dashboard.push("dashboard-nav-readonly ClusterRole");
+  if (u.kube.tier !== "none") g.kubernetes.push(`tier ${u.kube.tier}${u.kube.access ? "" : " (no binding while suspended)"}`);
+  for (const ns of u.kube.namespaces) g.kubernetes.push(u.kube.access ? `namespace ${ns} (admin RoleBinding)` : `namespace ${ns} (kept, no binding)`);
+  if (u.kube.access && u.kube.tier !== "none") g.kubernetes.push("~/.kube/config (OIDC exec plugin)");
+  if (u.kube.access && u.kube.dashboardNav) g.dashboard.push("dashboard-nav-readonly ClusterRole");
+  if (u.kube.access) for (const ns of u.kube.namespaces) g.dashboard.push(`token of ServiceAccount ${ns}/dashboard-${u.name}`);
   if (active && u.units.claudeTokenRenew) g.vault.push(`policy ${u.vault.policy} on claude-tokens/${u.vault.path}, AppRole ${u.vault.role}`);
   for (const t of u.units.timers) g.units.push(`timer ${t}`);
   if (u.units.tmuxPersist) g.units.push("tmux sessions persisted");
@@ -68,7 +70,7 @@ export function formatReport(plan: Plan): string {
     out.push(`  login:      ${u.state === "active" ? `${keys} ssh key(s), shell ${u.shell}` : "none (suspended)"}; groups ${g.groups.join(",")}`);
     out.push(`  sudo:       ${g.sudo.length ? "yes (passwordless)" : "no"}`);
     out.push(`  forgejo:    ${u.forgejoUser}: ${u.forgejo.permission} on infra${u.forgejo.siteAdmin ? ", site admin" : ""}${u.forgejo.pushWhitelist ? ", master push whitelist" : ""}${u.forgejo.mergeWhitelist ? ", merge whitelist" : ""}`);
-    out.push(`  kubernetes: tier ${u.kube.tier}${u.kube.namespaces.length ? `, owns ${u.kube.namespaces.join(",")}` : ""}${g.dashboard.length ? ", dashboard-nav-readonly" : ""}`);
+    out.push(`  kubernetes: tier ${u.kube.tier}${u.kube.namespaces.length ? `, owns ${u.kube.namespaces.join(",")}` : ""}${u.kube.access && u.kube.dashboardNav ? ", dashboard-nav-readonly" : ""}${u.kube.access && u.kube.namespaces.length ? ", dashboard token per namespace" : ""}${u.kube.access || u.kube.tier === "none" ? "" : " (suspended: no binding)"}`);
     out.push(`  vault:      ${g.vault.length ? `policy ${u.vault.policy} on claude-tokens/${u.vault.path}` : "none"}`);
     out.push(`  units:      ${list(u.units.timers)}${u.units.tmuxPersist ? "; tmux sessions persisted" : ""}`);
   }

@@ -12,6 +12,7 @@ export const SECRET_KEY_MARKER = "-----BEGIN OPENSSH PRIVATE KEY-----\nS3CR3T-MA
 export const VAULT_TOKEN_MARKER = "hvs.S3CR3T-VAULT-TOKEN-MARKER";
 export const SLACK_MARKER = "https://hooks.slack.test/services/S3CR3T-SLACK-MARKER";
 export const SECRET_ID_MARKER = "S3CR3T-SECRET-ID";
+export const FORGEJO_PASSWORD_MARKER = "S3CR3T-FORGEJO-ADMIN-PASSWORD";
 export const TEST_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForMocksOnly0000000000000000000";
 
 export interface Captured {
@@ -87,7 +88,7 @@ export async function runProgram(opts: RunOptions): Promise<{ resources: Capture
     if (v === undefined) delete cfg[key];
     else cfg[key] = v;
   }
-  pulumi.runtime.setAllConfig(cfg, ["workstations:sshPrivateKey", "workstations:vaultToken", "workstations:slackWebhook"]);
+  pulumi.runtime.setAllConfig(cfg, ["workstations:sshPrivateKey", "workstations:vaultToken", "workstations:slackWebhook", "workstations:forgejoAdminPassword"]);
   captured = [];
   const { loadConfig } = await import("../../components/config");
   const { buildProgram } = await import("../../components/program");

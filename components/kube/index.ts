@@ -1,0 +1,211 @@
+/**
+ * Kubernetes access from the roster (SPEC §2, §3.8), as the program uses it:
+ *
+ * - `KubeCluster` (`workstations:index:KubeCluster`): the provider and the shared
+ *   `dashboard-nav-readonly` ClusterRole (get/list/watch on namespaces and nodes, nothing else).
+ * - `userKube(parent, …)`: one user's part, children of their UserWorkstation:
+ *   - every owned Namespace, `retainOnDelete`: when it leaves the program (offboarding,
+ *     `destroy --target`, a roster typo) the engine drops it from the state and never deletes
+ *     it in the cluster, so the owner's cut still runs and the tenant's workloads stay.
+ *     (Not `protect`: that would make the engine refuse the whole offboarding, cut included.)
+ *     It exists in the program while the owner is active or suspended;
+ *   - while `plan.kube.access` (active, tier not `none`): a RoleBinding to ClusterRole `admin`
+ *     in each owned namespace for the user's OIDC identity, a ClusterRoleBinding to
+ *     `dashboard-nav-readonly`, per namespace a `dashboard-<user>` ServiceAccount (bound to
+ *     `admin` there and to `dashboard-nav-readonly`) with a long-lived token Secret whose
+ *     data is a secret output; admins (tier `cluster-admin`) a ClusterRoleBinding to
+ *     `cluster-admin`; and `~/.kube/config` (scripts/kubeconfig.ts).
+ *   Suspending the user deletes all of those (the token Secret with them, which invalidates
+ *   the token); re-activating creates them again.
+ *
+ * Grants are decided in components/plan.ts only; this module turns them into resources.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import * as k8s from "@pulumi/kubernetes";
+import * as YAML from "yaml";
+import { commandConnection, HostConnection } from "../config";
+import { derivedNames, UserPlan } from "../plan";
+import { guardedKubeconfig, kubeconfigDeliverScript, kubeconfigRemoveScript } from "../scripts/kubeconfig";
+
+/** Username claims the program can map to a roster field. */
+export const USERNAME_CLAIMS = ["email", "preferred_username"] as const;
+export type UsernameClaim = (typeof USERNAME_CLAIMS)[number];
+
+/** The stack's Kubernetes settings (components/config.ts reads them). */
+export interface KubeConfig {
+  /** API server URL, as users' kubeconfigs name it (https). */
+  apiServer: string;
+  /** PEM of the CA that signed the API server's certificate. */
+  caCert: string;
+  /** OIDC issuer URL the API server trusts (https). */
+  oidcIssuer: string;
+  oidcClientId: string;
+  /** `email` (the roster email) or `preferred_username` (the roster name). */
+  usernameClaim: UsernameClaim;
+  /** The API server's username prefix (claimMappings.username.prefix / --oidc-username-prefix). */
+  usernamePrefix: string;
+  /** Admin kubeconfig for the provider (secret); absent = the provider's default (KUBECONFIG). */
+  kubeconfig?: pulumi.Output<string>;
+}
+
+export const KUBE_OFF_MESSAGE =
+  "Kubernetes: off (workstations:kubeApiServer is not set): no namespaces, RBAC bindings, dashboard tokens or kubeconfigs are managed";
+
+export const DASHBOARD_NAV_ROLE = "dashboard-nav-readonly";
+export const DASHBOARD_NAV_RULES = [{ apiGroups: [""], resources: ["namespaces", "nodes"], verbs: ["get", "list", "watch"] }];
+export const OWNER_LABEL = "workstations.example/owner";
+
+/** The username the API server sees for a user's OIDC token. */
+export function oidcUsername(cfg: Pick<KubeConfig, "usernameClaim" | "usernamePrefix">, u: Pick<UserPlan, "name" | "email">): string {
+  return cfg.usernamePrefix + (cfg.usernameClaim === "email" ? u.email : u.name);
+}
+
+/** Kubernetes object names of one user (all fixed, no auto-naming: bindings are found by name). */
+export function kubeNames(user: string) {
+  return {
+    ownerBinding: `workstations-owner-${user}`,
+    dashboardAccount: derivedNames(user).dashboardServiceAccount,
+    dashboardBinding: `workstations-dashboard-${user}`,
+    dashboardToken: `${derivedNames(user).dashboardServiceAccount}-token`,
+    navBinding: `workstations:dashboard-nav:${user}`,
+    clusterAdminBinding: `workstations:cluster-admin:${user}`,
+  };
+}
+
+/** The body of a user's ~/.kube/config (without the guard header), or undefined for tier none. */
+export function kubeconfigBody(cfg: KubeConfig, p: UserPlan): string | undefined {
+  if (p.kube.tier === "none") return undefined;
+  const args = ["oidc-login", "get-token", `--oidc-issuer-url=${cfg.oidcIssuer}`, `--oidc-client-id=${cfg.oidcClientId}`];
+  if (cfg.usernameClaim === "email") args.push("--oidc-extra-scope=email");
+  const ns = p.kube.tier === "namespace" ? p.kube.namespaces[0] : undefined;
+  return YAML.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "workstations", cluster: { server: cfg.apiServer, "certificate-authority-data": Buffer.from(cfg.caCert).toString("base64") } }],
+    users: [{ name: `oidc-${p.name}`, user: { exec: { apiVersion: "client.authentication.k8s.io/v1", command: "kubectl", args, interactiveMode: "IfAvailable" } } }],
+    contexts: [{ name: "workstations", context: { cluster: "workstations", user: `oidc-${p.name}`, ...(ns ? { namespace: ns } : {}) } }],
+    "current-context": "workstations",
+  });
+}
+
+export interface KubeClusterArgs {
+  config: KubeConfig;
+}
+
+/** The provider and the shared ClusterRole. */
+export class KubeCluster extends pulumi.ComponentResource {
+  public readonly provider: k8s.Provider;
+  public readonly navRole: k8s.rbac.v1.ClusterRole;
+  public readonly config: KubeConfig;
+
+  constructor(name: string, args: KubeClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("workstations:index:KubeCluster", name, {}, opts);
+    this.config = args.config;
+    this.provider = new k8s.Provider(`${name}-provider`, {
+      ...(args.config.kubeconfig ? { kubeconfig: args.config.kubeconfig } : {}),
+      // Objects are only ever deleted by the engine's own delete steps.
+      deleteUnreachable: false,
+    }, { parent: this });
+    this.navRole = new k8s.rbac.v1.ClusterRole(`${name}-${DASHBOARD_NAV_ROLE}`, {
+      metadata: { name: DASHBOARD_NAV_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" } },
+      rules: DASHBOARD_NAV_RULES,
+    }, { parent: this, provider: this.provider });
+    this.registerOutputs({ navRole: this.navRole.metadata.name });
+  }
+}
+
+export interface UserKubeArgs {
+  cluster: KubeCluster;
+}
+
+export interface UserKubeParts {
+  namespaces: k8s.core.v1.Namespace[];
+  /** Namespace -> the dashboard ServiceAccount token (secret), while the user has access. */
+  dashboardTokens: Record<string, pulumi.Output<string>>;
+  kubeconfig?: command.remote.Command;
+  /** Resources later steps may wait for. */
+  ready: pulumi.Resource[];
+}
+
+/** The Kubernetes resources only (no host side): what `userKube` adds besides the kubeconfig. */
+export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster, p: UserPlan): Omit<UserKubeParts, "kubeconfig"> {
+  const opts = { parent, provider: cluster.provider };
+  const cfg = cluster.config;
+  const n = kubeNames(p.name);
+  const subject = { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: oidcUsername(cfg, p) };
+  const labels = { "app.kubernetes.io/managed-by": "workstations", [OWNER_LABEL]: p.name };
+  const namespaces = p.kube.namespaces.map((ns) => new k8s.core.v1.Namespace(`${p.name}-ns-${ns}`, {
+    metadata: { name: ns, labels },
+  }, { ...opts, retainOnDelete: true }));
+  const dashboardTokens: Record<string, pulumi.Output<string>> = {};
+  const ready: pulumi.Resource[] = [...namespaces];
+  if (!p.kube.access) return { namespaces, dashboardTokens, ready };
+
+  const saSubjects: { kind: string; name: string; namespace: string }[] = [];
+  p.kube.namespaces.forEach((ns, i) => {
+    const nsOpts = { ...opts, dependsOn: [namespaces[i]] };
+    ready.push(new k8s.rbac.v1.RoleBinding(`${p.name}-owner-${ns}`, {
+      metadata: { name: n.ownerBinding, namespace: ns, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+      subjects: [subject],
+    }, nsOpts));
+    const sa = new k8s.core.v1.ServiceAccount(`${p.name}-dashboard-sa-${ns}`, {
+      metadata: { name: n.dashboardAccount, namespace: ns, labels },
+      automountServiceAccountToken: false,
+    }, nsOpts);
+    const saSubject = { kind: "ServiceAccount", name: n.dashboardAccount, namespace: ns };
+    saSubjects.push(saSubject);
+    ready.push(sa, new k8s.rbac.v1.RoleBinding(`${p.name}-dashboard-binding-${ns}`, {
+      metadata: { name: n.dashboardBinding, namespace: ns, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+      subjects: [saSubject],
+    }, nsOpts));
+    // A long-lived token: the API server's tokens controller fills `data.token`. The whole
+    // `data` is a secret output, so the token is encrypted in the state.
+    const secret = new k8s.core.v1.Secret(`${p.name}-dashboard-token-${ns}`, {
+      metadata: { name: n.dashboardToken, namespace: ns, labels, annotations: {
+        "kubernetes.io/service-account.name": n.dashboardAccount,
+        // The provider waits until the tokens controller filled the token, so it is in the outputs.
+        "pulumi.com/waitFor": "jsonpath={.data.token}",
+      } },
+      type: "kubernetes.io/service-account-token",
+    }, { ...opts, dependsOn: [sa], additionalSecretOutputs: ["data", "stringData"] });
+    ready.push(secret);
+    dashboardTokens[ns] = pulumi.secret(secret.data.apply((d) => (d?.token ? Buffer.from(d.token, "base64").toString("utf8") : "")));
+  });
+  if (p.kube.dashboardNav) {
+    ready.push(new k8s.rbac.v1.ClusterRoleBinding(`${p.name}-dashboard-nav`, {
+      metadata: { name: n.navBinding, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: DASHBOARD_NAV_ROLE },
+      subjects: [subject, ...saSubjects],
+    }, { ...opts, dependsOn: [cluster.navRole] }));
+  }
+  if (p.kube.tier === "cluster-admin") {
+    ready.push(new k8s.rbac.v1.ClusterRoleBinding(`${p.name}-cluster-admin`, {
+      metadata: { name: n.clusterAdminBinding, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+      subjects: [subject],
+    }, opts));
+  }
+  return { namespaces, dashboardTokens, ready };
+}
+
+/** One user's Kubernetes part: the resources above plus ~/.kube/config on the host. */
+export function userKube(
+  parent: pulumi.Resource,
+  a: UserKubeArgs & { plan: UserPlan; connection: HostConnection; account: pulumi.Resource; home: pulumi.Resource },
+): UserKubeParts {
+  const p = a.plan;
+  const parts = userKubeResources(parent, a.cluster, p);
+  const body = p.kube.access ? kubeconfigBody(a.cluster.config, p) : undefined;
+  if (!body) return parts;
+  const kubeconfig = new command.remote.Command(`${p.name}-kubeconfig`, {
+    connection: commandConnection(a.connection),
+    addPreviousOutputInEnv: false,
+    create: kubeconfigDeliverScript(p),
+    delete: kubeconfigRemoveScript(p),
+    stdin: guardedKubeconfig(body),
+  }, { parent, dependsOn: [a.account, a.home] });
+  return { ...parts, kubeconfig, ready: [...parts.ready, kubeconfig] };
+}

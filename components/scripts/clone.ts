@@ -1,0 +1,134 @@
+/**
+ * The user's side of Forgejo access (SPEC §3.3, README "Forgejo"):
+ * - the access token in `~/.git-credentials` (0600, written AS THE USER, the line arrives on
+ *   stdin and is never printed), replacing only the line of the Forgejo host;
+ * - the locked clone of the infra repo in `~/code`: cloned once, as the user, with that token
+ *   (remote `forgejo`, master tracking `forgejo/master`). An existing `~/code` is never
+ *   re-cloned, reset or cleaned, whatever state it is in. No git-crypt key is ever involved:
+ *   encrypted files stay ciphertext.
+ * The per-user timer `workstations-refresh-clone@<user>.timer` keeps it fresh afterwards.
+ */
+import { UserPlan } from "../plan";
+import { remoteScript, vars } from "./shell";
+
+/** Remote name of the infra repo in `~/code`. */
+export const CLONE_REMOTE = "forgejo";
+export const CLONE_BRANCH = "master";
+
+/** How a `~/.git-credentials` line for `url` starts and which host it is for. */
+export function credentialHost(url: string): { scheme: string; host: string } {
+  const u = new URL(url);
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`credentialHost: not an http(s) URL: ${url}`);
+  return { scheme: `${u.protocol}//`, host: u.host };
+}
+
+/** The `~/.git-credentials` line (secret: carries the token). */
+export function credentialLine(url: string, user: string, token: string): string {
+  const { scheme, host } = credentialHost(url);
+  return `${scheme}${encodeURIComponent(user)}:${encodeURIComponent(token)}@${host}\n`;
+}
+
+// Runs as the user (setpriv --reset-env: HOME, USER, PATH of the user). Prints the lines of
+// file $3 except those for scheme $1 and host $2. git's store helper rewrites the file after
+// every successful authentication with the host percent-encoded (\`127.0.0.1%3a3000\`), so
+// the comparison decodes it and ignores case.
+const FILTER = `filter_host() {
+  local scheme=$1 host=$2 f=$3
+  [ -f "$f" ] || return 0
+  awk -v p="$scheme" -v h="$host" '
+    BEGIN { h = tolower(h) }
+    index(tolower($0), tolower(p)) == 1 {
+      rest = substr($0, length(p) + 1); at = index(rest, "@")
+      if (at > 0) {
+        hp = tolower(substr(rest, at + 1)); sub(/\\/.*$/, "", hp)
+        gsub(/%3a/, ":", hp); gsub(/%5b/, "[", hp); gsub(/%5d/, "]", hp)
+        if (hp == h) next
+      }
+    }
+    { print }' "$f"
+}`;
+
+/** Writes the credential line (stdin) into ~/.git-credentials as the user, 0600; other hosts' lines stay. */
+export function gitCredentialsDeliverScript(u: Pick<UserPlan, "name" | "uid">, url: string): string {
+  const { scheme, host } = credentialHost(url);
+  const body = `${vars({ NAME: u.name, UID_: u.uid, SCHEME: scheme, HOST: host })}
+getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
+inner=$(cat <<'EOS'
+set -euo pipefail
+umask 077
+${FILTER}
+scheme=$1 host=$2 f="$HOME/.git-credentials"
+[ ! -L "$f" ] || { echo "error: $f is a symlink; not writing the Forgejo token through it" >&2; exit 1; }
+[ ! -e "$f" ] || [ -f "$f" ] || { echo "error: $f is not a regular file" >&2; exit 1; }
+line=$(head -c 4096 | head -n 1)
+case "$line" in "$scheme"*"@$host") ;; *) echo "error: the credential on stdin is not one line for $scheme$host" >&2; exit 1 ;; esac
+t=$(mktemp "$HOME/.git-credentials.XXXXXX")
+filter_host "$scheme" "$host" "$f" >"$t"
+printf '%s\\n' "$line" >>"$t"
+if [ -f "$f" ] && cmp -s "$t" "$f" && [ "$(stat -c %a "$f")" = 600 ]; then rm -f "$t"; exit 0; fi
+chmod 0600 "$t"; mv -f "$t" "$f"
+echo "changed: $f (Forgejo token for $host)"
+EOS
+)
+setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" git-credentials "$SCHEME" "$HOST"
+echo "git credentials of $NAME for $HOST delivered"`;
+  return remoteScript(`git credentials ${u.name}`, body);
+}
+
+/** Removes the Forgejo host's line from ~/.git-credentials (the file goes when nothing else is left). */
+export function gitCredentialsRemoveScript(u: Pick<UserPlan, "name" | "uid">, url: string): string {
+  const { scheme, host } = credentialHost(url);
+  const body = `${vars({ NAME: u.name, UID_: u.uid, SCHEME: scheme, HOST: host })}
+getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
+inner=$(cat <<'EOS'
+set -euo pipefail
+umask 077
+${FILTER}
+scheme=$1 host=$2 f="$HOME/.git-credentials"
+[ -f "$f" ] && [ ! -L "$f" ] || exit 0
+t=$(mktemp "$HOME/.git-credentials.XXXXXX")
+filter_host "$scheme" "$host" "$f" >"$t"
+if cmp -s "$t" "$f"; then rm -f "$t"; exit 0; fi
+if [ -s "$t" ]; then chmod 0600 "$t"; mv -f "$t" "$f"; else rm -f "$t" "$f"; fi
+echo "changed: $f (Forgejo token for $host removed)"
+EOS
+)
+setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" git-credentials "$SCHEME" "$HOST"
+echo "git credentials of $NAME for $HOST removed"`;
+  return remoteScript(`git credentials removal ${u.name}`, body);
+}
+
+/**
+ * Clones `cloneUrl` into ~/code as the user, once. The credential comes from
+ * ~/.git-credentials (the store helper, set in the clone's own config so the refresh timer
+ * uses it too), never from argv. The clone goes to a temporary directory first and is renamed
+ * into place only when complete, so an interrupted clone never leaves a half ~/code that
+ * would then be "left alone" forever.
+ */
+export function cloneScript(u: Pick<UserPlan, "name" | "uid">, cloneUrl: string): string {
+  if (/@/.test(new URL(cloneUrl).host) || new URL(cloneUrl).username) throw new Error("cloneScript: the clone URL must not carry credentials");
+  const body = `${vars({ NAME: u.name, UID_: u.uid, URL: cloneUrl, REMOTE: CLONE_REMOTE, BRANCH: CLONE_BRANCH })}
+getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
+command -v git >/dev/null || die "git is missing on $(hostname); install it (Debian: apt-get install git)"
+inner=$(cat <<'EOS'
+set -euo pipefail
+umask 022
+url=$1 remote=$2 branch=$3 d="$HOME/code"
+if [ -e "$d" ] || [ -L "$d" ]; then echo "clone: $d exists; left alone (never re-cloned, reset or cleaned)"; exit 0; fi
+shopt -s nullglob
+for old in "$HOME"/.code.clone.*; do [ -L "$old" ] || rm -rf -- "$old"; done
+tmp=$(mktemp -d "$HOME/.code.clone.XXXXXX")
+if ! GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/false git -c credential.helper=store clone --quiet --origin "$remote" --branch "$branch" -- "$url" "$tmp/code" 2>"$tmp/err"; then
+  echo "error: cloning $url into $d failed: $(tail -n 3 "$tmp/err" | tr '\\n' ' ')" >&2
+  rm -rf -- "$tmp"; exit 1
+fi
+git -C "$tmp/code" config credential.helper store
+[ "$(git -C "$tmp/code" rev-parse --abbrev-ref --symbolic-full-name '@{u}')" = "$remote/$branch" ] || { echo "error: $branch does not track $remote/$branch" >&2; rm -rf -- "$tmp"; exit 1; }
+mv -T -- "$tmp/code" "$d"
+rm -rf -- "$tmp"
+echo "changed: cloned $url into $d (remote $remote, $branch tracks $remote/$branch; git-crypt files stay locked)"
+EOS
+)
+setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" clone "$URL" "$REMOTE" "$BRANCH"`;
+  return remoteScript(`clone ${u.name}`, body);
+}
