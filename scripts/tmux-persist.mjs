@@ -32,6 +32,9 @@
  *     local tests) the server is started by runuser directly and simply daemonizes.
  *     Override with --spawn scope|direct.
  *
+ * Save asks every user's server at once (one list-panes each), reads /proc once, and writes
+ *   the users' snapshot files at once (each still temp + fsync + rename + dir fsync).
+ *
  * Claude panes (save)
  *   - One pass over /proc per save reads stat (ppid, start time), cmdline and exe of every
  *     process. A process is claude by argv[0] basename `claude`, an exe/argv[0] under
@@ -63,7 +66,8 @@
  *   point to. During shutdown (systemctl is-system-running = stopping) nothing is saved,
  *   checked again right before `last` moves.
  *   Snapshot: {format: "tmux-persist/1", createdAt, host, user, uid, home, socket,
- *   sessions: [{name (as tmux stores it), group, windows: [{index, name, autoName, layout,
+ *   sessions: [{name (as tmux stores it), group, baseIndex? (its base-index; older
+ *   snapshots lack it), windows: [{index, name, autoName, layout,
  *   active, panes: [{index, active, cwd, pid, claude: null | {pid, startedAt, uuid, status:
  *   ok|ambiguous|no-transcript, source: argv|restore-wrapper|transcript, transcript,
  *   configDir, cwd, note?, candidates?}}]}]}]}. JSON strings carry tabs, newlines, quotes
@@ -80,6 +84,15 @@
  *   split in order and the saved layout is applied when every pane came back; grouped
  *   sessions are recreated grouped. Names go back through tmux's own escaping (session names
  *   are un-vis'ed, '#' doubled, a trailing ';' escaped) so they round-trip exactly.
+ *   Batched: all of a user's sessions are made by ONE tmux client (one argv command list,
+ *   ';' as arguments of their own; cut at tmux's 16 KB message limit), which is also the one
+ *   that starts the server; one more when a session name starts with '$' (tmux reads
+ *   `=$…` as an id) or the snapshot has no baseIndex. A list that fails part-way is
+ *   continued from the step that failed, that session one client per step (the per-pane
+ *   path, also --per-pane), the others batched; see "restore: tmux command lists" below.
+ *   Users are restored several at once (their servers are independent). `restore done`
+ *   logs tmuxCalls=, the clients started for the user. No client at all is started for a
+ *   user whose socket does not exist (after a reboot).
  *
  * Logs: stderr, one line per event, values JSON-quoted when not plain; with <N> syslog
  *   priority prefixes when JOURNAL_STREAM is set. environ is read only for CLAUDE_CONFIG_DIR
@@ -98,10 +111,14 @@
  */
 
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+
+// the users' snapshot files are fsync'ed at once (see fsyncDir): more threads than libuv's 4
+if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = '16';
 
 export const EXIT = Object.freeze({ OK: 0, PARTIAL: 1, USAGE: 2, FATAL: 3, SKIPPED: 75 });
 
@@ -175,7 +192,7 @@ export function trustedBin(name) {
  * @param {string} name @param {string[]} args @param {import('node:child_process').SpawnSyncOptions} [opts]
  */
 function rootRun(name, args, opts = {}) {
-  return spawnSync(trustedBin(name), args, { encoding: 'utf8', cwd: '/', ...opts, env: { ...ROOT_ENV } });
+  return /** @type {import('node:child_process').SpawnSyncReturns<string>} */ (spawnSync(trustedBin(name), args, { encoding: 'utf8', cwd: '/', ...opts, env: { ...ROOT_ENV } }));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -227,7 +244,9 @@ export function slugify(cwd) {
 
 /**
  * Undo tmux's utf8_stravis(VIS_OCTAL|VIS_CSTYLE|VIS_TAB|VIS_NL) of session names, so that
- * passing the result to new-session -s yields the same stored name again.
+ * passing the result to new-session -s yields the same stored name again. tmux 3.3a also
+ * writes a '$' before a letter, '_' or '{' as '\$' (a backslash itself is '\\', so '\$' is
+ * only ever that escape).
  * @param {string} s
  */
 export function unvis(s) {
@@ -240,7 +259,7 @@ export function unvis(s) {
     bytes = [];
   };
   /** @type {Record<string, number>} */
-  const cstyle = { n: 10, t: 9, r: 13, b: 8, a: 7, v: 11, f: 12, s: 32, '\\': 92 };
+  const cstyle = { n: 10, t: 9, r: 13, b: 8, a: 7, v: 11, f: 12, s: 32, '\\': 92, $: 36 };
   let i = 0;
   let plain = '';
   while (i < s.length) {
@@ -398,7 +417,7 @@ export function decideUuid(p) {
 /**
  * @typedef {{cmd: string, usersFile: string, stateDir: string, keep: number, user: string|null,
  *   claudeBin: string, proc: string, snapshot: string|null, spawn: 'auto'|'scope'|'direct',
- *   json: boolean, dryRun: boolean, verbose: boolean, help: boolean}} Options
+ *   json: boolean, dryRun: boolean, perPane: boolean, verbose: boolean, help: boolean}} Options
  */
 class UsageError extends Error {}
 class FatalError extends Error {}
@@ -414,6 +433,8 @@ export function usage() {
   --snapshot NAME     restore/status from this snapshot (file name, "last" or "boot")
   --spawn MODE        how restore starts a tmux server: auto|scope|direct (default auto)
   --dry-run           restore: print the plan only (same as status)
+  --per-pane          restore: one tmux call per step, no batching (the path a failed batch
+                      falls back to; for comparison and debugging)
   --json              status: machine-readable output
   -v, --verbose       debug logging`;
 }
@@ -433,6 +454,7 @@ export function parseArgs(argv) {
     spawn: 'auto',
     json: false,
     dryRun: false,
+    perPane: false,
     verbose: false,
     help: false,
   };
@@ -475,6 +497,7 @@ export function parseArgs(argv) {
     if (v !== null) throw new UsageError(`${a} takes no value`);
     if (a === '--json') o.json = true;
     else if (a === '--dry-run') o.dryRun = true;
+    else if (a === '--per-pane') o.perPane = true;
     else if (a === '-v' || a === '--verbose') o.verbose = true;
     else if (a === '-h' || a === '--help') o.help = true;
     else if (!a.startsWith('-') && !o.cmd) o.cmd = a;
@@ -576,27 +599,126 @@ function socketPath(u) {
   return `${process.env.TMUX_TMPDIR || '/tmp'}/tmux-${u.uid}/default`;
 }
 
-/** @typedef {{ok: boolean, noServer: boolean, stdout: string, stderr: string}} TmuxResult */
 /**
- * Run one tmux client as the user (uid/gid switched by the spawn, clean environment).
+ * No server can be running when the user's socket does not exist: then no client is started
+ * at all (root only lstat()s the path, as tmux computes it).
+ * @param {User} u
+ */
+function noSocket(u) {
+  try {
+    fs.lstatSync(socketPath(u));
+    return false;
+  } catch (e) {
+    return /** @type {NodeJS.ErrnoException} */ (e).code === 'ENOENT';
+  }
+}
+
+/**
+ * interrupted: the client was killed (timeout, signal) or could not be spawned, so what the
+ * server did with the commands it was sent is unknown.
+ * @typedef {{ok: boolean, noServer: boolean, interrupted: boolean, stdout: string, stderr: string}} TmuxResult
+ * @typedef {{status: number|null, signal: string|null, error?: Error|null, stdout: string, stderr: string}} Spawned
+ */
+/** tmux clients started per user in this run (restore logs it as tmuxCalls=) @type {Map<string, number>} */
+const CALLS = new Map();
+/** @param {User} u */
+function countCall(u) {
+  CALLS.set(u.name, (CALLS.get(u.name) || 0) + 1);
+}
+/** how many users are worked on at once (clients, servers, fsyncs); --per-pane: 1 */
+const PARALLEL = 8;
+/**
+ * Run `tasks` with at most n at a time; results in order.
+ * @template T @param {(() => Promise<T>)[]} tasks @param {number} n @returns {Promise<T[]>}
+ */
+async function inParallel(tasks, n) {
+  /** @type {T[]} */
+  const out = new Array(tasks.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const k = next++;
+      out[k] = await tasks[k]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
+  return out;
+}
+
+/** spawn options of a tmux client run as the user (uid/gid switched by the spawn, clean environment) @param {User} u */
+function clientOpts(u) {
+  return { uid: u.uid, gid: u.gid, env: userEnv(u), cwd: '/', stdio: /** @type {['ignore', 'pipe', 'pipe']} */ (['ignore', 'pipe', 'pipe']) };
+}
+const CLIENT_TIMEOUT = 20_000;
+const START_TIMEOUT = 30_000;
+const MAX_OUTPUT = 64 << 20;
+/**
+ * Output and exit of a child started with spawn (the asynchronous twin of spawnSync's result).
+ * @param {import('node:child_process').ChildProcess} child @returns {Promise<Spawned>}
+ */
+function collect(child) {
+  return new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    /** @type {Error|null} */
+    let error = null;
+    if (child.stdout) {
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (/** @type {string} */ d) => {
+        if (stdout.length + d.length > MAX_OUTPUT) {
+          error = error || new Error('output too large');
+          child.kill('SIGKILL');
+        } else stdout += d;
+      });
+    }
+    if (child.stderr) {
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (/** @type {string} */ d) => {
+        if (stderr.length < 1 << 20) stderr += d;
+      });
+    }
+    child.on('error', (e) => {
+      error = error || e;
+    });
+    child.on('close', (status, signal) => resolve({ status, signal, error, stdout, stderr }));
+  });
+}
+/**
+ * @param {User} u @param {string[]} args @param {number} t0 @param {Spawned} r @param {boolean} start
+ * @returns {TmuxResult}
+ */
+function tmuxResult(u, args, t0, r, start) {
+  const stderr = ((r.stderr || '') + (r.error ? errMsg(r.error) : '')).trim();
+  const noServer = !start && /no server running on|error connecting to|server exited unexpectedly/.test(stderr);
+  if (LOGCFG.verbose) {
+    const commands = args.filter((a) => a === ';').length + 1;
+    log('debug', start ? 'tmux client (server start)' : 'tmux client', { user: u.name, command: args[0], commands, ms: Math.round(performance.now() - t0), status: r.status });
+  }
+  return { ok: r.status === 0 && !r.error, noServer, interrupted: !!(r.error || r.signal), stdout: r.stdout || '', stderr };
+}
+
+/**
+ * Run one tmux client as the user, synchronously (--per-pane: the path without batching).
  * @param {User} u @param {string[]} args @returns {TmuxResult}
  */
 function tmuxAs(u, args) {
+  countCall(u);
+  const t0 = performance.now();
   // The client runs as the user, but it is still root that picks the program: /usr/bin/tmux,
   // never a `tmux` found through the user's PATH.
-  const r = spawnSync(trustedBin('tmux'), ['-u', ...args], {
-    uid: u.uid,
-    gid: u.gid,
-    env: userEnv(u),
-    cwd: '/',
-    encoding: 'utf8',
-    timeout: 20_000,
-    maxBuffer: 64 << 20,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stderr = (r.stderr || '') + (r.error ? errMsg(r.error) : '');
-  const noServer = /no server running on|error connecting to|server exited unexpectedly/.test(stderr);
-  return { ok: r.status === 0 && !r.error, noServer, stdout: r.stdout || '', stderr: stderr.trim() };
+  const r = spawnSync(trustedBin('tmux'), ['-u', ...args], { ...clientOpts(u), encoding: 'utf8', timeout: CLIENT_TIMEOUT, maxBuffer: MAX_OUTPUT });
+  return tmuxResult(u, args, t0, r, false);
+}
+/**
+ * Run one tmux client as the user; the same program, user and environment as tmuxAs, without
+ * blocking (the clients of several users run at once).
+ * @param {User} u @param {string[]} args @returns {Promise<TmuxResult>}
+ */
+async function tmuxAsync(u, args) {
+  countCall(u);
+  const t0 = performance.now();
+  const r = await collect(spawn(trustedBin('tmux'), ['-u', ...args], { ...clientOpts(u), timeout: CLIENT_TIMEOUT }));
+  return tmuxResult(u, args, t0, r, false);
 }
 
 /** @param {Options} o */
@@ -607,40 +729,62 @@ function useScope(o) {
 }
 
 /**
- * Start the user's tmux server with its first session: runuser (initgroups, pam_limits),
- * inside a transient systemd scope when systemd runs, so that the server is not part of the
- * calling unit's cgroup.
- * @param {Options} o @param {User} u @param {string[]} args @returns {TmuxResult}
+ * The command that starts the user's tmux server with its first session(s): runuser
+ * (initgroups, pam_limits), inside a transient systemd scope when systemd runs, so that the
+ * server is not part of the calling unit's cgroup.
+ * @param {Options} o @param {User} u @param {string[]} args @returns {string[]}
  */
-function tmuxStartServer(o, u, args) {
+function serverStartCommand(o, u, args) {
   // Root runs systemd-run and runuser only: absolute paths, root's own environment. The
   // user's environment is handed over by /usr/bin/env, which runuser already runs AS the
   // user, so no program the user controls ever runs as root.
   const userEnvArgs = Object.entries(userEnv(u)).map(([k, v]) => `${k}=${v}`);
   const inner = [trustedBin('runuser'), '-u', u.name, '--', trustedBin('env'), '-i', ...userEnvArgs, trustedBin('tmux'), '-u', ...args];
-  let cmd = inner;
-  if (useScope(o)) {
-    const unit = `tmux-persist-${u.name.replace(/[^A-Za-z0-9_-]/g, '_')}-${Date.now().toString(36)}.scope`;
-    cmd = [
-      trustedBin('systemd-run'), '--scope', '--quiet', '--collect',
-      `--unit=${unit}`, '--slice=tmux-persist.slice',
-      // at shutdown a running save is stopped before this server is (stop order is reversed)
-      '--property=Before=tmux-persist-save.service',
-      `--description=tmux server of ${u.name} (restored by tmux-persist)`,
-      '--', ...inner,
-    ];
-  }
-  log('debug', 'starting tmux server', { user: u.name, via: cmd[0] });
-  const r = spawnSync(cmd[0], cmd.slice(1), {
-    env: { ...ROOT_ENV },
-    cwd: '/',
-    encoding: 'utf8',
-    timeout: 30_000,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stderr = ((r.stderr || '') + (r.error ? errMsg(r.error) : '')).trim();
-  return { ok: r.status === 0 && !r.error, noServer: false, stdout: r.stdout || '', stderr };
+  if (!useScope(o)) return inner;
+  const unit = `tmux-persist-${u.name.replace(/[^A-Za-z0-9_-]/g, '_')}-${Date.now().toString(36)}.scope`;
+  return [
+    trustedBin('systemd-run'), '--scope', '--quiet', '--collect',
+    `--unit=${unit}`, '--slice=tmux-persist.slice',
+    // at shutdown a running save is stopped before this server is (stop order is reversed)
+    '--property=Before=tmux-persist-save.service',
+    `--description=tmux server of ${u.name} (restored by tmux-persist)`,
+    '--', ...inner,
+  ];
 }
+/** Root's side of a server start: root's fixed environment, cwd / */
+const START_OPTS = Object.freeze({ cwd: '/', stdio: /** @type {['ignore', 'pipe', 'pipe']} */ (['ignore', 'pipe', 'pipe']) });
+/**
+ * Start the user's tmux server (serverStartCommand), synchronously (--per-pane).
+ * @param {Options} o @param {User} u @param {string[]} args @returns {TmuxResult}
+ */
+function tmuxStartServer(o, u, args) {
+  const cmd = serverStartCommand(o, u, args);
+  log('debug', 'starting tmux server', { user: u.name, via: cmd[0] });
+  countCall(u);
+  const t0 = performance.now();
+  const r = spawnSync(cmd[0], cmd.slice(1), { ...START_OPTS, env: { ...ROOT_ENV }, encoding: 'utf8', timeout: START_TIMEOUT, maxBuffer: MAX_OUTPUT });
+  return tmuxResult(u, args, t0, r, true);
+}
+/**
+ * Start the user's tmux server (serverStartCommand) without blocking.
+ * @param {Options} o @param {User} u @param {string[]} args @returns {Promise<TmuxResult>}
+ */
+async function tmuxStartServerAsync(o, u, args) {
+  const cmd = serverStartCommand(o, u, args);
+  log('debug', 'starting tmux server', { user: u.name, via: cmd[0] });
+  countCall(u);
+  const t0 = performance.now();
+  const r = await collect(spawn(cmd[0], cmd.slice(1), { ...START_OPTS, env: { ...ROOT_ENV }, timeout: START_TIMEOUT }));
+  return tmuxResult(u, args, t0, r, true);
+}
+/**
+ * @typedef {{as: (u: User, args: string[]) => Promise<TmuxResult>,
+ *   start: (o: Options, u: User, args: string[]) => Promise<TmuxResult>}} Client
+ */
+/** @type {Client} one client at a time, blocking (--per-pane) */
+const SYNC_CLIENT = { as: async (u, args) => tmuxAs(u, args), start: async (o, u, args) => tmuxStartServer(o, u, args) };
+/** @type {Client} */
+const ASYNC_CLIENT = { as: tmuxAsync, start: tmuxStartServerAsync };
 
 const NONCE = crypto.randomBytes(6).toString('hex');
 const FSEP = `|tp${NONCE}|`;
@@ -668,16 +812,18 @@ const PANE_FIELDS = [
   'session_id', 'session_name', 'session_grouped', 'session_group',
   'window_id', 'window_index', 'window_name', 'automatic-rename', 'window_layout', 'window_active',
   'pane_id', 'pane_index', 'pane_active', 'pane_pid', 'pane_dead', 'pane_current_path',
+  'base-index',
 ];
 /**
  * @typedef {{sessionId: string, session: string, group: string|null, windowId: string,
  *   windowIndex: number, windowName: string, autoName: boolean, layout: string,
  *   windowActive: boolean, paneId: string, paneIndex: number, paneActive: boolean,
- *   panePid: number, paneDead: boolean, tmuxPath: string}} PaneRow
+ *   panePid: number, paneDead: boolean, tmuxPath: string, baseIndex: number|null}} PaneRow
  */
-/** @param {User} u @returns {{state: 'ok'|'none'|'error', rows: PaneRow[], error?: string}} */
-function listPanes(u) {
-  const r = tmuxAs(u, ['list-panes', '-a', '-F', fmt(PANE_FIELDS)]);
+/** @param {User} u @returns {Promise<{state: 'ok'|'none'|'error', rows: PaneRow[], error?: string}>} */
+async function listPanes(u) {
+  if (noSocket(u)) return { state: 'none', rows: [] };
+  const r = await tmuxAsync(u, ['list-panes', '-a', '-F', fmt(PANE_FIELDS)]);
   if (!r.ok) return r.noServer ? { state: 'none', rows: [] } : { state: 'error', rows: [], error: r.stderr };
   try {
     const rows = parseRecords(r.stdout, PANE_FIELDS.length).map((f) => ({
@@ -696,6 +842,7 @@ function listPanes(u) {
       panePid: Number(f[13]),
       paneDead: f[14] === '1',
       tmuxPath: f[15],
+      baseIndex: /^[0-9]+$/.test(f[16]) ? Number(f[16]) : null,
     }));
     return { state: rows.length ? 'ok' : 'none', rows };
   } catch (e) {
@@ -703,14 +850,20 @@ function listPanes(u) {
   }
 }
 
-/** @param {User} u @returns {{state: 'ok'|'none'|'error', names: Set<string>, error?: string}} */
-function listSessions(u) {
-  const r = tmuxAs(u, ['list-sessions', '-F', fmt(['session_name'])]);
-  if (!r.ok) return r.noServer ? { state: 'none', names: new Set() } : { state: 'error', names: new Set(), error: r.stderr };
+/**
+ * @typedef {{state: string, names: Set<string>, ids: Map<string, string>, error?: string}} LiveSessions
+ *   names as tmux stores them; ids: name -> session id ($N)
+ */
+/** @param {User} u @returns {Promise<LiveSessions>} */
+async function listSessions(u) {
+  if (noSocket(u)) return { state: 'none', names: new Set(), ids: new Map() };
+  const r = await tmuxAsync(u, ['list-sessions', '-F', fmt(['session_name', 'session_id'])]);
+  if (!r.ok) return r.noServer ? { state: 'none', names: new Set(), ids: new Map() } : { state: 'error', names: new Set(), ids: new Map(), error: r.stderr };
   try {
-    return { state: 'ok', names: new Set(parseRecords(r.stdout, 1).map((f) => f[0])) };
+    const recs = parseRecords(r.stdout, 2);
+    return { state: 'ok', names: new Set(recs.map((f) => f[0])), ids: new Map(recs.map((f) => [f[0], f[1]])) };
   } catch (e) {
-    return { state: 'error', names: new Set(), error: errMsg(e) };
+    return { state: 'error', names: new Set(), ids: new Map(), error: errMsg(e) };
   }
 }
 
@@ -740,6 +893,39 @@ function readlinkOr(p) {
   }
 }
 
+/** one buffer for every /proc file of a scan (no per-file allocation, no fstat) */
+let procBuf = Buffer.allocUnsafe(1 << 16);
+/**
+ * The whole content of a small (/proc) file as a string, or null if unreadable.
+ * @param {string} p @param {BufferEncoding} enc
+ */
+function readProcFile(p, enc) {
+  let fd;
+  try {
+    fd = fs.openSync(p, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    let len = 0;
+    for (;;) {
+      if (len === procBuf.length) {
+        const bigger = Buffer.allocUnsafe(procBuf.length * 2);
+        procBuf.copy(bigger, 0, 0, len);
+        procBuf = bigger;
+      }
+      const k = fs.readSync(fd, procBuf, len, procBuf.length - len, null);
+      if (!k) break;
+      len += k;
+    }
+    return procBuf.toString(enc, 0, len);
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Read every process once: stat (ppid, start), cmdline and exe.
  * @param {string} procRoot @returns {Map<number, Proc>}
@@ -758,23 +944,22 @@ function scanProc(procRoot) {
   const procs = new Map();
   for (const name of names) {
     if (!/^[0-9]+$/.test(name)) continue;
-    const dir = path.join(procRoot, name);
-    const stat = readOr(path.join(dir, 'stat'));
-    if (!stat) continue;
-    const s = stat.toString();
+    const dir = `${procRoot}/${name}`;
+    const s = readProcFile(`${dir}/stat`, 'latin1'); // only numbers after the last ')' are used
+    if (!s) continue;
     const close = s.lastIndexOf(')');
     if (close < 0) continue;
     const f = s.slice(close + 2).split(' ');
-    const cmd = readOr(path.join(dir, 'cmdline'));
-    if (!cmd || !cmd.length) continue; // kernel thread or zombie
-    const argv = cmd.toString('utf8').split('\0');
+    const cmd = readProcFile(`${dir}/cmdline`, 'utf8');
+    if (!cmd) continue; // kernel thread or zombie
+    const argv = cmd.split('\0');
     if (argv[argv.length - 1] === '') argv.pop();
     procs.set(Number(name), {
       pid: Number(name),
       ppid: Number(f[1]),
       startMs: bootMs + (Number(f[19]) * 1000) / CLK_TCK,
       argv,
-      exe: readlinkOr(path.join(dir, 'exe')),
+      exe: readlinkOr(`${dir}/exe`),
     });
   }
   return procs;
@@ -1013,7 +1198,8 @@ function resolveClaudes(claudes, tx) {
  *   claude: ClaudeRec|null}} PaneRec
  * @typedef {{index: number, name: string, autoName: boolean, layout: string, active: boolean,
  *   panes: PaneRec[]}} WindowRec
- * @typedef {{name: string, group: string|null, windows: WindowRec[]}} SessionRec
+ * @typedef {{name: string, group: string|null, baseIndex?: number, windows: WindowRec[]}} SessionRec
+ *   baseIndex: the session's base-index when saved (where a new session's first window goes)
  * @typedef {{format: string, createdAt: string, host: string, user: string, uid: number,
  *   home: string, socket: string, sessions: SessionRec[]}} Snapshot
  */
@@ -1036,38 +1222,41 @@ function ensurePrivateDir(dir, root = false) {
   const want = root ? mode & 0o711 : 0o700;
   if (mode !== want) fs.chmodSync(dir, want);
 }
+// The fsyncs below are asynchronous so that the users' files are made durable at once (one
+// journal commit serves many); the order per file is unchanged: data fsync'ed, then renamed,
+// then the directory fsync'ed, and `last` only after that.
 /** @param {string} dir */
-function fsyncDir(dir) {
-  const fd = fs.openSync(dir, 'r');
+async function fsyncDir(dir) {
+  const h = await fsp.open(dir, 'r');
   try {
-    fs.fsyncSync(fd);
+    await h.sync();
   } finally {
-    fs.closeSync(fd);
+    await h.close();
   }
 }
 const tmpName = (/** @type {string} */ name) => `.${name}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
 /** temp + fsync + rename + dir fsync @param {string} dir @param {string} name @param {string} data */
-export function writeFileAtomic(dir, name, data) {
+export async function writeFileAtomic(dir, name, data) {
   const tmp = path.join(dir, tmpName(name));
-  const fd = fs.openSync(tmp, 'wx', 0o600);
+  const h = await fsp.open(tmp, 'wx', 0o600);
   try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
+    await h.writeFile(data);
+    await h.sync();
   } catch (e) {
-    fs.closeSync(fd);
+    await h.close();
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fs.closeSync(fd);
+  await h.close();
   fs.renameSync(tmp, path.join(dir, name));
-  fsyncDir(dir);
+  await fsyncDir(dir);
 }
 /** @param {string} dir @param {string} name @param {string} target */
-function symlinkAtomic(dir, name, target) {
+async function symlinkAtomic(dir, name, target) {
   const tmp = path.join(dir, tmpName(name));
   fs.symlinkSync(target, tmp);
   fs.renameSync(tmp, path.join(dir, name));
-  fsyncDir(dir);
+  await fsyncDir(dir);
 }
 /** @param {string} dir @param {string} link @returns {string|null} */
 function pointer(dir, link) {
@@ -1117,8 +1306,8 @@ function layoutShape(l) {
   return (l || '').replace(/^[0-9a-f]{4},/, '').replace(/([0-9]+x[0-9]+,[0-9]+,[0-9]+),[0-9]+/g, '$1');
 }
 /**
- * What makes two snapshots "the same state": only what a restore uses (names, indexes, cwds,
- * layouts, conversations); pids, times, focus, automatic window names and how a uuid was
+ * What makes two snapshots "the same state": only what a restore uses (names, indexes,
+ * base-index, cwds, layouts, conversations); pids, times, focus, automatic window names and how a uuid was
  * found are ignored, so an unchanged state (also right after a restore) is not saved again.
  * @param {Snapshot} s
  */
@@ -1127,6 +1316,7 @@ function canonical(s) {
     s.sessions.map((se) => [
       se.name,
       se.group,
+      se.baseIndex ?? null,
       se.windows.map((w) => [
         w.index,
         w.autoName ? null : w.name,
@@ -1137,7 +1327,7 @@ function canonical(s) {
   );
 }
 /** @param {string} dir @param {number} keep */
-function prune(dir, keep) {
+async function prune(dir, keep) {
   const pinned = new Set([pointer(dir, 'last'), pointer(dir, 'boot')]);
   const files = snapshotFiles(dir);
   let removed = 0;
@@ -1155,7 +1345,7 @@ function prune(dir, keep) {
       removed++;
     }
   }
-  if (removed) fsyncDir(dir);
+  if (removed) await fsyncDir(dir);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1220,6 +1410,7 @@ function buildSessions(rows, claudeByPane, procRoot) {
     let s = sessions.get(r.sessionId);
     if (!s) {
       s = { name: r.session, group: r.group, windows: [] };
+      if (r.baseIndex !== null) s.baseIndex = r.baseIndex;
       sessions.set(r.sessionId, s);
     }
     const wkey = `${r.sessionId}/${r.windowId}`;
@@ -1245,8 +1436,8 @@ function buildSessions(rows, claudeByPane, procRoot) {
   return list;
 }
 
-/** @param {Options} o @returns {number} */
-function cmdSave(o) {
+/** @param {Options} o @returns {Promise<number>} */
+async function cmdSave(o) {
   const why = saveBlocked();
   if (why) {
     log('notice', 'not saving', { reason: why });
@@ -1265,11 +1456,12 @@ function cmdSave(o) {
   }
   try {
     let bad = failed.length;
-    // 1. ask every tmux server first, 2. one /proc pass, 3. resolve
+    // 1. ask every tmux server first (all at once), 2. one /proc pass, 3. resolve, 4. write
     /** @type {Map<string, PaneRow[]>} */
     const panes = new Map();
-    for (const u of users) {
-      const r = listPanes(u);
+    const listed = await inParallel(users.map((u) => () => listPanes(u)), PARALLEL);
+    for (const [k, u] of users.entries()) {
+      const r = listed[k];
       if (r.state === 'error') {
         log('err', 'cannot list tmux panes; previous snapshot kept', { user: u.name, error: r.error });
         bad++;
@@ -1281,8 +1473,8 @@ function cmdSave(o) {
     const procs = scanProc(o.proc);
     const usersByUid = new Map(users.filter((u) => panes.has(u.name)).map((u) => [u.uid, u]));
     const claudes = findClaudes(o.proc, procs, usersByUid);
-    /** @type {{u: User, file: string, stats: Record<string, number>}[]} */
-    const pending = [];
+    /** @type {{u: User, snap: Snapshot}[]} */
+    const built = [];
     for (const u of users) {
       const rows = panes.get(u.name);
       if (!rows) continue;
@@ -1338,42 +1530,58 @@ function cmdSave(o) {
           socket: socketPath(u),
           sessions: buildSessions(rows, byPane, o.proc),
         };
-        const file = prepareSnapshot(o, u, snap);
-        const stats = countSnap(snap);
-        if (!file) {
-          log('info', 'snapshot unchanged, not rewritten', { user: u.name, ...stats });
-          continue;
-        }
-        pending.push({ u, file, stats });
-        // said once per change, not every 5 minutes
-        for (const s of snap.sessions)
-          for (const w of s.windows)
-            for (const p of w.panes)
-              if (p.claude && p.claude.status !== 'ok')
-                log('notice', 'claude pane without a resumable conversation', { user: u.name, session: s.name, window: w.index, pane: p.index, status: p.claude.status, cwd: p.cwd });
+        built.push({ u, snap });
       } catch (e) {
         log('err', 'save failed; previous snapshot kept', { user: u.name, error: errMsg(e) });
         bad++;
       }
     }
+    /** @type {{u: User, file: string, stats: Record<string, number>}[]} */
+    const pending = [];
+    await inParallel(
+      built.map(({ u, snap }) => async () => {
+        try {
+          const file = await prepareSnapshot(o, u, snap);
+          const stats = countSnap(snap);
+          if (!file) {
+            log('info', 'snapshot unchanged, not rewritten', { user: u.name, ...stats });
+            return;
+          }
+          pending.push({ u, file, stats });
+          // said once per change, not every 5 minutes
+          for (const s of snap.sessions)
+            for (const w of s.windows)
+              for (const p of w.panes)
+                if (p.claude && p.claude.status !== 'ok')
+                  log('notice', 'claude pane without a resumable conversation', { user: u.name, session: s.name, window: w.index, pane: p.index, status: p.claude.status, cwd: p.cwd });
+        } catch (e) {
+          log('err', 'save failed; previous snapshot kept', { user: u.name, error: errMsg(e) });
+          bad++;
+        }
+      }),
+      PARALLEL,
+    );
     // the state may have been taken while things were being torn down: check once more
     // before any `last` moves, and drop the new files if a shutdown began meanwhile
     const why = pending.length ? saveBlocked() : null;
-    for (const p of pending) {
-      const dir = stateDirOf(o, p.u.name);
-      try {
-        if (why) {
-          fs.rmSync(path.join(dir, p.file), { force: true });
-          continue;
+    await inParallel(
+      pending.map((p) => async () => {
+        const dir = stateDirOf(o, p.u.name);
+        try {
+          if (why) {
+            fs.rmSync(path.join(dir, p.file), { force: true });
+            return;
+          }
+          await symlinkAtomic(dir, 'last', p.file);
+          await prune(dir, o.keep);
+          log('info', 'snapshot saved', { user: p.u.name, file: p.file, ...p.stats });
+        } catch (e) {
+          log('err', 'save failed; previous snapshot kept', { user: p.u.name, error: errMsg(e) });
+          bad++;
         }
-        symlinkAtomic(dir, 'last', p.file);
-        prune(dir, o.keep);
-        log('info', 'snapshot saved', { user: p.u.name, file: p.file, ...p.stats });
-      } catch (e) {
-        log('err', 'save failed; previous snapshot kept', { user: p.u.name, error: errMsg(e) });
-        bad++;
-      }
-    }
+      }),
+      PARALLEL,
+    );
     if (why) {
       log('notice', 'not saving', { reason: why });
       return EXIT.SKIPPED;
@@ -1402,9 +1610,9 @@ function countSnap(s) {
 
 /**
  * Write the snapshot file (not yet `last`), unless it equals `last`.
- * @param {Options} o @param {User} u @param {Snapshot} snap @returns {string|null} file name
+ * @param {Options} o @param {User} u @param {Snapshot} snap @returns {Promise<string|null>} file name
  */
-function prepareSnapshot(o, u, snap) {
+async function prepareSnapshot(o, u, snap) {
   const dir = stateDirOf(o, u.name);
   ensurePrivateDir(dir);
   const last = pointer(dir, 'last');
@@ -1417,7 +1625,7 @@ function prepareSnapshot(o, u, snap) {
   }
   const stamp = snap.createdAt.replace(/[-:]/g, '');
   const file = `snap-${stamp}-${crypto.randomBytes(3).toString('hex')}.json`;
-  writeFileAtomic(dir, file, JSON.stringify(snap, null, 1) + '\n');
+  await writeFileAtomic(dir, file, JSON.stringify(snap, null, 1) + '\n');
   return file;
 }
 
@@ -1431,7 +1639,7 @@ function prepareSnapshot(o, u, snap) {
  * @typedef {{index: number, name: string, autoName: boolean, layout: string, active: boolean,
  *   complete: boolean, panes: PanePlan[]}} WindowPlan
  * @typedef {{name: string, group: string|null, action: 'create'|'skip', reason?: string,
- *   joinGroup?: string, windows: WindowPlan[]}} SessionPlan
+ *   joinGroup?: string, baseIndex?: number, windows: WindowPlan[]}} SessionPlan
  * @typedef {{user: string, snapshot: string|null, createdAt: string|null, server: string,
  *   sessions: SessionPlan[], error?: string}} UserPlan
  */
@@ -1469,6 +1677,7 @@ function planUser(u, loaded, live, running, tx) {
   for (const s of loaded.snap.sessions) {
     /** @type {SessionPlan} */
     const sp = { name: s.name, group: s.group || null, action: 'create', windows: [] };
+    if (Number.isInteger(s.baseIndex)) sp.baseIndex = s.baseIndex;
     plan.sessions.push(sp);
     if (live.names.has(s.name)) {
       sp.action = 'skip';
@@ -1538,33 +1747,46 @@ function runningUuids(claudes, tx) {
   return set;
 }
 
-/** @param {Options} o @param {User[]} users @returns {UserPlan[]} */
-function planAll(o, users) {
+/**
+ * @param {Options} o @param {User[]} users
+ * @param {Map<string, LiveSessions>} [lives] filled with each user's live sessions (restore)
+ * @returns {Promise<UserPlan[]>}
+ */
+async function planAll(o, users, lives) {
   const procs = scanProc(o.proc);
   const byUid = new Map(users.map((u) => [u.uid, u]));
   const claudes = findClaudes(o.proc, procs, byUid);
-  /** @type {UserPlan[]} */
-  const plans = [];
-  for (const u of users) {
-    const tx = new Transcripts(u.uid);
-    const dir = stateDirOf(o, u.name);
+  const loads = users.map((u) => {
     /** @type {{file: string, snap: Snapshot}|null} */
     let loaded = null;
+    /** @type {string|undefined} */
     let error;
     try {
-      loaded = loadSnapshot(o, dir);
+      loaded = loadSnapshot(o, stateDirOf(o, u.name));
       if (loaded && (loaded.snap.user !== u.name || loaded.snap.uid !== u.uid)) throw new Error(`${loaded.file} belongs to ${loaded.snap.user}/${loaded.snap.uid}`);
     } catch (e) {
       loaded = null;
       error = errMsg(e);
     }
-    /** @type {{state: string, names: Set<string>, error?: string}} */
-    const live = loaded ? listSessions(u) : { state: 'unknown', names: new Set() };
-    if (live.state === 'error') {
-      plans.push({ user: u.name, snapshot: loaded && loaded.file, createdAt: null, server: 'error', sessions: [], error: `tmux: ${live.error}` });
+    return { loaded, error };
+  });
+  // every server at once
+  /** @type {LiveSessions[]} */
+  const live = await inParallel(
+    users.map((u, k) => async () => (loads[k].loaded ? listSessions(u) : { state: 'unknown', names: new Set(), ids: new Map() })),
+    PARALLEL,
+  );
+  /** @type {UserPlan[]} */
+  const plans = [];
+  for (const [k, u] of users.entries()) {
+    const { loaded, error } = loads[k];
+    if (lives) lives.set(u.name, live[k]);
+    if (live[k].state === 'error') {
+      plans.push({ user: u.name, snapshot: loaded && loaded.file, createdAt: null, server: 'error', sessions: [], error: `tmux: ${live[k].error}` });
       continue;
     }
-    const plan = planUser(u, loaded, live, runningUuids(claudes.filter((c) => c.uid === u.uid), tx), tx);
+    const tx = new Transcripts(u.uid);
+    const plan = planUser(u, loaded, live[k], runningUuids(claudes.filter((c) => c.uid === u.uid), tx), tx);
     if (error) plan.error = error;
     plans.push(plan);
   }
@@ -1591,107 +1813,400 @@ function paneCommand(o, p) {
   return [...env, '/bin/sh', '-c', RESUME_SCRIPT, RESUME_MARK, tmuxArg(o.claudeBin), p.uuid];
 }
 
+// One user's sessions are restored with as few tmux clients as the command language
+// allows. Each tmux command is one step; consecutive steps are sent as ONE argv command list,
+// with ';' as an argument of its own between them. tmux splits an argv list at any argument
+// ending in an unescaped ';' and parses nothing again (no quoting, no formats, no config
+// syntax: source-file would re-parse every name and path), so every value from a snapshot
+// keeps the escaping the one-call-per-step path gives it: tmuxArg (a trailing ';' escaped)
+// on every argument, tmuxLiteral ('#' doubled) where tmux expands formats (-s, -n, -c).
+// A list cannot read back what an earlier command made, so targets are known in advance
+// (restoreSteps): `=name` for a session (exact, as tmux stores it; never a prefix match),
+// `=name:index` for a window (indexes from the snapshot, the first window moved there from
+// the snapshot's base-index), a window alone for a pane (its active pane: panes are split in
+// an order that leaves them in place without pane indexes, which depend on the user's
+// pane-base-index). Never a relative target: tmux 3.3a takes a pane offset (.+N, .-N) from
+// the CURRENT pane, which can be another window's, even another session's (and
+// `select-pane -t W.+N` so corrupts W that the server aborts: "invalid current find
+// state"). tmux reads a target `=$…` as a session id, so a session whose name starts with
+// '$' waits for its record (its id) and is done by the next list.
+// A list tmux accepts is at most 16 KB (MAX_IMSGSIZE); longer ones are cut at step
+// boundaries (BATCH_BYTES). Every step prints one record with the ids of what it made (-P -F
+// of the command that makes something, else a display-message marker after it), so after a
+// failure (tmux aborts the rest of a list at its first error) exactly the steps that ran are
+// known, and from then on targets are ids; the failed step is retried alone and the rest of
+// ITS session goes one client per step (the per-pane path), the other sessions stay batched.
+// A client that was killed (timeout, signal) leaves the state unknown: its sessions are
+// given up, never retried (no conversation starts twice).
+
+/** bytes of packed argv per tmux client: tmux refuses more than 16364; with margin */
+const BATCH_BYTES = 15_000;
+const REC_FIELDS = ['session_id', 'window_id', 'window_index', 'pane_id', 'pane_index'];
+/** -F format of step n's record: n, then the ids of what its command made @param {number} n */
+const recFmt = (n) => `tpstep${n}${FSEP}` + REC_FIELDS.map((f) => `#{${f}}`).join(FSEP) + RSEP;
 /**
- * Create one planned session. The first tmux command of a user with no server starts the
- * server (see tmuxStartServer); there is never a bootstrap session.
- * @param {Options} o @param {User} u @param {SessionPlan} sp @param {{up: boolean}} server
- * @returns {boolean}
+ * The step records in a client's stdout, in order; lines that are not records (a user's hook
+ * may print) are ignored. [step, session_id, window_id, window_index, pane_id, pane_index]
+ * @param {string} out @returns {string[][]}
  */
-function createSession(o, u, sp, server) {
-  const ctx = { user: u.name, session: sp.name };
-  const run = (/** @type {string[]} */ args) => {
-    if (server.up) return tmuxAs(u, args);
-    const r = tmuxStartServer(o, u, args);
-    if (r.ok) server.up = true;
-    return r;
-  };
-  const name = tmuxLiteral(unvis(sp.name));
-  if (sp.joinGroup) {
-    const r = run(['new-session', '-d', '-s', name, '-t', tmuxArg(`=${unvis(sp.joinGroup)}`)]);
-    if (!r.ok) log('err', 'cannot create grouped session', { ...ctx, group: sp.joinGroup, error: r.stderr });
-    else log('info', 'session restored (grouped)', { ...ctx, group: sp.joinGroup });
-    return r.ok;
+function stepRecords(out) {
+  /** @type {string[][]} */
+  const recs = [];
+  for (const line of out.split('\n')) {
+    if (!line.startsWith('tpstep') || !line.endsWith(RSEP)) continue;
+    const f = line.slice(6, -RSEP.length).split(FSEP);
+    if (f.length === REC_FIELDS.length + 1 && /^[0-9]+$/.test(f[0])) recs.push(f);
   }
-  const windows = sp.windows.map((w) => ({ ...w, panes: w.panes.filter((p) => p.action !== 'skip') })).filter((w) => w.panes.length);
-  let x = 0;
-  let y = 0;
-  for (const w of windows) {
-    const sz = layoutSize(w.layout);
-    if (sz) {
-      x = Math.max(x, sz.x);
-      y = Math.max(y, sz.y);
-    }
-  }
-  x = Math.min(Math.max(x || 200, 80), 1000);
-  y = Math.min(Math.max(y || 50, 24), 400);
-  let sid = '';
-  /** @type {{wid: string, w: typeof windows[number], paneIds: string[]}[]} */
-  const made = [];
-  for (const w of windows) {
-    const first = w.panes[0];
-    const nameArgs = w.autoName ? [] : ['-n', tmuxLiteral(w.name)];
-    let r;
-    if (!sid) {
-      r = run(['new-session', '-d', '-s', name, '-x', String(x), '-y', String(y), '-c', tmuxLiteral(first.cwd), ...nameArgs,
-        '-P', '-F', fmt(['session_id', 'window_id', 'pane_id', 'window_index']), ...paneCommand(o, first)]);
-      if (!r.ok) {
-        log('err', 'cannot create session', { ...ctx, error: r.stderr });
-        return false;
-      }
-    } else {
-      const args = (/** @type {string} */ target) => ['new-window', '-d', '-t', target, '-c', tmuxLiteral(first.cwd), ...nameArgs,
-        '-P', '-F', fmt(['session_id', 'window_id', 'pane_id', 'window_index']), ...paneCommand(o, first)];
-      r = tmuxAs(u, args(`${sid}:${w.index}`));
-      if (!r.ok) r = tmuxAs(u, args(`${sid}:`));
-      if (!r.ok) {
-        log('err', 'cannot create window', { ...ctx, window: w.index, error: r.stderr });
+  return recs;
+}
+
+/**
+ * @typedef {{plan: PanePlan, made: boolean|null}} PaneState
+ * @typedef {{plan: WindowPlan, panes: PaneState[], wid: string, at: number, moved: boolean,
+ *   assumed: boolean, dead: boolean, splitFailed: boolean, layoutFailed: boolean, freeIndex: boolean}} WinState
+ *   at: its index once known (-1: not yet)
+ * @typedef {{sp: SessionPlan, name: string, sid: string, windows: WinState[],
+ *   perStep: boolean, dead: boolean, failed: boolean}} SessState
+ * @typedef {{S: SessState, what: string, argv: (n: number) => string[], ready?: () => boolean,
+ *   skip?: () => boolean, done?: (f: string[]) => void, fail: (err: string) => boolean|void}} Step
+ *   argv: the step's command(s), printing record n; ready: false while its targets need a
+ *   record not back yet (the list is cut there); fail: after it failed ALONE; true = retry
+ */
+
+/**
+ * Run steps in as few tmux clients as possible (see above). The first client of a user with
+ * no server starts the server (tmuxStartServer); there is never a bootstrap session.
+ * @param {Options} o @param {User} u @param {Step[]} steps @param {{up: boolean}} server
+ * @param {Client} client
+ */
+async function runSteps(o, u, steps, server, client) {
+  let i = 0;
+  while (i < steps.length) {
+    /** @type {{st: Step, n: number}[]} */
+    const chunk = [];
+    /** @type {string[]} */
+    const argv = [];
+    let bytes = 0;
+    let next = i;
+    for (; next < steps.length; next++) {
+      const st = steps[next];
+      if (st.S.dead) continue;
+      if (st.ready && !st.ready()) {
+        if (chunk.length) break; // needs what this list will print: the next list
+        log('err', 'restore step not possible (internal error); session given up', { user: u.name, session: st.S.sp.name, step: st.what });
+        st.S.dead = st.S.failed = true;
         continue;
       }
+      if (st.skip && st.skip()) continue; // final: what it depends on only ever turns on
+      const a = st.argv(next);
+      const b = a.reduce((sum, x) => sum + Buffer.byteLength(x) + 1, 2);
+      if (chunk.length && (o.perPane || st.S.perStep || chunk[0].st.S.perStep || bytes + b > BATCH_BYTES)) break;
+      if (chunk.length) argv.push(';');
+      argv.push(...a);
+      bytes += b;
+      chunk.push({ st, n: next });
     }
-    let f;
-    try {
-      f = parseRecords(r.stdout, 4)[0];
-    } catch (e) {
-      log('err', 'unexpected tmux output', { ...ctx, error: errMsg(e) });
-      return false;
+    if (!chunk.length) return;
+    const r = server.up ? await client.as(u, argv) : await client.start(o, u, argv);
+    const recs = stepRecords(r.stdout);
+    let k = 0;
+    while (k < recs.length && k < chunk.length && recs[k][0] === String(chunk[k].n)) {
+      server.up = true; // tmux ran a command of ours: the server is up
+      const { st } = chunk[k];
+      if (st.done) st.done(recs[k]);
+      k++;
     }
-    if (!f) return false;
-    sid = f[0];
-    const wid = f[1];
-    if (Number(f[3]) !== w.index) {
-      const mv = tmuxAs(u, ['move-window', '-s', wid, '-t', `${sid}:${w.index}`]);
-      if (!mv.ok) log('debug', 'window index not restored', { ...ctx, window: w.index, error: mv.stderr });
+    if (k === chunk.length) {
+      if (!r.ok) log('debug', 'tmux reported an error after the last step (a hook?)', { user: u.name, error: r.stderr });
+      i = next;
+      continue;
     }
-    const paneIds = [f[2]];
-    for (const p of w.panes.slice(1)) {
-      const sr = tmuxAs(u, ['split-window', '-d', '-t', paneIds[paneIds.length - 1], '-c', tmuxLiteral(p.cwd), '-P', '-F', fmt(['pane_id']),
-        ...paneCommand(o, p), ';', 'select-layout', '-t', wid, 'tiled']);
-      let id = null;
-      try {
-        id = sr.ok ? parseRecords(sr.stdout, 1)[0]?.[0] : null;
-      } catch {
-        id = null;
+    const { st: failed, n: at } = chunk[k];
+    if (k < recs.length || r.interrupted) {
+      // a client killed mid-list, or records out of order: what ran after the last record
+      // is unknown, so nothing of those sessions is retried
+      for (const { st } of chunk.slice(k)) {
+        if (st.S.dead) continue;
+        st.S.dead = true;
+        st.S.failed = true;
+        log('err', 'tmux call interrupted; session left as it is', { user: u.name, session: st.S.sp.name, step: st.what, error: r.stderr || 'unexpected output' });
       }
-      if (!id) {
-        log('err', 'cannot split pane', { ...ctx, window: w.index, pane: p.index, error: sr.stderr });
-        continue;
-      }
-      paneIds.push(id);
+      i = next;
+      continue;
     }
-    if (w.complete && paneIds.length === w.panes.length && w.panes.length > 1) {
-      const lr = tmuxAs(u, ['select-layout', '-t', wid, w.layout]);
-      if (!lr.ok) log('debug', 'layout not restored', { ...ctx, window: w.index, error: lr.stderr });
+    if (chunk.length > 1) {
+      log('warning', 'batched tmux call failed; retrying the step alone, then this session one call per step', {
+        user: u.name, session: failed.S.sp.name, step: failed.what, error: r.stderr,
+      });
+      failed.S.perStep = true;
+      i = at;
+      continue;
     }
-    const activeIdx = w.panes.findIndex((p) => p.active);
-    if (activeIdx > 0 && paneIds[activeIdx]) tmuxAs(u, ['select-pane', '-t', paneIds[activeIdx]]);
-    made.push({ wid, w, paneIds });
+    i = failed.fail(r.stderr || 'tmux failed') ? at : at + 1;
   }
-  const active = made.find((m) => m.w.active);
-  if (active) tmuxAs(u, ['select-window', '-t', active.wid]);
-  const panes = made.reduce((n, m) => n + m.paneIds.length, 0);
-  const claude = made.reduce((n, m) => n + m.w.panes.filter((p, i) => p.action === 'claude' && m.paneIds[i]).length, 0);
-  log('info', 'session restored', { ...ctx, windows: made.length, panes, claude });
-  return true;
+}
+
+/**
+ * The steps that recreate one user's planned sessions, in order: every new-session (each
+ * prints its session id, first window id and index), then per session its windows, panes,
+ * layouts and focus, then the group members.
+ * Until a step's record has come back, a session is targeted as `=name` (exact, its stored
+ * name; tmux reads a target starting with '$' as an id, so such a session waits for its
+ * record: one more call), its first window as `=name:^` and moved to its saved index when the
+ * snapshot's base-index says it is elsewhere, windows as `=name:index`, panes by their
+ * window alone (its active pane): each split of a window's panes 1..a (a: the saved active
+ * one) makes the new pane active and comes after it, the panes after a are split off a with
+ * -d, last first; so the panes stay in order and a ends active without any pane index
+ * (pane-base-index is the user's) and without select-pane. Once records are back (a later
+ * list, or one step per call after a failure) targets are the ids.
+ * @param {Options} o @param {User} u @param {UserPlan} plan @param {LiveSessions} live
+ * @returns {{sessions: SessState[], steps: Step[]}}
+ */
+function restoreSteps(o, u, plan, live) {
+  /** @type {SessState[]} */
+  const sessions = [];
+  /** @type {Step[]} */
+  const creates = [];
+  /** @type {Step[]} */
+  const rest = [];
+  /** @type {Step[]} */
+  const joins = [];
+  /** @type {Map<string, SessState>} */
+  const byName = new Map();
+  const rec = recFmt;
+  const ctxOf = (/** @type {SessState} */ S) => ({ user: u.name, session: S.sp.name });
+  /** can S be targeted now: by id, or by an exact name @param {SessState} S */
+  const known = (S) => !!S.sid || !S.sp.name.startsWith('$');
+  /** (a prefix: callers append ':…', or tmuxArg it when it is the whole argument) @param {SessState} S */
+  const sessTarget = (S) => S.sid || `=${S.sp.name}`;
+  /** a marker after a command that prints nothing @param {SessState} S @param {number} n @param {string[]} cmd */
+  const marked = (S, n, cmd) => [...cmd, ';', 'display-message', '-p', '-t', S.sid || `=${S.sp.name}:`, rec(n)];
+  /** @param {SessState} S @param {WinState} W */
+  const winTarget = (S, W) => W.wid || `${sessTarget(S)}:${W.plan.index}`;
+  const nameArgs = (/** @type {WinState} */ W) => (W.plan.autoName ? [] : ['-n', tmuxLiteral(W.plan.name)]);
+
+  for (const sp of plan.sessions) {
+    if (sp.action !== 'create') continue;
+    /** @type {SessState} */
+    const S = { sp, name: tmuxLiteral(unvis(sp.name)), sid: '', windows: [], perStep: false, dead: false, failed: false };
+    sessions.push(S);
+    const ctx = ctxOf(S);
+    if (sp.joinGroup) {
+      const group = sp.joinGroup;
+      const head = byName.get(group);
+      joins.push({
+        S,
+        what: 'new-session (grouped)',
+        ready: () => !head || known(head),
+        argv: (n) => ['new-session', '-d', '-s', S.name, '-t', head ? tmuxArg(sessTarget(head)) : live.ids.get(group) || '', '-P', '-F', rec(n)],
+        skip: () => {
+          if (head ? !head.dead && !head.failed : live.ids.has(group)) return false;
+          log('err', 'cannot create grouped session', { ...ctx, group, error: 'the group\'s session was not restored' });
+          S.failed = true;
+          return true;
+        },
+        done: (f) => {
+          S.sid = f[1];
+          log('info', 'session restored (grouped)', { ...ctx, group });
+        },
+        fail: (err) => {
+          log('err', 'cannot create grouped session', { ...ctx, group, error: err });
+          S.failed = true;
+        },
+      });
+      continue;
+    }
+    byName.set(sp.name, S);
+    for (const w of sp.windows) {
+      const panes = w.panes.filter((p) => p.action !== 'skip');
+      if (panes.length) S.windows.push({ plan: w, panes: panes.map((p) => ({ plan: p, made: null })), wid: '', at: -1, moved: false, assumed: false, dead: false, splitFailed: false, layoutFailed: false, freeIndex: false });
+    }
+    let x = 0;
+    let y = 0;
+    for (const W of S.windows) {
+      const sz = layoutSize(W.plan.layout);
+      if (sz) {
+        x = Math.max(x, sz.x);
+        y = Math.max(y, sz.y);
+      }
+    }
+    x = Math.min(Math.max(x || 200, 80), 1000);
+    y = Math.min(Math.max(y || 50, 24), 400);
+    const W0 = S.windows[0];
+    const I0 = W0.plan.index;
+    const base = Number.isInteger(sp.baseIndex) ? /** @type {number} */ (sp.baseIndex) : null;
+    creates.push({
+      S,
+      what: 'new-session',
+      argv: (n) => ['new-session', '-d', '-s', S.name, '-x', String(x), '-y', String(y), '-c', tmuxLiteral(W0.panes[0].plan.cwd), ...nameArgs(W0),
+        '-P', '-F', rec(n), ...paneCommand(o, W0.panes[0].plan)],
+      done: (f) => {
+        S.sid = f[1];
+        W0.wid = f[2];
+        W0.at = Number(f[3]);
+        W0.panes[0].made = true;
+      },
+      fail: (err) => {
+        log('err', 'cannot create session', { ...ctx, error: err });
+        S.dead = true;
+        S.failed = true;
+      },
+    });
+    const moveDone = () => {
+      W0.moved = true;
+      W0.at = I0;
+    };
+    // the first window to its saved index: where new-session put it is known from its record,
+    // or (in the same list) assumed from the snapshot's base-index; without either, wait
+    rest.push({
+      S,
+      what: 'move-window',
+      ready: () => W0.at >= 0 || (base !== null && known(S)),
+      skip: () => {
+        if (W0.at >= 0) return W0.at === I0;
+        W0.assumed = base === I0; // taken on trust; checked by the move at the end
+        return W0.assumed;
+      },
+      argv: (n) => marked(S, n, ['move-window', '-s', W0.wid || `${sessTarget(S)}:^`, '-t', `${sessTarget(S)}:${I0}`]),
+      done: moveDone,
+      fail: (err) => {
+        W0.moved = true;
+        log('debug', 'window index not restored', { ...ctx, window: I0, error: err });
+      },
+    });
+    for (const W of S.windows) {
+      const wctx = { ...ctx, window: W.plan.index };
+      const first = W.panes[0];
+      if (W !== W0) {
+        rest.push({
+          S,
+          what: 'new-window',
+          ready: () => known(S),
+          argv: (n) => ['new-window', '-d', '-t', W.freeIndex ? `${sessTarget(S)}:` : `${sessTarget(S)}:${W.plan.index}`, '-c', tmuxLiteral(first.plan.cwd), ...nameArgs(W),
+            '-P', '-F', rec(n), ...paneCommand(o, first.plan)],
+          done: (f) => {
+            W.wid = f[2];
+            W.at = Number(f[3]);
+            first.made = true;
+          },
+          fail: (err) => {
+            if (!W.freeIndex) {
+              W.freeIndex = true; // the saved index is taken: the next free one
+              return true;
+            }
+            log('err', 'cannot create window', { ...wctx, error: err });
+            W.dead = true;
+            for (const p of W.panes) p.made = false;
+          },
+        });
+      }
+      // Panes (see above): 1..a forward, then k-1 down to a+1 split off a with -d. While they
+      // fit side by side (4+ columns each) each split gives the new pane its final share of
+      // the columns, so nothing is laid out again until the end; otherwise (the old way)
+      // tiled after each split keeps room for the next.
+      const k = W.panes.length;
+      const a = Math.max(0, W.panes.findIndex((p) => p.plan.active));
+      const columns = k * 4 <= x;
+      const order = [...Array.from({ length: a }, (_, i) => i + 1), ...Array.from({ length: k - 1 - a }, (_, i) => k - 1 - i)];
+      for (const j of order) {
+        const p = W.panes[j];
+        const back = j > a;
+        // forward: the new pane takes the share of panes j..k-1; back: a keeps j-a of j-a+1
+        const pct = back ? Math.round(100 / (j - a + 1)) : Math.round((100 * (k - j)) / (k - j + 1));
+        rest.push({
+          S,
+          what: 'split-window',
+          ready: () => known(S),
+          skip: () => W.dead,
+          argv: (n) => ['split-window', ...(back ? ['-d'] : []), ...(columns ? ['-h', '-l', `${pct}%`] : []), '-t', winTarget(S, W), '-c', tmuxLiteral(p.plan.cwd),
+            '-P', '-F', rec(n), ...paneCommand(o, p.plan), ...(columns ? [] : [';', 'select-layout', '-t', winTarget(S, W), 'tiled'])],
+          done: () => {
+            p.made = true;
+          },
+          fail: (err) => {
+            log('err', 'cannot split pane', { ...wctx, pane: p.plan.index, error: err });
+            p.made = false;
+            W.splitFailed = true;
+          },
+        });
+      }
+      const savedLayout = W.plan.complete && k > 1;
+      if (savedLayout) {
+        rest.push({
+          S,
+          what: 'select-layout',
+          ready: () => known(S),
+          skip: () => W.dead || W.splitFailed,
+          argv: (n) => marked(S, n, ['select-layout', '-t', winTarget(S, W), tmuxArg(W.plan.layout)]),
+          fail: (err) => {
+            log('debug', 'layout not restored', { ...wctx, error: err });
+            W.layoutFailed = true;
+          },
+        });
+      }
+      if (columns && k > 1) {
+        // tiled, as the old way leaves it, where the saved layout is not (or could not be) applied
+        rest.push({
+          S,
+          what: 'select-layout tiled',
+          ready: () => known(S),
+          skip: () => W.dead || (savedLayout && !W.splitFailed && !W.layoutFailed),
+          argv: (n) => marked(S, n, ['select-layout', '-t', winTarget(S, W), 'tiled']),
+          fail: (err) => log('debug', 'layout not restored', { ...wctx, error: err }),
+        });
+      }
+    }
+    // the base-index taken on trust was not the server's: move the first window now
+    rest.push({
+      S,
+      what: 'move-window',
+      skip: () => !W0.assumed || W0.at < 0 || W0.at === I0 || W0.moved,
+      argv: (n) => marked(S, n, ['move-window', '-s', W0.wid, '-t', `${S.sid}:${I0}`]),
+      done: moveDone,
+      fail: (err) => {
+        W0.moved = true;
+        log('debug', 'window index not restored', { ...ctx, window: I0, error: err });
+      },
+    });
+    const activeW = S.windows.find((W) => W.plan.active);
+    if (activeW && activeW !== W0) {
+      rest.push({
+        S,
+        what: 'select-window',
+        ready: () => known(S),
+        skip: () => activeW.dead,
+        argv: (n) => marked(S, n, ['select-window', '-t', winTarget(S, activeW)]),
+        fail: (err) => log('debug', 'active window not restored', { ...ctx, window: activeW.plan.index, error: err }),
+      });
+    }
+  }
+  return { sessions, steps: [...creates, ...rest, ...joins] };
+}
+
+/**
+ * Recreate one user's planned sessions. @returns {Promise<{created: number, failed: number}>}
+ * @param {Options} o @param {User} u @param {UserPlan} plan @param {LiveSessions} live
+ */
+async function restoreUser(o, u, plan, live) {
+  const server = { up: plan.server === 'running' };
+  const client = o.perPane ? SYNC_CLIENT : ASYNC_CLIENT;
+  const { sessions, steps } = restoreSteps(o, u, plan, live);
+  await runSteps(o, u, steps, server, client);
+  let created = 0;
+  let failed = 0;
+  for (const S of sessions) {
+    if (!S.sid || S.failed) {
+      failed++;
+      continue;
+    }
+    created++;
+    if (S.sp.joinGroup) continue; // logged when made
+    const made = S.windows.filter((W) => W.wid);
+    const panes = made.reduce((n, W) => n + W.panes.filter((p) => p.made).length, 0);
+    const claude = made.reduce((n, W) => n + W.panes.filter((p) => p.made && p.plan.action === 'claude').length, 0);
+    log('info', 'session restored', { user: u.name, session: S.sp.name, windows: made.length, panes, claude, batched: !o.perPane && !S.perStep });
+  }
+  return { created, failed };
 }
 
 /** @param {Options} o @param {UserPlan} plan */
@@ -1709,8 +2224,8 @@ function logPlan(o, plan) {
   }
 }
 
-/** @param {Options} o @returns {number} */
-function cmdRestore(o) {
+/** @param {Options} o @returns {Promise<number>} */
+async function cmdRestore(o) {
   if (o.dryRun) return cmdStatus(o);
   const { users, failed } = loadUsers(o);
   try {
@@ -1722,33 +2237,40 @@ function cmdRestore(o) {
   if (!release) throw new FatalError('another tmux-persist run holds the lock');
   try {
     let bad = failed.length;
-    const plans = planAll(o, users);
-    for (const plan of plans) {
-      const u = /** @type {User} */ (users.find((x) => x.name === plan.user));
-      if (plan.error) {
-        log('err', 'cannot restore user', { user: u.name, error: plan.error });
-        bad++;
-        if (!plan.snapshot) continue;
-      }
-      if (!plan.snapshot) {
-        log('info', 'no snapshot; nothing to restore', { user: u.name });
-        continue;
-      }
-      logPlan(o, plan);
-      const server = { up: plan.server === 'running' };
-      let created = 0;
-      for (const sp of plan.sessions) {
-        if (sp.action !== 'create') continue;
-        if (createSession(o, u, sp, server)) created++;
-        else bad++;
-      }
-      try {
-        symlinkAtomic(stateDirOf(o, u.name), 'boot', plan.snapshot);
-      } catch (e) {
-        log('warning', 'cannot pin the restored snapshot', { user: u.name, error: errMsg(e) });
-      }
-      log('info', 'restore done', { user: u.name, snapshot: plan.snapshot, created, skipped: plan.sessions.length - created });
-    }
+    /** @type {Map<string, LiveSessions>} */
+    const lives = new Map();
+    const plans = await planAll(o, users, lives);
+    // the users' servers are independent: several are restored at once (--per-pane: one by one)
+    const results = await inParallel(
+      plans.map((plan) => async () => {
+        const u = /** @type {User} */ (users.find((x) => x.name === plan.user));
+        let lost = 0;
+        if (plan.error) {
+          log('err', 'cannot restore user', { user: u.name, error: plan.error });
+          lost++;
+          if (!plan.snapshot) return lost;
+        }
+        if (!plan.snapshot) {
+          log('info', 'no snapshot; nothing to restore', { user: u.name });
+          return lost;
+        }
+        logPlan(o, plan);
+        const live = lives.get(u.name) || { state: 'unknown', names: new Set(), ids: new Map() };
+        const r = await restoreUser(o, u, plan, live);
+        lost += r.failed;
+        try {
+          await symlinkAtomic(stateDirOf(o, u.name), 'boot', plan.snapshot);
+        } catch (e) {
+          log('warning', 'cannot pin the restored snapshot', { user: u.name, error: errMsg(e) });
+        }
+        log('info', 'restore done', {
+          user: u.name, snapshot: plan.snapshot, created: r.created, skipped: plan.sessions.length - r.created - r.failed, failed: r.failed, tmuxCalls: CALLS.get(u.name) || 0,
+        });
+        return lost;
+      }),
+      o.perPane ? 1 : PARALLEL,
+    );
+    bad += results.reduce((a, b) => a + b, 0);
     return bad ? EXIT.PARTIAL : EXIT.OK;
   } finally {
     release();
@@ -1759,10 +2281,10 @@ function cmdRestore(o) {
 // status
 // ---------------------------------------------------------------------------------------
 
-/** @param {Options} o @returns {number} */
-function cmdStatus(o) {
+/** @param {Options} o @returns {Promise<number>} */
+async function cmdStatus(o) {
   const { users, failed } = loadUsers(o);
-  const plans = planAll(o, users);
+  const plans = await planAll(o, users);
   if (o.json) {
     process.stdout.write(JSON.stringify({ users: plans, failed }, null, 1) + '\n');
   } else {
@@ -1800,8 +2322,8 @@ function cmdStatus(o) {
 // main
 // ---------------------------------------------------------------------------------------
 
-/** @param {string[]} argv @returns {number} */
-export function main(argv) {
+/** @param {string[]} argv @returns {Promise<number>} */
+export async function main(argv) {
   let o;
   try {
     o = parseArgs(argv);
@@ -1818,9 +2340,9 @@ export function main(argv) {
   process.umask(0o077);
   try {
     if (process.getuid && process.getuid() !== 0) throw new FatalError('must run as root');
-    if (o.cmd === 'save') return cmdSave(o);
-    if (o.cmd === 'restore') return cmdRestore(o);
-    return cmdStatus(o);
+    if (o.cmd === 'save') return await cmdSave(o);
+    if (o.cmd === 'restore') return await cmdRestore(o);
+    return await cmdStatus(o);
   } catch (e) {
     if (e instanceof FatalError) {
       log('err', e.message);
@@ -1838,4 +2360,4 @@ const isMain = (() => {
     return false;
   }
 })();
-if (isMain) process.exitCode = main(process.argv.slice(2));
+if (isMain) process.exitCode = await main(process.argv.slice(2));

@@ -168,7 +168,12 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
       assert.deepEqual(modes.slice(1), ["700:root", "600:root"]);
     }
     const st = JSON.parse((await sh("tmux-persist status --json")).stdout);
-    for (const u of st.users) assert.ok(u.sessions.every((s: any) => s.action === "skip"), "status: everything exists");
+    // (not vacuous: every roster user is listed, each with its saved sessions)
+    assert.deepEqual(st.users.map((u: any) => u.user).sort(), USERS.map((u) => u.name).sort(), "status lists every user");
+    for (const u of st.users) {
+      assert.ok(u.sessions.length > 0, `status: ${u.user} has saved sessions`);
+      assert.ok(u.sessions.every((s: any) => s.action === "skip"), "status: everything exists");
+    }
   });
 
   test("poweroff then boot: the restore unit brings every session back, outside its cgroup", async () => {

@@ -25,6 +25,8 @@ export interface Env {
   bin: string;
   claudeBin: string;
   users: TUser[];
+  /** random part of the user names */
+  tag: string;
 }
 
 /** Skip reason when the machine can't run these tests, or null. */
@@ -54,18 +56,28 @@ export function setupEnv(count: number): Env {
   const claudeBin = path.join(bin, "claude");
   fs.copyFileSync(FAKE_CLAUDE, claudeBin);
   fs.chmodSync(claudeBin, 0o755);
-  const env: Env = { base, bin, claudeBin, users: [] };
-  ENVS.add(env);
   const tag = crypto.randomBytes(3).toString("hex").replace(/[0-9]/g, (d) => "abcdefghij"[Number(d)]);
-  for (let i = 0; i < count; i++) {
-    const name = `wst${tag}${String.fromCharCode(97 + i)}`;
+  const env: Env = { base, bin, claudeBin, users: [], tag };
+  ENVS.add(env);
+  addUsers(env, count);
+  return env;
+}
+
+/** `count` more throwaway users: wst<tag>a … z, then aa, ab, … (removed by teardownEnv). */
+export function addUsers(env: Env, count: number): TUser[] {
+  const letter = (i: number) => String.fromCharCode(97 + i);
+  const added: TUser[] = [];
+  for (let k = 0; k < count; k++) {
+    const i = env.users.length;
+    const name = `wst${env.tag}${i < 26 ? letter(i) : letter(Math.floor(i / 26) - 1) + letter(i % 26)}`;
     must(spawnSync("useradd", ["-m", "-s", "/bin/bash", "-G", "users", "-c", "tmux-persist test", name], { encoding: "utf8" }), `useradd ${name}`);
     const pw = must(spawnSync("getent", ["passwd", name], { encoding: "utf8" }), "getent").trim().split(":");
     const u: TUser = { name, uid: Number(pw[2]), gid: Number(pw[3]), home: pw[5] };
     fs.chmodSync(u.home, 0o700);
     env.users.push(u);
+    added.push(u);
   }
-  return env;
+  return added;
 }
 
 const ENVS = new Set<Env>();
@@ -99,6 +111,15 @@ export function killUser(env: Env, u: TUser): void {
     }
   }
   while (pidsOf(u.uid).length && Date.now() < deadline + 2000) sleep(50);
+}
+
+/**
+ * The state after a reboot: no server and no socket either (tmux leaves its socket behind
+ * when the server exits; at boot systemd-tmpfiles empties /tmp).
+ */
+export function rebootUser(env: Env, u: TUser): void {
+  killUser(env, u);
+  fs.rmSync(`/tmp/tmux-${u.uid}/default`, { force: true });
 }
 
 /** Remove the users (and homes), their tmux dirs and the base dir. Safe to call twice. */
@@ -335,8 +356,8 @@ export interface TPResult {
 }
 
 /** Run the script (as root) with the test's users file, state dir and fake claude. */
-export function runTP(cmd: string, opts: { usersFile: string; stateDir: string; claudeBin: string; args?: string[] }): TPResult {
-  const r = spawnSync(process.execPath, [SCRIPT, cmd, "--users-file", opts.usersFile, "--state-dir", opts.stateDir, "--claude-bin", opts.claudeBin, ...(opts.args ?? [])], {
+export function runTP(cmd: string, opts: { usersFile: string; stateDir: string; claudeBin: string; args?: string[]; script?: string }): TPResult {
+  const r = spawnSync(process.execPath, [opts.script ?? SCRIPT, cmd, "--users-file", opts.usersFile, "--state-dir", opts.stateDir, "--claude-bin", opts.claudeBin, ...(opts.args ?? [])], {
     encoding: "utf8",
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" },
     timeout: 120000,

@@ -55,6 +55,26 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
       }))
       .sort((a, b) => (a.session + "\0" + a.window + "\0" + a.pane < b.session + "\0" + b.window + "\0" + b.pane ? -1 : 1));
   }
+  /** tmux clients the restore started for u (its `restore done ... tmuxCalls=N` line) */
+  const tmuxCalls = (r: L.TPResult, u: L.TUser) => {
+    const m = new RegExp(`restore done user=${u.name} .*tmuxCalls=([0-9]+)`).exec(r.stderr);
+    assert.ok(m, `no tmuxCalls for ${u.name}:\n${r.stderr}`);
+    return Number(m[1]);
+  };
+  /** windows of u: index, name, focus, layout shape (no checksum, no pane ids), focused pane */
+  function windowsShape(u: L.TUser) {
+    const sep = "\u0002";
+    const r = L.tmux(env, u, ["list-windows", "-a", "-F", ["#{session_name}", "#{window_index}", "#{window_active}", "#{window_layout}", "#{P:#{?pane_active,#{pane_index},}}"].join(sep)], true);
+    if (r.status !== 0) return [];
+    return r.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => {
+        const [session, index, active, layout, activePane] = l.split(sep);
+        return { session, index: Number(index), active: active === "1", layout: layout.replace(/^[0-9a-f]{4},/, "").replace(/([0-9]+x[0-9]+,[0-9]+,[0-9]+),[0-9]+/g, "$1"), activePane };
+      })
+      .sort((a, b) => (a.session + "\0" + a.index < b.session + "\0" + b.index ? -1 : 1));
+  }
   const claudePanes = (snap: any) =>
     snap.sessions.flatMap((s: any) => s.windows.flatMap((w: any) => w.panes.filter((p: any) => p.claude).map((p: any) => ({ session: s.name, window: w.index, pane: p.index, ...p.claude }))));
 
@@ -155,7 +175,7 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
   test("hostile session/window names and paths (tabs, newlines, spaces, quotes, unicode, #, backslash)", () => {
     const paths = ["sp ace", "tab\there", "new\nline", `quo'te"s`, "ünïcødé ✓ 日本", "hash #{pane_id} ##", "back\\slash", "-dash", "emoji 😀", "semi;", "bs-semi\\;"];
     const dirs = paths.map((p) => dir(A, p));
-    const names = ["tab\tname", "new\nline", `sp ace 'q' "dq"`, "ünï ✓ 日本", "#{session_id} ##x", "-dash", "back\\slash", "a.b:c", "$1 `id` ;&|", "semi;", "bs\\;", ";", "{ }"];
+    const names = ["tab\tname", "new\nline", `sp ace 'q' "dq"`, "ünï ✓ 日本", "#{session_id} ##x", "-dash", "back\\slash", "a.b:c", "$1 `id` ;&|", "semi;", "bs\\;", ";", "{ }", "$HOME x${y}_$_z", "\\$v"];
     const stored: string[] = [];
     names.forEach((nm, i) => {
       stored.push(
@@ -174,11 +194,20 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     const snap = lastSnap(A);
     assert.deepEqual(snap.sessions.map((s: any) => s.name).sort(), [...stored].sort());
     for (const c of claudePanes(snap)) assert.equal(c.status, "ok", JSON.stringify(c));
+    const shapes = windowsShape(A);
     L.killUser(env, A);
     L.clearFakeLog(A);
-    ok(tp("restore"), "restore");
+    const r = tp("restore");
+    ok(r, "restore");
     waitStarts(A, claudes);
     assert.deepEqual(model(A), before);
+    assert.deepEqual(windowsShape(A), shapes);
+    // ... through the batched path: list-sessions, the new-sessions, the rest (+1 per 16 KB)
+    assert.doesNotMatch(r.stderr, /batched tmux call failed/);
+    assert.equal((r.stderr.match(/session restored .*batched=true/g) ?? []).length, names.length, r.stderr);
+    assert.ok(tmuxCalls(r, A) <= 5, `restore of ${names.length} sessions took ${tmuxCalls(r, A)} tmux calls`);
+    L.sleep(300);
+    assert.equal(L.fakeLog(A).filter((e) => e.event === "start").length, claudes, "every conversation started once");
     // a second save of the restored state is identical (nothing drifts across a cycle)
     ok(tp("save"), "save again");
     assert.equal(snapFiles(A).length, 1, "restored state saved as unchanged");
@@ -502,6 +531,210 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     assert.deepEqual([...new Set(panes.map((p) => p.paneId))].length, 2, "two windows, shared");
     const grouped = L.tmux(env, A, ["list-sessions", "-F", "#{session_name}:#{session_grouped}"]).stdout.trim().split("\n").sort();
     assert.deepEqual(grouped, ["main:1", "view:1"]);
+    // only the member is lost: it rejoins the running session (found by id), which is untouched
+    const mainPanes = L.livePanes(env, A).filter((p) => p.session === "main").map((p) => [p.paneId, p.panePid]);
+    L.tmux(env, A, ["kill-session", "-t", "=view"]);
+    const r = tp("restore");
+    ok(r, "restore of the member");
+    assert.match(r.stderr, /session restored \(grouped\) .*session=view .*group=main/);
+    assert.match(r.stderr, /session skipped .*session=main .*session exists/);
+    assert.deepEqual(L.livePanes(env, A).filter((p) => p.session === "main").map((p) => [p.paneId, p.panePid]), mainPanes);
+    assert.deepEqual(L.livePanes(env, A).filter((p) => p.session === "view").map((p) => p.paneId).sort(), mainPanes.map((p) => p[0]).sort());
+    assert.equal(tmuxCalls(r, A), 2, "list-sessions, then one call for the member");
+  });
+
+  test("batched restore: 3 windows x 3 panes in one tmux call, the same result as one call per pane", () => {
+    const d = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => dir(A, `b${i}`));
+    const stored = L.makeSession(env, A, "thr\tee; #{x}", [
+      { name: "one", panes: [{ cwd: d[0], cmd: ["claude"] }, { cwd: d[1] }, { cwd: d[2], cmd: ["claude"] }] },
+      { panes: [{ cwd: d[3] }, { cwd: d[4], cmd: ["claude"] }, { cwd: d[5] }] },
+      { name: "thr#ee", panes: [{ cwd: d[6] }, { cwd: d[7] }, { cwd: d[8], cmd: ["claude"] }] },
+    ]);
+    L.makeSession(env, A, "plain", [{ panes: [{ cwd: d[0] }, { cwd: d[1] }] }]);
+    // saved indexes 2, 5, 7 (not base-index 0), distinct layouts, focus on window 5, pane 2
+    // (by id: the test's own targets must not depend on the name)
+    const sid = L.tmux(env, A, ["list-sessions", "-F", "#{session_id}\u0002#{session_name}"]).stdout.split("\n").find((l) => l.endsWith(`\u0002${stored}`))!.split("\u0002")[0];
+    const t = (x: string) => `${sid}:${x}`;
+    L.tmux(env, A, ["move-window", "-s", t("2"), "-t", t("7")]);
+    L.tmux(env, A, ["move-window", "-s", t("1"), "-t", t("5")]);
+    L.tmux(env, A, ["move-window", "-s", t("0"), "-t", t("2")]);
+    L.tmux(env, A, ["select-layout", "-t", t("2"), "main-vertical"]);
+    L.tmux(env, A, ["select-layout", "-t", t("5"), "even-horizontal"]);
+    L.tmux(env, A, ["resize-pane", "-t", `${t("5")}.0`, "-x", "37"]);
+    L.tmux(env, A, ["select-pane", "-t", `${t("5")}.2`]);
+    L.tmux(env, A, ["select-window", "-t", t("5")]);
+    waitStarts(A, 4);
+    const before = model(A);
+    const shapes = windowsShape(A);
+    assert.deepEqual(shapes.filter((w) => w.session === stored).map((w) => [w.index, w.active, w.activePane]), [[2, false, "0"], [5, true, "2"], [7, false, "0"]]);
+    ok(tp("save"), "save");
+    for (const mode of ["batched", "per-pane", "batched, server running", "batched, after a reboot"]) {
+      if (mode.includes("reboot")) L.rebootUser(env, A);
+      else L.killUser(env, A);
+      L.clearFakeLog(A);
+      // a live session the restore must not touch, its focus on a middle pane
+      let bystander: [string, number, string][] = [];
+      let bystanderShape: ReturnType<typeof windowsShape> = [];
+      if (mode.includes("running")) {
+        L.makeSession(env, A, "bystander", [{ panes: [{ cwd: d[0] }, { cwd: d[1] }, { cwd: d[2] }] }]);
+        L.tmux(env, A, ["select-pane", "-t", "=bystander:0.1"]);
+        bystander = L.livePanes(env, A).map((p) => [p.paneId, p.panePid, p.cwd]);
+        bystanderShape = windowsShape(A);
+      }
+      const r = tp("restore", ...(mode === "per-pane" ? ["--per-pane"] : []));
+      ok(r, `restore ${mode}`);
+      waitStarts(A, 4);
+      assert.deepEqual(model(A).filter((p) => p.session !== "bystander"), before, mode);
+      assert.deepEqual(windowsShape(A).filter((w) => w.session !== "bystander"), shapes, mode);
+      L.sleep(300);
+      assert.equal(L.fakeLog(A).filter((e) => e.event === "start").length, 4, "each conversation started once");
+      if (mode === "batched") {
+        // list-sessions (the stale socket of the killed server), then everything in one list
+        assert.equal(tmuxCalls(r, A), 2, r.stderr);
+        assert.match(r.stderr, /session restored .*windows=3 panes=9 claude=4 batched=true/);
+      } else if (mode === "per-pane") {
+        assert.ok(tmuxCalls(r, A) >= 14, `--per-pane made ${tmuxCalls(r, A)} calls`);
+        assert.match(r.stderr, /session restored .*windows=3 panes=9 claude=4 batched=false/);
+      } else if (mode.includes("reboot")) {
+        // no socket: not even list-sessions; one client, which also starts the server
+        assert.equal(tmuxCalls(r, A), 1, r.stderr);
+      } else {
+        assert.equal(tmuxCalls(r, A), 2, r.stderr);
+        const live = L.livePanes(env, A);
+        assert.deepEqual(live.filter((p) => p.session === "bystander").map((p) => [p.paneId, p.panePid, p.cwd]), bystander);
+        assert.deepEqual(windowsShape(A).filter((w) => w.session === "bystander"), bystanderShape);
+      }
+    }
+  });
+
+  test("a user's ~/.tmux.conf with base-index 1, pane-base-index 1 and a chatty hook: indexes, focus and layouts come back", () => {
+    const conf = path.join(A.home, ".tmux.conf");
+    fs.writeFileSync(conf, "set -g base-index 1\nset -g pane-base-index 1\n");
+    try {
+      const d = [0, 1, 2, 3].map((i) => dir(A, `c${i}`));
+      L.makeSession(env, A, "one", [
+        { name: "a", panes: [{ cwd: d[0] }, { cwd: d[1], cmd: ["claude"] }, { cwd: d[2] }] },
+        { name: "b", panes: [{ cwd: d[3] }, { cwd: d[0] }] },
+      ]);
+      L.makeSession(env, A, "two", [{ panes: [{ cwd: d[2], cmd: ["claude"] }] }]);
+      L.tmux(env, A, ["select-layout", "-t", "=one:1", "even-vertical"]);
+      L.tmux(env, A, ["select-pane", "-t", "=one:1.3"]);
+      L.tmux(env, A, ["select-window", "-t", "=one:2"]);
+      waitStarts(A, 2);
+      const before = model(A);
+      const shapes = windowsShape(A);
+      assert.deepEqual(shapes.map((w) => [w.session, w.index, w.active, w.activePane]), [["one", 1, false, "3"], ["one", 2, true, "1"], ["two", 1, true, "1"]]);
+      ok(tp("save"), "save");
+      // and a hook that prints into the restore's tmux client (its lines are not records)
+      fs.appendFileSync(conf, "set-hook -g after-split-window 'display-message -p \"tpstep0 from a hook\"'\n");
+      L.killUser(env, A);
+      L.clearFakeLog(A);
+      const r = tp("restore");
+      ok(r, "restore");
+      waitStarts(A, 2);
+      assert.deepEqual(model(A), before);
+      assert.deepEqual(windowsShape(A), shapes);
+      assert.equal(tmuxCalls(r, A), 2, r.stderr);
+      assert.doesNotMatch(r.stderr, /batched tmux call failed/);
+      // the snapshot's base-index was wrong (config changed since the save): still right, in more calls
+      const file = path.join(snapDir(A), fs.readlinkSync(path.join(snapDir(A), "last")));
+      const snap = JSON.parse(fs.readFileSync(file, "utf8"));
+      assert.deepEqual(snap.sessions.map((x: any) => x.baseIndex), [1, 1]);
+      for (const x of snap.sessions) x.baseIndex = 0;
+      fs.writeFileSync(file, JSON.stringify(snap));
+      L.rebootUser(env, A);
+      L.clearFakeLog(A);
+      const r2 = tp("restore");
+      ok(r2, "restore with a stale base-index");
+      waitStarts(A, 2);
+      assert.deepEqual(model(A), before);
+      assert.deepEqual(windowsShape(A), shapes);
+    } finally {
+      fs.rmSync(conf, { force: true });
+    }
+  });
+
+  test("a session name starting with '$' (tmux reads `=$…` as an id): one more call, the same result", () => {
+    const d = [0, 1].map((i) => dir(A, `d${i}`));
+    L.makeSession(env, A, "$1 `id` ;&|", [{ panes: [{ cwd: d[0], cmd: ["claude"] }, { cwd: d[1] }] }, { name: "$2", panes: [{ cwd: d[1] }] }]);
+    L.makeSession(env, A, "plain", [{ panes: [{ cwd: d[1] }] }]);
+    // a member of the '$' session's group (the join must wait for that session's id too)
+    const sid = L.tmux(env, A, ["list-sessions", "-F", "#{session_id}\u0002#{session_name}"]).stdout.split("\n").find((l) => l.endsWith("\u0002$1 `id` ;&|"))!.split("\u0002")[0];
+    L.tmux(env, A, ["new-session", "-d", "-s", "$9 v", "-t", sid]);
+    waitStarts(A, 1);
+    const before = model(A);
+    ok(tp("save"), "save");
+    L.rebootUser(env, A);
+    L.clearFakeLog(A);
+    const r = tp("restore");
+    ok(r, "restore");
+    waitStarts(A, 1);
+    assert.deepEqual(model(A), before);
+    assert.equal(tmuxCalls(r, A), 2, r.stderr);
+    assert.doesNotMatch(r.stderr, /batched tmux call failed/);
+    const grouped = L.tmux(env, A, ["list-sessions", "-F", "#{session_name}:#{session_grouped}"]).stdout.trim().split("\n").sort();
+    assert.deepEqual(grouped, ["$1 `id` ;&|:1", "$9 v:1", "plain:0"]);
+  });
+
+  test("batched restore: lists over 16 KB are cut at step boundaries; long hostile paths round-trip", () => {
+    // 16 panes in one window, 13 of them with a cwd of ~1.2 KB of unicode, quotes, tabs, '#',
+    // ';' (shells: the fake claude cannot shorten a long slug), 3 claude panes
+    const seg = (i: number) => `${"ü✓".repeat(20)} #{x} 'q' "dq"\t;${String(i).padStart(3, "0")}${"x".repeat(125)}`;
+    const cwds = Array.from({ length: 13 }, (_, i) => dir(A, [seg(i), seg(i + 100), seg(i + 200), seg(i + 300), seg(i + 400)].join("/") + ";"));
+    assert.ok(cwds.every((c) => Buffer.byteLength(c) > 1000));
+    const short = [dir(A, "c1;"), dir(A, "c2 #{d}"), dir(A, "c3\\")];
+    const panes: L.PaneSpec[] = cwds.map((cwd) => ({ cwd }));
+    short.forEach((cwd, i) => panes.splice(i * 5, 0, { cwd, cmd: ["claude"] }));
+    L.makeSession(env, A, "long", [{ panes }]);
+    waitStarts(A, 3);
+    const before = model(A);
+    ok(tp("save"), "save");
+    L.killUser(env, A);
+    L.clearFakeLog(A);
+    const r = tp("restore");
+    ok(r, "restore");
+    waitStarts(A, 3);
+    assert.deepEqual(model(A), before);
+    assert.doesNotMatch(r.stderr, /batched tmux call failed/);
+    const calls = tmuxCalls(r, A);
+    // list-sessions (the killed server's socket), then the one list cut in 2-3 parts
+    assert.ok(calls >= 3 && calls <= 4, `${calls} tmux calls: expected the list cut in 2-3 parts`);
+  });
+
+  test("a failure in a batched list degrades to one call per step for that session only, nothing lost or started twice", () => {
+    const p = (x: string) => dir(A, x);
+    L.makeSession(env, A, "first", [{ panes: [{ cwd: p("f0"), cmd: ["claude"] }, { cwd: p("f1") }] }]);
+    L.makeSession(env, A, "broken", [
+      { name: "w0", panes: [{ cwd: p("b0") }, { cwd: p("b1"), cmd: ["claude"] }] },
+      { name: "w1", panes: [{ cwd: p("b2") }, { cwd: p("b3") }] },
+      { name: "w2", panes: [{ cwd: p("b4"), cmd: ["claude"] }] },
+    ]);
+    L.makeSession(env, A, "last", [{ panes: [{ cwd: p("l0"), cmd: ["claude"] }, { cwd: p("l1") }] }]);
+    waitStarts(A, 4);
+    ok(tp("save"), "save");
+    // make the snapshot fail twice inside tmux: an unusable layout, and two windows on one index
+    const file = path.join(snapDir(A), fs.readlinkSync(path.join(snapDir(A), "last")));
+    const snap = JSON.parse(fs.readFileSync(file, "utf8"));
+    const broken = snap.sessions.find((s: any) => s.name === "broken");
+    broken.windows[0].layout = "ffff,nonsense";
+    broken.windows[2].index = broken.windows[1].index;
+    fs.writeFileSync(file, JSON.stringify(snap));
+    L.killUser(env, A);
+    L.clearFakeLog(A);
+    const r = tp("restore");
+    ok(r, "restore");
+    waitStarts(A, 4);
+    L.sleep(300);
+    assert.match(r.stderr, /batched tmux call failed; .*session=broken .*step=select-layout/);
+    assert.match(r.stderr, /session restored user=\S+ session=broken windows=3 panes=5 claude=2 batched=false/);
+    assert.match(r.stderr, /session restored user=\S+ session=first .*batched=true/);
+    assert.match(r.stderr, /session restored user=\S+ session=last .*batched=true/);
+    assert.deepEqual(L.sessionNames(env, A), ["broken", "first", "last"]);
+    const names = L.livePanes(env, A).filter((x) => x.session === "broken").map((x) => x.windowName);
+    assert.deepEqual([...new Set(names)].sort(), ["w0", "w1", "w2"], "the window whose index was taken came back at a free index");
+    assert.equal(L.livePanes(env, A).length, 9);
+    assert.equal(L.fakeLog(A).filter((e) => e.event === "start").length, 4, "every conversation started exactly once");
+    assert.ok(tmuxCalls(r, A) < 16, `${tmuxCalls(r, A)} calls`);
   });
 
   test("CLAUDE_CONFIG_DIR of the claude process is honoured on save and on restore", () => {
@@ -617,9 +850,27 @@ describe("tmux-persist rules (pure functions)", () => {
     assert.ok(!m.isClaudeProcess(["/bin/sh", "-c", "x", "tmux-persist-resume", "claude", U[0]], "/usr/bin/dash"));
   });
 
+  test("every child root starts (spawn and spawnSync) is a program from trustedBin", () => {
+    // tests/unit/hardening.test.ts checks the spawnSync calls; the batched paths also spawn()
+    const src = fs.readFileSync(L.SCRIPT, "utf8");
+    const calls = [...src.matchAll(/\b(spawn|spawnSync)\(([^,]+),/g)].map((x) => [x[1], x[2].trim()]);
+    assert.ok(calls.filter(([f]) => f === "spawn").length >= 2, JSON.stringify(calls));
+    for (const [f, first] of calls) assert.ok(/^trustedBin\(/.test(first) || first === "cmd[0]", `${f}(${first}, ...) does not use trustedBin`);
+    // cmd[0] is always the first element of serverStartCommand's result, built from trustedBin
+    assert.match(src, /const cmd = serverStartCommand\(o, u, args\);\n[^]*?spawn\(cmd\[0\]/);
+    // and no other way to start a child: child_process gives the script spawn and spawnSync only
+    // (JSDoc type references `import('node:child_process').T` aside)
+    assert.deepEqual(src.match(/from ['"](node:)?child_process['"]/g), ["from 'node:child_process'"]);
+    assert.match(src, /^import \{ spawn, spawnSync \} from 'node:child_process';$/m);
+    assert.ok(!/require\(|import\(['"](node:)?child_process['"]\)(?!\.)/.test(src));
+  });
+
   test("slug and tmux name escapes", () => {
     assert.equal(m.slugify("/home/a b/ü.x\n😀"), "-home-a-b---x---");
     assert.equal(m.unvis("tab\\there\\nnl\\\\bs\\303\\274"), "tab\there\nnl\\bsü");
+    // tmux 3.3a writes "$v" as "\$v"; a literal "\$v" is stored "\\\$v"
+    assert.equal(m.unvis("\\$view a\\${x} $1"), "$view a${x} $1");
+    assert.equal(m.unvis("\\\\\\$v"), "\\$v");
     assert.equal(m.tmuxLiteral("#{x};"), "##{x}\\;");
   });
 
