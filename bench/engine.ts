@@ -30,7 +30,7 @@ interface Row { case: string; users: number; previewMs?: number; upMs?: number; 
 const rows: Row[] = [];
 
 function toolchainEnv(): NodeJS.ProcessEnv {
-  const tc = spawnSync("bash", [path.join(ROOT, "scripts/dev/toolchain"), "env"], { encoding: "utf8" });
+  const tc = spawnSync("bash", [path.join(ROOT, "dev/toolchain"), "env"], { encoding: "utf8" });
   const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true" };
   for (const line of tc.stdout.split("\n")) {
     const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
@@ -94,7 +94,7 @@ function startup(env: NodeJS.ProcessEnv): void {
 }
 
 async function withRoster(label: string, rosterDoc: unknown): Promise<void> {
-  const { changeCollector, setupE2E } = await import("../tests/e2e/lib");
+  const { changeCollector, setupE2E } = await import("../dev/e2e");
   const e = await setupE2E(`bench-${label.replace(/[^a-z0-9]+/gi, "-")}`, rosterDoc);
   try {
     await e.stack.up({ color: "never" });
@@ -143,13 +143,13 @@ function print(): void {
 async function main(): Promise<void> {
   const env = toolchainEnv();
   if (spawnSync("pulumi", ["version"], { env }).status !== 0) {
-    console.error("bench:engine: no Pulumi CLI; build it with: bash scripts/dev/toolchain build pulumi");
+    console.error("bench:engine: no Pulumi CLI; build it with: bash dev/toolchain build pulumi");
     process.exit(1);
   }
   Object.assign(process.env, env);
   emptyProgram(env);
   startup(env);
-  const { loadToolchainEnv } = await import("../tools/toolchain-env");
+  const { loadToolchainEnv } = await import("../dev/toolchain-env");
   try {
     loadToolchainEnv();
   } catch (e) {

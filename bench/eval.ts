@@ -7,7 +7,7 @@
  */
 import { spawnSync } from "child_process";
 import * as YAML from "yaml";
-import { ed25519Key } from "../tests/lib/sshkeys";
+import { ed25519Key } from "../dev/sshkeys";
 
 export function syntheticRoster(n: number): string {
   const roles = ["admin", "power-user", "namespace-owner"] as const;
@@ -23,7 +23,7 @@ export function syntheticRoster(n: number): string {
 }
 
 async function child(n: number, reps: number): Promise<void> {
-  const { runProgram, unsecret } = await import("../tests/lib/mocks");
+  const { runProgram, unsecret } = await import("../dev/mocks");
   const roster = syntheticRoster(n);
   const times: number[] = [];
   let count = 0;

@@ -1,4 +1,4 @@
-// Timings of the nspawn test host (tests/host/lib/testhost.ts).
+// Timings of the nspawn test host (dev/testhost/testhost.ts).
 //
 //   npm run bench:testhost              warm: uses the cached rootfs (built if missing)
 //   npm run bench:testhost -- --cold    also times a rootfs build from nothing, in a throwaway
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     process.env.WORKSTATIONS_CACHE = tmpCache;
   }
   // Imported after WORKSTATIONS_CACHE is settled (the module reads it lazily anyway).
-  const th = await import("../tests/host/lib/testhost");
+  const th = await import("../dev/testhost/testhost");
   const t: Record<string, number> = {};
   const time = async <T>(key: string, f: () => Promise<T>): Promise<T> => {
     const t0 = process.hrtime.bigint();

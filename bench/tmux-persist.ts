@@ -31,7 +31,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as L from "../tests/tmux/lib";
+import * as L from "../dev/tmux";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const LARGE_RUNS = Number(process.env.BENCH_LARGE_RUNS ?? 5);
@@ -227,14 +227,14 @@ function main(): void {
     let before: Variant | null = null;
     let baselineNote = "";
     if (BASELINE !== "none") {
-      const g = spawnSync("git", ["-C", L.ROOT, "show", `${BASELINE}:scripts/tmux-persist.mjs`], { encoding: "utf8", maxBuffer: 64 << 20 });
+      const g = spawnSync("git", ["-C", L.ROOT, "show", `${BASELINE}:scripts/agents/tmux-persist.mjs`], { encoding: "utf8", maxBuffer: 64 << 20 });
       if (g.status !== 0) throw new Error(`BENCH_BASELINE=${BASELINE}: git show failed: ${g.stderr}`);
       if (g.stdout !== fs.readFileSync(L.SCRIPT, "utf8")) {
         const file = path.join(env.base, "baseline-tmux-persist.mjs");
         fs.writeFileSync(file, g.stdout, { mode: 0o644 });
         before = { label: "before", script: file, args: [] };
         const rev = spawnSync("git", ["-C", L.ROOT, "rev-parse", "--short", BASELINE], { encoding: "utf8" }).stdout.trim();
-        baselineNote = `before = scripts/tmux-persist.mjs of ${BASELINE} (${rev}); after = the working tree`;
+        baselineNote = `before = scripts/agents/tmux-persist.mjs of ${BASELINE} (${rev}); after = the working tree`;
       }
     }
     const perPane: Variant = { label: "after --per-pane", args: ["--per-pane"] };

@@ -10,8 +10,8 @@
 // Usage: npm run bench:token [-- --runs N] [--json]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { startFakeAnthropic } from '../tests/fakes/anthropic-oauth';
-import { addVaultUser, AgentEnv, claudeStandInRefresh, NODE, setupVaultLayout, startRealVault, tmpdir, VaultProxy } from '../tests/token/helpers';
+import { startFakeAnthropic } from '../dev/fakes/anthropic-oauth';
+import { addVaultUser, AgentEnv, claudeStandInRefresh, NODE, setupVaultLayout, startRealVault, tmpdir, VaultProxy } from '../dev/token';
 
 const argv = process.argv.slice(2);
 const RUNS = Number(argv[argv.indexOf('--runs') + 1]) || 20;

@@ -36,6 +36,8 @@ function walk(dir: string, root: string): string[] {
 }
 
 export const LIB_DIR = "/usr/local/lib/workstations";
+/** The repo folder shipped to LIB_DIR as it is. */
+export const AGENTS_DIR = "scripts/agents";
 
 /** A file name the bundle may ship: it becomes part of a host path and a remote script's name. */
 export const SAFE_BUNDLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
@@ -60,17 +62,20 @@ export function loadBundle(root: string): HostBundle {
   if (typeof claudeMd !== "string") throw new Error("config/managed-settings.json: expected a string field claudeMd");
   const startClaude = read(path.join(root, "config/start-claude.sh"));
 
-  const scripts: BundledFile[] = fs
-    .readdirSync(path.join(root, "scripts"), { withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => checkBundlePath(e.name))
-    .sort()
-    .map((name) => ({
-      path: `${LIB_DIR}/${name}`,
-      mode: "0755",
-      link: `/usr/local/bin/${name.replace(/\.mjs$/, "")}`,
-      content: read(path.join(root, "scripts", name)),
-    }));
+  // scripts/agents mirrors LIB_DIR: its top-level files are the agents' entry points (each
+  // also linked from /usr/local/bin), its folders their modules. `lib` is the host library's.
+  const agentsDir = path.join(root, AGENTS_DIR);
+  const scripts: BundledFile[] = walk(agentsDir, agentsDir).map((p) => {
+    const rel = path.relative(agentsDir, p);
+    if (rel.split("/")[0] === "lib") throw new Error(`bundle: refusing to ship ${AGENTS_DIR}/${rel}: ${LIB_DIR}/lib belongs to the host library; rename the folder`);
+    const entry = !rel.includes("/");
+    return {
+      path: `${LIB_DIR}/${rel}`,
+      mode: entry ? "0755" : "0644",
+      ...(entry ? { link: `/usr/local/bin/${rel.replace(/\.mjs$/, "")}` } : {}),
+      content: read(p),
+    };
+  });
   const units: BundledFile[] = walk(path.join(root, "scripts/units"), path.join(root, "scripts/units")).map((p) => ({
     path: `/etc/systemd/system/${path.basename(p)}`,
     mode: "0644",

@@ -17,8 +17,8 @@ shellcheck -S warning "${sh_files[@]}"
 echo "== roster check" >&2
 node --require ts-node/register/transpile-only tools/roster-check.ts roster.example.yaml roster.yaml
 
-if [ -x scripts/dev/toolchain ] || [ -f scripts/dev/toolchain ]; then
-  eval "$(bash scripts/dev/toolchain env)"
+if [ -x dev/toolchain ] || [ -f dev/toolchain ]; then
+  eval "$(bash dev/toolchain env)"
 fi
 
 # The engine e2e suite needs the command and vault resource plugins. The module proxy these
@@ -33,7 +33,7 @@ if command -v pulumi >/dev/null && have_plugin command && have_plugin vault; the
 else
   e2e_files=()
   echo "== engine e2e NOT RUN: the Pulumi CLI or the command/vault resource plugins are missing" >&2
-  echo "   (bash scripts/dev/toolchain status says why; npm run test:e2e runs it and fails with the reason)" >&2
+  echo "   (bash dev/toolchain status says why; npm run test:e2e runs it and fails with the reason)" >&2
 fi
 files=(tests/unit/*.test.ts tests/tmux/*.test.ts tests/token/*.test.ts tests/host/*.test.ts tests/kube/*.test.ts tests/forgejo/*.test.ts)
 for f in tests/e2e/*.test.ts; do

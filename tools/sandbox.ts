@@ -6,7 +6,7 @@
  *       with a generated passphrase, runs `pulumi up`, and prints what each user got.
  * down: stops the services and the host and removes the sandbox stack's state.
  *
- * The Pulumi CLI comes from the offline toolchain when built (scripts/dev/toolchain), else
+ * The Pulumi CLI comes from the offline toolchain when built (dev/toolchain), else
  * from PATH or node_modules/.bin (the `pulumi` npm package on machines with internet).
  */
 import { execFileSync, spawnSync } from "child_process";
@@ -14,7 +14,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { loadToolchainEnv } from "./toolchain-env";
+import { loadToolchainEnv } from "../dev/toolchain-env";
 
 const ROOT = path.resolve(__dirname, "..");
 const CACHE = process.env.WORKSTATIONS_CACHE ?? path.join(process.env.HOME ?? "/root", ".cache/workstations");
@@ -54,10 +54,10 @@ async function up(): Promise<void> {
   process.env.PULUMI_SKIP_UPDATE_CHECK = "true";
 
   log("booting the test host");
-  const host = JSON.parse(node("tests/host/lib/testhost-cli.ts", ["up", "sandbox"]));
+  const host = JSON.parse(node("dev/testhost/testhost-cli.ts", ["up", "sandbox"]));
   log(`host on 127.0.0.1:${host.port}`);
   log("starting Vault and Forgejo");
-  const svc = JSON.parse(node("tests/lib/services-cli.ts", ["start"]));
+  const svc = JSON.parse(node("dev/services-cli.ts", ["start"]));
   const vaultToken = fs.readFileSync(svc.vault.rootTokenFile, "utf8").trim();
   process.env.VAULT_TOKEN = vaultToken;
   const roster = YAML.parse(fs.readFileSync(path.join(ROOT, ROSTER), "utf8"));
@@ -87,8 +87,8 @@ async function up(): Promise<void> {
 }
 
 function down(): void {
-  spawnSync(process.execPath, [...TSNODE, path.join(ROOT, "tests/lib/services-cli.ts"), "stop"], { cwd: ROOT, stdio: "inherit" });
-  spawnSync(process.execPath, [...TSNODE, path.join(ROOT, "tests/host/lib/testhost-cli.ts"), "down", "sandbox"], { cwd: ROOT, stdio: "inherit" });
+  spawnSync(process.execPath, [...TSNODE, path.join(ROOT, "dev/services-cli.ts"), "stop"], { cwd: ROOT, stdio: "inherit" });
+  spawnSync(process.execPath, [...TSNODE, path.join(ROOT, "dev/testhost/testhost-cli.ts"), "down", "sandbox"], { cwd: ROOT, stdio: "inherit" });
   fs.rmSync(path.join(SBX, "state"), { recursive: true, force: true });
   fs.rmSync(path.join(ROOT, "Pulumi.sandbox.yaml"), { force: true });
   log("stopped; sandbox state removed");

@@ -21,14 +21,14 @@ function pulumi(args: string[], input?: string) {
 
 before(() => {
   // Only the CLI and the language host are needed here; fail (never skip) without them.
-  const tc = spawnSync("bash", [path.join(ROOT, "scripts/dev/toolchain"), "env"], { encoding: "utf8" });
+  const tc = spawnSync("bash", [path.join(ROOT, "dev/toolchain"), "env"], { encoding: "utf8" });
   env = { ...process.env };
   for (const line of tc.stdout.split("\n")) {
     const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
     if (m) env[m[1]] = m[2].replace(/\$PATH/g, process.env.PATH ?? "");
   }
   const v = spawnSync("pulumi", ["version"], { env, encoding: "utf8" });
-  assert.equal(v.status, 0, "no Pulumi CLI: build it with bash scripts/dev/toolchain build pulumi");
+  assert.equal(v.status, 0, "no Pulumi CLI: build it with bash dev/toolchain build pulumi");
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ws-engine-input-"));
   for (const f of ["Pulumi.yaml", "index.ts", "tsconfig.json", "tsconfig.pulumi.json", "package.json", "components", "config", "scripts"])
     fs.cpSync(path.join(ROOT, f), path.join(work, f), { recursive: true, filter: (src) => !src.split(path.sep).includes("dev") });

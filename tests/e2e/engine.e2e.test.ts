@@ -7,9 +7,9 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { changeCollector, E2E, PROJECT_DIR, setupE2E } from "./lib";
-import { vaultRequest } from "../lib/services";
-import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../lib/state-audit";
+import { changeCollector, E2E, PROJECT_DIR, setupE2E } from "../../dev/e2e";
+import { vaultRequest } from "../../dev/services";
+import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../../dev/state-audit";
 
 let e: E2E;
 const roster = YAML.parse(fs.readFileSync(path.join(PROJECT_DIR, "roster.example.yaml"), "utf8"));

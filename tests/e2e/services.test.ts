@@ -1,4 +1,4 @@
-// Smoke test for the dev services (tests/lib/services.ts):
+// Smoke test for the dev services (dev/services.ts):
 //   node --require ts-node/register/transpile-only --test tests/e2e/services.test.ts
 // Fails (never skips) when the offline toolchain is missing.
 
@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { requireToolchain, startForgejo, startVault, vaultRequest, ForgejoServer, VaultServer } from "../lib/services";
+import { requireToolchain, startForgejo, startVault, vaultRequest, ForgejoServer, VaultServer } from "../../dev/services";
 
 test("dev services: Vault KV v2 round trip and a Forgejo repo collaborator", { timeout: 240_000 }, async (t) => {
-  // Throws "... run `scripts/dev/toolchain build` ..." when a binary is missing.
+  // Throws "... run `dev/toolchain build` ..." when a binary is missing.
   requireToolchain();
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-services-"));

@@ -13,7 +13,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../lib/state-audit";
+import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../../dev/state-audit";
 
 const ROOT = path.resolve(__dirname, "../..");
 let env: NodeJS.ProcessEnv = {};
@@ -60,14 +60,14 @@ function project(name: string) {
 
 before(() => {
   // Fail (never skip) without the CLI: it is part of the offline toolchain.
-  const tc = spawnSync("bash", [path.join(ROOT, "scripts/dev/toolchain"), "env"], { encoding: "utf8" });
+  const tc = spawnSync("bash", [path.join(ROOT, "dev/toolchain"), "env"], { encoding: "utf8" });
   env = { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true" };
   for (const line of tc.stdout.split("\n")) {
     const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
     if (m) env[m[1]] = m[2].replace(/\$PATH/g, process.env.PATH ?? "");
   }
   const v = spawnSync("pulumi", ["version"], { env, encoding: "utf8" });
-  assert.equal(v.status, 0, "no Pulumi CLI: build it with bash scripts/dev/toolchain build pulumi");
+  assert.equal(v.status, 0, "no Pulumi CLI: build it with bash dev/toolchain build pulumi");
 });
 
 for (const leak of [true, false]) {

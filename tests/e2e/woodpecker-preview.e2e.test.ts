@@ -17,7 +17,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { E2E, PROJECT_DIR, setupE2E } from "./lib";
+import { E2E, PROJECT_DIR, setupE2E } from "../../dev/e2e";
 import { GIT_ENV, loadWorkflows, runWorkflow, snapshotRepo } from "../fixtures/woodpecker";
 
 let e: E2E;

@@ -63,7 +63,7 @@ before(async () => {
   adminWork = path.join(tmp("admin"), "w");
   gitOk(["clone", "-q", authUrl(g.f, g.f.adminUser, g.f.adminPassword), adminWork]);
   const crypt = run("git-crypt", ["init"], { cwd: adminWork });
-  assert.equal(crypt.code, 0, `git-crypt is needed (apt-get install git-crypt; scripts/dev/setup installs it): ${crypt.out}`);
+  assert.equal(crypt.code, 0, `git-crypt is needed (apt-get install git-crypt; dev/setup installs it): ${crypt.out}`);
   fs.writeFileSync(path.join(adminWork, ".gitattributes"), "secrets/** filter=git-crypt diff=git-crypt\n");
   fs.mkdirSync(path.join(adminWork, "secrets"));
   fs.writeFileSync(path.join(adminWork, "secrets/vault.txt"), "PLAINTEXT-SECRET-ONE\n");
@@ -172,7 +172,7 @@ test("the refresh fast-forwards ~/code over HTTP with the stored token; encrypte
   gitOk(["commit", "-qam", "rotate the secret"], { cwd: adminWork });
   gitOk(["push", "-q", "origin", "master"], { cwd: adminWork });
   const head = gitOk(["rev-parse", "HEAD"], { cwd: adminWork });
-  const r = u.sh(`bash ${path.join(ROOT, "scripts/workstations-refresh-clone")} ~/code`);
+  const r = u.sh(`bash ${path.join(ROOT, "scripts/agents/workstations-refresh-clone")} ~/code`);
   assert.equal(r.code, 0, r.out);
   assert.match(r.stderr, /master fast-forwarded to forgejo\/master/);
   assert.equal(u.sh("git -C ~/code rev-parse HEAD").stdout.trim(), head);

@@ -1,5 +1,5 @@
 /**
- * Shared by the Forgejo suites: the real Gitea from tests/lib/services.ts (a private infra repo
+ * Shared by the Forgejo suites: the real Gitea from dev/services.ts (a private infra repo
  * so anonymous git is refused), git over HTTP, the real Pulumi CLI with a file backend, and
  * throwaway unix users for the scripts that run "as the user".
  */
@@ -9,7 +9,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ForgejoServer, ForgejoUser, requireToolchain, startForgejo } from "../lib/services";
+import { ForgejoServer, ForgejoUser, requireToolchain, startForgejo } from "../../dev/services";
 
 export const ROOT = path.resolve(__dirname, "../..");
 
@@ -28,7 +28,7 @@ export function tmp(prefix: string): string {
 
 /** The offline toolchain's environment (PATH with pulumi, PULUMI_HOME, …); fails without the CLI. */
 export function cliEnv(): NodeJS.ProcessEnv {
-  const tc = spawnSync("bash", [path.join(ROOT, "scripts/dev/toolchain"), "env"], { encoding: "utf8" });
+  const tc = spawnSync("bash", [path.join(ROOT, "dev/toolchain"), "env"], { encoding: "utf8" });
   const env: NodeJS.ProcessEnv = { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true" };
   for (const line of tc.stdout.split("\n")) {
     const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
@@ -38,7 +38,7 @@ export function cliEnv(): NodeJS.ProcessEnv {
   delete env.FORGEJO_ADMIN_USER;
   delete env.FORGEJO_ADMIN_PASSWORD;
   const v = spawnSync("pulumi", ["version"], { env, encoding: "utf8" });
-  assert.equal(v.status, 0, "no Pulumi CLI: build it with bash scripts/dev/toolchain build pulumi");
+  assert.equal(v.status, 0, "no Pulumi CLI: build it with bash dev/toolchain build pulumi");
   return env;
 }
 

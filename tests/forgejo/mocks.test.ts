@@ -1,5 +1,5 @@
 /**
- * The whole program under Pulumi mocks (tests/lib/mocks.ts) with the Forgejo config keys: which
+ * The whole program under Pulumi mocks (dev/mocks.ts) with the Forgejo config keys: which
  * user gets which Forgejo resource (decided by the plan only), the config errors, the
  * preflight's place (before any resource), and a property test: every whitelisted user is a
  * write collaborator (or the repo's owner).
@@ -14,8 +14,8 @@ import { setForgejoPreflightForTests } from "../../components/forgejo";
 import { PreflightInput } from "../../components/forgejo/api";
 import { planRoster } from "../../components/plan";
 import { parseRoster } from "../../components/roster/load";
-import { Captured, commands, FORGEJO_PASSWORD_MARKER, readExampleRoster, redactSecrets, runProgram, setResourceHook, unsecret } from "../lib/mocks";
-import { ed25519Key } from "../lib/sshkeys";
+import { Captured, commands, FORGEJO_PASSWORD_MARKER, readExampleRoster, redactSecrets, runProgram, setResourceHook, unsecret } from "../../dev/mocks";
+import { ed25519Key } from "../../dev/sshkeys";
 
 const T = "pulumi-nodejs:dynamic/forgejo";
 const TOKEN_MARKER = "S3CR3T-FORGEJO-TOKEN-0123456789abcdef";

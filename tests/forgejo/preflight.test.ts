@@ -10,7 +10,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { freePort } from "../lib/services";
+import { freePort } from "../../dev/services";
 import { cliEnv, Gitea, ROOT, run, Run, startGitea, tmp } from "./lib";
 
 let g: Gitea;

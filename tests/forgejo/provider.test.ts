@@ -1,7 +1,7 @@
 /**
  * The Forgejo dynamic provider (components/forgejo) under the REAL Pulumi CLI (v3.259.0 from
  * the offline toolchain; a dynamic provider needs no resource plugin) against the real Gitea
- * 1.26.3 from tests/lib/services.ts. A small project uses a copy of components/forgejo (so a
+ * 1.26.3 from dev/services.ts. A small project uses a copy of components/forgejo (so a
  * code change can be made to it): create, a no-op up, a whitelist change that updates only the
  * protection, drift made by hand found by refresh and put back by up, token rotation, suspend,
  * a provider code change (update, never replace) and then delete with the code in the state,
@@ -11,7 +11,7 @@ import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../lib/state-audit";
+import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../../dev/state-audit";
 import { authUrl, Gitea, git, project, Project, ROOT, startGitea, stateResources, summary, tmp } from "./lib";
 
 const PROGRAM = `import * as pulumi from "@pulumi/pulumi";

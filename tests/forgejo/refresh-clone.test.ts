@@ -1,5 +1,5 @@
 /**
- * scripts/workstations-refresh-clone on real git clones in temp dirs (a local bare repo as
+ * scripts/agents/workstations-refresh-clone on real git clones in temp dirs (a local bare repo as
  * the remote; the same script over HTTP with a token is in git.test.ts): it fast-forwards a
  * clean clone on master, and leaves alone, each with its own warning, a dirty clone, a clone
  * on another branch, a diverged one, one ahead of its upstream, one without an upstream; it
@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { git, gitOk, ROOT, run, tmp } from "./lib";
 
-const SCRIPT = path.join(ROOT, "scripts/workstations-refresh-clone");
+const SCRIPT = path.join(ROOT, "scripts/agents/workstations-refresh-clone");
 
 interface Fixture {
   remote: string;

@@ -5,7 +5,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import { after, before, describe, test } from "node:test";
 
-import { boot, createHost, destroyHost, isRunning, reboot, run, type TestHost } from "./lib/testhost";
+import { boot, createHost, destroyHost, isRunning, reboot, run, type TestHost } from "../../dev/testhost/testhost";
 
 /** Units allowed to be failed on this host. None today: any failure is a regression. */
 const EXPECTED_FAILED_UNITS = new Set<string>();

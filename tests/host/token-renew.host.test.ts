@@ -16,12 +16,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { shq } from "../../components/scripts/shell";
-import { capture, MiniEngine } from "../lib/engine";
-import { setResourceHook } from "../lib/mocks";
-import { startVault, vaultRequest, VaultServer } from "../lib/services";
-import { FakeAnthropicOAuth, startFakeAnthropic } from "../fakes/anthropic-oauth";
-import { FakeSlack, startFakeSlack } from "../fakes/slack";
-import { boot, createHost, destroyHost, run, TestHost } from "./lib/testhost";
+import { capture, MiniEngine } from "../../dev/engine";
+import { setResourceHook } from "../../dev/mocks";
+import { startVault, vaultRequest, VaultServer } from "../../dev/services";
+import { FakeAnthropicOAuth, startFakeAnthropic } from "../../dev/fakes/anthropic-oauth";
+import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
+import { boot, createHost, destroyHost, run, TestHost } from "../../dev/testhost/testhost";
 
 let h: TestHost;
 let vault: VaultServer;

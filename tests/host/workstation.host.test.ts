@@ -9,8 +9,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { capture, changes, CommandSpec, MiniEngine } from "../lib/engine";
-import { boot, createHost, destroyHost, run, TestHost } from "./lib/testhost";
+import { capture, changes, CommandSpec, MiniEngine } from "../../dev/engine";
+import { boot, createHost, destroyHost, run, TestHost } from "../../dev/testhost/testhost";
 import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
 
 let h: TestHost;

@@ -6,8 +6,8 @@
  * retainOnDelete one would only leave the state. The manifests are the exact inputs captured
  * under mocks; the real engine runs the same resources in engine.test.ts.
  */
-import { Captured, unsecret } from "../lib/mocks";
-import type { KubeServer } from "../lib/services";
+import { Captured, unsecret } from "../../dev/mocks";
+import type { KubeServer } from "../../dev/services";
 
 export interface KubeObject {
   name: string;

@@ -10,14 +10,14 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { readExampleRoster } from "../lib/mocks";
-import { KubeServer, startKube } from "../lib/services";
-import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../lib/state-audit";
+import { readExampleRoster } from "../../dev/mocks";
+import { KubeServer, startKube } from "../../dev/services";
+import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../../dev/state-audit";
 import { kubeSkip } from "./lib";
 
 const REPO = path.resolve(__dirname, "../..");
 const env: NodeJS.ProcessEnv = { ...process.env };
-for (const line of execFileSync("bash", [path.join(REPO, "scripts/dev/toolchain"), "env"], { encoding: "utf8" }).split("\n")) {
+for (const line of execFileSync("bash", [path.join(REPO, "dev/toolchain"), "env"], { encoding: "utf8" }).split("\n")) {
   const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
   if (m) env[m[1]] = m[2].replace(/\$PATH/g, process.env.PATH ?? "");
 }
@@ -25,7 +25,7 @@ const pluginDir = path.join(env.PULUMI_HOME ?? "", "plugins");
 const havePlugin = fs.existsSync(pluginDir) && fs.readdirSync(pluginDir).some((d) => /^resource-kubernetes-v/.test(d));
 const havePulumi = fs.existsSync(path.join(env.WORKSTATIONS_TOOLCHAIN_BIN ?? "", "pulumi"));
 const skip = kubeSkip() ?? (havePlugin && havePulumi ? undefined : process.env.CI === "true" ? undefined
-  : "SKIPPED (not under CI): the pulumi CLI or the kubernetes resource plugin is missing: bash scripts/dev/toolchain build pulumi kubernetes-provider");
+  : "SKIPPED (not under CI): the pulumi CLI or the kubernetes resource plugin is missing: bash dev/toolchain build pulumi kubernetes-provider");
 
 let kube: KubeServer;
 let work: string;

@@ -2,7 +2,7 @@
  * Shared by the Kubernetes suites: whether they can run (the toolchain's kube part), and the
  * rule that under CI=true a missing binary FAILS (never a quiet skip).
  */
-import { ToolchainMissingError, requireKubeToolchain } from "../lib/services";
+import { ToolchainMissingError, requireKubeToolchain } from "../../dev/services";
 
 /** undefined when the kube binaries are present; a skip reason otherwise (throws under CI=true). */
 export function kubeSkip(): string | undefined {

@@ -1,11 +1,11 @@
-// The Kubernetes part of the program under Pulumi mocks (tests/lib/mocks.ts runProgram):
+// The Kubernetes part of the program under Pulumi mocks (dev/mocks.ts runProgram):
 // which objects exist for which roster user and state, their exact RBAC, the resource
 // options that keep tenants' namespaces, the kubeconfig, and the config keys.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as YAML from "yaml";
-import { Captured, readExampleRoster, runProgram, unsecret } from "../lib/mocks";
+import { Captured, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
 import { unwrapScript } from "../../components/scripts/shell";
 import { KUBECONFIG_HEADER_PREFIX } from "../../components/scripts/kubeconfig";
 import { recordedOptions, KUBE_CONFIG, TEST_CA } from "./fixtures";

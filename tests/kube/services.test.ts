@@ -1,4 +1,4 @@
-// The test control plane itself (tests/lib/services.ts startKube): etcd + kube-apiserver +
+// The test control plane itself (dev/services.ts startKube): etcd + kube-apiserver +
 // kube-controller-manager from the toolchain, a fake OIDC issuer, RBAC. Under CI=true a
 // missing binary fails these tests.
 import { after, before, test } from "node:test";
@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { KubeServer, startKube } from "../lib/services";
+import { KubeServer, startKube } from "../../dev/services";
 import { kubeSkip } from "./lib";
 
 const skip = kubeSkip();

@@ -1,5 +1,5 @@
 /**
- * scripts/tmux-persist.mjs against real tmux servers of real (throwaway) local users.
+ * scripts/agents/tmux-persist.mjs against real tmux servers of real (throwaway) local users.
  *
  * Needs root: it creates users wst<tag>{a,b,c,d} with useradd (removed in after(), also on
  * failure or Ctrl-C), runs the users' own tmux servers on their default sockets
@@ -15,7 +15,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import * as L from "./lib";
+import * as L from "../../dev/tmux";
 
 const skip = L.cannotRun();
 

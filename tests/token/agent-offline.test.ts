@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FakeAnthropicOAuth, startFakeAnthropic } from '../fakes/anthropic-oauth';
-import { FakeSlack, startFakeSlack } from '../fakes/slack';
-import { AgentEnv, deadAddr, describeRun, EXIT, findLeaks, REPO, sleep, tmpdir } from './helpers';
+import { FakeAnthropicOAuth, startFakeAnthropic } from '../../dev/fakes/anthropic-oauth';
+import { FakeSlack, startFakeSlack } from '../../dev/fakes/slack';
+import { AgentEnv, deadAddr, describeRun, EXIT, findLeaks, REPO, sleep, tmpdir } from '../../dev/token';
 
 let oauth: FakeAnthropicOAuth;
 let slack: FakeSlack;
@@ -204,7 +204,7 @@ test('units: claude-token-renew@.service and .timer pass systemd-analyze verify'
 });
 
 test('the agent is plain Node ESM with no dependencies', () => {
-  const src = fs.readFileSync(path.join(REPO, 'scripts', 'claude-token-renew.mjs'), 'utf8');
+  const src = fs.readFileSync(path.join(REPO, 'scripts', 'agents', 'claude-token-renew.mjs'), 'utf8');
   assert.match(src, /^#!\/usr\/bin\/env node\n\/\/ @ts-check/);
   const imports = [...src.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
   assert.ok(imports.length > 0);

@@ -3,12 +3,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FakeAnthropicOAuth, FailMode, startFakeAnthropic } from '../fakes/anthropic-oauth';
-import { FakeSlack, startFakeSlack } from '../fakes/slack';
+import { FakeAnthropicOAuth, FailMode, startFakeAnthropic } from '../../dev/fakes/anthropic-oauth';
+import { FakeSlack, startFakeSlack } from '../../dev/fakes/slack';
 import {
   addVaultUser, AgentEnv, AppRoleCred, deadAddr, describeRun, EXIT, findLeaks, readVaultSecret, setupVaultLayout, sha256,
   startRealVault, tmpdir, VaultHandle, vaultApi, VaultProxy,
-} from './helpers';
+} from '../../dev/token';
 
 let vault: VaultHandle;
 let dir: string;

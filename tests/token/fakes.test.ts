@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startFakeAnthropic } from '../fakes/anthropic-oauth';
-import { startFakeSlack } from '../fakes/slack';
-import { claudeStandInRefresh, tmpdir } from './helpers';
+import { startFakeAnthropic } from '../../dev/fakes/anthropic-oauth';
+import { startFakeSlack } from '../../dev/fakes/slack';
+import { claudeStandInRefresh, tmpdir } from '../../dev/token';
 
 async function refresh(url: string, clientId: string, token: string, form = false): Promise<{ status: number; json: any; headers: Headers }> {
   const body = form ? new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, client_id: clientId }).toString() : JSON.stringify({ grant_type: 'refresh_token', refresh_token: token, client_id: clientId });

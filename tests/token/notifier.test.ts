@@ -1,13 +1,13 @@
-// The root-side alert notifier (scripts/workstations-alert.mjs) behind an emulation of its
-// Accept=yes socket (tests/token/helpers.ts AlertSocket), with the fake Slack. No Vault needed.
+// The root-side alert notifier (scripts/agents/workstations-alert.mjs) behind an emulation of its
+// Accept=yes socket (dev/token.ts AlertSocket), with the fake Slack. No Vault needed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadBundle } from '../../components/bundle';
-import { FakeSlack, startFakeSlack } from '../fakes/slack';
-import { AlertSocket, AlertSocketOptions, deadAddr, findLeaks, NODE, NOTIFIER, REPO, RunResult, sendToAlertSocket, tmpdir } from './helpers';
+import { FakeSlack, startFakeSlack } from '../../dev/fakes/slack';
+import { AlertSocket, AlertSocketOptions, deadAddr, findLeaks, NODE, NOTIFIER, REPO, RunResult, sendToAlertSocket, tmpdir } from '../../dev/token';
 
 let slack: FakeSlack;
 let dir: string;

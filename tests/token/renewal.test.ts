@@ -3,12 +3,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FakeAnthropicOAuth, startFakeAnthropic } from '../fakes/anthropic-oauth';
-import { FakeSlack, startFakeSlack } from '../fakes/slack';
+import { FakeAnthropicOAuth, startFakeAnthropic } from '../../dev/fakes/anthropic-oauth';
+import { FakeSlack, startFakeSlack } from '../../dev/fakes/slack';
 import {
   addVaultUser, AgentEnv, claudeStandInRefresh, describeRun, EXIT, findLeaks, readVaultSecret, setupVaultLayout, sha256,
   sleep, startRealVault, tmpdir, VaultHandle, vaultApi, VaultProxy, writeVaultSecret,
-} from './helpers';
+} from '../../dev/token';
 
 let vault: VaultHandle;
 let dir: string;

@@ -3,11 +3,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { FakeAnthropicOAuth, startFakeAnthropic } from '../fakes/anthropic-oauth';
+import { FakeAnthropicOAuth, startFakeAnthropic } from '../../dev/fakes/anthropic-oauth';
 import {
   addVaultUser, AgentEnv, AppRoleCred, appRoleLogin, describeRun, EXIT, findLeaks, policyHcl, readVaultSecret,
   setupVaultLayout, startRealVault, tmpdir, VaultHandle, vaultApi, VaultProxy,
-} from './helpers';
+} from '../../dev/token';
 
 let vault: VaultHandle;
 let dir: string;

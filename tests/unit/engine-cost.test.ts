@@ -12,7 +12,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
 import { syntheticRoster } from "../../bench/eval";
-import { Captured, PROJECT_DIR, readExampleRoster, runProgram, unsecret } from "../lib/mocks";
+import { Captured, PROJECT_DIR, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
 
 /** Serialized inputs of one user's resources, in bytes (mocks: plain values, no ciphertext). */
 export const INPUT_BUDGET_PER_USER = 6 * 1024;

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { checkBundlePath, loadBundle } from "../../components/bundle";
 import { preflightScript } from "../../components/scripts/host";
 import { remoteScript, unwrapScript } from "../../components/scripts/shell";
-import { PROJECT_DIR } from "../lib/mocks";
+import { PROJECT_DIR } from "../../dev/mocks";
 
 test("remoteScript refuses a name that would end its comment line (newline, CR, quote, NUL)", () => {
   for (const bad of ["a\nrm -rf /", "a\rb", "it's", "a\0b", "x\u2028y", ""]) assert.throws(() => remoteScript(bad, "true"), /unsafe script name/, JSON.stringify(bad));
@@ -22,9 +22,10 @@ test("the bundle refuses file names with newlines, spaces, quotes or leading dot
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bundle-"));
   fs.cpSync(path.join(PROJECT_DIR, "config"), path.join(root, "config"), { recursive: true });
   fs.mkdirSync(path.join(root, "scripts/units"), { recursive: true });
-  fs.writeFileSync(path.join(root, "scripts/ok.mjs"), "");
+  fs.mkdirSync(path.join(root, "scripts/agents"), { recursive: true });
+  fs.writeFileSync(path.join(root, "scripts/agents/ok.mjs"), "");
   assert.equal(loadBundle(root).files.filter((f) => f.path === "/usr/local/lib/workstations/ok.mjs").length, 1);
-  for (const [where, name] of [["scripts", "evil\necho pwned"], ["scripts", "two words"], ["scripts/units", "x'y.service"], ["config/claude-base/rules", ".hidden"]] as const) {
+  for (const [where, name] of [["scripts/agents", "evil\necho pwned"], ["scripts/agents", "two words"], ["scripts/units", "x'y.service"], ["config/claude-base/rules", ".hidden"]] as const) {
     const f = path.join(root, where, name);
     fs.writeFileSync(f, "");
     assert.throws(() => loadBundle(root), (e: Error) => e.message.includes("refusing to ship") && e.message.includes(JSON.stringify(name).slice(1, -1)), `${where}/${JSON.stringify(name)}`);
@@ -42,7 +43,7 @@ test("the preflight's input is the set of roster shells only (onboarding with a 
 
 test("tmux-persist resolves what root runs from root's fixed PATH to root-owned files", async () => {
   const load = new Function("p", "return import(p)") as (p: string) => Promise<any>;
-  const m = await load(path.join(PROJECT_DIR, "scripts/tmux-persist.mjs"));
+  const m = await load(path.join(PROJECT_DIR, "scripts/agents/tmux-persist.mjs"));
   assert.deepEqual([...m.ROOT_PATH], ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]);
   assert.deepEqual(Object.keys(m.ROOT_ENV).sort(), ["LANG", "LC_ALL", "PATH"]);
   for (const n of ["tmux", "env", "getent"]) {
@@ -55,7 +56,7 @@ test("tmux-persist resolves what root runs from root's fixed PATH to root-owned 
   assert.throws(() => m.trustedBin("no-such-program-ws"), /not found in root's PATH/);
   assert.throws(() => m.trustedBin("../bin/sh"), /not a program name/);
   // every spawn in the script goes through trustedBin (or a command built from it)
-  const src = fs.readFileSync(path.join(PROJECT_DIR, "scripts/tmux-persist.mjs"), "utf8");
+  const src = fs.readFileSync(path.join(PROJECT_DIR, "scripts/agents/tmux-persist.mjs"), "utf8");
   const spawns = [...src.matchAll(/spawnSync\(([^,]+),/g)].map((x) => x[1].trim());
   assert.ok(spawns.length >= 3, String(spawns));
   for (const s of spawns) assert.ok(/^trustedBin\(/.test(s) || s === "cmd[0]", `spawnSync(${s}, ...) does not use trustedBin`);

@@ -1,5 +1,5 @@
 /**
- * The notify step against the fake Slack (tests/fakes/slack.ts): who gets announced, what the
+ * The notify step against the fake Slack (dev/fakes/slack.ts): who gets announced, what the
  * message says, Slack failures, and that a failing notify never changes the deploy's status
  * (the deploy workflow's own steps run through the stand-in agent, with a stub `pulumi`).
  */
@@ -11,7 +11,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { FakeSlack, startFakeSlack } from "../fakes/slack";
+import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
 import { run } from "../../tools/notify-nonadmin-push";
 import { loadWorkflows, runWorkflow } from "../fixtures/woodpecker";
 

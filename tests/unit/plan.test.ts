@@ -5,8 +5,8 @@ import * as YAML from "yaml";
 import { DEFAULT_PROFILES, planRoster, USERS_GROUP } from "../../components/plan";
 import { parseRoster } from "../../components/roster/load";
 import { Roster } from "../../components/roster/schema";
-import { readExampleRoster } from "../lib/mocks";
-import { ed25519Key } from "../lib/sshkeys";
+import { readExampleRoster } from "../../dev/mocks";
+import { ed25519Key } from "../../dev/sshkeys";
 
 const example = () => parseRoster(readExampleRoster(), "roster.example.yaml").roster!;
 // One key per generated user: a roster refuses the same key on two users.

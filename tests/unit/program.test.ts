@@ -5,7 +5,7 @@ import * as YAML from "yaml";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { commands, PROJECT_DIR, readExampleRoster, redactSecrets, runProgram, SECRET_ID_MARKER, TEST_HOST_KEY, unsecret } from "../lib/mocks";
+import { commands, PROJECT_DIR, readExampleRoster, redactSecrets, runProgram, SECRET_ID_MARKER, TEST_HOST_KEY, unsecret } from "../../dev/mocks";
 
 function editRoster(text: string, edit: (doc: any) => void): string {
   const doc = YAML.parse(text);

@@ -14,10 +14,10 @@ import { loadRoster, parseRoster, RosterError } from "../../components/roster/lo
 import {
   ADDON_NAMESPACES, ALLOWED_SYSTEM_GROUPS, calendarDateProblem, isSshPublicKey, parseSshPublicKey, SYSTEM_GROUPS, todayUtc,
 } from "../../components/roster/schema";
-import { readExampleRoster } from "../lib/mocks";
+import { readExampleRoster } from "../../dev/mocks";
 import {
   ecdsaBlob, ecPoint, ed25519Blob, ed25519Key, keyLine, rsaBlob, skEcdsaBlob, skEd25519Blob, sshMpint, sshString,
-} from "../lib/sshkeys";
+} from "../../dev/sshkeys";
 
 const KEY = readExampleRoster().match(/ssh-ed25519 \S+/)![0];
 /** Line 1-8: viktor, the only admin; line 9 on: `viktorExtra` lines, then `extra`. */

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseRoster } from "../../components/roster/load";
-import { PROJECT_DIR, readExampleRoster } from "../lib/mocks";
+import { PROJECT_DIR, readExampleRoster } from "../../dev/mocks";
 
 const KEY = readExampleRoster().match(/ssh-ed25519 \S+/)![0];
 const base = (extra = "") => `version: 1

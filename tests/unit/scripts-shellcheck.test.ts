@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { unwrapScript } from "../../components/scripts/shell";
 import { HOST_LIB_DIR, hostLibrary, libCommand } from "../../components/scripts/hostLib";
-import { commands, readExampleRoster, runProgram, unsecret } from "../lib/mocks";
+import { commands, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
 import * as YAML from "yaml";
 
 test("every generated remote script and the host library pass shellcheck (and bash -n)", async () => {
@@ -45,7 +45,7 @@ test("every generated remote script and the host library pass shellcheck (and ba
     assert.equal(n.status, 0, `${f}: ${n.stderr}`);
   }
   const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "bash", ...files], { encoding: "utf8" });
-  assert.equal(sc.error, undefined, "shellcheck must be installed (bash scripts/dev/setup)");
+  assert.equal(sc.error, undefined, "shellcheck must be installed (bash dev/setup)");
   assert.equal(sc.status, 0, sc.stdout);
 });
 

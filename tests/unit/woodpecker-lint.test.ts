@@ -238,7 +238,7 @@ test("every step's commands, as the agent's /bin/sh -e script, pass shellcheck",
       files.push(f);
     }
   const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", ...files], { encoding: "utf8" });
-  assert.equal(sc.error, undefined, "shellcheck must be installed (bash scripts/dev/setup)");
+  assert.equal(sc.error, undefined, "shellcheck must be installed (bash dev/setup)");
   assert.equal(sc.status, 0, sc.stdout + sc.stderr);
   fs.rmSync(dir, { recursive: true, force: true });
 });

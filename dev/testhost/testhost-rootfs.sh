@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the cached Debian bookworm base rootfs for the systemd-nspawn test host.
-# Called by tests/host/lib/testhost.ts (ensureRootfs); safe to run by hand.
+# Called by dev/testhost/testhost.ts (ensureRootfs); safe to run by hand.
 #
 # usage: testhost-rootfs.sh FINAL_DIR PACKAGES MIRROR
 #   FINAL_DIR  the rootfs to produce, e.g. ~/.cache/workstations/rootfs/bookworm-0123abcd

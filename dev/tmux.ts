@@ -9,8 +9,8 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-export const ROOT = path.resolve(__dirname, "..", "..");
-export const SCRIPT = path.join(ROOT, "scripts", "tmux-persist.mjs");
+export const ROOT = path.resolve(__dirname, "..");
+export const SCRIPT = path.join(ROOT, "scripts", "agents", "tmux-persist.mjs");
 export const FAKE_CLAUDE = path.join(ROOT, "tests", "tmux", "fake-claude");
 
 export interface TUser {

@@ -8,12 +8,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { LocalWorkspace, Stack, EngineEvent, OpType } from "@pulumi/pulumi/automation";
-import { boot, createHost, destroyHost, run, TestHost } from "../host/lib/testhost";
-import { cacheDir, startVault, VaultServer } from "../lib/services";
-import { loadToolchainEnv } from "../../tools/toolchain-env";
-import type { AuditOptions } from "../lib/state-audit";
+import { boot, createHost, destroyHost, run, TestHost } from "./testhost/testhost";
+import { cacheDir, startVault, VaultServer } from "./services";
+import { loadToolchainEnv } from "./toolchain-env";
+import type { AuditOptions } from "./state-audit";
 
-export const PROJECT_DIR = path.resolve(__dirname, "../..");
+export const PROJECT_DIR = path.resolve(__dirname, "..");
 /** Files and dirs of the project the engine needs. */
 const PROJECT_FILES = ["Pulumi.yaml", "index.ts", "tsconfig.json", "tsconfig.pulumi.json", "package.json", "components", "config", "scripts"];
 
@@ -23,7 +23,7 @@ export interface E2E {
   vault: VaultServer;
   stack: Stack;
   secrets: string[];
-  /** How to read the state as an attacker holding it would (tests/lib/state-audit.ts). */
+  /** How to read the state as an attacker holding it would (dev/state-audit.ts). */
   audit: AuditOptions;
   writeRoster(doc: unknown): void;
   sh(cmd: string): Promise<string>;

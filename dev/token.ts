@@ -11,13 +11,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { ClaudeAiOauth, FakeAnthropicOAuth } from '../fakes/anthropic-oauth';
-import type { FakeSlack } from '../fakes/slack';
-import { startVault } from '../lib/services';
+import type { ClaudeAiOauth, FakeAnthropicOAuth } from './fakes/anthropic-oauth';
+import type { FakeSlack } from './fakes/slack';
+import { startVault } from './services';
 
-export const REPO = path.resolve(__dirname, '..', '..');
-export const AGENT = path.join(REPO, 'scripts', 'claude-token-renew.mjs');
-export const NOTIFIER = path.join(REPO, 'scripts', 'workstations-alert.mjs');
+export const REPO = path.resolve(__dirname, '..');
+export const AGENT = path.join(REPO, 'scripts', 'agents', 'claude-token-renew.mjs');
+export const NOTIFIER = path.join(REPO, 'scripts', 'agents', 'workstations-alert.mjs');
 export const CONTRACTS = path.join(REPO, 'docs', 'CONTRACTS.md');
 /** Node used to run the agent: the host has Debian's Node 18; set TOKEN_RENEW_NODE to test with it. */
 export const NODE = process.env.TOKEN_RENEW_NODE || process.execPath;
@@ -39,8 +39,8 @@ export interface VaultHandle {
 
 /**
  * A real Vault-API server (OpenBao dev server, or Vault) from the offline toolchain, via
- * tests/lib/services.ts. Never skips: without the toolchain it throws ToolchainMissingError,
- * which tells you to run `scripts/dev/toolchain build`.
+ * dev/services.ts. Never skips: without the toolchain it throws ToolchainMissingError,
+ * which tells you to run `dev/toolchain build`.
  */
 export async function startRealVault(dir: string): Promise<VaultHandle> {
   const v = await startVault({ dir });
@@ -213,7 +213,7 @@ export class VaultProxy {
 
 // ------------------------------------------------------------------------------------------
 // The alert socket: what workstations-alert.socket (Accept=yes) + workstations-alert@.service
-// do on the host, emulated. Per connection the REAL notifier (scripts/workstations-alert.mjs)
+// do on the host, emulated. Per connection the REAL notifier (scripts/agents/workstations-alert.mjs)
 // is spawned with the connection as its stdin and stdout, the instance name
 // `<n>-<peer pid>-<peer uid>` as `--instance` (the unit passes %i the same way) and
 // $CREDENTIALS_DIRECTORY holding `slack-webhook`. Node cannot read SO_PEERCRED, so the peer

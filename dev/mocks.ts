@@ -7,7 +7,7 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 
-export const PROJECT_DIR = path.resolve(__dirname, "../..");
+export const PROJECT_DIR = path.resolve(__dirname, "..");
 export const SECRET_KEY_MARKER = "-----BEGIN OPENSSH PRIVATE KEY-----\nS3CR3T-MARKER-b64-not-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
 export const VAULT_TOKEN_MARKER = "hvs.S3CR3T-VAULT-TOKEN-MARKER";
 export const SLACK_MARKER = "https://hooks.slack.test/services/S3CR3T-SLACK-MARKER";
@@ -78,7 +78,7 @@ export function baseConfig(rosterFile: string): Record<string, string> {
 }
 
 /** Builds the program (components/program.ts) with the given roster and config; returns captured resources. */
-export async function runProgram(opts: RunOptions): Promise<{ resources: Captured[]; program: import("../../components/program").Program }> {
+export async function runProgram(opts: RunOptions): Promise<{ resources: Captured[]; program: import("../components/program").Program }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-mock-"));
   const rosterFile = path.join(dir, "roster.yaml");
   fs.writeFileSync(rosterFile, opts.roster);
@@ -90,8 +90,8 @@ export async function runProgram(opts: RunOptions): Promise<{ resources: Capture
   }
   pulumi.runtime.setAllConfig(cfg, ["workstations:sshPrivateKey", "workstations:vaultToken", "workstations:slackWebhook", "workstations:forgejoAdminPassword"]);
   captured = [];
-  const { loadConfig } = await import("../../components/config");
-  const { buildProgram } = await import("../../components/program");
+  const { loadConfig } = await import("../components/config");
+  const { buildProgram } = await import("../components/program");
   const program = buildProgram(loadConfig(new pulumi.Config("workstations")), PROJECT_DIR);
   await settle(program);
   const resources = captured;
@@ -99,7 +99,7 @@ export async function runProgram(opts: RunOptions): Promise<{ resources: Capture
   return { resources, program };
 }
 
-async function settle(p: import("../../components/program").Program): Promise<void> {
+async function settle(p: import("../components/program").Program): Promise<void> {
   const outs: pulumi.Output<unknown>[] = [
     ...p.host.ready.map((r) => r.urn),
     ...p.workstations.flatMap((w) => [...w.ready.map((r) => r.urn), w.urn]),

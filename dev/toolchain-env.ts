@@ -1,5 +1,5 @@
 /**
- * Puts the offline toolchain on PATH (what `scripts/dev/toolchain env` prints) and checks
+ * Puts the offline toolchain on PATH (what `dev/toolchain env` prints) and checks
  * that what the engine needs to run this program is there: the CLI, the nodejs language
  * host, the command and vault resource plugins, and a Vault server. Throws, naming what is
  * missing and how to build it. Used by the sandbox and the engine e2e suite.
@@ -11,7 +11,7 @@ import * as path from "path";
 const ROOT = path.resolve(__dirname, "..");
 
 export function loadToolchainEnv(): void {
-  const out = execFileSync("bash", [path.join(ROOT, "scripts/dev/toolchain"), "env"], { encoding: "utf8" });
+  const out = execFileSync("bash", [path.join(ROOT, "dev/toolchain"), "env"], { encoding: "utf8" });
   for (const line of out.split("\n")) {
     const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
     if (m) process.env[m[1]] = m[2].replace(/\$PATH/g, process.env.PATH ?? "");
@@ -29,7 +29,7 @@ export function loadToolchainEnv(): void {
   if (missing.length)
     throw new Error(
       `the engine needs the offline toolchain; missing: ${missing.join(", ")}. ` +
-        "Build it with: bash scripts/dev/toolchain build (why a part is missing: bash scripts/dev/toolchain status). " +
+        "Build it with: bash dev/toolchain build (why a part is missing: bash dev/toolchain status). " +
         "On a machine with internet, `npm install pulumi` provides the CLI and the engine downloads the plugins.",
     );
 }

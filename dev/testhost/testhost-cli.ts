@@ -1,4 +1,4 @@
-// Command line for the nspawn test host (tests/host/lib/testhost.ts).
+// Command line for the nspawn test host (dev/testhost/testhost.ts).
 //
 //   npm run testhost -- up [name]            create + boot; prints {name, port, dir, privateKeyPath, hostKey}
 //   npm run testhost -- down [name]          kill and remove

@@ -1,6 +1,6 @@
 // Background dev services for `npm run sandbox`:
 //
-//   node --require ts-node/register/transpile-only tests/lib/services-cli.ts start|stop|status
+//   node --require ts-node/register/transpile-only dev/services-cli.ts start|stop|status
 //
 // start  starts the Vault-API dev server and Forgejo (fresh each time) in the background and
 //        prints JSON with their addresses. Tokens and passwords go to 0600 files in the state

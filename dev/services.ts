@@ -1,7 +1,7 @@
 // Dev services for the sandbox and the end-to-end tests: a Vault-API dev server (OpenBao,
 // or HashiCorp Vault where OpenBao cannot be built) and a Forgejo-API server (Forgejo, or
 // the documented Gitea fallback), both from the offline toolchain built by
-// `scripts/dev/toolchain build` into ${WORKSTATIONS_CACHE:-~/.cache/workstations}/toolchain.
+// `dev/toolchain build` into ${WORKSTATIONS_CACHE:-~/.cache/workstations}/toolchain.
 //
 // Secrets (root token, admin password, admin token) never go on a command line: they are
 // passed through the environment or over HTTP, and the CLI wrapper writes them to 0600 files.
@@ -13,7 +13,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 
-export const TOOLCHAIN_HINT = "run `scripts/dev/toolchain build` (or `npm run toolchain`) to build the offline toolchain";
+export const TOOLCHAIN_HINT = "run `dev/toolchain build` (or `npm run toolchain`) to build the offline toolchain";
 
 export class ToolchainMissingError extends Error {
   constructor(what: string, looked: string[]) {
@@ -548,7 +548,7 @@ export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoSe
 // Kubernetes: etcd + kube-apiserver (+ kube-controller-manager) on loopback
 
 import * as https from "node:https";
-import { FakeOidcIssuer } from "../fakes/oidc";
+import { FakeOidcIssuer } from "./fakes/oidc";
 
 export const KUBE_BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"] as const;
 
@@ -631,7 +631,7 @@ export function requireKubeToolchain(): void {
 /**
  * etcd and kube-apiserver on free loopback ports, with a generated CA, a static admin client
  * certificate, a service-account signing key and a structured AuthenticationConfiguration
- * whose JWT authenticator trusts a fake OIDC issuer (tests/fakes/oidc.ts) started here too:
+ * whose JWT authenticator trusts a fake OIDC issuer (dev/fakes/oidc.ts) started here too:
  * username = prefix + the `email` claim, audience = the client id. RBAC is the only
  * authorizer. kube-controller-manager runs the service-account and tokens controllers (the
  * latter fills `kubernetes.io/service-account-token` Secrets) and the namespace controller.
