@@ -16,8 +16,9 @@
  * socket behind when the server exits; at boot systemd-tmpfiles empties /tmp). Times include
  * node start-up of the script (that is what the units pay).
  *
- * "before" is the script of BENCH_BASELINE (a git revision, default HEAD; read with
- * `git show`, run from a temp file). When that script is the working tree's own (or
+ * "before" is the script of BENCH_BASELINE (a git revision, default HEAD; its scripts/
+ * extracted with `git archive` into a temp dir, the single-file layout of before issue 9 or
+ * the scripts/agents tree). When that script is the working tree's own (or
  * BENCH_BASELINE=none), "before" restore is the working tree's script with --per-pane (one
  * tmux call per step, the pre-batching path) and "before" save is not measured. Before and
  * after runs alternate, so load on the machine hits both alike.
@@ -211,6 +212,29 @@ function printTable(cases: CaseResult[], before: string, after: string, beforeRe
   }
 }
 
+/**
+ * The tmux-persist of git revision `rev`, runnable: the revision's scripts/ extracted (git
+ * archive) into `dir`, so that its entry point finds its modules. Either layout: one file
+ * at scripts/tmux-persist.mjs (before issue 9) or the scripts/agents tree. null when it is
+ * the working tree's own (the same files with the same content).
+ */
+function baselineScript(rev: string, dir: string): { script: string; path: string; files: number } | null {
+  fs.mkdirSync(dir, { recursive: true });
+  const tar = path.join(dir, "scripts.tar");
+  const g = spawnSync("git", ["-C", L.ROOT, "archive", "--format=tar", "-o", tar, rev, "scripts"], { encoding: "utf8" });
+  if (g.status !== 0) throw new Error(`BENCH_BASELINE=${rev}: git archive failed: ${g.stderr}`);
+  const x = spawnSync("tar", ["-x", "-f", tar, "-C", dir], { encoding: "utf8" });
+  if (x.status !== 0) throw new Error(`BENCH_BASELINE=${rev}: tar failed: ${x.stderr}`);
+  const rel = ["scripts/agents/tmux-persist.mjs", "scripts/tmux-persist.mjs"].find((r) => fs.existsSync(path.join(dir, r)));
+  if (!rel) throw new Error(`BENCH_BASELINE=${rev}: no tmux-persist.mjs in its scripts/`);
+  const script = path.join(dir, rel);
+  // what each entry point is made of, relative to its own folder
+  const tree = (entry: string) => L.scriptFiles(entry).map((f) => [path.relative(path.dirname(entry), f), fs.readFileSync(f, "utf8")].join("\0")).sort();
+  const files = tree(script);
+  if (JSON.stringify(files) === JSON.stringify(tree(L.SCRIPT))) return null;
+  return { script, path: rel, files: files.length };
+}
+
 function main(): void {
   const why = L.cannotRun();
   if (why) {
@@ -227,14 +251,11 @@ function main(): void {
     let before: Variant | null = null;
     let baselineNote = "";
     if (BASELINE !== "none") {
-      const g = spawnSync("git", ["-C", L.ROOT, "show", `${BASELINE}:scripts/agents/tmux-persist.mjs`], { encoding: "utf8", maxBuffer: 64 << 20 });
-      if (g.status !== 0) throw new Error(`BENCH_BASELINE=${BASELINE}: git show failed: ${g.stderr}`);
-      if (g.stdout !== fs.readFileSync(L.SCRIPT, "utf8")) {
-        const file = path.join(env.base, "baseline-tmux-persist.mjs");
-        fs.writeFileSync(file, g.stdout, { mode: 0o644 });
-        before = { label: "before", script: file, args: [] };
+      const b = baselineScript(BASELINE, path.join(env.base, "baseline"));
+      if (b) {
+        before = { label: "before", script: b.script, args: [] };
         const rev = spawnSync("git", ["-C", L.ROOT, "rev-parse", "--short", BASELINE], { encoding: "utf8" }).stdout.trim();
-        baselineNote = `before = scripts/agents/tmux-persist.mjs of ${BASELINE} (${rev}); after = the working tree`;
+        baselineNote = `before = ${b.path} of ${BASELINE} (${rev}${b.files > 1 ? `, with its ${b.files - 1} modules` : ""}); after = the working tree`;
       }
     }
     const perPane: Variant = { label: "after --per-pane", args: ["--per-pane"] };

@@ -24,6 +24,7 @@ import { accountApplyScript, hostLibInstallScript, hostLibrary, purgeScript } fr
 import { preflightScript } from "../../components/scripts/host";
 import { shq } from "../../components/scripts/shell";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
+import { installAgents } from "../../dev/testhost/agents";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const LEDGER = "/var/lib/workstations/uid-ledger";
@@ -55,7 +56,7 @@ describe("hardening on the systemd host", { timeout: 20 * 60_000 }, () => {
     h = await createHost("hardening");
     await boot(h);
     await sh("install -d -m 0755 /usr/local/lib/workstations /etc/workstations && install -d -m 0700 /var/lib/workstations && install -d -m 0711 /var/lib/tmux-persist");
-    await sh("cat > /usr/local/lib/workstations/tmux-persist.mjs && chmod 0755 /usr/local/lib/workstations/tmux-persist.mjs && ln -sfn /usr/local/lib/workstations/tmux-persist.mjs /usr/local/bin/tmux-persist", fs.readFileSync(path.join(ROOT, "scripts/agents/tmux-persist.mjs"), "utf8"));
+    await installAgents(sh); // scripts/agents as the host component ships it (entry points, modules, links)
     for (const u of ["tmux-persist-restore.service", "tmux-persist-save.service", "tmux-persist-save.timer"])
       await sh(`cat > /etc/systemd/system/${u}`, fs.readFileSync(path.join(ROOT, "scripts/units", u), "utf8"));
     await sh("cat > /usr/local/bin/claude && chmod 0755 /usr/local/bin/claude", fs.readFileSync(path.join(ROOT, "tests/tmux/fake-claude"), "utf8"));

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { boot, createHost, destroyHost, poweroff, run, type TestHost } from "../../dev/testhost/testhost";
+import { installAgents } from "../../dev/testhost/agents";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const UNITS = ["tmux-persist-restore.service", "tmux-persist-save.service", "tmux-persist-save.timer"];
@@ -105,7 +106,7 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
     await boot(h);
     // the script and units, as the host component bundles them (docs/CONTRACTS.md)
     await sh("install -d -m 0755 /usr/local/lib/workstations /etc/workstations /var/lib/tp-test");
-    await sh("cat > /usr/local/lib/workstations/tmux-persist.mjs && chmod 0755 /usr/local/lib/workstations/tmux-persist.mjs && ln -sfn /usr/local/lib/workstations/tmux-persist.mjs /usr/local/bin/tmux-persist", fs.readFileSync(path.join(ROOT, "scripts/agents/tmux-persist.mjs"), "utf8"));
+    await installAgents(sh); // scripts/agents as the host component ships it (entry points, modules, links)
     for (const u of UNITS) await sh(`cat > /etc/systemd/system/${u}`, fs.readFileSync(path.join(ROOT, "scripts/units", u), "utf8"));
     await sh("cat > /usr/local/bin/claude && chmod 0755 /usr/local/bin/claude", fs.readFileSync(path.join(ROOT, "tests/tmux/fake-claude"), "utf8"));
     for (const u of USERS) await sh(`useradd -m -u ${u.uid} -U -G users -s /bin/bash ${u.name}`);

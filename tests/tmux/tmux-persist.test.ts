@@ -852,7 +852,7 @@ describe("tmux-persist rules (pure functions)", () => {
 
   test("every child root starts (spawn and spawnSync) is a program from trustedBin", () => {
     // tests/unit/hardening.test.ts checks the spawnSync calls; the batched paths also spawn()
-    const src = fs.readFileSync(L.SCRIPT, "utf8");
+    const src = L.scriptSource(); // the entry point and every module it imports
     const calls = [...src.matchAll(/\b(spawn|spawnSync)\(([^,]+),/g)].map((x) => [x[1], x[2].trim()]);
     assert.ok(calls.filter(([f]) => f === "spawn").length >= 2, JSON.stringify(calls));
     for (const [f, first] of calls) assert.ok(/^trustedBin\(/.test(first) || first === "cmd[0]", `${f}(${first}, ...) does not use trustedBin`);

@@ -12,6 +12,7 @@ import { checkBundlePath, loadBundle } from "../../components/bundle";
 import { preflightScript } from "../../components/scripts/host";
 import { remoteScript, unwrapScript } from "../../components/scripts/shell";
 import { PROJECT_DIR } from "../../dev/mocks";
+import { AGENTS_DIR, scriptFiles, scriptSource } from "../../dev/tmux";
 
 test("remoteScript refuses a name that would end its comment line (newline, CR, quote, NUL)", () => {
   for (const bad of ["a\nrm -rf /", "a\rb", "it's", "a\0b", "x\u2028y", ""]) assert.throws(() => remoteScript(bad, "true"), /unsafe script name/, JSON.stringify(bad));
@@ -56,8 +57,28 @@ test("tmux-persist resolves what root runs from root's fixed PATH to root-owned 
   assert.throws(() => m.trustedBin("no-such-program-ws"), /not found in root's PATH/);
   assert.throws(() => m.trustedBin("../bin/sh"), /not a program name/);
   // every spawn in the script goes through trustedBin (or a command built from it)
-  const src = fs.readFileSync(path.join(PROJECT_DIR, "scripts/agents/tmux-persist.mjs"), "utf8");
+  const src = scriptSource(); // the entry point and every module it imports
   const spawns = [...src.matchAll(/spawnSync\(([^,]+),/g)].map((x) => x[1].trim());
   assert.ok(spawns.length >= 3, String(spawns));
   for (const s of spawns) assert.ok(/^trustedBin\(/.test(s) || s === "cmd[0]", `spawnSync(${s}, ...) does not use trustedBin`);
+});
+
+test("the agents import only node: builtins and their own modules, by relative paths inside scripts/agents", () => {
+  // root loads these modules: nothing may come through PATH, NODE_PATH, a package or a user's file
+  const entries = fs.readdirSync(AGENTS_DIR).filter((f) => f.endsWith(".mjs"));
+  assert.deepEqual(entries.sort(), ["claude-token-renew.mjs", "tmux-persist.mjs", "workstations-alert.mjs"]);
+  const files = new Set(entries.flatMap((e) => scriptFiles(path.join(AGENTS_DIR, e))));
+  assert.ok([...files].some((f) => f.includes(`${path.sep}tmux${path.sep}`)), "tmux-persist is made of modules");
+  for (const f of files) {
+    const rel = path.relative(AGENTS_DIR, f);
+    assert.ok(!rel.startsWith("..") && fs.existsSync(f), `${rel}: imported, and inside scripts/agents`);
+    assert.notEqual(rel.split(path.sep)[0], "lib", `${rel}: lib/ is the host library's`);
+    const src = fs.readFileSync(f, "utf8");
+    assert.match(src, /^(#!\/usr\/bin\/env node\n)?\/\/ @ts-check\n/, `${rel} is type-checked`);
+    for (const m of src.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]/gm)) {
+      const spec = m[1] ?? m[2] ?? m[3];
+      assert.ok(/^node:[a-z_/]+$/.test(spec) || /^\.{1,2}\/[A-Za-z0-9_./-]+\.mjs$/.test(spec), `${rel} imports ${spec}`);
+    }
+    assert.ok(!/\brequire\(|createRequire/.test(src), `${rel} uses require`);
+  }
 });
