@@ -4,7 +4,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { CLAUDE_BASE } from "./plan";
+import { AGENTS_SOURCE_DIR, BIN_DIR, CLAUDE_BASE, LIB_DIR, MANAGED_SETTINGS, UNIT_DIR, UNITS_SOURCE_DIR } from "./hostContract";
 import { LAUNCHER_FILE, MIRROR_FILE, mirrorContent } from "./scripts/home";
 import { InstalledFile } from "./scripts/host";
 
@@ -35,9 +35,9 @@ function walk(dir: string, root: string): string[] {
     .sort();
 }
 
-export const LIB_DIR = "/usr/local/lib/workstations";
+export { LIB_DIR };
 /** The repo folder shipped to LIB_DIR as it is. */
-export const AGENTS_DIR = "scripts/agents";
+export const AGENTS_DIR = AGENTS_SOURCE_DIR;
 
 /** A file name the bundle may ship: it becomes part of a host path and a remote script's name. */
 export const SAFE_BUNDLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
@@ -72,12 +72,12 @@ export function loadBundle(root: string): HostBundle {
     return {
       path: `${LIB_DIR}/${rel}`,
       mode: entry ? "0755" : "0644",
-      ...(entry ? { link: `/usr/local/bin/${rel.replace(/\.mjs$/, "")}` } : {}),
+      ...(entry ? { link: `${BIN_DIR}/${rel.replace(/\.mjs$/, "")}` } : {}),
       content: read(p),
     };
   });
-  const units: BundledFile[] = walk(path.join(root, "scripts/units"), path.join(root, "scripts/units")).map((p) => ({
-    path: `/etc/systemd/system/${path.basename(p)}`,
+  const units: BundledFile[] = walk(path.join(root, UNITS_SOURCE_DIR), path.join(root, UNITS_SOURCE_DIR)).map((p) => ({
+    path: `${UNIT_DIR}/${path.basename(p)}`,
     mode: "0644",
     content: read(p),
   }));
@@ -105,7 +105,7 @@ export function loadBundle(root: string): HostBundle {
       ...base,
       ...share,
       ...skel,
-      { path: "/etc/claude-code/managed-settings.json", mode: "0644", content: managedSettings },
+      { path: MANAGED_SETTINGS, mode: "0644", content: managedSettings },
     ],
     units,
     enable,

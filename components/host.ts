@@ -4,7 +4,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostBundle } from "./bundle";
 import { commandConnection, HostConnection } from "./config";
-export const SLACK_WEBHOOK_FILE = "/etc/workstations/claude-token-renew.slack";
+import { SLACK_WEBHOOK_FILE } from "./hostContract";
+export { SLACK_WEBHOOK_FILE };
 
 import { hostLibInstallScript, hostLibrary, hostLibRemoveScript } from "./scripts/hostLib";
 import {

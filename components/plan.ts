@@ -1,9 +1,10 @@
 /**
- * Pure planning: roster + role profiles -> what each user gets.
+ * Pure planning: roster + role profiles -> what each user gets, decided here once (`grants`).
  *
  * No Pulumi and no I/O here. Components turn a `UserPlan` into resources; tests check the
  * plan directly. Every list is sorted so that equal rosters give byte-equal plans.
  */
+import { CLAUDE_BASE, UNITS } from "./hostContract";
 import { LifecycleState, Overrides, Role, Roster, RosterUser } from "./roster/schema";
 
 export type ForgejoPermission = "none" | "read" | "write" | "admin";
@@ -54,8 +55,8 @@ export function derivedNames(name: string) {
     vaultPolicy: `claude-renew-${name}`,
     vaultRole: `claude-renew-${name}`,
     vaultPath: `users/${name}`,
-    tokenRenewTimer: `claude-token-renew@${name}.timer`,
-    refreshCloneTimer: `workstations-refresh-clone@${name}.timer`,
+    tokenRenewTimer: UNITS.tokenRenewTimer(name),
+    refreshCloneTimer: UNITS.refreshCloneTimer(name),
     dashboardServiceAccount: `dashboard-${name}`,
   };
 }
@@ -71,47 +72,75 @@ export interface UserPlan {
   forgejoUser: string;
   shell: string;
   home: string;
-  sshKeys: string[];
-  /** Supplementary groups, sorted, including the managed workstation-* groups. */
+  /** Supplementary groups, sorted, including the managed workstation-* groups (kept while suspended). */
   groups: string[];
+  /** Owned namespaces: they exist while the owner is active or suspended (never deleted by the program). */
+  namespaces: string[];
+  /** The roster's per-user rotation counter (Vault secret_id, Forgejo token). */
+  credentialRotation: number;
+  /**
+   * The role's profile after the user's overrides: what this entry would hold if active.
+   * For reports only ("tier namespace, no binding while suspended"); nothing applies it.
+   */
+  profile: RoleProfile;
+  /** What the user holds in their state. The one place a grant is decided: apply these. */
+  grants: Grants;
+}
+
+/**
+ * A user's effective grants for their lifecycle state. Script generators, components and
+ * the access report read only these (never `state` or `profile`): a suspended user's grants
+ * are already the cut (no login, keys, sudo, linger, timers, Vault, Forgejo or bindings).
+ */
+export interface Grants {
+  /** The account can log in (not expired, password usable): active users. */
+  login: boolean;
+  /** The authorized_keys installed (empty without login). */
+  sshKeys: string[];
+  /** A passwordless sudoers entry. */
   sudo: boolean;
   /** Linger keeps the user's manager running at boot (needed for user units). */
   linger: boolean;
-  forgejo: {
-    permission: ForgejoPermission;
-    siteAdmin: boolean;
-    pushWhitelist: boolean;
-    mergeWhitelist: boolean;
-    /**
-     * Collaborator on the infra repo with `permission` (the repo owner excepted), an access
-     * token in ~/.git-credentials and the ~/code clone: active users with a permission.
-     * Suspended users lose all three (their Forgejo account stays).
-     */
-    access: boolean;
-  };
-  kube: {
-    tier: KubeTier;
-    /** Owned namespaces: they exist while the owner is active or suspended (never deleted by the program). */
-    namespaces: string[];
-    dashboardNav: boolean;
-    /**
-     * Bindings (RoleBindings, ClusterRoleBindings), the dashboard token and the kubeconfig:
-     * active users whose tier is not `none`. Suspended users lose all of them; their
-     * namespaces and workloads stay.
-     */
-    access: boolean;
-  };
-  vault: { policy: string; role: string; path: string; rotation: number };
-  units: { tmuxPersist: boolean; claudeTokenRenew: boolean; timers: string[] };
-  /** Files in the home the program manages, with their modes. */
-  files: ManagedFile[];
+  /** User timers enabled, sorted. */
+  timers: string[];
+  /** Sessions saved and restored by tmux-persist. */
+  tmuxPersist: boolean;
+  /** Claude token renewal (its timer is in `timers`). */
+  claudeTokenRenew: boolean;
+  /** The renewal's Vault policy, AppRole and secret_id (its backup path); null = none. */
+  vault: VaultGrant | null;
+  /** Collaborator on the infra repo (the owner excepted), access token, ~/.git-credentials and the ~/code clone; null = none. */
+  forgejo: ForgejoGrant | null;
+  /** Kubernetes bindings, dashboard tokens and ~/.kube/config; null = none. */
+  kube: KubeGrant | null;
 }
 
-export interface ManagedFile {
+export interface VaultGrant {
+  policy: string;
+  role: string;
+  /** Path under the KV mount, e.g. `users/alice`. */
   path: string;
-  kind: "file" | "symlink" | "guarded-mirror" | "ensure-mode";
-  mode?: string;
-  target?: string;
+}
+
+export interface ForgejoGrant {
+  permission: Exclude<ForgejoPermission, "none">;
+  /** Reported only: site-admin status is managed in Forgejo itself. */
+  siteAdmin: boolean;
+  /** Whitelisted users are write collaborators (Forgejo drops others silently). */
+  pushWhitelist: boolean;
+  mergeWhitelist: boolean;
+}
+
+export interface KubeGrant {
+  tier: Exclude<KubeTier, "none">;
+  /** Namespaces with an `admin` RoleBinding for the user and a dashboard ServiceAccount token. */
+  namespaceAdmin: string[];
+  /** `dashboard-nav-readonly` for the user (and their dashboard ServiceAccounts). */
+  dashboardNav: boolean;
+  /** `cluster-admin` ClusterRoleBinding. */
+  clusterAdmin: boolean;
+  /** The kubeconfig's default namespace, if any. */
+  defaultNamespace?: string;
 }
 
 /** An offboarded user: nothing is created; a purge runs only with approval. */
@@ -138,7 +167,7 @@ export interface Plan {
 }
 
 /** Shared base directory for ~/.claude symlinks (skills, rules). */
-export const CLAUDE_BASE = "/usr/local/share/workstations/claude-base";
+export { CLAUDE_BASE };
 export const CLAUDE_BASE_LINKS = ["skills", "rules"] as const;
 
 const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
@@ -154,15 +183,7 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
   if (u.state === "offboarded") throw new Error(`planUser: ${u.name} is offboarded`);
   const p = effectiveProfile(u.role, u.overrides, profiles);
   const names = derivedNames(u.name);
-  const active = u.state === "active";
-  const writer = p.forgejoPermission === "write" || p.forgejoPermission === "admin";
-  const claudeTokenRenew = p.claudeTokenRenew;
-  const forgejoAccess = active && p.forgejoPermission !== "none";
-  const timers = [
-    ...(active && claudeTokenRenew ? [names.tokenRenewTimer] : []),
-    // The ~/code refresh; its unit is skipped while there is no clone (no Forgejo config).
-    ...(forgejoAccess ? [names.refreshCloneTimer] : []),
-  ];
+  const namespaces = sorted(u.namespaces);
   return {
     name: u.name,
     uid: u.uid,
@@ -173,32 +194,51 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
     forgejoUser: u.forgejo,
     shell: u.shell,
     home: names.home,
-    sshKeys: [...u.sshKeys],
     groups: sorted([USERS_GROUP, ...p.groups, ...u.groups]),
+    namespaces,
+    credentialRotation: u.credentialRotation,
+    profile: p,
+    grants: u.state === "active" ? activeGrants(u, p, namespaces) : SUSPENDED_GRANTS,
+  };
+}
+
+/** A suspended user holds nothing (the reversible cut); account, home, groups and namespaces stay. */
+const SUSPENDED_GRANTS: Readonly<Grants> = Object.freeze({
+  login: false, sshKeys: [], sudo: false, linger: false, timers: [], tmuxPersist: false, claudeTokenRenew: false,
+  vault: null, forgejo: null, kube: null,
+});
+
+function activeGrants(u: RosterUser, p: RoleProfile, namespaces: string[]): Grants {
+  const names = derivedNames(u.name);
+  const writer = p.forgejoPermission === "write" || p.forgejoPermission === "admin";
+  const forgejo: ForgejoGrant | null = p.forgejoPermission === "none" ? null : {
+    permission: p.forgejoPermission,
+    siteAdmin: p.forgejoSiteAdmin,
+    pushWhitelist: writer && p.pushWhitelist,
+    mergeWhitelist: writer && p.mergeWhitelist,
+  };
+  const kube: KubeGrant | null = p.kubeTier === "none" ? null : {
+    tier: p.kubeTier,
+    namespaceAdmin: namespaces,
+    dashboardNav: p.dashboardNav,
+    clusterAdmin: p.kubeTier === "cluster-admin",
+    ...(p.kubeTier === "namespace" && namespaces.length ? { defaultNamespace: namespaces[0] } : {}),
+  };
+  return {
+    login: true,
+    sshKeys: [...u.sshKeys],
     sudo: p.sudo,
-    linger: active && (claudeTokenRenew || p.tmuxPersist),
-    forgejo: {
-      permission: p.forgejoPermission,
-      siteAdmin: p.forgejoSiteAdmin,
-      // Whitelisted users must be write collaborators or Forgejo drops them silently.
-      pushWhitelist: active && writer && p.pushWhitelist,
-      mergeWhitelist: active && writer && p.mergeWhitelist,
-      access: forgejoAccess,
-    },
-    kube: {
-      tier: p.kubeTier,
-      namespaces: sorted(u.namespaces),
-      dashboardNav: p.dashboardNav,
-      access: active && p.kubeTier !== "none",
-    },
-    vault: { policy: names.vaultPolicy, role: names.vaultRole, path: names.vaultPath, rotation: u.credentialRotation },
-    units: { tmuxPersist: p.tmuxPersist, claudeTokenRenew, timers },
-    files: [
-      ...CLAUDE_BASE_LINKS.map((l): ManagedFile => ({ path: `${names.home}/.claude/${l}`, kind: "symlink", target: `${CLAUDE_BASE}/${l}` })),
-      { path: `${names.home}/.claude/settings.json`, kind: "ensure-mode", mode: "0600" },
-      { path: `${names.home}/.codex/AGENTS.md`, kind: "guarded-mirror", mode: "0644" },
-      { path: `${names.home}/start-claude.sh`, kind: "file", mode: "0755" },
-    ],
+    linger: p.claudeTokenRenew || p.tmuxPersist,
+    timers: sorted([
+      ...(p.claudeTokenRenew ? [names.tokenRenewTimer] : []),
+      // The ~/code refresh; its unit is skipped while there is no clone (no Forgejo config).
+      ...(forgejo ? [names.refreshCloneTimer] : []),
+    ]),
+    tmuxPersist: p.tmuxPersist,
+    claudeTokenRenew: p.claudeTokenRenew,
+    vault: p.claudeTokenRenew ? { policy: names.vaultPolicy, role: names.vaultRole, path: names.vaultPath } : null,
+    forgejo,
+    kube,
   };
 }
 
@@ -209,7 +249,7 @@ export function planRoster(roster: Roster, profiles: Readonly<Record<Role, RoleP
     .filter((u) => u.state === "offboarded")
     .map((u): OffboardedPlan => ({ name: u.name, uid: u.uid, home: derivedNames(u.name).home, ...(u.purge ? { purge: { ...u.purge } } : {}) }));
   const namespaces: Record<string, string> = {};
-  for (const u of users) for (const ns of u.kube.namespaces) namespaces[ns] = u.name;
+  for (const u of users) for (const ns of u.namespaces) namespaces[ns] = u.name;
   const admins = users.filter((u) => u.role === "admin" && u.state === "active");
   return {
     users,
@@ -219,8 +259,8 @@ export function planRoster(roster: Roster, profiles: Readonly<Record<Role, RoleP
     adminForgejoUsers: sorted(admins.map((u) => u.forgejoUser)),
     branchProtection: {
       branch: "master",
-      pushWhitelist: sorted(users.filter((u) => u.forgejo.pushWhitelist).map((u) => u.forgejoUser)),
-      mergeWhitelist: sorted(users.filter((u) => u.forgejo.mergeWhitelist).map((u) => u.forgejoUser)),
+      pushWhitelist: sorted(users.filter((u) => u.grants.forgejo?.pushWhitelist).map((u) => u.forgejoUser)),
+      mergeWhitelist: sorted(users.filter((u) => u.grants.forgejo?.mergeWhitelist).map((u) => u.forgejoUser)),
     },
     namespaces,
   };

@@ -14,10 +14,10 @@ import { loadRoster } from "./roster/load";
 import { UserPurge } from "./userPurge";
 import { UserWorkstation } from "./userWorkstation";
 import * as vault from "@pulumi/vault";
-import { USERS_INDEX } from "./scripts/account";
+import { TOKEN_RENEW_CONFIG, USERS_INDEX } from "./hostContract";
 import { APPROLE_MOUNT, KV_MOUNT, KV_PREFIX, VaultShared } from "./vault";
 
-export const AGENT_CONFIG_FILE = "/etc/workstations/claude-token-renew.json";
+export const AGENT_CONFIG_FILE = TOKEN_RENEW_CONFIG;
 
 /** The renewal agent's non-secret config (docs/CONTRACTS.md). */
 export function agentConfig(c: WorkstationsConfig): string {

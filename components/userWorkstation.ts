@@ -67,13 +67,14 @@ export class UserWorkstation extends pulumi.ComponentResource {
       create: homeApplyScript(p, args.home),
     }, { parent: this, dependsOn: [this.account] });
 
-    const vaultParts = args.vault && p.state === "active" && p.units.claudeTokenRenew
-      ? userVault(this, { plan: p, shared: args.vault.shared, connection: args.connection, rotation: args.vault.rotation, account: this.account })
+    const vaultGrant = p.grants.vault;
+    const vaultParts = args.vault && vaultGrant
+      ? userVault(this, { plan: p, grant: vaultGrant, shared: args.vault.shared, connection: args.connection, rotation: args.vault.rotation, account: this.account })
       : undefined;
 
     const units = new command.remote.Command(`${name}-units`, {
       ...common,
-      create: userUnitsScript(p.name, p.units.timers),
+      create: userUnitsScript(p.name, p.grants.timers),
       delete: userUnitsScript(p.name, []),
     }, { parent: this, dependsOn: [home, ...(vaultParts ? [vaultParts.deliver] : [])] });
 

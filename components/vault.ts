@@ -7,20 +7,23 @@ import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import * as command from "@pulumi/command";
 import { commandConnection, HostConnection } from "./config";
-import { UserPlan } from "./plan";
+import { UserPlan, VaultGrant } from "./plan";
 import { vaultCredDeliverScript, vaultCredRemoveScript } from "./scripts/hostLib";
 
 export const KV_MOUNT = "claude-tokens";
 export const KV_PREFIX = "users";
 export const APPROLE_MOUNT = "approle";
 
-/** The policy of one user's agent: only that user's secret, no delete, no list. */
-export function vaultPolicyHcl(user: string): string {
+/**
+ * The policy of one user's renewal agent: only its own secret (`path` under the KV mount, the
+ * plan's `grants.vault.path`), no delete, no list.
+ */
+export function vaultPolicyHcl(user: string, path = `${KV_PREFIX}/${user}`): string {
   return `# claude-renew-${user}: the token-renew agent of ${user} may use only ${user}'s secret.
-path "${KV_MOUNT}/data/${KV_PREFIX}/${user}" {
+path "${KV_MOUNT}/data/${path}" {
   capabilities = ["create", "read", "update"]
 }
-path "${KV_MOUNT}/metadata/${KV_PREFIX}/${user}" {
+path "${KV_MOUNT}/metadata/${path}" {
   capabilities = ["read", "update"]
   allowed_parameters = {
     "custom_metadata" = []
@@ -56,6 +59,8 @@ export class VaultShared extends pulumi.ComponentResource {
 
 export interface UserVaultArgs {
   plan: UserPlan;
+  /** The plan's Vault grant of this user (`plan.grants.vault`). */
+  grant: VaultGrant;
   shared: VaultShared;
   connection: HostConnection;
   /** Global rotation counter from config; combined with the roster's per-user counter. */
@@ -68,10 +73,11 @@ export interface UserVaultArgs {
 export function userVault(parent: pulumi.Resource, args: UserVaultArgs): { deliver: command.remote.Command; roleName: pulumi.Output<string> } {
   const p = args.plan;
   const o = { parent, provider: args.shared.provider };
-  const policy = new vault.Policy(`${p.name}-vault-policy`, { name: p.vault.policy, policy: vaultPolicyHcl(p.name) }, o);
+  const g = args.grant;
+  const policy = new vault.Policy(`${p.name}-vault-policy`, { name: g.policy, policy: vaultPolicyHcl(p.name, g.path) }, o);
   const role = new vault.approle.AuthBackendRole(`${p.name}-vault-role`, {
     backend: args.shared.approlePath,
-    roleName: p.vault.role,
+    roleName: g.role,
     tokenPolicies: [policy.name],
     tokenNoDefaultPolicy: true,
     tokenType: "service",
@@ -86,7 +92,7 @@ export function userVault(parent: pulumi.Resource, args: UserVaultArgs): { deliv
   const secretId = new vault.approle.AuthBackendRoleSecretId(`${p.name}-vault-secret-id`, {
     backend: args.shared.approlePath,
     roleName: role.roleName,
-    metadata: JSON.stringify({ user: p.name, rotation: `${args.rotation}.${p.vault.rotation}` }),
+    metadata: JSON.stringify({ user: p.name, rotation: `${args.rotation}.${p.credentialRotation}` }),
   }, { ...o, additionalSecretOutputs: ["secretId", "wrappingToken"] });
   const cred = pulumi.secret(pulumi.all([role.roleId, secretId.secretId]).apply(([role_id, secret_id]) => JSON.stringify({ role_id, secret_id }) + "\n"));
   const deliver = new command.remote.Command(`${p.name}-vault-credential`, {

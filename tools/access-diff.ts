@@ -168,7 +168,7 @@ function diffEntries(name: string, b: Entry | undefined, h: Entry | undefined, r
     if (b.u.role !== h.u.role) fact(`role ${b.u.role} → ${h.u.role}`);
     if (b.u.email !== h.u.email) fact(`email (Claude identity) ${b.u.email} → ${h.u.email}`);
     if (b.u.forgejoUser !== h.u.forgejoUser) fact(`Forgejo user ${b.u.forgejoUser} → ${h.u.forgejoUser}`);
-    if (b.u.vault.rotation !== h.u.vault.rotation && h.u.state === "active") fact(`Vault credential rotated (credentialRotation ${b.u.vault.rotation} → ${h.u.vault.rotation})`);
+    if (b.u.credentialRotation !== h.u.credentialRotation && h.u.grants.vault) fact(`Vault credential rotated (credentialRotation ${b.u.credentialRotation} → ${h.u.credentialRotation})`);
   }
   const pb = b?.kind === "offboarded" ? b.o.purge : undefined;
   const ph = h?.kind === "offboarded" ? h.o.purge : undefined;

@@ -4,10 +4,9 @@
  * `--json` prints the plan as JSON.
  *
  * What a user gets is decided by the plan (components/plan.ts); this file only reads the
- * `UserPlan` fields. `userGrants` is the one reading of them, shared with `access-diff`, so
- * the report and the diff of a pull request can never disagree. The only rule applied here
- * is the README's Suspend runbook: a suspended account has no login, no sudo and no Vault
- * credential (the cut removes them); everything else is the plan's field as it is.
+ * `UserPlan.grants`. `userGrants` is the one reading of them, shared with `access-diff`, so
+ * the report and the diff of a pull request can never disagree. No rule is applied here: a
+ * suspended user's grants are already the cut.
  */
 import { OffboardedPlan, Plan, planRoster, UserPlan } from "../components/plan";
 import { loadRoster, RosterError } from "../components/roster/load";
@@ -24,29 +23,34 @@ export function keyLabel(key: string): string {
   return `${type} …${blob.replace(/=+$/, "").slice(-8)}${comment.length ? " " + comment.join(" ") : ""}`;
 }
 
-/** Everything the plan gives one active or suspended user, per area. */
+/** Everything the plan gives one active or suspended user, per area: its `grants`, read as they are. */
 export function userGrants(u: UserPlan): Grants {
-  const active = u.state === "active";
+  const a = u.grants;
   const g: Grants = { login: [], groups: [], sudo: [], forgejo: [], kubernetes: [], dashboard: [], vault: [], units: [] };
-  if (active) {
-    g.login.push(`shell ${u.shell}`);
-    for (const k of u.sshKeys) g.login.push(`ssh key ${keyLabel(k)}`);
-  }
+  if (a.login) g.login.push(`shell ${u.shell}`);
+  for (const k of a.sshKeys) g.login.push(`ssh key ${keyLabel(k)}`);
   g.groups.push(...u.groups);
-  if (u.sudo && active) g.sudo.push("passwordless sudo");
-  if (u.forgejo.permission !== "none") g.forgejo.push(`${u.forgejoUser}: ${u.forgejo.permission} collaborator on infra`);
-  if (u.forgejo.siteAdmin) g.forgejo.push(`${u.forgejoUser}: site admin`);
-  if (u.forgejo.pushWhitelist) g.forgejo.push(`${u.forgejoUser}: master push whitelist`);
-  if (u.forgejo.mergeWhitelist) g.forgejo.push(`${u.forgejoUser}: master merge whitelist`);
-  if (u.kube.tier !== "none") g.kubernetes.push(`tier ${u.kube.tier}${u.kube.access ? "" : " (no binding while suspended)"}`);
-  for (const ns of u.kube.namespaces) g.kubernetes.push(u.kube.access ? `namespace ${ns} (admin RoleBinding)` : `namespace ${ns} (kept, no binding)`);
-  if (u.kube.access && u.kube.tier !== "none") g.kubernetes.push("~/.kube/config (OIDC exec plugin)");
-  if (u.kube.access && u.kube.dashboardNav) g.dashboard.push("dashboard-nav-readonly ClusterRole");
-  if (u.kube.access) for (const ns of u.kube.namespaces) g.dashboard.push(`token of ServiceAccount ${ns}/dashboard-${u.name}`);
-  if (active && u.units.claudeTokenRenew) g.vault.push(`policy ${u.vault.policy} on claude-tokens/${u.vault.path}, AppRole ${u.vault.role}`);
-  for (const t of u.units.timers) g.units.push(`timer ${t}`);
-  if (u.units.tmuxPersist) g.units.push("tmux sessions persisted");
-  if (u.linger) g.units.push("linger");
+  if (a.sudo) g.sudo.push("passwordless sudo");
+  if (a.forgejo) {
+    g.forgejo.push(`${u.forgejoUser}: ${a.forgejo.permission} collaborator on infra`);
+    if (a.forgejo.siteAdmin) g.forgejo.push(`${u.forgejoUser}: site admin`);
+    if (a.forgejo.pushWhitelist) g.forgejo.push(`${u.forgejoUser}: master push whitelist`);
+    if (a.forgejo.mergeWhitelist) g.forgejo.push(`${u.forgejoUser}: master merge whitelist`);
+  }
+  if (a.kube) {
+    g.kubernetes.push(`tier ${a.kube.tier}`);
+    for (const ns of a.kube.namespaceAdmin) g.kubernetes.push(`namespace ${ns} (admin RoleBinding)`);
+    g.kubernetes.push("~/.kube/config (OIDC exec plugin)");
+    if (a.kube.clusterAdmin) g.kubernetes.push("cluster-admin ClusterRoleBinding");
+    if (a.kube.dashboardNav) g.dashboard.push("dashboard-nav-readonly ClusterRole");
+    for (const ns of a.kube.namespaceAdmin) g.dashboard.push(`token of ServiceAccount ${ns}/dashboard-${u.name}`);
+  }
+  // Owned namespaces outlive the grant (kept while suspended, never deleted by the program).
+  for (const ns of u.namespaces) if (!a.kube?.namespaceAdmin.includes(ns)) g.kubernetes.push(`namespace ${ns} (kept, no binding)`);
+  if (a.vault) g.vault.push(`policy ${a.vault.policy} on claude-tokens/${a.vault.path}, AppRole ${a.vault.role}`);
+  for (const t of a.timers) g.units.push(`timer ${t}`);
+  if (a.tmuxPersist) g.units.push("tmux sessions persisted");
+  if (a.linger) g.units.push("linger");
   return g;
 }
 
@@ -65,14 +69,14 @@ export function formatReport(plan: Plan): string {
   const list = (xs: string[]) => xs.join(", ") || "none";
   for (const u of plan.users) {
     const g = userGrants(u);
-    const keys = g.login.filter((l) => l.startsWith("ssh key ")).length;
+    const a = u.grants;
     out.push(`${u.name} (uid ${u.uid}, ${u.role}, ${u.state})`);
-    out.push(`  login:      ${u.state === "active" ? `${keys} ssh key(s), shell ${u.shell}` : "none (suspended)"}; groups ${g.groups.join(",")}`);
-    out.push(`  sudo:       ${g.sudo.length ? "yes (passwordless)" : "no"}`);
-    out.push(`  forgejo:    ${u.forgejoUser}: ${u.forgejo.permission} on infra${u.forgejo.siteAdmin ? ", site admin" : ""}${u.forgejo.pushWhitelist ? ", master push whitelist" : ""}${u.forgejo.mergeWhitelist ? ", merge whitelist" : ""}`);
-    out.push(`  kubernetes: tier ${u.kube.tier}${u.kube.namespaces.length ? `, owns ${u.kube.namespaces.join(",")}` : ""}${u.kube.access && u.kube.dashboardNav ? ", dashboard-nav-readonly" : ""}${u.kube.access && u.kube.namespaces.length ? ", dashboard token per namespace" : ""}${u.kube.access || u.kube.tier === "none" ? "" : " (suspended: no binding)"}`);
-    out.push(`  vault:      ${g.vault.length ? `policy ${u.vault.policy} on claude-tokens/${u.vault.path}` : "none"}`);
-    out.push(`  units:      ${list(u.units.timers)}${u.units.tmuxPersist ? "; tmux sessions persisted" : ""}`);
+    out.push(`  login:      ${a.login ? `${a.sshKeys.length} ssh key(s), shell ${u.shell}` : `none (${u.state})`}; groups ${g.groups.join(",")}`);
+    out.push(`  sudo:       ${a.sudo ? "yes (passwordless)" : "no"}`);
+    out.push(`  forgejo:    ${a.forgejo ? `${u.forgejoUser}: ${a.forgejo.permission} on infra${a.forgejo.siteAdmin ? ", site admin" : ""}${a.forgejo.pushWhitelist ? ", master push whitelist" : ""}${a.forgejo.mergeWhitelist ? ", merge whitelist" : ""}` : "none"}`);
+    out.push(`  kubernetes: ${a.kube ? `tier ${a.kube.tier}${a.kube.namespaceAdmin.length ? `, owns ${a.kube.namespaceAdmin.join(",")}` : ""}${a.kube.dashboardNav ? ", dashboard-nav-readonly" : ""}${a.kube.namespaceAdmin.length ? ", dashboard token per namespace" : ""}` : "none"}${!a.kube && u.namespaces.length ? ` (owns ${u.namespaces.join(",")}: kept, no binding)` : ""}`);
+    out.push(`  vault:      ${a.vault ? `policy ${a.vault.policy} on claude-tokens/${a.vault.path}` : "none"}`);
+    out.push(`  units:      ${list(a.timers)}${a.tmuxPersist ? "; tmux sessions persisted" : ""}`);
   }
   for (const o of plan.offboarded) out.push(`${o.name} (uid ${o.uid}, offboarded: no access${o.purge ? `; ${purgeLabel(o.purge)}` : "; home kept"})`);
   out.push(`master push whitelist: ${plan.branchProtection.pushWhitelist.join(", ")}; merge whitelist: ${plan.branchProtection.mergeWhitelist.join(", ")}`);

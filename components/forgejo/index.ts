@@ -5,7 +5,7 @@
  *   server, the credential, the repo or a roster user is wrong), then a holder the users'
  *   components and the branch protection share.
  * - `userForgejo(parent, …)`: one user's collaborator, access token, `~/.git-credentials` and
- *   `~/code` clone, exactly as the plan grants them (`plan.forgejo.access`, `.permission`).
+ *   `~/code` clone, exactly as the plan grants them (`plan.grants.forgejo`).
  * - `ForgejoAccess.protect()`: master's protection with the plan's whitelists, written after
  *   every collaborator (`dependsOn`).
  *
@@ -51,7 +51,7 @@ export function setForgejoPreflightForTests(p: Preflight | undefined): void {
 /** Forgejo users the program grants something to: each must exist on the server. */
 export function grantedForgejoUsers(plan: Plan): string[] {
   return [...new Set([
-    ...plan.users.filter((u) => u.forgejo.access).map((u) => u.forgejoUser),
+    ...plan.users.filter((u) => u.grants.forgejo).map((u) => u.forgejoUser),
     ...plan.branchProtection.pushWhitelist,
     ...plan.branchProtection.mergeWhitelist,
   ])].sort();
@@ -126,7 +126,7 @@ export function tokenName(globalRotation: string, userRotation: number): string 
 
 /**
  * One user's Forgejo resources as children of `parent` (their UserWorkstation). Only for
- * `plan.forgejo.access` (active users with a permission); a suspended or offboarded user has
+ * `plan.grants.forgejo` (active users with a permission); a suspended or offboarded user has
  * none, so the engine deletes them: collaboration removed, token revoked, its line removed
  * from ~/.git-credentials. The clone in ~/code stays (the program never deletes it), locked.
  */
@@ -135,18 +135,19 @@ export function userForgejo(
   a: { plan: UserPlan; forgejo: UserForgejoArgs; connection: HostConnection; account: pulumi.Resource; home: pulumi.Resource },
 ): UserForgejoParts {
   const p = a.plan;
-  if (!p.forgejo.access || p.forgejo.permission === "none") return {};
+  const grant = p.grants.forgejo;
+  if (!grant) return {};
   const acc = a.forgejo.access;
   const cfg = acc.config;
   let collaborator: ForgejoCollaborator | undefined;
   if (!acc.isOwner(p.forgejoUser)) {
     collaborator = new ForgejoCollaborator(`${p.name}-forgejo-collaborator`, {
-      url: cfg.url, repo: acc.repo, user: p.forgejoUser, permission: p.forgejo.permission,
+      url: cfg.url, repo: acc.repo, user: p.forgejoUser, permission: grant.permission,
     }, { parent });
     acc.collaborators.push(collaborator);
   }
   const token = new ForgejoAccessToken(`${p.name}-forgejo-token`, {
-    url: cfg.url, user: p.forgejoUser, tokenName: tokenName(a.forgejo.rotation, p.vault.rotation),
+    url: cfg.url, user: p.forgejoUser, tokenName: tokenName(a.forgejo.rotation, p.credentialRotation),
   }, { parent });
   const connection = commandConnection(a.connection);
   const line = pulumi.secret(token.token.apply((t) => credentialLine(cfg.urlFromHost, p.forgejoUser, t)));

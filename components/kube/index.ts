@@ -9,7 +9,7 @@
  *     it in the cluster, so the owner's cut still runs and the tenant's workloads stay.
  *     (Not `protect`: that would make the engine refuse the whole offboarding, cut included.)
  *     It exists in the program while the owner is active or suspended;
- *   - while `plan.kube.access` (active, tier not `none`): a RoleBinding to ClusterRole `admin`
+ *   - while `plan.grants.kube` (active, tier not `none`): a RoleBinding to ClusterRole `admin`
  *     in each owned namespace for the user's OIDC identity, a ClusterRoleBinding to
  *     `dashboard-nav-readonly`, per namespace a `dashboard-<user>` ServiceAccount (bound to
  *     `admin` there and to `dashboard-nav-readonly`) with a long-lived token Secret whose
@@ -75,10 +75,11 @@ export function kubeNames(user: string) {
 
 /** The body of a user's ~/.kube/config (without the guard header), or undefined for tier none. */
 export function kubeconfigBody(cfg: KubeConfig, p: UserPlan): string | undefined {
-  if (p.kube.tier === "none") return undefined;
+  const g = p.grants.kube;
+  if (!g) return undefined;
   const args = ["oidc-login", "get-token", `--oidc-issuer-url=${cfg.oidcIssuer}`, `--oidc-client-id=${cfg.oidcClientId}`];
   if (cfg.usernameClaim === "email") args.push("--oidc-extra-scope=email");
-  const ns = p.kube.tier === "namespace" ? p.kube.namespaces[0] : undefined;
+  const ns = g.defaultNamespace;
   return YAML.stringify({
     apiVersion: "v1",
     kind: "Config",
@@ -135,16 +136,17 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
   const n = kubeNames(p.name);
   const subject = { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: oidcUsername(cfg, p) };
   const labels = { "app.kubernetes.io/managed-by": "workstations", [OWNER_LABEL]: p.name };
-  const namespaces = p.kube.namespaces.map((ns) => new k8s.core.v1.Namespace(`${p.name}-ns-${ns}`, {
+  const namespaces = p.namespaces.map((ns) => new k8s.core.v1.Namespace(`${p.name}-ns-${ns}`, {
     metadata: { name: ns, labels },
   }, { ...opts, retainOnDelete: true }));
   const dashboardTokens: Record<string, pulumi.Output<string>> = {};
   const ready: pulumi.Resource[] = [...namespaces];
-  if (!p.kube.access) return { namespaces, dashboardTokens, ready };
+  const g = p.grants.kube;
+  if (!g) return { namespaces, dashboardTokens, ready };
 
   const saSubjects: { kind: string; name: string; namespace: string }[] = [];
-  p.kube.namespaces.forEach((ns, i) => {
-    const nsOpts = { ...opts, dependsOn: [namespaces[i]] };
+  g.namespaceAdmin.forEach((ns) => {
+    const nsOpts = { ...opts, dependsOn: namespaces.filter((_, i) => p.namespaces[i] === ns) };
     ready.push(new k8s.rbac.v1.RoleBinding(`${p.name}-owner-${ns}`, {
       metadata: { name: n.ownerBinding, namespace: ns, labels },
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
@@ -174,14 +176,14 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
     ready.push(secret);
     dashboardTokens[ns] = pulumi.secret(secret.data.apply((d) => (d?.token ? Buffer.from(d.token, "base64").toString("utf8") : "")));
   });
-  if (p.kube.dashboardNav) {
+  if (g.dashboardNav) {
     ready.push(new k8s.rbac.v1.ClusterRoleBinding(`${p.name}-dashboard-nav`, {
       metadata: { name: n.navBinding, labels },
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: DASHBOARD_NAV_ROLE },
       subjects: [subject, ...saSubjects],
     }, { ...opts, dependsOn: [cluster.navRole] }));
   }
-  if (p.kube.tier === "cluster-admin") {
+  if (g.clusterAdmin) {
     ready.push(new k8s.rbac.v1.ClusterRoleBinding(`${p.name}-cluster-admin`, {
       metadata: { name: n.clusterAdminBinding, labels },
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
@@ -198,7 +200,7 @@ export function userKube(
 ): UserKubeParts {
   const p = a.plan;
   const parts = userKubeResources(parent, a.cluster, p);
-  const body = p.kube.access ? kubeconfigBody(a.cluster.config, p) : undefined;
+  const body = kubeconfigBody(a.cluster.config, p);
   if (!body) return parts;
   const kubeconfig = new command.remote.Command(`${p.name}-kubeconfig`, {
     connection: commandConnection(a.connection),

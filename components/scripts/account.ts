@@ -9,27 +9,17 @@ import { OffboardedPlan, UserPlan, USERS_GROUP } from "../plan";
 import { ALLOWED_SYSTEM_GROUPS } from "../roster/schema";
 import { Params, Verb } from "./shell";
 
-export const LEDGER = "/var/lib/workstations/uid-ledger";
-export const USERS_DIR = "/etc/workstations/users.d";
-export const USERS_INDEX = "/etc/workstations/users.json";
-export const KEYS_DIR = "/etc/ssh/authorized_keys.d";
-export const ARCHIVE_DIR = "/var/lib/workstations/archives";
+import { ARCHIVE_DIR, ETC_DIR, KEYS_DIR, LEDGER, STATE_DIR, SUDOERS_DIR, TMUX_STATE_DIR, USERS_DIR, USERS_INDEX, USERS_INDEX_VERSION, usersEntry } from "../hostContract";
 
-/** The users.d entry the host scripts read (docs/CONTRACTS.md). */
-export function usersEntry(u: UserPlan): string {
-  return JSON.stringify({
-    name: u.name, uid: u.uid, home: u.home, state: u.state, email: u.email,
-    tmuxPersist: u.units.tmuxPersist, claudeTokenRenew: u.units.claudeTokenRenew,
-  });
-}
+export { ARCHIVE_DIR, KEYS_DIR, LEDGER, USERS_DIR, USERS_INDEX, usersEntry };
 
 /** Shell functions shared by the account verbs (part of the host library). */
 export const ACCOUNT_FUNCS = `
 rebuild_index() {
   local t
-  t=$(mktemp /etc/workstations/.users.XXXXXX)
+  t=$(mktemp ${ETC_DIR}/.users.XXXXXX)
   {
-    printf '{"version":1,"users":['
+    printf '{"version":${USERS_INDEX_VERSION},"users":['
     find ${USERS_DIR} -maxdepth 1 -name '*.json' -type f -print0 | sort -z | xargs -0 -r cat | paste -sd, | tr -d '\\n'
     printf ']}\\n'
   } >"$t"
@@ -66,13 +56,17 @@ set_linger() {
   if [ "$1" = 1 ] && [ ! -e "/var/lib/systemd/linger/$NAME" ]; then loginctl enable-linger "$NAME"; changed "linger on"; fi
   if [ "$1" = 0 ] && [ -e "/var/lib/systemd/linger/$NAME" ]; then loginctl disable-linger "$NAME"; changed "linger off"; fi
 }
+# No login: the account expired and its password locked.
+cut_login() {
+  if [ "$(getent shadow "$NAME" | cut -d: -f8)" != "1" ]; then usermod --expiredate 1 "$NAME"; changed "account expired"; fi
+  if ! passwd -S "$NAME" | awk '{exit !($2=="L")}'; then usermod --lock "$NAME"; changed "password locked"; fi
+}
 # The reversible cut: no login, no keys, no sudo, no sessions, no timers. Home untouched.
 cut_access() {
   user_exists || return 0
-  if [ "$(getent shadow "$NAME" | cut -d: -f8)" != "1" ]; then usermod --expiredate 1 "$NAME"; changed "account expired"; fi
-  if ! passwd -S "$NAME" | awk '{exit !($2=="L")}'; then usermod --lock "$NAME"; changed "password locked"; fi
+  cut_login
   printf '' | write_file "${KEYS_DIR}/$NAME" 0644 root:root
-  remove_file "/etc/sudoers.d/ws-$NAME"
+  remove_file "${SUDOERS_DIR}/ws-$NAME"
   set_linger 0
   stop_user_units
   kill_sessions
@@ -81,10 +75,11 @@ cut_access() {
 
 /** Parameters of `account-apply`: converge the account to the plan (create and update). */
 export function accountApplyParams(u: UserPlan): Params {
-  const keys = u.sshKeys.map((k) => k + "\n").join("");
+  const g = u.grants;
+  const keys = g.sshKeys.map((k) => k + "\n").join("");
   return {
     NAME: u.name, UID_: u.uid, SHELL_: u.shell, STATE: u.state, HOME_: u.home,
-    GROUPS_: u.groups.join(","), SUDO: u.sudo, LINGER: u.linger,
+    GROUPS_: u.groups.join(","), LOGIN: g.login, SUDO: g.sudo, LINGER: g.linger,
     KEYS_B64: Buffer.from(keys).toString("base64"), ENTRY: usersEntry(u),
   };
 }
@@ -103,10 +98,10 @@ export const ACCOUNT_VERBS: readonly Verb[] = [
   {
     name: "account-apply",
     root: true,
-    params: ["NAME", "UID_", "SHELL_", "STATE", "HOME_", "GROUPS_", "SUDO", "LINGER", "KEYS_B64", "ENTRY"],
+    params: ["NAME", "UID_", "SHELL_", "STATE", "HOME_", "GROUPS_", "LOGIN", "SUDO", "LINGER", "KEYS_B64", "ENTRY"],
     body: `SAFE_SYSTEM_GROUPS='${[...ALLOWED_SYSTEM_GROUPS].sort().join(" ")}'
-install -d -m 0755 /etc/workstations ${USERS_DIR} ${KEYS_DIR}
-install -d -m 0700 /var/lib/workstations
+install -d -m 0755 ${ETC_DIR} ${USERS_DIR} ${KEYS_DIR}
+install -d -m 0700 ${STATE_DIR}
 [ -e ${LEDGER} ] || install -m 0600 /dev/null ${LEDGER}
 host=$(hostname)
 
@@ -163,21 +158,24 @@ if [ ! -d "$HOME_" ]; then
 fi
 [ "$(stat -c '%a %u:%g' "$HOME_")" = "750 $UID_:$UID_" ] || { chown "$UID_:$UID_" "$HOME_"; chmod 0750 "$HOME_"; changed "home mode"; }
 
-if [ "$STATE" = active ]; then
+# Each grant as the plan decided it for the user's state (components/plan.ts \`grants\`):
+# a suspended user arrives with LOGIN=0, no keys, SUDO=0 and LINGER=0.
+if [ "$LOGIN" = 1 ]; then
   if [ -n "$(getent shadow "$NAME" | cut -d: -f8)" ]; then usermod --expiredate '' "$NAME"; changed "account unexpired"; fi
-  printf '%s' "$KEYS_B64" | base64 -d | write_file "${KEYS_DIR}/$NAME" 0644 root:root
-  if [ "$SUDO" = 1 ]; then
-    t=$(mktemp)
-    printf '# managed by workstations (roster role/overrides)\\n%s ALL=(ALL:ALL) NOPASSWD: ALL\\n' "$NAME" >"$t"
-    visudo -cqf "$t" || { rm -f "$t"; die "generated sudoers for $NAME does not validate"; }
-    write_file "/etc/sudoers.d/ws-$NAME" 0440 root:root <"$t"; rm -f "$t"
-  else
-    remove_file "/etc/sudoers.d/ws-$NAME"
-  fi
-  set_linger "$LINGER"
 else
-  cut_access
+  cut_login
 fi
+printf '%s' "$KEYS_B64" | base64 -d | write_file "${KEYS_DIR}/$NAME" 0644 root:root
+if [ "$SUDO" = 1 ]; then
+  t=$(mktemp)
+  printf '# managed by workstations (roster role/overrides)\\n%s ALL=(ALL:ALL) NOPASSWD: ALL\\n' "$NAME" >"$t"
+  visudo -cqf "$t" || { rm -f "$t"; die "generated sudoers for $NAME does not validate"; }
+  write_file "${SUDOERS_DIR}/ws-$NAME" 0440 root:root <"$t"; rm -f "$t"
+else
+  remove_file "${SUDOERS_DIR}/ws-$NAME"
+fi
+set_linger "$LINGER"
+[ "$LOGIN" = 1 ] || { stop_user_units; kill_sessions; }
 printf '%s\\n' "$ENTRY" | write_file "${USERS_DIR}/$NAME.json" 0644 root:root
 rebuild_index
 echo "account $NAME uid=$UID_ state=$STATE changes=$changes"`,
@@ -186,7 +184,7 @@ echo "account $NAME uid=$UID_ state=$STATE changes=$changes"`,
     name: "account-cut",
     root: true,
     params: ["NAME", "UID_"],
-    body: `install -d -m 0755 /etc/workstations ${USERS_DIR}
+    body: `install -d -m 0755 ${ETC_DIR} ${USERS_DIR}
 cut_access
 remove_file "${USERS_DIR}/$NAME.json"
 rebuild_index
@@ -230,7 +228,7 @@ if [ -e "$HOME_" ]; then
   sha256sum "$archive" >"$archive.sha256"
   changed "archived $HOME_ to $archive"
 fi
-rm -rf "/var/lib/tmux-persist/$NAME"
+rm -rf "${TMUX_STATE_DIR}/$NAME"
 remove_file "${USERS_DIR}/$NAME.json"
 remove_file "${KEYS_DIR}/$NAME"
 rebuild_index

@@ -10,6 +10,7 @@
  */
 import * as crypto from "crypto";
 import { CLAUDE_BASE, CLAUDE_BASE_LINKS, UserPlan } from "../plan";
+import { LAUNCHER_FILE, MIRROR_FILE, SHARE_DIR } from "../hostContract";
 import { Params, shq, Verb } from "./shell";
 
 /** First line of a managed AGENTS.md mirror; the hash is of everything after that line. */
@@ -29,9 +30,7 @@ export interface HomeInputs {
 }
 
 /** Host copies of the managed home files, installed by the host component (bundle.ts). */
-export const SHARE_DIR = "/usr/local/share/workstations";
-export const MIRROR_FILE = `${SHARE_DIR}/agents-mirror.md`;
-export const LAUNCHER_FILE = `${SHARE_DIR}/start-claude.sh`;
+export { LAUNCHER_FILE, MIRROR_FILE, SHARE_DIR };
 
 const sha256 = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
 

@@ -2,10 +2,10 @@
  * Host-level scripts: preflight, installing one managed file, systemd units.
  */
 import { USERS_GROUP } from "../plan";
-import { KEYS_DIR } from "./account";
+import { KEYS_DIR, SSHD_DROPIN } from "../hostContract";
 import { Params, remoteScript, vars, Verb } from "./shell";
 
-export const SSHD_DROPIN = "/etc/ssh/sshd_config.d/50-workstations.conf";
+export { SSHD_DROPIN };
 export const SSHD_DROPIN_CONTENT = `# managed by workstations: roster users' keys come only from ${KEYS_DIR}/<user>
 Match Group ${USERS_GROUP}
     AuthorizedKeysFile ${KEYS_DIR}/%u

@@ -16,13 +16,14 @@
  */
 import * as crypto from "crypto";
 import { OffboardedPlan, UserPlan } from "../plan";
+import { HOST_LIB_DIR } from "../hostContract";
 import { ACCOUNT_FUNCS, ACCOUNT_VERBS, accountApplyParams, accountCutParams, purgeParams } from "./account";
 import { HOME_VERBS, HomeInputs, homeApplyParams } from "./home";
 import { UNIT_VERBS, userUnitsParams } from "./host";
 import { FILE_FUNCS, HOST_LOCK, Params, paramArg, remoteScript, STRICT, vars, Verb } from "./shell";
 import { VAULT_CRED_VERBS, vaultCredParams } from "./vaultCred";
 
-export const HOST_LIB_DIR = "/usr/local/lib/workstations/lib";
+export { HOST_LIB_DIR };
 
 const VERBS: readonly Verb[] = [...ACCOUNT_VERBS, ...HOME_VERBS, ...UNIT_VERBS, ...VAULT_CRED_VERBS];
 

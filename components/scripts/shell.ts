@@ -6,6 +6,7 @@
  * state. Values are embedded with `shq` (single-quote escaping), which is exact for any
  * string without NUL.
  */
+import { RUN_DIR } from "../hostContract";
 
 /** Single-quotes a string for bash. */
 export function shq(s: string): string {
@@ -34,9 +35,9 @@ die() { echo "error: $*" >&2; exit 1; }
 `;
 
 /** One writer at a time for /etc/passwd, the uid ledger and the users index. */
-export const HOST_LOCK = `install -d -m 0755 /run/workstations
-exec 9>/run/workstations/lock
-flock -w 120 9 || die "another workstations script holds /run/workstations/lock for over 120s"
+export const HOST_LOCK = `install -d -m 0755 ${RUN_DIR}
+exec 9>${RUN_DIR}/lock
+flock -w 120 9 || die "another workstations script holds ${RUN_DIR}/lock for over 120s"
 `;
 
 /** File helpers root's scripts use. */

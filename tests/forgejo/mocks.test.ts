@@ -74,8 +74,8 @@ test("the example roster: collaborators with the plan's permission (not the owne
   assert.match(unwrapScript(clone.inputs.create), /^URL='http:\/\/forgejo\.internal:3000\/viktor\/infra\.git'$/m);
   assert.equal(of(resources, "Collaborator")[0].inputs.url, FORGEJO.forgejoUrl);
   // the refresh timer is part of the plan's units for active users with access
-  assert.ok(program.plan.users.find((u) => u.name === "emo")!.units.timers.includes("workstations-refresh-clone@emo.timer"));
-  assert.deepEqual(program.plan.users.find((u) => u.name === "sam")!.units.timers, []);
+  assert.ok(program.plan.users.find((u) => u.name === "emo")!.grants.timers.includes("workstations-refresh-clone@emo.timer"));
+  assert.deepEqual(program.plan.users.find((u) => u.name === "sam")!.grants.timers, []);
   // the preflight ran once, before anything, with the users the program grants to
   assert.equal(calls.length, 1);
   assert.deepEqual(calls[0], { url: FORGEJO.forgejoUrl, repo: "viktor/infra", adminUser: "forgeadmin", adminPassword: FORGEJO_PASSWORD_MARKER, users: ["ebarzin", "nadia", "viktor"] });
@@ -232,9 +232,9 @@ test("property: every whitelisted user is a write collaborator or the repo owner
       }
       const tokens = new Set(of(resources, "AccessToken").map((r) => r.inputs.user as string));
       for (const u of plan.users) {
-        assert.equal(tokens.has(u.forgejoUser), u.forgejo.access, `${u.name}: token iff access`);
+        assert.equal(tokens.has(u.forgejoUser), !!u.grants.forgejo, `${u.name}: token iff access`);
         const p = collab.get(u.forgejoUser.toLowerCase());
-        if (u.forgejo.access && u.forgejoUser !== owner) assert.equal(p, u.forgejo.permission, `${u.name}: the plan's permission`);
+        if (u.grants.forgejo && u.forgejoUser !== owner) assert.equal(p, u.grants.forgejo.permission, `${u.name}: the plan's permission`);
         else assert.equal(p, undefined, `${u.name}: no collaborator`);
       }
       for (const o of plan.offboarded) assert.ok(!resources.some((r) => r.name.startsWith(`${o.name}-`)), `offboarded ${o.name} gets nothing`);

@@ -95,7 +95,8 @@ test("suspend, reactivate and offboard are state changes with the grants they cu
   for (const l of ["  - login: shell /bin/bash", "  - forgejo: ebarzin: master push whitelist", "  - forgejo: ebarzin: master merge whitelist", "  - vault: policy claude-renew-emo on claude-tokens/users/emo, AppRole claude-renew-emo", "  - units: timer claude-token-renew@emo.timer", "  - units: linger"])
     assert.ok(s.split("\n").includes(l), `missing ${l}\n${s}`);
   assert.ok(s.includes("  - login: ssh key ssh-ed25519 …"));
-  assert.ok(!s.includes("collaborator on infra"), "a suspended user stays a collaborator (the plan keeps the permission)");
+  // The program removes a suspended user's collaboration and token (plan.grants.forgejo is null).
+  assert.ok(s.split("\n").includes("  - forgejo: ebarzin: write collaborator on infra"), `a suspension ends the collaboration\n${s}`);
 
   const a = diffOf((r) => delete user(r, "sam").state).out;
   assert.match(a, /^sam \(uid 2003\): reactivated$/m);

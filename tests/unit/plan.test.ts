@@ -16,18 +16,21 @@ test("plan of the example roster: roles map to the SPEC §2 grants", () => {
   const plan = planRoster(example());
   const by = Object.fromEntries(plan.users.map((u) => [u.name, u]));
   assert.deepEqual(Object.keys(by).sort(), ["emo", "nadia", "sam", "viktor"]);
-  assert.equal(by.viktor.sudo, true);
-  assert.equal(by.viktor.forgejo.siteAdmin, true);
-  assert.equal(by.viktor.kube.tier, "cluster-admin");
-  assert.equal(by.emo.sudo, false);
-  assert.equal(by.emo.forgejo.permission, "write");
-  assert.equal(by.emo.forgejo.pushWhitelist, true, "emo's override puts him on the push whitelist");
-  assert.equal(by.nadia.kube.tier, "namespace");
-  assert.deepEqual(by.nadia.kube.namespaces, ["nadia-apps"]);
-  assert.equal(by.nadia.kube.dashboardNav, true);
+  assert.equal(by.viktor.grants.sudo, true);
+  assert.equal(by.viktor.grants.forgejo?.siteAdmin, true);
+  assert.equal(by.viktor.grants.kube?.tier, "cluster-admin");
+  assert.equal(by.viktor.grants.kube?.clusterAdmin, true);
+  assert.equal(by.emo.grants.sudo, false);
+  assert.equal(by.emo.grants.forgejo?.permission, "write");
+  assert.equal(by.emo.grants.forgejo?.pushWhitelist, true, "emo's override puts him on the push whitelist");
+  assert.equal(by.nadia.grants.kube?.tier, "namespace");
+  assert.deepEqual(by.nadia.namespaces, ["nadia-apps"]);
+  assert.deepEqual(by.nadia.grants.kube?.namespaceAdmin, ["nadia-apps"]);
+  assert.equal(by.nadia.grants.kube?.defaultNamespace, "nadia-apps");
+  assert.equal(by.nadia.grants.kube?.dashboardNav, true);
   assert.equal(by.sam.state, "suspended");
-  assert.deepEqual(by.sam.units.timers, [], "suspended users get no timers");
-  assert.equal(by.sam.linger, false);
+  assert.deepEqual(by.sam.grants.timers, [], "suspended users get no timers");
+  assert.equal(by.sam.grants.linger, false);
   assert.deepEqual(plan.branchProtection.pushWhitelist, ["ebarzin", "viktor"]);
   assert.deepEqual(plan.offboarded.map((o) => o.name), ["olga"]);
   assert.deepEqual(plan.reservedUids, [2000, 2001, 2002, 2003, 2004]);
@@ -40,10 +43,10 @@ test("overrides beat role defaults, and unset overrides keep them", () => {
   const emo = r.users.find((u) => u.name === "emo")!;
   emo.overrides = { sudo: true, tmuxPersist: false };
   const p = planRoster(r).users.find((u) => u.name === "emo")!;
-  assert.equal(p.sudo, true);
-  assert.equal(p.units.tmuxPersist, false);
-  assert.equal(p.forgejo.permission, DEFAULT_PROFILES["power-user"].forgejoPermission);
-  assert.equal(p.forgejo.pushWhitelist, false);
+  assert.equal(p.grants.sudo, true);
+  assert.equal(p.grants.tmuxPersist, false);
+  assert.equal(p.grants.forgejo?.permission, DEFAULT_PROFILES["power-user"].forgejoPermission);
+  assert.equal(p.grants.forgejo?.pushWhitelist, false);
 });
 
 // ---- property tests over generated valid rosters ----
@@ -80,7 +83,7 @@ test("property: generated rosters validate and their plans keep the invariants",
       assert.equal(new Set(plan.users.map((u) => u.uid)).size, plan.users.length);
       // every namespace has exactly one owner, and that owner lists it
       const owners = new Map<string, string[]>();
-      for (const u of plan.users) for (const ns of u.kube.namespaces) owners.set(ns, [...(owners.get(ns) ?? []), u.name]);
+      for (const u of plan.users) for (const ns of u.namespaces) owners.set(ns, [...(owners.get(ns) ?? []), u.name]);
       for (const [ns, os] of owners) {
         assert.equal(os.length, 1, `${ns} owners ${os}`);
         assert.equal(plan.namespaces[ns], os[0]);
@@ -89,16 +92,27 @@ test("property: generated rosters validate and their plans keep the invariants",
       for (const f of [...plan.branchProtection.pushWhitelist, ...plan.branchProtection.mergeWhitelist]) {
         const u = plan.users.find((x) => x.forgejoUser === f)!;
         assert.ok(u, `whitelisted ${f} is a planned user`);
-        assert.ok(u.forgejo.permission === "write" || u.forgejo.permission === "admin", `${f} is a collaborator with write`);
+        assert.ok(u.grants.forgejo?.permission === "write" || u.grants.forgejo?.permission === "admin", `${f} is a collaborator with write`);
         assert.equal(u.state, "active");
       }
       // offboarded users get nothing planned
       const off = roster.users.filter((u) => u.state === "offboarded").map((u) => u.name);
       assert.deepEqual(plan.users.filter((u) => off.includes(u.name)), []);
-      // suspended users have no timers, no linger, no whitelist
-      for (const u of plan.users.filter((x) => x.state === "suspended")) {
-        assert.deepEqual(u.units.timers, []);
-        assert.equal(u.linger, false);
+      // suspended users hold nothing: the grants are the cut; active users hold their profile
+      for (const u of plan.users) {
+        const g = u.grants;
+        if (u.state === "suspended") {
+          assert.deepEqual(g, { login: false, sshKeys: [], sudo: false, linger: false, timers: [], tmuxPersist: false, claudeTokenRenew: false, vault: null, forgejo: null, kube: null }, u.name);
+          continue;
+        }
+        assert.equal(g.login, true);
+        assert.equal(g.sudo, u.profile.sudo);
+        assert.equal(g.forgejo?.permission ?? "none", u.profile.forgejoPermission);
+        assert.equal(g.kube?.tier ?? "none", u.profile.kubeTier);
+        assert.deepEqual(g.kube?.namespaceAdmin ?? [], u.profile.kubeTier === "none" ? [] : u.namespaces);
+        assert.equal(!!g.vault, u.profile.claudeTokenRenew);
+        assert.equal(g.timers.includes(`workstations-refresh-clone@${u.name}.timer`), !!g.forgejo, "the clone's refresh timer iff Forgejo access");
+        assert.equal(g.linger, g.tmuxPersist || g.claudeTokenRenew);
       }
       // planning is deterministic
       assert.deepEqual(planRoster(parsed.roster!), plan);

@@ -1,0 +1,103 @@
+/**
+ * The host contract: every path, unit name and file format that the program (its generated
+ * scripts, the bundle, the components) and the host agents (scripts/agents, plain ESM) share,
+ * defined once (docs/CONTRACTS.md describes them). Everything in components/ imports these;
+ * the agents and units repeat the few they need as literals (they ship without this file),
+ * and tests/unit/host-contract.test.ts pins every such literal to this module.
+ */
+import type { UserPlan } from "./plan";
+
+/** Root-owned configuration the program writes and the agents read. */
+export const ETC_DIR = "/etc/workstations";
+/** One JSON entry per active or suspended user (`UsersIndexEntry`), written by the account verb. */
+export const USERS_DIR = `${ETC_DIR}/users.d`;
+/** The index of `USERS_DIR` the agents read (`UsersIndex`). */
+export const USERS_INDEX = `${ETC_DIR}/users.json`;
+/** The `version` of `USERS_INDEX`; the agents refuse any other. */
+export const USERS_INDEX_VERSION = 1;
+/** The renewal agent's host-wide settings (client id, endpoints, Vault address). */
+export const TOKEN_RENEW_CONFIG = `${ETC_DIR}/claude-token-renew.json`;
+/** The Slack webhook, root 0600, read only by the notifier (`LoadCredential=`). */
+export const SLACK_WEBHOOK_FILE = `${ETC_DIR}/claude-token-renew.slack`;
+
+/** Root-only program state: the uid ledger and purge archives. */
+export const STATE_DIR = "/var/lib/workstations";
+/** `<uid> <name>` per line: uids are never handed out twice. */
+export const LEDGER = `${STATE_DIR}/uid-ledger`;
+export const ARCHIVE_DIR = `${STATE_DIR}/archives`;
+/** tmux-persist's snapshots, one directory per user. */
+export const TMUX_STATE_DIR = "/var/lib/tmux-persist";
+
+/** Per-user authorized keys (sshd reads only these for roster users). */
+export const KEYS_DIR = "/etc/ssh/authorized_keys.d";
+export const SSHD_DROPIN = "/etc/ssh/sshd_config.d/50-workstations.conf";
+export const SUDOERS_DIR = "/etc/sudoers.d";
+
+/** Where the agents' tree (`AGENTS_SOURCE_DIR` of the repo) is installed, as it is. */
+export const LIB_DIR = "/usr/local/lib/workstations";
+/** The repo folder shipped to `LIB_DIR`: top-level files are entry points, folders modules. */
+export const AGENTS_SOURCE_DIR = "scripts/agents";
+/** The repo folder of the systemd units, installed to `UNIT_DIR`. */
+export const UNITS_SOURCE_DIR = "scripts/units";
+/** The versioned host library of per-user verbs (components/scripts/hostLib.ts). */
+export const HOST_LIB_DIR = `${LIB_DIR}/lib`;
+/** Entry points are linked from here (`tmux-persist`, `claude-token-renew`, ...). */
+export const BIN_DIR = "/usr/local/bin";
+export const UNIT_DIR = "/etc/systemd/system";
+/** Shared read-only data: the Claude base, the mirror and launcher the home verb installs. */
+export const SHARE_DIR = "/usr/local/share/workstations";
+export const CLAUDE_BASE = `${SHARE_DIR}/claude-base`;
+export const MIRROR_FILE = `${SHARE_DIR}/agents-mirror.md`;
+export const LAUNCHER_FILE = `${SHARE_DIR}/start-claude.sh`;
+/** Claude Code's managed (policy) settings. */
+export const MANAGED_SETTINGS = "/etc/claude-code/managed-settings.json";
+
+/** Runtime directory: the host lock of the remote scripts and the notifier socket. */
+export const RUN_DIR = "/run/workstations";
+export const ALERT_SOCKET = `${RUN_DIR}/alert.sock`;
+/** The node the units run the agents with (absolute: no PATH lookup as root). */
+export const NODE = "/usr/bin/node";
+
+/** Per-user files in the home (relative to it). */
+export const HOME_FILES = {
+  vaultCredential: ".config/claude-token-renew/vault.json",
+  kubeconfig: ".kube/config",
+  gitCredentials: ".git-credentials",
+  clone: "code",
+} as const;
+
+/** Unit names: host-wide, and the per-user template instances. */
+export const UNITS = {
+  tmuxSaveTimer: "tmux-persist-save.timer",
+  tmuxRestore: "tmux-persist-restore.service",
+  alertSocket: "workstations-alert.socket",
+  tokenRenewTimer: (user: string) => `claude-token-renew@${user}.timer`,
+  refreshCloneTimer: (user: string) => `workstations-refresh-clone@${user}.timer`,
+} as const;
+
+/** One user's entry of `USERS_INDEX`: the host's view of the plan's effective grants. */
+export interface UsersIndexEntry {
+  name: string;
+  uid: number;
+  home: string;
+  state: UserPlan["state"];
+  email: string;
+  /** `grants.tmuxPersist`: false while suspended. */
+  tmuxPersist: boolean;
+  /** `grants.claudeTokenRenew`: false while suspended. */
+  claudeTokenRenew: boolean;
+}
+
+export interface UsersIndex {
+  version: typeof USERS_INDEX_VERSION;
+  users: UsersIndexEntry[];
+}
+
+/** The `USERS_DIR` entry of a user, as one JSON line (key order fixed). */
+export function usersEntry(u: UserPlan): string {
+  const e: UsersIndexEntry = {
+    name: u.name, uid: u.uid, home: u.home, state: u.state, email: u.email,
+    tmuxPersist: u.grants.tmuxPersist, claudeTokenRenew: u.grants.claudeTokenRenew,
+  };
+  return JSON.stringify(e);
+}
