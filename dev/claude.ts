@@ -233,19 +233,41 @@ export function sessionFile(u: L.TUser, pid: number, configDir = path.join(u.hom
   }
 }
 
+/** Wait until `file` has not changed for `quietMs` (Claude's last status write is done). */
+export function settle(file: string, quietMs = 1500, timeoutMs = 20000): void {
+  let last = "";
+  let since = Date.now();
+  L.waitFor(`${file} to settle`, () => {
+    let cur = "";
+    try {
+      const st = fs.statSync(file);
+      cur = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    } catch {
+      cur = "missing";
+    }
+    if (cur !== last) {
+      last = cur;
+      since = Date.now();
+    }
+    return Date.now() - since >= quietMs;
+  }, timeoutMs);
+}
+
 /** /proc/PID/stat field 22 (start time in clock ticks since boot), as Claude writes procStart. */
 export function procStart(pid: number): string {
   const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   return s.slice(s.lastIndexOf(")") + 2).split(" ")[19];
 }
 
-/** Live real-claude processes of uid (by exe: the npm claude.exe or a native versions/<v>). */
+let pinnedIno = -1;
+/** Live real-claude processes of uid: their exe is the pinned binary (the same inode: every layout here is a hard link of it). */
 export function claudeProcs(uid: number): { pid: number; ppid: number; exe: string; argv: string[]; cwd: string }[] {
+  if (pinnedIno < 0) pinnedIno = fs.statSync(path.join(requireClaude(), "node_modules/@anthropic-ai/claude-code/bin/claude.exe")).ino;
   const out = [];
   for (const pid of L.pidsOf(uid)) {
     try {
+      if (fs.statSync(`/proc/${pid}/exe`).ino !== pinnedIno) continue;
       const exe = fs.readlinkSync(`/proc/${pid}/exe`);
-      if (!/\/claude\.exe$|\/claude\/versions\/[^/]+$/.test(exe)) continue;
       const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       out.push({ pid, ppid, exe, argv: fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean), cwd: fs.readlinkSync(`/proc/${pid}/cwd`) });

@@ -132,7 +132,9 @@ export function planUser(u, loaded, live, running, tx) {
 export function runningUuids(claudes, tx) {
   const set = new Set();
   for (const [, d] of resolveClaudes(claudes, tx)) if (d.uuid) set.add(d.uuid);
-  for (const c of claudes) if (c.argvUuid) set.add(c.argvUuid);
+  // argv counts too (a stale one included: never start a conversation twice), except for a
+  // claude whose session file says exactly which conversation it runs
+  for (const c of claudes) if (c.argvUuid && !c.session) set.add(c.argvUuid);
   return set;
 }
 

@@ -1,10 +1,12 @@
 // @ts-check
 /**
  * tmux-persist: the processes behind the panes. One pass over /proc per run; which
- * processes are Claude Code; the conversation each one runs (argv, or the transcripts in
- * its project dir). Every directory of a user's Claude tree that root lists is opened once
- * and checked to be the user's (readOwnedDir), and CLAUDE_CONFIG_DIR counts only inside the
- * user's home (confinedConfigDir).
+ * processes are Claude Code; the conversation each one runs: Claude's own session file
+ * (<config dir>/sessions/<pid>.json, checked against /proc), else argv, else the transcripts
+ * in its project dir. Every directory of a user's Claude tree that root lists is opened once
+ * and checked to be the user's (readOwnedDir), the session files are reached from the home
+ * without following any symlink (openOwnedPath), and CLAUDE_CONFIG_DIR counts only inside
+ * the user's home (confinedConfigDir).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,17 +38,26 @@ function base(p) {
   const i = p.lastIndexOf('/');
   return i < 0 ? p : p.slice(i + 1);
 }
+/** the native installer: ~/.local/share/claude/versions/<version> (the binary itself) */
 const VERSIONS_RE = /\/claude\/versions\/[^/]+$/;
 /**
- * Is this process Claude Code (by executable and argv, never by its title/comm)?
+ * `claude` (a PATH link, the native package's own binary
+ * @anthropic-ai/claude-code-<platform>/claude) or `claude.exe` (what npm's
+ * @anthropic-ai/claude-code/bin/claude.exe becomes after its postinstall, and what
+ * /proc/PID/exe names for an npm install)
+ */
+const CLAUDE_NAMES = new Set(['claude', 'claude.exe']);
+/**
+ * Is this process Claude Code by its executable and argv (never by its title/comm)? The
+ * fallback after Claude's own session file (see findClaudes).
  * @param {string[]} argv @param {string} exe
  */
 export function isClaudeProcess(argv, exe) {
   if (!argv.length) return false;
   const a0 = argv[0];
-  if (base(a0) === 'claude' || VERSIONS_RE.test(a0)) return true;
+  if (CLAUDE_NAMES.has(base(a0)) || VERSIONS_RE.test(a0)) return true;
   const e = exe.replace(/ \(deleted\)$/, '');
-  if (base(e) === 'claude' || VERSIONS_RE.test(e)) return true;
+  if (CLAUDE_NAMES.has(base(e)) || VERSIONS_RE.test(e)) return true;
   const interp = /^(node|nodejs|bun)$/;
   if (interp.test(base(e)) || interp.test(base(a0))) {
     const a1 = argv[1] || '';
@@ -119,9 +130,13 @@ export function decideUuid(p) {
 // ---------------------------------------------------------------------------------------
 
 /**
- * @typedef {{pid: number, ppid: number, startMs: number, argv: string[], exe: string}} Proc
+ * @typedef {{pid: number, ppid: number, startMs: number, startTicks: string, argv: string[], exe: string}} Proc
+ *   startTicks: /proc/PID/stat field 22 as written there (clock ticks since boot), which is
+ *   exactly how Claude writes `procStart` in its session file
+ * @typedef {{sessionId: string, file: string, cwd: string|null, status: string|null}} SessionInfo
  * @typedef {{pid: number, uid: number, startMs: number, argv: string[], cwd: string,
- *   configDir: string, argvUuid: string|null, argvSource: string|null}} ClaudeProc
+ *   configDir: string, argvUuid: string|null, argvSource: string|null,
+ *   session: SessionInfo|null, sessionNote?: string, identifiedBy: 'session-file'|'exe-argv'}} ClaudeProc
  */
 /** one buffer for every /proc file of a scan (no per-file allocation, no fstat) */
 let procBuf = Buffer.allocUnsafe(1 << 16);
@@ -188,6 +203,7 @@ export function scanProc(procRoot) {
       pid: Number(name),
       ppid: Number(f[1]),
       startMs: bootMs + (Number(f[19]) * 1000) / CLK_TCK,
+      startTicks: f[19],
       argv,
       exe: readlinkOr(`${dir}/exe`),
     });
@@ -215,14 +231,51 @@ function claudeConfigDirOf(procRoot, pid) {
 }
 
 /**
- * All top-level claude processes (not below another claude) with their facts.
+ * All top-level claude processes (not below another claude) of the given users, with their
+ * facts. A process is claude when its user's Claude config dir has a session file for its
+ * pid that checks out (readSessionFile), or else by isClaudeProcess. The session dir looked
+ * in is ~/.claude/sessions, plus <CLAUDE_CONFIG_DIR>/sessions for a process that names one
+ * inside the home.
  * @param {string} procRoot @param {Map<number, Proc>} procs @param {Map<number, User>} usersByUid
  * @returns {ClaudeProc[]}
  */
 export function findClaudes(procRoot, procs, usersByUid) {
+  /** @type {Map<number, number>} pid -> uid, for every process that may be a roster user's claude */
+  const uidOf = new Map();
+  /** @param {number} pid @returns {number} */
+  const uidOfPid = (pid) => {
+    const hit = uidOf.get(pid);
+    if (hit !== undefined) return hit;
+    let uid = -1;
+    try {
+      uid = fs.statSync(path.join(procRoot, String(pid))).uid;
+    } catch {
+      /* gone */
+    }
+    uidOf.set(pid, uid);
+    return uid;
+  };
   /** @type {Set<number>} */
   const isClaude = new Set();
   for (const p of procs.values()) if (isClaudeProcess(p.argv, p.exe)) isClaude.add(p.pid);
+  // Claude's own record: a process with a session file in its user's ~/.claude/sessions is
+  // claude whatever its exe is called (checked in full below, before it counts)
+  /** @type {Map<number, Set<number>>} uid -> pids named by a file in ~/.claude/sessions */
+  const listed = new Map();
+  for (const u of usersByUid.values()) {
+    const pids = new Set(sessionPids(path.join(u.home, '.claude'), u));
+    listed.set(u.uid, pids);
+    for (const pid of pids) {
+      if (isClaude.has(pid) || !procs.has(pid)) continue; // no such process: left by a claude that died
+      if (uidOfPid(pid) !== u.uid) {
+        log('notice', "claude session file names another user's process; ignored", { user: u.name, pid });
+        continue;
+      }
+      const sf = readSessionFile(path.join(u.home, '.claude'), u, /** @type {Proc} */ (procs.get(pid)));
+      if (sf.ok) isClaude.add(pid);
+      else log('notice', 'claude session file does not match the process (stale or forged); ignored', { user: u.name, pid, file: sf.file, why: sf.why });
+    }
+  }
   /** @type {ClaudeProc[]} */
   const out = [];
   for (const pid of isClaude) {
@@ -238,19 +291,15 @@ export function findClaudes(procRoot, procs, usersByUid) {
       if (!wrapUuid && q.argv.length >= 6 && q.argv[3] === RESUME_MARK && UUID_RE.test(q.argv[5])) wrapUuid = q.argv[5].toLowerCase();
     }
     if (nested) continue;
-    let uid;
-    try {
-      uid = fs.statSync(path.join(procRoot, String(pid))).uid;
-    } catch {
-      continue;
-    }
+    const uid = uidOfPid(pid);
     const u = usersByUid.get(uid);
     if (!u) continue;
     const cwd = readlinkOr(path.join(procRoot, String(pid), 'cwd'));
     if (!cwd) continue;
     const own = argvUuid(p.argv);
     const configDir = confinedConfigDir(claudeConfigDirOf(procRoot, pid), u);
-    out.push({
+    /** @type {ClaudeProc} */
+    const c = {
       pid,
       uid,
       startMs: p.startMs,
@@ -259,9 +308,156 @@ export function findClaudes(procRoot, procs, usersByUid) {
       configDir,
       argvUuid: own || wrapUuid,
       argvSource: own ? 'argv' : wrapUuid ? 'restore-wrapper' : null,
-    });
+      session: null,
+      identifiedBy: 'exe-argv',
+    };
+    const inDefault = configDir === path.join(u.home, '.claude') && listed.get(uid)?.has(pid);
+    if (inDefault || configDir !== path.join(u.home, '.claude')) {
+      const sf = readSessionFile(configDir, u, p);
+      if (sf.ok) {
+        c.session = sf.session;
+        if (!isClaudeProcess(p.argv, p.exe)) c.identifiedBy = 'session-file';
+      } else if (sf.why !== 'missing') {
+        c.sessionNote = `session file ignored: ${sf.why}`;
+        log('warning', 'claude session file ignored; falling back to argv and transcripts', { user: u.name, pid, file: sf.file, why: sf.why });
+      }
+    }
+    out.push(c);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Claude's session files: <config dir>/sessions/<pid>.json
+// ---------------------------------------------------------------------------------------
+
+const NOFOLLOW_DIR = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+const SESSION_MAX = 64 << 10;
+
+/**
+ * Opens `rel` (relative, '/'-separated) below the user's home one component at a time
+ * through /proc/self/fd, never following a symlink (O_NOFOLLOW on every component), each
+ * directory and the result checked to be owned by the user. The home itself is opened by its
+ * path (the roster's, root's to resolve) and must be a directory owned by the user.
+ * @param {{home: string, uid: number}} u @param {string} rel @param {'dir'|'file'} kind
+ * @returns {{fd: number} | {why: string}}
+ */
+function openOwnedPath(u, rel, kind) {
+  let fd;
+  try {
+    fd = fs.openSync(u.home, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NONBLOCK);
+  } catch {
+    return { why: 'home not readable' };
+  }
+  const parts = rel.split('/').filter((x) => x && x !== '.');
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isDirectory() || st.uid !== u.uid) return { why: `home not owned by the user (owner ${st.uid})` };
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i] === '..') return { why: 'path leaves the home' };
+      const last = i === parts.length - 1;
+      const flags = last && kind === 'file' ? fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK : NOFOLLOW_DIR;
+      let next;
+      try {
+        next = fs.openSync(`/proc/self/fd/${fd}/${parts[i]}`, flags);
+      } catch (e) {
+        const code = /** @type {NodeJS.ErrnoException} */ (e).code;
+        if (code === 'ENOENT') return { why: 'missing' };
+        if (code === 'ELOOP' || code === 'ENOTDIR') return { why: `${parts.slice(0, i + 1).join('/')} is a symlink or not a directory (not followed)` };
+        return { why: `${parts.slice(0, i + 1).join('/')}: ${errMsg(e)}` };
+      }
+      fs.closeSync(fd);
+      fd = next;
+      const cur = fs.fstatSync(fd);
+      if (cur.uid !== u.uid) return { why: `${parts.slice(0, i + 1).join('/')} is not owned by the user (owner ${cur.uid})` };
+      if (last && kind === 'file' && !cur.isFile()) return { why: `${parts.join('/')} is not a regular file` };
+    }
+    const r = { fd };
+    fd = -1;
+    return r;
+  } catch (e) {
+    return { why: errMsg(e) };
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+}
+
+/** configDir relative to the home, or null when it is not inside it. @param {string} configDir @param {{home: string}} u */
+function relToHome(configDir, u) {
+  const r = path.relative(u.home, configDir);
+  return r.startsWith('..') || path.isAbsolute(r) ? null : r;
+}
+
+/**
+ * The pids named by `<pid>.json` files in <configDir>/sessions (the user's, reached without
+ * following symlinks); empty when there is none.
+ * @param {string} configDir @param {User} u @returns {number[]}
+ */
+export function sessionPids(configDir, u) {
+  const rel = relToHome(configDir, u);
+  if (rel === null) return [];
+  const o = openOwnedPath(u, path.posix.join(rel, 'sessions'), 'dir');
+  if (!('fd' in o)) {
+    if (o.why !== 'missing') log('warning', 'claude sessions dir not read', { user: u.name, dir: path.join(configDir, 'sessions'), why: o.why });
+    return [];
+  }
+  try {
+    return fs
+      .readdirSync(`/proc/self/fd/${o.fd}`)
+      .filter((n) => /^[0-9]+\.json$/.test(n))
+      .map((n) => Number(n.slice(0, -5)));
+  } catch {
+    return [];
+  } finally {
+    fs.closeSync(o.fd);
+  }
+}
+
+/**
+ * Claude's own record of process `p`: <configDir>/sessions/<pid>.json, used only when it is
+ * the user's file inside the user's own config dir (no symlink anywhere below the home), and
+ * it names this very process: `pid` equal, `procStart` equal to /proc/PID/stat's start time
+ * (a file left by a dead claude whose pid was reused does not match), `sessionId` a uuid.
+ * @param {string} configDir @param {User} u @param {Proc} p
+ * @returns {{ok: true, session: SessionInfo} | {ok: false, why: string, file: string}}
+ */
+export function readSessionFile(configDir, u, p) {
+  const file = path.join(configDir, 'sessions', `${p.pid}.json`);
+  const rel = relToHome(configDir, u);
+  if (rel === null) return { ok: false, why: 'config dir outside the home', file };
+  const o = openOwnedPath(u, path.posix.join(rel, 'sessions', `${p.pid}.json`), 'file');
+  if (!('fd' in o)) return { ok: false, why: o.why, file };
+  let text;
+  try {
+    const st = fs.fstatSync(o.fd);
+    if (st.size > SESSION_MAX) return { ok: false, why: `larger than ${SESSION_MAX} bytes`, file };
+    text = fs.readFileSync(o.fd, 'utf8');
+  } catch (e) {
+    return { ok: false, why: errMsg(e), file };
+  } finally {
+    fs.closeSync(o.fd);
+  }
+  /** @type {any} */
+  let j;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    return { ok: false, why: 'not JSON', file };
+  }
+  if (!j || typeof j !== 'object') return { ok: false, why: 'not a JSON object', file };
+  if (j.pid !== p.pid) return { ok: false, why: `pid ${JSON.stringify(j.pid)} is not ${p.pid}`, file };
+  if (typeof j.procStart !== 'string' || j.procStart !== p.startTicks)
+    return { ok: false, why: `procStart ${JSON.stringify(j.procStart)} is not the process start time ${p.startTicks} (stale or forged)`, file };
+  if (typeof j.sessionId !== 'string' || !UUID_RE.test(j.sessionId)) return { ok: false, why: 'sessionId is not a uuid', file };
+  return {
+    ok: true,
+    session: {
+      sessionId: j.sessionId.toLowerCase(),
+      file,
+      cwd: typeof j.cwd === 'string' ? j.cwd : null,
+      status: typeof j.status === 'string' ? j.status : null,
+    },
+  };
 }
 
 /**
@@ -388,30 +584,47 @@ export class Transcripts {
 }
 
 /**
- * Decide the conversation of every top-level claude of one user.
+ * Decide the conversation of every top-level claude of one user: the session file's
+ * sessionId when there is one (exact, whatever else runs in the same dir), else decideUuid
+ * among the claudes that have none (a session-file conversation is never a candidate of
+ * another process, and a claude with a session file does not make a dir "shared").
  * @param {ClaudeProc[]} claudes (one user's) @param {Transcripts} tx
  * @returns {Map<number, UuidDecision>}
  */
 export function resolveClaudes(claudes, tx) {
+  /** @type {Map<number, UuidDecision>} */
+  const out = new Map();
+  /** @type {Set<string>} conversations that a session file accounts for */
+  const exact = new Set();
+  for (const c of claudes) {
+    if (!c.session) continue;
+    const id = c.session.sessionId;
+    exact.add(id);
+    const t = tx.find(c.configDir, c.cwd, id);
+    out.set(
+      c.pid,
+      t
+        ? { uuid: id, status: 'ok', source: 'session-file', transcript: t.path }
+        : { uuid: null, status: 'no-transcript', source: 'session-file', transcript: null, note: `session ${id} has no transcript yet (never messaged)` },
+    );
+  }
+  const rest = claudes.filter((c) => !c.session);
   /** @type {Map<string, number>} */
   const perDir = new Map();
   const dirOf = (/** @type {ClaudeProc} */ c) => tx.projectDir(c.configDir, c.cwd);
-  for (const c of claudes) perDir.set(dirOf(c), (perDir.get(dirOf(c)) || 0) + 1);
-  /** @type {Map<number, UuidDecision>} */
-  const out = new Map();
-  for (const c of claudes) {
+  for (const c of rest) perDir.set(dirOf(c), (perDir.get(dirOf(c)) || 0) + 1);
+  for (const c of rest) {
     const dir = dirOf(c);
-    out.set(
-      c.pid,
-      decideUuid({
-        startMs: c.startMs,
-        argvUuid: c.argvUuid,
-        argvSource: c.argvSource,
-        shared: (perDir.get(dir) || 0) > 1,
-        transcripts: tx.list(dir),
-        argvTranscript: c.argvUuid ? tx.find(c.configDir, c.cwd, c.argvUuid) : null,
-      }),
-    );
+    const d = decideUuid({
+      startMs: c.startMs,
+      argvUuid: c.argvUuid,
+      argvSource: c.argvSource,
+      shared: (perDir.get(dir) || 0) > 1,
+      transcripts: tx.list(dir).filter((t) => !exact.has(t.uuid)),
+      argvTranscript: c.argvUuid ? tx.find(c.configDir, c.cwd, c.argvUuid) : null,
+    });
+    if (c.sessionNote) d.note = d.note ? `${c.sessionNote}; ${d.note}` : c.sessionNote;
+    out.set(c.pid, d);
   }
   return out;
 }

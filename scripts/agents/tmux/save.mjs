@@ -152,6 +152,7 @@ export async function cmdSave(o) {
             transcript: d.transcript,
             configDir: c.configDir,
             cwd: c.cwd,
+            identifiedBy: c.identifiedBy,
           };
           if (d.note) rec.note = d.note;
           if (d.candidates) rec.candidates = d.candidates;

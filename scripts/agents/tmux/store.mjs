@@ -16,7 +16,9 @@ export { symlinkAtomic };
 /**
  * @typedef {{pid: number, startedAt: string, uuid: string|null, status: string,
  *   source: string|null, transcript: string|null, configDir: string, cwd: string,
- *   note?: string, candidates?: string[]}} ClaudeRec
+ *   note?: string, candidates?: string[], identifiedBy?: string}} ClaudeRec
+ *   source: session-file (Claude's own sessions/<pid>.json) | argv | restore-wrapper | transcript;
+ *   identifiedBy: session-file (only the session file says it is claude) | exe-argv
  * @typedef {{index: number, active: boolean, cwd: string, pid: number, dead?: boolean,
  *   claude: ClaudeRec|null}} PaneRec
  * @typedef {{index: number, name: string, autoName: boolean, layout: string, active: boolean,
