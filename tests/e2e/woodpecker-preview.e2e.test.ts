@@ -63,7 +63,7 @@ test("the preview workflow's preview step, with secrets, runs pulumi preview on 
     state_secret_access_key: "",
     devvm_ssh_private_key: e.host.privateKey,
     vault_token: e.vault.rootToken,
-    forgejo_admin_token: "e2e-unused",
+    forgejo_admin_password: "e2e-unused",
     slack_webhook: "https://hooks.slack.test/services/unused",
   };
   const env: Record<string, string> = {};

@@ -248,7 +248,7 @@ test("a failing notify never changes the deploy's status: the deploy workflow's 
     state_secret_access_key: "stubsecret",
     devvm_ssh_private_key: key,
     vault_token: "stub-vault-token",
-    forgejo_admin_token: "stub-forgejo-token",
+    forgejo_admin_password: "stub-forgejo-password",
     slack_webhook: slack.webhookUrl,
   };
   const go = async (upExit: number) => {
@@ -265,7 +265,7 @@ test("a failing notify never changes the deploy's status: the deploy workflow's 
   const [up, n] = ok.res.steps;
   assert.equal(up.name, "up");
   assert.equal(up.code, 0, up.stderr);
-  assert.match(ok.calls, /^argv:up --stack devvm --yes --diff --non-interactive --message woodpecker https:\/\/ci\.example\.test\/repos\/3\/pipeline\/42 [0-9a-f]{40}$/m);
+  assert.match(ok.calls, /^argv:up --stack devvm --yes --diff --refresh --non-interactive --message woodpecker https:\/\/ci\.example\.test\/repos\/3\/pipeline\/42 [0-9a-f]{40}$/m);
   assert.match(ok.calls, /^argv:config set --secret --stack devvm workstations:sshPrivateKey$/m, "the key goes to Pulumi on stdin");
   assert.ok(ok.calls.includes("stdin:-----BEGIN OPENSSH PRIVATE KEY-----"));
   assert.ok(!/^argv:.*stubkeymaterial/m.test(ok.calls), "never in argv");
