@@ -57,7 +57,7 @@ export function loadBundle(root: string): HostBundle {
   try {
     claudeMd = JSON.parse(managedSettings).claudeMd;
   } catch (e) {
-    throw new Error(`config/managed-settings.json is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`config/managed-settings.json is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   if (typeof claudeMd !== "string") throw new Error("config/managed-settings.json: expected a string field claudeMd");
   const startClaude = read(path.join(root, "config/start-claude.sh"));

@@ -6,10 +6,10 @@
 // Secrets (root token, admin password, admin token) never go on a command line: they are
 // passed through the environment or over HTTP, and the CLI wrapper writes them to 0600 files.
 
+import { freePort, sleep } from "./wait";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 
@@ -59,39 +59,12 @@ export function requireToolchain(groups: ReadonlyArray<readonly string[]> = [["b
   }
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (and, with `span`, the next span-1 too). */
-export async function freePort(span = 1): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once("error", reject);
-      srv.listen(0, "127.0.0.1", () => {
-        const addr = srv.address() as net.AddressInfo;
-        srv.close(() => resolve(addr.port));
-      });
-    });
-    let ok = port + span - 1 < 65536;
-    for (let i = 1; ok && i < span; i++) ok = await portFree(port + i);
-    if (ok) return port;
-  }
-  throw new Error("could not find a free loopback port");
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
-  });
-}
+export { freePort };
 
 export function randomSecret(bytes = 24): string {
   return crypto.randomBytes(bytes).toString("base64url");
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function tail(file: string, lines = 30): string {
   try {

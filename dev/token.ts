@@ -3,6 +3,7 @@
 // docs/CONTRACTS.md, a counting/hooking Vault proxy, a Claude Code stand-in that refreshes
 // under Claude's own locks, and the alert socket (the real notifier behind an emulation of
 // systemd's Accept=yes socket).
+import { freePort, sleep } from './wait';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -619,19 +620,7 @@ export async function claudeStandInRefresh(o: {
 export function sha256(s: string): string {
   return crypto.createHash('sha256').update(s, 'utf8').digest('hex');
 }
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+export { freePort, sleep };
 /** A port on which nothing listens (Vault "down"). */
 export async function deadAddr(): Promise<string> {
   return `http://127.0.0.1:${await freePort()}`;

@@ -256,7 +256,7 @@ export function accessDiff(args: string[], repo: string, env: NodeJS.ProcessEnv 
   }
 
   let baseRef: string | undefined = pos[0];
-  let headArg: string | undefined = ci ? pos[0] : pos[1];
+  const headArg: string | undefined = ci ? pos[0] : pos[1];
   if (ci) {
     const event = env.CI_PIPELINE_EVENT ?? "";
     if (event.startsWith("pull_request")) {

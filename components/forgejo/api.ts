@@ -61,7 +61,7 @@ export async function forgejoRequest(url: string, creds: ForgejoCredentials | un
   } catch (e) {
     const err = e as Error & { cause?: { code?: string; message?: string } };
     const why = err.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
-    throw new Error(`Forgejo at ${displayUrl(url)} is unreachable (${method} ${path}: ${why})`);
+    throw new Error(`Forgejo at ${displayUrl(url)} is unreachable (${method} ${path}: ${why})`, { cause: e });
   }
   const text = await res.text();
   let json: any = null;

@@ -285,7 +285,7 @@ export const branchProtectionProvider = {
     const failures = checkFields(news, {
       url: isUrl,
       repo: isRepo,
-      branch: (v) => (typeof v === "string" && /^[A-Za-z0-9._\/-]{1,100}$/.test(v) && !v.includes("..") ? undefined : "must be a branch name"),
+      branch: (v) => (typeof v === "string" && /^[A-Za-z0-9._/-]{1,100}$/.test(v) && !v.includes("..") ? undefined : "must be a branch name"),
       pushWhitelist: isUserList,
       mergeWhitelist: isUserList,
       providerVersion: isVersion,

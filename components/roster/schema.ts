@@ -195,6 +195,7 @@ export type SshKeyParse = { ok: true; type: SshKeyType; blob: Buffer; comment: s
  * wire-format blob. `problem` says what was expected (without the word "expected").
  */
 export function parseSshPublicKey(line: string): SshKeyParse {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (/[\x00-\x1f\x7f]/.test(line)) return { ok: false, problem: `${LINE_FORMAT} without control characters or line breaks` };
   const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?: (.*))?$/.exec(line);
   if (!m) return { ok: false, problem: LINE_FORMAT };

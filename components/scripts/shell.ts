@@ -61,7 +61,7 @@ export const PRELUDE = `${STRICT}umask 022
 ${HOST_LOCK}${FILE_FUNCS}`;
 
 /** What a remote script's name may contain: printable ASCII without quotes or backslashes. */
-export const SAFE_SCRIPT_NAME = /^[A-Za-z0-9 ._@+:,=\/-]{1,200}$/;
+export const SAFE_SCRIPT_NAME = /^[A-Za-z0-9 ._@+:,=/-]{1,200}$/;
 
 /** Wraps a script body as the single remote command string the command provider runs. */
 export function remoteScript(name: string, body: string): string {

@@ -33,6 +33,7 @@
  * the TestHost exists (across its reboots) and is unmounted by destroyHost, the exit hook
  * or the stale-host reaper.
  */
+import { sleep } from "../wait";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -154,7 +155,6 @@ export function rootfsPath(): string {
   return path.join(cacheDir(), "rootfs", `bookworm-${hash}`);
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
@@ -546,7 +546,7 @@ function canBind(port: number): Promise<boolean> {
 }
 
 /** A free loopback port outside the ephemeral range, not used by another test host. */
-async function freePort(): Promise<number> {
+async function freeHostPort(): Promise<number> {
   const taken = portsOfOtherHosts();
   for (let i = 0; i < 200; i++) {
     const port = 20000 + crypto.randomInt(10000);
@@ -590,7 +590,7 @@ export async function createHost(name = "testhost", opts: CreateHostOptions = {}
     }
   }
   const machine = path.basename(dir);
-  const port = await freePort();
+  const port = await freeHostPort();
   const meta: HostMeta = {
     name,
     machine,

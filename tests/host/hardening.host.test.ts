@@ -14,6 +14,7 @@
  *    any account change.
  *  - A missing home is rebuilt from skel in a root-only staging dir, owned by the user.
  */
+import { waitFor } from "../../dev/wait";
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -42,15 +43,6 @@ describe("hardening on the systemd host", { timeout: 20 * 60_000 }, () => {
   const sh = async (cmd: string, stdin?: string) => (await run(h, cmd, { stdin })).stdout.trim();
   const tryRun = (cmd: string, stdin?: string) => run(h, cmd, { stdin, check: false });
   const as = (user: string, cmd: string) => sh(`runuser -u ${user} -- env -C / HOME=/home/${user} PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 sh -c ${shq(cmd)}`);
-  async function waitFor<T>(what: string, fn: () => Promise<T | null | false | undefined>, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await fn();
-      if (v) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
 
   before(async () => {
     h = await createHost("hardening");

@@ -4,6 +4,7 @@
 // boot, and the boot oneshot brings every session back with the right name, cwd and
 // `claude --resume <uuid>`, in servers that live outside the oneshot's cgroup. Saves fired
 // during the shutdown (servers alive, and servers already dead) must leave `last` alone.
+import { waitFor } from "../../dev/wait";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -75,15 +76,6 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
     const r = await sh(`cat /home/${user}/.fake-claude.log 2>/dev/null || true`);
     return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
   }
-  async function waitFor<T>(what: string, fn: () => Promise<T | null | false | undefined>, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await fn();
-      if (v) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
   /** live claude (fake) conversations keyed "session/window/pane" */
   async function conversations(user: string): Promise<Map<string, { uuid: string; argv: string[]; cwd: string }>> {
     const ps = await panes(user);
@@ -98,8 +90,8 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
     return out;
   }
 
-  let before_: Record<string, { panes: Pane[]; conv: Map<string, { uuid: string; argv: string[]; cwd: string }> }> = {};
-  let lastBefore: Record<string, { link: string; sha: string }> = {};
+  const before_: Record<string, { panes: Pane[]; conv: Map<string, { uuid: string; argv: string[]; cwd: string }> }> = {};
+  const lastBefore: Record<string, { link: string; sha: string }> = {};
 
   before(async () => {
     h = await createHost("tmux-persist");

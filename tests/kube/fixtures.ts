@@ -1,5 +1,4 @@
 /** Kubernetes test fixtures shared by the mock and the real-cluster suites. */
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const runtimeResource = require("@pulumi/pulumi/runtime/resource");
 
 export const TEST_CA = "-----BEGIN CERTIFICATE-----\nMIIBfakeCAforMocksOnly\n-----END CERTIFICATE-----\n";
