@@ -320,7 +320,7 @@ export function waitScreen(env: L.Env, u: L.TUser, target: string, what: string,
       return ok(last) && last;
     }, timeoutMs);
   } catch (e) {
-    throw new Error(`${(e as Error).message}; the pane shows:\n${last.replace(/\n{3,}/g, "\n\n")}`);
+    throw new Error(`${(e as Error).message}; the pane shows:\n${last.replace(/\n{3,}/g, "\n\n")}`, { cause: e });
   }
 }
 
