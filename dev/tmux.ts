@@ -8,31 +8,15 @@ import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { agentFiles, agentSource } from "./agents";
 
 export const ROOT = path.resolve(__dirname, "..");
 export const SCRIPT = path.join(ROOT, "scripts", "agents", "tmux-persist.mjs");
-/** scripts/agents: the host agents' tree, shipped as it is to /usr/local/lib/workstations */
-export const AGENTS_DIR = path.join(ROOT, "scripts", "agents");
-
-/**
- * Every file tmux-persist is made of: its entry point and the modules it imports, followed
- * through their relative imports (an import that is not relative is not followed).
- */
-export function scriptFiles(entry: string = SCRIPT): string[] {
-  const seen = new Set<string>();
-  const visit = (f: string): void => {
-    if (seen.has(f)) return;
-    seen.add(f);
-    const src = fs.readFileSync(f, "utf8");
-    for (const m of src.matchAll(/^(?:import|export)\b[^'"]*?\bfrom ['"](\.{1,2}\/[^'"]+)['"]|^import ['"](\.{1,2}\/[^'"]+)['"]/gm)) visit(path.resolve(path.dirname(f), m[1] ?? m[2]));
-  };
-  visit(entry);
-  return [...seen];
-}
+export { AGENTS_DIR } from "./agents";
+/** Every file tmux-persist is made of: its entry point and the modules it imports (dev/agents.ts). */
+export const scriptFiles = (entry: string = SCRIPT): string[] => agentFiles(entry);
 /** The source text of scriptFiles(), one file after the other. */
-export function scriptSource(entry: string = SCRIPT): string {
-  return scriptFiles(entry).map((f) => fs.readFileSync(f, "utf8")).join("\n");
-}
+export const scriptSource = (entry: string = SCRIPT): string => agentSource(entry);
 export const FAKE_CLAUDE = path.join(ROOT, "tests", "tmux", "fake-claude");
 
 export interface TUser {

@@ -9,6 +9,9 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 echo "== typecheck" >&2
 tsc --noEmit -p .
 
+echo "== typecheck the host agents (checkJs, strict)" >&2
+tsc -p tsconfig.agents.json
+
 echo "== shellcheck" >&2
 mapfile -t sh_files < <(git ls-files -co --exclude-standard | while read -r f; do
   [ -f "$f" ] && head -1 "$f" | grep -qE '^#!.*\b(ba)?sh\b' && echo "$f"; done)

@@ -31,6 +31,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgv, UsageError } from './common/args.mjs';
+import { isMain } from './common/main.mjs';
+import { readUsersIndex, USERS_FILE, USERS_INDEX_VERSION, UsersFileError } from './common/users.mjs';
 
 const MAX_MESSAGE_BYTES = 4096;
 const MAX_TEXT_CHARS = 3000;
@@ -60,8 +63,6 @@ function excerpt(s) {
   return JSON.stringify(one.length > 300 ? `${one.slice(0, 300)}…` : one);
 }
 
-class UsageError extends Error {}
-
 // ---------------------------------------------------------------------------------------
 // The sender
 
@@ -84,20 +85,20 @@ export function parseInstance(instance) {
  * @param {string} file @param {number} uid @returns {{name: string} | {refused: string}}
  */
 function senderOf(file, uid) {
-  let raw;
+  let doc;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    doc = readUsersIndex(file);
   } catch (e) {
-    return { refused: `cannot read the users file (${errCode(e)})` };
+    if (!(e instanceof UsersFileError)) throw e;
+    return { refused: e.kind === 'unreadable' ? `cannot read the users file (${e.code})` : `the users file is not a version ${USERS_INDEX_VERSION} users index` };
   }
-  const users = raw && Array.isArray(raw.users) ? raw.users : null;
-  if (!users) return { refused: 'the users file has no "users" array' };
-  const hits = users.filter((/** @type {any} */ u) => u && u.uid === uid);
+  const hits = [...doc.users, ...doc.malformed].filter((u) => u.uid === uid);
   if (hits.length !== 1) return { refused: `uid ${uid} is not a roster user` };
   const u = hits[0];
-  if (typeof u.name !== 'string' || !/^[a-z_][a-z0-9_-]{0,31}$/.test(u.name)) return { refused: `uid ${uid} has no valid user name` };
-  if (u.state !== 'active') return { refused: `${u.name} (uid ${uid}) is not active` };
-  return { name: u.name };
+  if (!doc.users.includes(/** @type {any} */ (u))) return { refused: `uid ${uid} has no valid user name` };
+  const entry = /** @type {import('./common/users.mjs').UserEntry} */ (u);
+  if (entry.state !== 'active') return { refused: `${entry.name} (uid ${uid}) is not active` };
+  return { name: entry.name };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -252,23 +253,8 @@ exit: 0 ok or disabled, 1 refused or failed, 2 usage`;
 
 /** @param {string[]} argv */
 function parseArgs(argv) {
-  const valued = new Set(['instance', 'users-file', 'host-label', 'slack-timeout', 'read-timeout']);
-  /** @type {Record<string, string|boolean>} */
-  const opts = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--help' || a === '-h') {
-      opts.help = true;
-      continue;
-    }
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(a.slice(0, 40))}`);
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    if (!valued.has(name)) throw new UsageError(`unknown option --${name.slice(0, 40)}`);
-    const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (v === undefined) throw new UsageError(`--${name} needs a value`);
-    opts[name] = v;
-  }
+  const { opts, positional } = parseArgv(argv, { valued: ['instance', 'users-file', 'host-label', 'slack-timeout', 'read-timeout'], flags: ['help'], aliases: { '-h': 'help' } });
+  if (positional.length) throw new UsageError(`unexpected argument ${JSON.stringify(positional[0].slice(0, 40))}`);
   for (const k of ['slack-timeout', 'read-timeout']) {
     if (opts[k] !== undefined && !(Number(opts[k]) > 0 && Number(opts[k]) <= 600)) throw new UsageError(`--${k} must be seconds (0 < s <= 600)`);
   }
@@ -293,7 +279,7 @@ export async function handle(argv) {
   }
   const instance = String(opts.instance ?? '');
   const host = String(opts['host-label'] || os.hostname());
-  const usersFile = String(opts['users-file'] || '/etc/workstations/users.json');
+  const usersFile = String(opts['users-file'] || USERS_FILE);
   const slackTimeoutMs = Number(opts['slack-timeout'] ?? 10) * 1000;
   const readTimeoutMs = Number(opts['read-timeout'] ?? 5) * 1000;
 
@@ -334,14 +320,7 @@ export async function handle(argv) {
   return { code: 1, answer: `error ${r.reason}` };
 }
 
-const isMain = (() => {
-  try {
-    return !!process.argv[1] && fs.realpathSync(process.argv[1]) === fs.realpathSync(new URL(import.meta.url).pathname);
-  } catch {
-    return false;
-  }
-})();
-if (isMain) {
+if (isMain(import.meta.url)) {
   // A last guard: the unit also has RuntimeMaxSec=.
   const guard = setTimeout(() => {
     log('internal timeout');

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FakeAnthropicOAuth, startFakeAnthropic } from '../../dev/fakes/anthropic-oauth';
 import { FakeSlack, startFakeSlack } from '../../dev/fakes/slack';
+import { agentFiles } from '../../dev/agents';
 import { AgentEnv, deadAddr, describeRun, EXIT, findLeaks, REPO, sleep, tmpdir } from '../../dev/token';
 
 let oauth: FakeAnthropicOAuth;
@@ -204,10 +205,16 @@ test('units: claude-token-renew@.service and .timer pass systemd-analyze verify'
 });
 
 test('the agent is plain Node ESM with no dependencies', () => {
-  const src = fs.readFileSync(path.join(REPO, 'scripts', 'agents', 'claude-token-renew.mjs'), 'utf8');
-  assert.match(src, /^#!\/usr\/bin\/env node\n\/\/ @ts-check/);
-  const imports = [...src.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
-  assert.ok(imports.length > 0);
-  for (const i of imports) assert.match(i, /^node:/, `only node: builtins, found ${i}`);
+  const entry = path.join(REPO, 'scripts', 'agents', 'claude-token-renew.mjs');
+  assert.match(fs.readFileSync(entry, 'utf8'), /^#!\/usr\/bin\/env node\n\/\/ @ts-check/);
+  const files = agentFiles(entry); // the entry point and every module it imports
+  assert.ok(files.some((f) => f.endsWith(path.join('token', 'decide.mjs'))), files.join(' '));
+  for (const f of files) {
+    const src = fs.readFileSync(f, 'utf8');
+    assert.match(src, /^(#!\/usr\/bin\/env node\n)?\/\/ @ts-check\n/, `${f} is type-checked`);
+    const imports = [...src.matchAll(/^(?:import|export) .* from '([^']+)';$/gm)].map((m) => m[1]);
+    for (const i of imports) assert.match(i, /^(node:|\.{1,2}\/)/, `only node: builtins and the agent's own modules, found ${i} in ${f}`);
+    assert.ok(path.relative(path.join(REPO, 'scripts', 'agents'), f).split(path.sep)[0] !== '..', f);
+  }
   void sleep;
 });

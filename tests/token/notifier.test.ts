@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadBundle } from '../../components/bundle';
 import { FakeSlack, startFakeSlack } from '../../dev/fakes/slack';
+import { agentFiles } from '../../dev/agents';
 import { AlertSocket, AlertSocketOptions, deadAddr, findLeaks, NODE, NOTIFIER, REPO, RunResult, sendToAlertSocket, tmpdir } from '../../dev/token';
 
 let slack: FakeSlack;
@@ -292,10 +293,11 @@ test('the host component ships the notifier and enables the socket', () => {
 });
 
 test('the notifier is plain Node ESM with no dependencies and executes nothing', () => {
-  const src = fs.readFileSync(NOTIFIER, 'utf8');
-  assert.match(src, /^#!\/usr\/bin\/env node\n\/\/ @ts-check/);
-  const imports = [...src.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+  assert.match(fs.readFileSync(NOTIFIER, 'utf8'), /^#!\/usr\/bin\/env node\n\/\/ @ts-check/);
+  // the entry point and the shared modules it imports (../common/)
+  const imports = agentFiles(NOTIFIER).flatMap((f) => [...fs.readFileSync(f, 'utf8').matchAll(/^(?:import|export) .* from '([^']+)';$/gm)].map((m) => m[1]));
   assert.ok(imports.length > 0);
-  for (const i of imports) assert.match(i, /^node:/, `only node: builtins, found ${i}`);
+  for (const i of imports) assert.match(i, /^(node:|\.\/common\/|\.\/)/, `only node: builtins and the agents' own modules, found ${i}`);
+  assert.ok(imports.includes('./common/users.mjs'), 'users.json through the one shared reader');
   assert.ok(!imports.includes('node:child_process'), 'spawns nothing');
 });

@@ -1,0 +1,73 @@
+// @ts-check
+/** claude-token-renew: the command line (options, usage) and main. */
+import { parseArgv } from '../common/args.mjs';
+import { EXIT, LOGCFG, UsageError, errMsg, log, out } from './core.mjs';
+import { cmdRun } from './run.mjs';
+import { cmdStatus } from './status.mjs';
+
+// ---------------------------------------------------------------------------------------
+// CLI
+
+export function usage() {
+  return `usage: claude-token-renew <run|status> [options]
+  run      one pass: sync with Vault, refresh if the access token expires soon, alert (for the timer)
+  status   show the state without secrets and without changing anything
+options:
+  --config FILE            agent config (default /etc/workstations/claude-token-renew.json)
+  --users-file FILE        users.json (default: config usersFile)
+  --user NAME              the user (default: the current user)
+  --home DIR               home directory (default: $HOME)
+  --cred-file FILE         Claude credentials (default: $CLAUDE_CONFIG_DIR or ~/.claude, /.credentials.json)
+  --vault-cred FILE        AppRole credential (default ~/.config/claude-token-renew/vault.json)
+  --state-dir DIR          state dir (default ~/.local/state/claude-token-renew)
+  --notice-file FILE       notice shown by start-claude.sh (default ~/.claude-token-renew.notice)
+  --alert-socket PATH      the alert notifier's socket (default: config alertSocket, else /run/workstations/alert.sock; "" = no alerts)
+  --offline                status: do not contact Vault
+  --json                   status: JSON output
+  --quiet                  run: only warnings and errors on stderr
+  --now MS                 testing: pretend the time is MS (epoch ms) for token expiry decisions
+exit codes: 0 ok, 1 internal error, 2 usage/config, 3 transient, 4 login required,
+            5 identity mismatch, 6 Vault access denied`;
+}
+
+/** @param {string[]} argv */
+/** @param {string[]} argv */
+export function parseArgs(argv) {
+  const { opts, positional } = parseArgv(argv, {
+    flags: ['offline', 'json', 'quiet', 'help'],
+    valued: ['config', 'users-file', 'user', 'home', 'cred-file', 'vault-cred', 'state-dir', 'notice-file', 'alert-socket', 'now'],
+  });
+  return { cmd: positional[0], rest: positional.slice(1), opts: /** @type {Record<string, string|boolean>} */ ({ config: '/etc/workstations/claude-token-renew.json', ...opts }) };
+}
+
+/** @param {string[]} argv @returns {Promise<number>} */
+export async function main(argv) {
+  let parsed;
+  try {
+    parsed = parseArgs(argv);
+  } catch (e) {
+    process.stderr.write(`${errMsg(e)}\n${usage()}\n`);
+    return EXIT.USAGE;
+  }
+  const { cmd, rest, opts } = parsed;
+  if (opts.help || cmd === 'help') {
+    out(usage());
+    return EXIT.OK;
+  }
+  if ((cmd !== 'run' && cmd !== 'status') || rest.length) {
+    process.stderr.write(`${usage()}\n`);
+    return EXIT.USAGE;
+  }
+  LOGCFG.quiet = !!opts.quiet;
+  process.umask(0o077);
+  try {
+    return cmd === 'run' ? await cmdRun(opts) : await cmdStatus(opts);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      log('error', e.message);
+      return EXIT.USAGE;
+    }
+    log('error', `unexpected: ${e instanceof Error ? e.stack || e.message : String(e)}`);
+    return EXIT.ERROR;
+  }
+}
