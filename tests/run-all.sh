@@ -38,7 +38,7 @@ else
   echo "== engine e2e NOT RUN: the Pulumi CLI or the command/vault resource plugins are missing" >&2
   echo "   (bash dev/toolchain status says why; npm run test:e2e runs it and fails with the reason)" >&2
 fi
-files=(tests/unit/*.test.ts tests/tmux/*.test.ts tests/token/*.test.ts tests/host/*.test.ts tests/kube/*.test.ts tests/forgejo/*.test.ts)
+files=(tests/unit/*.test.ts tests/tmux/*.test.ts tests/claude/*.test.ts tests/token/*.test.ts tests/host/*.test.ts tests/kube/*.test.ts tests/forgejo/*.test.ts)
 for f in tests/e2e/*.test.ts; do
   case "$f" in *.e2e.test.ts) ;; *) files+=("$f") ;; esac
 done

@@ -37,12 +37,23 @@
  *
  * Claude panes (save)
  *   - One pass over /proc per save reads stat (ppid, start time), cmdline and exe of every
- *     process. A process is claude by argv[0] basename `claude`, an exe/argv[0] under
- *     `.../claude/versions/<v>` (native installer; its comm is the version string), or
+ *     process. A process is claude when Claude's own session file names it (below), else by
+ *     argv[0]/exe basename `claude` or `claude.exe` (npm's @anthropic-ai/claude-code/bin/
+ *     claude.exe), an exe/argv[0] under `.../claude/versions/<v>` (native installer), or
  *     node/bun running a script named `claude` or `@anthropic-ai/claude-code/cli.js`.
  *     pane_current_command is never used. A claude below another claude is a helper and is
  *     ignored. A claude belongs to the pane whose pane_pid is its nearest pane ancestor.
- *   - Conversation uuid: A = argv `--resume <uuid>`, `--resume=<uuid>`, `-r <uuid>`,
+ *   - Session file first: <config dir>/sessions/<pid>.json, which Claude Code (2.1.332
+ *     verified) keeps for every running process and rewrites on /clear and /resume. Read only
+ *     for a process of that user, from ~/.claude or a CLAUDE_CONFIG_DIR inside the home,
+ *     reached from the home without following any symlink, every directory and the file
+ *     owned by the user (<= 64 KiB), and used only when its `pid` and `procStart` (field 22 of
+ *     /proc/PID/stat, as Claude writes it) are the process's; its `sessionId` is then the
+ *     conversation (source "session-file"; "no-transcript" while that conversation has no
+ *     transcript yet). A file that fails a check is ignored with a log line. Processes with
+ *     a valid session file neither share a project dir with others below nor are their
+ *     conversations candidates of another process.
+ *   - Otherwise: A = argv `--resume <uuid>`, `--resume=<uuid>`, `-r <uuid>`,
  *     `--session-id <uuid>` of the claude process, or else of the `tmux-persist-resume`
  *     wrapper that restore put above it. Transcript dir D = <CLAUDE_CONFIG_DIR or
  *     ~/.claude>/projects/<slug(cwd)> (CLAUDE_CONFIG_DIR read from /proc/PID/environ, nothing
@@ -69,8 +80,8 @@
  *   sessions: [{name (as tmux stores it), group, baseIndex? (its base-index; older
  *   snapshots lack it), windows: [{index, name, autoName, layout,
  *   active, panes: [{index, active, cwd, pid, claude: null | {pid, startedAt, uuid, status:
- *   ok|ambiguous|no-transcript, source: argv|restore-wrapper|transcript, transcript,
- *   configDir, cwd, note?, candidates?}}]}]}]}. JSON strings carry tabs, newlines, quotes
+ *   ok|ambiguous|no-transcript, source: session-file|argv|restore-wrapper|transcript,
+ *   transcript, configDir, cwd, identifiedBy?: session-file|exe-argv, note?, candidates?}}]}]}]}. JSON strings carry tabs, newlines, quotes
  *   and unicode unchanged.
  *
  * Restore: sessions that exist (by name) are left alone; a conversation already running (any
