@@ -26,7 +26,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as YAML from "yaml";
 import { commandConnection, HostConnection } from "../config";
 import { derivedNames, UserPlan } from "../plan";
-import { guardedKubeconfig, kubeconfigDeliverScript, kubeconfigRemoveScript } from "../scripts/kubeconfig";
+import { guardedKubeconfig } from "../scripts/kubeconfig";
+import { kubeconfigDeliverScript, kubeconfigRemoveScript } from "../scripts/hostLib";
 
 /** Username claims the program can map to a roster field. */
 export const USERNAME_CLAIMS = ["email", "preferred_username"] as const;

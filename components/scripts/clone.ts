@@ -9,7 +9,7 @@
  * The per-user timer `workstations-refresh-clone@<user>.timer` keeps it fresh afterwards.
  */
 import { UserPlan } from "../plan";
-import { remoteScript, vars } from "./shell";
+import { Params, Verb } from "./shell";
 
 /** Remote name of the infra repo in `~/code`. */
 export const CLONE_REMOTE = "forgejo";
@@ -48,11 +48,34 @@ const FILTER = `filter_host() {
     { print }' "$f"
 }`;
 
-/** Writes the credential line (stdin) into ~/.git-credentials as the user, 0600; other hosts' lines stay. */
-export function gitCredentialsDeliverScript(u: Pick<UserPlan, "name" | "uid">, url: string): string {
+/** Parameters of `git-credentials-deliver` and `git-credentials-remove`: the user and the Forgejo host (as the devvm reaches it). */
+export function gitCredentialsParams(u: Pick<UserPlan, "name" | "uid">, url: string): Params {
   const { scheme, host } = credentialHost(url);
-  const body = `${vars({ NAME: u.name, UID_: u.uid, SCHEME: scheme, HOST: host })}
-getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
+  return { NAME: u.name, UID_: u.uid, SCHEME: scheme, HOST: host };
+}
+
+/** Parameters of `clone`. The clone URL must not carry credentials (they come from ~/.git-credentials). */
+export function cloneParams(u: Pick<UserPlan, "name" | "uid">, cloneUrl: string): Params {
+  if (/@/.test(new URL(cloneUrl).host) || new URL(cloneUrl).username) throw new Error("cloneScript: the clone URL must not carry credentials");
+  return { NAME: u.name, UID_: u.uid, URL: cloneUrl, REMOTE: CLONE_REMOTE, BRANCH: CLONE_BRANCH };
+}
+
+/**
+ * Verbs of the host library. `git-credentials-deliver` writes the credential line (stdin)
+ * into ~/.git-credentials as the user, 0600; other hosts' lines stay. `git-credentials-remove`
+ * removes the Forgejo host's line (the file goes when nothing else is left). `clone` clones
+ * the infra repo into ~/code as the user, once: the credential comes from ~/.git-credentials
+ * (the store helper, set in the clone's own config so the refresh timer uses it too), never
+ * from argv; the clone goes to a temporary directory first and is renamed into place only
+ * when complete, so an interrupted clone never leaves a half ~/code that would then be "left
+ * alone" forever.
+ */
+export const FORGEJO_VERBS: readonly Verb[] = [
+  {
+    name: "git-credentials-deliver",
+    root: true,
+    params: ["NAME", "UID_", "SCHEME", "HOST"],
+    body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
 inner=$(cat <<'EOS'
 set -euo pipefail
 umask 077
@@ -71,15 +94,13 @@ echo "changed: $f (Forgejo token for $host)"
 EOS
 )
 setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" git-credentials "$SCHEME" "$HOST"
-echo "git credentials of $NAME for $HOST delivered"`;
-  return remoteScript(`git credentials ${u.name}`, body);
-}
-
-/** Removes the Forgejo host's line from ~/.git-credentials (the file goes when nothing else is left). */
-export function gitCredentialsRemoveScript(u: Pick<UserPlan, "name" | "uid">, url: string): string {
-  const { scheme, host } = credentialHost(url);
-  const body = `${vars({ NAME: u.name, UID_: u.uid, SCHEME: scheme, HOST: host })}
-getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
+echo "git credentials of $NAME for $HOST delivered"`,
+  },
+  {
+    name: "git-credentials-remove",
+    root: true,
+    params: ["NAME", "UID_", "SCHEME", "HOST"],
+    body: `getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
 inner=$(cat <<'EOS'
 set -euo pipefail
 umask 077
@@ -94,21 +115,13 @@ echo "changed: $f (Forgejo token for $host removed)"
 EOS
 )
 setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" git-credentials "$SCHEME" "$HOST"
-echo "git credentials of $NAME for $HOST removed"`;
-  return remoteScript(`git credentials removal ${u.name}`, body);
-}
-
-/**
- * Clones `cloneUrl` into ~/code as the user, once. The credential comes from
- * ~/.git-credentials (the store helper, set in the clone's own config so the refresh timer
- * uses it too), never from argv. The clone goes to a temporary directory first and is renamed
- * into place only when complete, so an interrupted clone never leaves a half ~/code that
- * would then be "left alone" forever.
- */
-export function cloneScript(u: Pick<UserPlan, "name" | "uid">, cloneUrl: string): string {
-  if (/@/.test(new URL(cloneUrl).host) || new URL(cloneUrl).username) throw new Error("cloneScript: the clone URL must not carry credentials");
-  const body = `${vars({ NAME: u.name, UID_: u.uid, URL: cloneUrl, REMOTE: CLONE_REMOTE, BRANCH: CLONE_BRANCH })}
-getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
+echo "git credentials of $NAME for $HOST removed"`,
+  },
+  {
+    name: "clone",
+    root: true,
+    params: ["NAME", "UID_", "URL", "REMOTE", "BRANCH"],
+    body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
 command -v git >/dev/null || die "git is missing on $(hostname); install it (Debian: apt-get install git)"
 inner=$(cat <<'EOS'
 set -euo pipefail
@@ -129,6 +142,6 @@ rm -rf -- "$tmp"
 echo "changed: cloned $url into $d (remote $remote, $branch tracks $remote/$branch; git-crypt files stay locked)"
 EOS
 )
-setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" clone "$URL" "$REMOTE" "$BRANCH"`;
-  return remoteScript(`clone ${u.name}`, body);
-}
+setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" clone "$URL" "$REMOTE" "$BRANCH"`,
+  },
+];

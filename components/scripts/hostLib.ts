@@ -22,10 +22,12 @@ import { HOME_VERBS, HomeInputs, homeApplyParams } from "./home";
 import { UNIT_VERBS, userUnitsParams } from "./host";
 import { FILE_FUNCS, HOST_LOCK, Params, paramArg, remoteScript, STRICT, vars, Verb } from "./shell";
 import { VAULT_CRED_VERBS, vaultCredParams } from "./vaultCred";
+import { cloneParams, FORGEJO_VERBS, gitCredentialsParams } from "./clone";
+import { KUBECONFIG_VERBS, kubeconfigParams } from "./kubeconfig";
 
 export { HOST_LIB_DIR };
 
-const VERBS: readonly Verb[] = [...ACCOUNT_VERBS, ...HOME_VERBS, ...UNIT_VERBS, ...VAULT_CRED_VERBS];
+const VERBS: readonly Verb[] = [...ACCOUNT_VERBS, ...HOME_VERBS, ...UNIT_VERBS, ...VAULT_CRED_VERBS, ...FORGEJO_VERBS, ...KUBECONFIG_VERBS];
 
 const fnName = (verb: string) => `verb_${verb.replace(/-/g, "_")}`;
 
@@ -116,3 +118,8 @@ export const homeApplyScript = (u: UserPlan, inp: HomeInputs) => libCommand("hom
 export const userUnitsScript = (name: string, timers: readonly string[]) => libCommand("units-user", userUnitsParams(name, timers));
 export const vaultCredDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("vault-deliver", vaultCredParams(u));
 export const vaultCredRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("vault-remove", vaultCredParams(u));
+export const gitCredentialsDeliverScript = (u: Pick<UserPlan, "name" | "uid">, url: string) => libCommand("git-credentials-deliver", gitCredentialsParams(u, url));
+export const gitCredentialsRemoveScript = (u: Pick<UserPlan, "name" | "uid">, url: string) => libCommand("git-credentials-remove", gitCredentialsParams(u, url));
+export const cloneScript = (u: Pick<UserPlan, "name" | "uid">, cloneUrl: string) => libCommand("clone", cloneParams(u, cloneUrl));
+export const kubeconfigDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-deliver", kubeconfigParams(u));
+export const kubeconfigRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-remove", kubeconfigParams(u));

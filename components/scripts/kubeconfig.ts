@@ -8,7 +8,7 @@
  */
 import * as crypto from "crypto";
 import { UserPlan } from "../plan";
-import { remoteScript, shq, vars } from "./shell";
+import { Params, shq, Verb } from "./shell";
 
 /** First line of a managed kubeconfig; the hash is of everything after that line. */
 export const KUBECONFIG_HEADER_PREFIX = "# managed-by: workstations (kubeconfig; edit it and this file is left alone) sha256:";
@@ -33,10 +33,21 @@ const CLASSIFY = `classify() {
   esac
 }`;
 
-/** Writes stdin (a `guardedKubeconfig`) to ~/.kube/config as the user, unless the user's own file is there. */
-export function kubeconfigDeliverScript(u: Pick<UserPlan, "name" | "uid">): string {
-  const body = `${vars({ NAME: u.name, UID_: u.uid })}
-getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
+export function kubeconfigParams(u: Pick<UserPlan, "name" | "uid">): Params {
+  return { NAME: u.name, UID_: u.uid };
+}
+
+/**
+ * Verbs of the host library. `kubeconfig-deliver` writes stdin (a `guardedKubeconfig`) to
+ * ~/.kube/config as the user, unless the user's own file is there; `kubeconfig-remove`
+ * removes it only while it is still exactly the managed one.
+ */
+export const KUBECONFIG_VERBS: readonly Verb[] = [
+  {
+    name: "kubeconfig-deliver",
+    root: true,
+    params: ["NAME", "UID_"],
+    body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
 inner=$(cat <<'EOS'
 set -euo pipefail
 umask 077
@@ -57,14 +68,13 @@ echo "changed: $f"
 EOS
 )
 setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" kubeconfig ${shq(KUBECONFIG_HEADER_PREFIX)}
-echo "kubeconfig of $NAME converged"`;
-  return remoteScript(`kubeconfig ${u.name}`, body);
-}
-
-/** Removes ~/.kube/config only while it is still exactly the managed one. */
-export function kubeconfigRemoveScript(u: Pick<UserPlan, "name" | "uid">): string {
-  const body = `${vars({ NAME: u.name, UID_: u.uid })}
-getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
+echo "kubeconfig of $NAME converged"`,
+  },
+  {
+    name: "kubeconfig-remove",
+    root: true,
+    params: ["NAME", "UID_"],
+    body: `getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
 inner=$(cat <<'EOS'
 set -euo pipefail
 PREFIX=$1
@@ -78,6 +88,6 @@ esac
 EOS
 )
 setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" kubeconfig-remove ${shq(KUBECONFIG_HEADER_PREFIX)}
-echo "kubeconfig of $NAME removed"`;
-  return remoteScript(`kubeconfig remove ${u.name}`, body);
-}
+echo "kubeconfig of $NAME removed"`,
+  },
+];

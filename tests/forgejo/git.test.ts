@@ -10,8 +10,10 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as os from "node:os";
 import { unwrapScript } from "../../components/scripts/shell";
-import { cloneScript, credentialLine, gitCredentialsDeliverScript, gitCredentialsRemoveScript } from "../../components/scripts/clone";
+import { credentialLine, FORGEJO_VERBS } from "../../components/scripts/clone";
+import { cloneScript, gitCredentialsDeliverScript, gitCredentialsRemoveScript, hostLibrary } from "../../components/scripts/hostLib";
 import { authUrl, createLocalUser, Gitea, git, gitOk, LocalUser, project, Project, requireRoot, ROOT, run, startGitea, tmp } from "./lib";
 
 const PROGRAM = `import * as pulumi from "@pulumi/pulumi";
@@ -39,9 +41,20 @@ const up = (spec: { collaborators: string[]; tokens: string[]; push: string[]; m
 /** 200, or 401 when the server refuses the credential (git's HTTP protocol on the private repo). */
 const gitStatus = async (user: string, secret: string) =>
   (await fetch(`${g.f.url}${repo()}.git/info/refs?service=git-upload-pack`, { headers: { Authorization: `Basic ${Buffer.from(`${user}:${secret}`).toString("base64")}` } })).status;
-/** Runs a generated remote script here, as root, like the command provider runs it over ssh. */
+/**
+ * Runs a generated remote command here, as root, like the command provider runs it over ssh:
+ * a host-library call runs this version of the library from a private copy (not installed
+ * into this machine's /usr/local/lib).
+ */
+let libCopy = "";
 const remote = (cmd: string, input = "") => {
-  const r = spawnSync("bash", ["-c", unwrapScript(cmd)], { input, encoding: "utf8" });
+  const lib = hostLibrary();
+  if (!libCopy) {
+    libCopy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ws-lib-")), path.basename(lib.path));
+    fs.writeFileSync(libCopy, lib.content, { mode: 0o755 });
+  }
+  const script = cmd.startsWith(lib.path + " ") ? libCopy + cmd.slice(lib.path.length) : unwrapScript(cmd);
+  const r = spawnSync("bash", ["-c", script], { input, encoding: "utf8" });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   return r.stdout;
 };
@@ -218,12 +231,9 @@ test("the whitelist binds the repo's owner and site admin too (Gitea has no appl
   assert.equal(git(["push", "origin", "HEAD:refs/heads/admin-branch"], { cwd: dir }).code, 0);
 });
 
-test("the generated credential and clone scripts pass shellcheck, inner scripts included", () => {
-  const scripts = [
-    gitCredentialsDeliverScript(u, g.f.url),
-    gitCredentialsRemoveScript(u, g.f.url),
-    cloneScript(u, `${g.f.url}${repo()}.git`),
-  ].map(unwrapScript);
+test("the credential and clone verbs pass shellcheck, inner scripts included", () => {
+  const scripts = FORGEJO_VERBS.map((v) => `${v.params.map((k) => `${k}=x`).join("\n")}\n${v.body}\n`);
+  assert.equal(scripts.length, 3);
   const dir = tmp("sc");
   const files: string[] = [];
   scripts.forEach((s, i) => {

@@ -9,7 +9,6 @@ import * as assert from "node:assert/strict";
 import * as fc from "fast-check";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { unwrapScript } from "../../components/scripts/shell";
 import { setForgejoPreflightForTests } from "../../components/forgejo";
 import { PreflightInput } from "../../components/forgejo/api";
 import { planRoster } from "../../components/plan";
@@ -71,7 +70,7 @@ test("the example roster: collaborators with the plan's permission (not the owne
   for (const u of ["viktor", "emo", "nadia"]) assert.ok(cmds.includes(`${u}-git-credentials`) && cmds.includes(`${u}-code-clone`), u);
   // the clone URL and the credential host are the host's view; the resources use the runner's
   const clone = commands(resources).find((r) => r.name === "emo-code-clone")!;
-  assert.match(unwrapScript(clone.inputs.create), /^URL='http:\/\/forgejo\.internal:3000\/viktor\/infra\.git'$/m);
+  assert.match(clone.inputs.create, /^\/usr\/local\/lib\/workstations\/lib\/ws-[0-9a-f]{16}\.sh clone 'NAME=emo' 'UID_=2001' 'URL=http:\/\/forgejo\.internal:3000\/viktor\/infra\.git' 'REMOTE=forgejo' 'BRANCH=master'$/);
   assert.equal(of(resources, "Collaborator")[0].inputs.url, FORGEJO.forgejoUrl);
   // the refresh timer is part of the plan's units for active users with access
   assert.ok(program.plan.users.find((u) => u.name === "emo")!.grants.timers.includes("workstations-refresh-clone@emo.timer"));

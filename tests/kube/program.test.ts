@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as YAML from "yaml";
 import { Captured, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
-import { unwrapScript } from "../../components/scripts/shell";
+import { hostLibrary } from "../../components/scripts/hostLib";
+import { KUBECONFIG_VERBS } from "../../components/scripts/kubeconfig";
 import { KUBECONFIG_HEADER_PREFIX } from "../../components/scripts/kubeconfig";
 import { recordedOptions, KUBE_CONFIG, TEST_CA } from "./fixtures";
 
@@ -95,13 +96,20 @@ test("the kubeconfig: guarded, OIDC exec plugin with issuer and client id, CA an
     assert.deepEqual(exec.args, ["oidc-login", "get-token", `--oidc-issuer-url=${KUBE_CONFIG.kubeOidcIssuer}`, `--oidc-client-id=${KUBE_CONFIG.kubeOidcClientId}`, "--oidc-extra-scope=email"]);
     assert.equal(kc.contexts[0].context.namespace, ns);
     assert.doesNotMatch(JSON.stringify(kc), /"(token|client-key-data|client-certificate-data|password|auth-provider)":/, "no credential in the kubeconfig");
-    const script = unwrapScript(cmd.create);
-    assert.match(script, /setpriv --reuid="\$UID_" --regid="\$UID_" --init-groups --reset-env/);
-    assert.match(script, /chmod 0600 "\$t"/);
-    assert.match(unwrapScript(cmd.delete), /managed\) rm -f "\$f"/);
-    for (const s of [script, unwrapScript(cmd.delete)]) {
-      const r = spawnSync("shellcheck", ["-S", "warning", "-s", "bash", "-"], { input: s, encoding: "utf8" });
-      assert.equal(r.status, 0, r.stdout);
+    // Host-library calls carrying only the user; the verbs' bodies are checked below.
+    assert.equal(cmd.create, `${hostLibrary().path} kubeconfig-deliver 'NAME=${user}' 'UID_=${cmd.create.match(/UID_=(\d+)/)?.[1]}'`);
+    assert.match(cmd.delete, /^\S+ kubeconfig-remove 'NAME=[a-z]+' 'UID_=\d+'$/);
+  }
+  const [deliver, remove] = KUBECONFIG_VERBS;
+  assert.match(deliver.body, /setpriv --reuid="\$UID_" --regid="\$UID_" --init-groups --reset-env/);
+  assert.match(deliver.body, /chmod 0600 "\$t"/);
+  assert.match(remove.body, /managed\) rm -f "\$f"/);
+  for (const v of KUBECONFIG_VERBS) {
+    const inner = /<<'EOS'\n([\s\S]*?)\nEOS\n/.exec(v.body);
+    assert.ok(inner, `${v.name} runs its user part from a quoted heredoc`);
+    for (const src of [`NAME=x\nUID_=1\n${v.body}`, inner[1]]) {
+      const r = spawnSync("shellcheck", ["-S", "warning", "-s", "bash", "-"], { input: `#!/bin/bash\n${src}\n`, encoding: "utf8" });
+      assert.equal(r.status, 0, `${v.name}: ${r.stdout}`);
     }
   }
 });

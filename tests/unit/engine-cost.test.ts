@@ -13,9 +13,23 @@ import * as YAML from "yaml";
 import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
 import { syntheticRoster } from "../../bench/eval";
 import { Captured, PROJECT_DIR, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
+import { setForgejoPreflightForTests } from "../../components/forgejo";
+import { KUBE_CONFIG } from "../kube/fixtures";
+
+const FORGEJO_CONFIG = {
+  forgejoUrl: "http://forgejo.runner.test:3000/",
+  forgejoUrlFromHost: "http://forgejo.internal:3000/",
+  forgejoRepo: "viktor/infra",
+  forgejoAdminUser: "forgeadmin",
+  forgejoAdminPassword: "not-a-real-password",
+};
 
 /** Serialized inputs of one user's resources, in bytes (mocks: plain values, no ciphertext). */
 export const INPUT_BUDGET_PER_USER = 6 * 1024;
+/** The serialised code of one Forgejo dynamic resource (12.7 KB for a token, 22.5 KB for the protection, when this was written). */
+export const PROVIDER_CODE_BUDGET = 24 * 1024;
+/** With Forgejo and Kubernetes on: about 16 resources for a namespace owner (the kubeconfig carries the cluster CA). */
+export const FULL_INPUT_BUDGET_PER_USER = 10 * 1024;
 
 function bytesPerUser(resources: Captured[], users: string[]): Map<string, number> {
   const out = new Map(users.map((u) => [u, 0]));
@@ -38,6 +52,32 @@ test(`one user's resource inputs stay under ${INPUT_BUDGET_PER_USER} bytes (exam
       assert.ok(b <= INPUT_BUDGET_PER_USER, `${u}: ${b} bytes of inputs, over the ${INPUT_BUDGET_PER_USER} budget`);
     }
     console.log(`# input bytes per user: ${JSON.stringify(Object.fromEntries([...per].slice(0, 4)))}`);
+  }
+});
+
+test(`with Forgejo and Kubernetes on, one user's resource inputs stay under ${FULL_INPUT_BUDGET_PER_USER} bytes besides the provider code`, async () => {
+  setForgejoPreflightForTests(() => ({ ok: true, message: "Forgejo (mock)" }));
+  try {
+    const roster = readExampleRoster();
+    const { resources } = await runProgram({ roster, config: { ...FORGEJO_CONFIG, ...KUBE_CONFIG } });
+    assert.ok(resources.some((r) => r.name === "emo-code-clone") && resources.some((r) => r.name === "nadia-kubeconfig"), "the Forgejo and Kubernetes parts are on");
+    // A dynamic resource stores its provider's code (`__provider`, Pulumi's design: delete runs
+    // the code in the state, see components/forgejo/provider.ts); it is the same for every
+    // resource of a kind and bounded on its own. Everything else counts against the budget.
+    const dynamic = resources.filter((r) => "__provider" in r.inputs);
+    assert.ok(dynamic.length >= 5, "the Forgejo resources are dynamic");
+    const code = Math.max(...dynamic.map((r) => String(unsecret(r.inputs.__provider)).length));
+    assert.ok(code <= PROVIDER_CODE_BUDGET, `a Forgejo resource stores ${code} bytes of provider code, over ${PROVIDER_CODE_BUDGET}`);
+    const withoutCode = resources.map((r) => ({ ...r, inputs: Object.fromEntries(Object.entries(r.inputs).filter(([k]) => k !== "__provider")) }));
+    const per = bytesPerUser(withoutCode, ["viktor", "emo", "nadia", "sam"]);
+    for (const [u, b] of per) assert.ok(b <= FULL_INPUT_BUDGET_PER_USER, `${u}: ${b} bytes of inputs, over the ${FULL_INPUT_BUDGET_PER_USER} budget`);
+    console.log(`# provider code per Forgejo resource: ${code} bytes (${dynamic.length} resources)`);
+    // The clone, credential and kubeconfig commands are host-library calls, not scripts.
+    for (const r of resources.filter((x) => /-(code-clone|git-credentials|kubeconfig)$/.test(x.name)))
+      for (const f of ["create", "delete"]) if (r.inputs[f]) assert.ok(String(unsecret(r.inputs[f])).startsWith(hostLibrary().path + " "), `${r.name}.${f} is a library call`);
+    console.log(`# input bytes per user (Forgejo and Kubernetes on): ${JSON.stringify(Object.fromEntries(per))}`);
+  } finally {
+    setForgejoPreflightForTests(undefined);
   }
 });
 
