@@ -4,6 +4,7 @@
  * Everything here runs as root on the machine itself (no container): real tmux servers on
  * the users' default sockets, real uid switching.
  */
+import { sleepSync, waitForSync } from "./wait";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -154,18 +155,10 @@ process.on("exit", () => {
   for (const e of [...ENVS]) teardownEnv(e);
 });
 
-export function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
+/** The harness is synchronous throughout: these block instead of yielding (dev/wait.ts). */
+export const sleep = sleepSync;
 export function waitFor<T>(what: string, fn: () => T | null | undefined | false, timeoutMs = 10000): T {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    sleep(40);
-  }
+  return waitForSync(what, fn, timeoutMs, 40);
 }
 
 /** The environment the test's own tmux clients (and so the servers they start) get. */
