@@ -26,6 +26,7 @@
 //   node --require ts-node/register/transpile-only dev/fakes/anthropic-messages.ts \
 //        --url-file F --record-file R [--control-file C] [--answer TEXT] [--port N]
 // writes its base URL to F once listening, and stops on SIGTERM.
+import { readBody, readJsonLines, sendJson } from '../http';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -233,7 +234,8 @@ export class FakeAnthropicMessages {
         : toolUse
           ? ''
           : (this.opts.answerText ?? (this.opts.answer ?? defaultAnswer)({ body, n, lastUserText: said }));
-      rec.answer = toolUse ? `tool_use ${toolUse.name} ${JSON.stringify(toolUse.input)}` : text;
+      // recorded only for a request that is answered (a failed one is recorded without it)
+      const answer = toolUse ? `tool_use ${toolUse.name} ${JSON.stringify(toolUse.input)}` : text;
       if (fail && fail.kind !== 'drop' && fail.kind !== 'error-event') {
         rec.outcome = fail.kind === '5xx' ? String(fail.status ?? 500) : fail.kind;
         this.record(rec);
@@ -245,6 +247,7 @@ export class FakeAnthropicMessages {
         const status = fail.status ?? 500;
         return sendJson(res, status, status === 529 ? apiError('overloaded_error', 'Overloaded') : apiError('api_error', 'Internal server error'));
       }
+      if (!fail) rec.answer = answer;
       const inputTokens = Math.max(1, Math.ceil(raw.length / 4));
       const outputTokens = Math.max(1, Math.ceil(text.length / 4));
       const msgId = `msg_${crypto.randomBytes(12).toString('base64url')}`;
@@ -360,37 +363,13 @@ function apiError(type: string, message: string) {
   return { type: 'error', error: { type, message } };
 }
 
-function readBody(req: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', () => resolve(''));
-  });
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 export async function startFakeMessages(opts: FakeMessagesOptions = {}): Promise<FakeAnthropicMessages> {
   return new FakeAnthropicMessages(opts).start();
 }
 
 /** Read a record file written by a fake running as its own process. */
 export function readRecords(file: string): MessagesRequestRecord[] {
-  let text = '';
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as MessagesRequestRecord);
+  return readJsonLines<MessagesRequestRecord>(file);
 }
 
 if (require.main === module) {
