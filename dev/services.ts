@@ -6,6 +6,7 @@
 // Secrets (root token, admin password, admin token) never go on a command line: they are
 // passed through the environment or over HTTP, and the CLI wrapper writes them to 0600 files.
 
+import { jsonOrText } from "./http";
 import { freePort, sleep } from "./wait";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -456,14 +457,7 @@ export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoSe
         headers: { Authorization: `token ${adminToken}`, "Content-Type": "application/json", Accept: "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
-      const text = await res.text();
-      let json: unknown = null;
-      try {
-        json = text ? JSON.parse(text) : null;
-      } catch {
-        json = text;
-      }
-      return { status: res.status, json };
+      return { status: res.status, json: jsonOrText(await res.text()) as unknown };
     };
 
     const repoName = opts.repoName ?? "infra";

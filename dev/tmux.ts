@@ -4,6 +4,7 @@
  * Everything here runs as root on the machine itself (no container): real tmux servers on
  * the users' default sockets, real uid switching.
  */
+import { readJsonLines } from "./http";
 import { sleepSync, waitForSync } from "./wait";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -287,16 +288,7 @@ export interface FakeEvent {
 }
 
 export function fakeLog(u: TUser): FakeEvent[] {
-  let text = "";
-  try {
-    text = fs.readFileSync(path.join(u.home, ".fake-claude.log"), "utf8");
-  } catch {
-    return [];
-  }
-  return text
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as FakeEvent);
+  return readJsonLines<FakeEvent>(path.join(u.home, ".fake-claude.log"));
 }
 
 export function clearFakeLog(u: TUser): void {

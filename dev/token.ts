@@ -3,6 +3,7 @@
 // docs/CONTRACTS.md, a counting/hooking Vault proxy, a Claude Code stand-in that refreshes
 // under Claude's own locks, and the alert socket (the real notifier behind an emulation of
 // systemd's Accept=yes socket).
+import { jsonOrText } from './http';
 import { freePort, sleep } from './wait';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -53,14 +54,7 @@ export async function vaultApi(addr: string, token: string | null, method: strin
   if (token) headers['X-Vault-Token'] = token;
   if (body !== undefined) headers['Content-Type'] = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
   const r = await fetch(`${addr}/v1/${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json: any = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = text;
-  }
-  return { status: r.status, json };
+  return { status: r.status, json: jsonOrText(await r.text()) };
 }
 
 async function must(addr: string, token: string, method: string, p: string, body?: unknown): Promise<any> {

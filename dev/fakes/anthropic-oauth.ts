@@ -7,6 +7,7 @@
 // - the login (refresh chain) has a fixed deadline that refreshing does not extend;
 // - it can be told to answer 429, 5xx, to hang (timeout), or to rotate and then drop the
 //   connection (the response is lost, the old token is spent anyway).
+import { readBody, sendJson as send } from '../http';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -275,21 +276,6 @@ export class FakeAnthropicOAuth {
       organization: { uuid: crypto.createHash('sha256').update(fam.orgName).digest('hex').slice(0, 32), name: fam.orgName, organization_type: 'claude_enterprise' },
     });
   }
-}
-
-function readBody(req: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', () => resolve(''));
-  });
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }
 
 export async function startFakeAnthropic(opts: FakeOAuthOptions = {}): Promise<FakeAnthropicOAuth> {

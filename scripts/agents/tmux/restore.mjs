@@ -7,7 +7,7 @@ import { EXIT, FatalError, PARALLEL, RESUME_MARK, RESUME_SCRIPT, errMsg, inParal
 import { ASYNC_CLIENT, CALLS, FSEP, RSEP, SYNC_CLIENT } from './client.mjs';
 import { tmuxArg, tmuxLiteral, unvis } from './names.mjs';
 import { cmdStatus, planAll } from './plan.mjs';
-import { acquireLock, ensurePrivateDir, stateDirOf, symlinkAtomic } from './store.mjs';
+import { acquireLock, ensureStateRoot, stateDirOf, symlinkAtomic } from './store.mjs';
 import { loadUsers } from './users.mjs';
 
 /**
@@ -453,11 +453,7 @@ function logPlan(o, plan) {
 export async function cmdRestore(o) {
   if (o.dryRun) return cmdStatus(o);
   const { users, failed } = loadUsers(o);
-  try {
-    ensurePrivateDir(o.stateDir, true);
-  } catch (e) {
-    throw new FatalError(`state dir ${o.stateDir}: ${errMsg(e)}`);
-  }
+  ensureStateRoot(o);
   const release = acquireLock(o.stateDir, 120_000);
   if (!release) throw new FatalError('another tmux-persist run holds the lock');
   try {

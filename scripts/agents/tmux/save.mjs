@@ -11,7 +11,7 @@ import path from 'node:path';
 import { EXIT, FatalError, PARALLEL, SNAPSHOT_FORMAT, errMsg, inParallel, log, readlinkOr } from './core.mjs';
 import { listPanes, rootRun, socketPath } from './client.mjs';
 import { Transcripts, findClaudes, resolveClaudes, scanProc } from './proc.mjs';
-import { acquireLock, ensurePrivateDir, prepareSnapshot, prune, stateDirOf, symlinkAtomic } from './store.mjs';
+import { acquireLock, ensureStateRoot, prepareSnapshot, prune, stateDirOf, symlinkAtomic } from './store.mjs';
 import { loadUsers } from './users.mjs';
 
 /**
@@ -87,11 +87,7 @@ export async function cmdSave(o) {
     return EXIT.SKIPPED;
   }
   const { users, failed } = loadUsers(o);
-  try {
-    ensurePrivateDir(o.stateDir, true);
-  } catch (e) {
-    throw new FatalError(`state dir ${o.stateDir}: ${errMsg(e)}`);
-  }
+  ensureStateRoot(o);
   const release = acquireLock(o.stateDir, 5_000);
   if (!release) {
     log('notice', 'another tmux-persist run holds the lock; not saving');

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { fsyncDir, symlinkAtomic, TEMP_RE, writeAtomic } from '../common/fs.mjs';
-import { SNAPSHOT_FORMAT, errMsg, log, readOr, readlinkOr, sleepSync } from './core.mjs';
+import { FatalError, SNAPSHOT_FORMAT, errMsg, log, readOr, readlinkOr, sleepSync } from './core.mjs';
 
 /** @typedef {import('./core.mjs').Options} Options @typedef {import('./core.mjs').User} User */
 export { symlinkAtomic };
@@ -46,6 +46,14 @@ export function ensurePrivateDir(dir, root = false) {
   const mode = st.mode & 0o7777;
   const want = root ? mode & 0o711 : 0o700;
   if (mode !== want) fs.chmodSync(dir, want);
+}
+/** The state root, made private if needed; a failure is fatal for the run. @param {{stateDir: string}} o */
+export function ensureStateRoot(o) {
+  try {
+    ensurePrivateDir(o.stateDir, true);
+  } catch (e) {
+    throw new FatalError(`state dir ${o.stateDir}: ${errMsg(e)}`);
+  }
 }
 // The fsyncs are asynchronous so that the users' files are made durable at once (one journal
 // commit serves many); the order per file is unchanged: data fsync'ed, then renamed, then the
