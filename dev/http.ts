@@ -45,3 +45,31 @@ export function readJsonLines<T>(file: string): T[] {
     .filter(Boolean)
     .map((l) => JSON.parse(l) as T);
 }
+
+/**
+ * A loopback HTTP server for the fakes: `listen` starts it and sets `url`; `stop` ends it,
+ * open keep-alive connections included (a client's pooled socket must not keep it alive).
+ */
+export class LoopbackServer {
+  url = "";
+  private server: http.Server | null = null;
+  private readonly sockets = new Set<import("net").Socket>();
+
+  async listen(handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void, port = 0): Promise<void> {
+    const server = http.createServer((req, res) => void handler(req, res));
+    server.on("connection", (s) => {
+      this.sockets.add(s);
+      s.on("close", () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    this.server = server;
+    this.url = `http://127.0.0.1:${(server.address() as import("net").AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+}

@@ -26,11 +26,10 @@
 //   node --require ts-node/register/transpile-only dev/fakes/anthropic-messages.ts \
 //        --url-file F --record-file R [--control-file C] [--answer TEXT] [--port N]
 // writes its base URL to F once listening, and stops on SIGTERM.
-import { readBody, readJsonLines, sendJson } from '../http';
+import { LoopbackServer, readBody, readJsonLines, sendJson } from '../http';
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import type { AddressInfo, Socket } from 'node:net';
 
 export type MessagesFailure =
   | { kind: '429'; retryAfterSeconds?: number }
@@ -117,17 +116,16 @@ const MODELS = [
   { id: 'claude-haiku-4-5-20251001', display_name: 'Claude Haiku 4.5', created_at: '2025-10-15T00:00:00Z' },
 ].map((m) => ({ type: 'model', ...m }));
 
-export class FakeAnthropicMessages {
+export class FakeAnthropicMessages extends LoopbackServer {
   readonly requests: MessagesRequestRecord[] = [];
-  url = '';
-  private server: http.Server | null = null;
-  private sockets = new Set<Socket>();
   private failQueue: MessagesFailure[] = [];
   private failAlways: MessagesFailure | null = null;
   private n = 0;
   private controlSeen = '';
 
-  constructor(readonly opts: FakeMessagesOptions = {}) {}
+  constructor(readonly opts: FakeMessagesOptions = {}) {
+    super();
+  }
 
   /** Fail the next `count` /v1/messages requests with `mode`. */
   failNext(mode: MessagesFailure, count = 1): void {
@@ -143,20 +141,8 @@ export class FakeAnthropicMessages {
   }
 
   async start(): Promise<this> {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    this.server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => this.server!.listen(this.opts.port ?? 0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    await this.listen((req, res) => this.handle(req, res), this.opts.port ?? 0);
     return this;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
-    this.server = null;
   }
 
   /** A control file changes the failure modes: {"failNext": [{kind, ...}, ...], "failAll": {...}|null}. */

@@ -7,10 +7,9 @@
 // - the login (refresh chain) has a fixed deadline that refreshing does not extend;
 // - it can be told to answer 429, 5xx, to hang (timeout), or to rotate and then drop the
 //   connection (the response is lost, the old token is spent anyway).
-import { readBody, sendJson as send } from '../http';
+import { LoopbackServer, readBody, sendJson as send } from '../http';
 import http from 'node:http';
 import crypto from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 
 export type FailMode =
   | { kind: '429'; retryAfterSeconds?: number }
@@ -62,11 +61,9 @@ export interface TokenRequestRecord {
   outcome: 'rotated' | 'invalid_grant' | 'reuse-revoked' | 'failed' | 'bad-request';
 }
 
-export class FakeAnthropicOAuth {
+export class FakeAnthropicOAuth extends LoopbackServer {
   readonly opts: Required<Omit<FakeOAuthOptions, 'now'>>;
   now: () => number;
-  private server: http.Server | null = null;
-  private sockets = new Set<import('node:net').Socket>();
   private families = new Map<string, Family>();
   private byRefresh = new Map<string, Family>();
   private byAccess = new Map<string, Family>();
@@ -81,9 +78,9 @@ export class FakeAnthropicOAuth {
   tokenRequests = 0;
   profileRequests = 0;
   failuresServed = 0;
-  url = '';
 
   constructor(opts: FakeOAuthOptions = {}) {
+    super();
     this.opts = {
       clientId: opts.clientId ?? 'fake-client-id',
       accessTtlSeconds: opts.accessTtlSeconds ?? 8 * 3600,
@@ -104,20 +101,8 @@ export class FakeAnthropicOAuth {
   }
 
   async start(): Promise<this> {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    this.server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    await this.listen((req, res) => this.handle(req, res));
     return this;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
-    this.server = null;
   }
 
   /** A fresh interactive login: a new token family for `email`. */
