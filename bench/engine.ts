@@ -24,9 +24,19 @@ import { syntheticRoster } from "./eval";
 
 const ROOT = path.resolve(__dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const SIZES = (process.env.BENCH_SIZES ?? "20,100").split(",").map(Number).filter((n) => n > 0);
+const SIZES = (process.env.BENCH_SIZES ?? "20,100")
+  .split(",")
+  .map(Number)
+  .filter((n) => n > 0);
 
-interface Row { case: string; users: number; previewMs?: number; upMs?: number; stateBytesPerUser?: number; note?: string }
+interface Row {
+  case: string;
+  users: number;
+  previewMs?: number;
+  upMs?: number;
+  stateBytesPerUser?: number;
+  note?: string;
+}
 const rows: Row[] = [];
 
 function toolchainEnv(): NodeJS.ProcessEnv {
@@ -78,7 +88,12 @@ function startup(env: NodeJS.ProcessEnv): void {
   fs.mkdirSync(path.join(dir, "state"));
   const e = { ...env, PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "bench", VAULT_TOKEN: "unused" };
   pulumiIn(dir, e, ["stack", "init", "bench"]);
-  for (const [k, v] of [["host", "127.0.0.1"], ["hostKey", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForMocksOnly0000000000000000000"], ["vaultAddress", "http://127.0.0.1:9"], ["claudeClientId", "bench"]])
+  for (const [k, v] of [
+    ["host", "127.0.0.1"],
+    ["hostKey", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForMocksOnly0000000000000000000"],
+    ["vaultAddress", "http://127.0.0.1:9"],
+    ["claudeClientId", "bench"],
+  ])
     pulumiIn(dir, e, ["config", "set", `workstations:${k}`, "--", v]);
   pulumiIn(dir, e, ["config", "set", "--secret", "workstations:sshPrivateKey", "--", "not-a-key"]);
   const measure = (label: string, extra: NodeJS.ProcessEnv) => {
@@ -112,7 +127,10 @@ async function withRoster(label: string, rosterDoc: unknown): Promise<void> {
     }
     const users = (rosterDoc as { users: Array<{ state?: string }> }).users.filter((u) => u.state !== "offboarded").length;
     const stacks = path.join(e.audit.backendDir, ".pulumi", "stacks");
-    const checkpoint = fs.readdirSync(stacks, { recursive: true }).map(String).find((f) => f.endsWith("e2e.json"));
+    const checkpoint = fs
+      .readdirSync(stacks, { recursive: true })
+      .map(String)
+      .find((f) => f.endsWith("e2e.json"));
     const bytes = checkpoint ? fs.statSync(path.join(stacks, checkpoint)).size : NaN;
     rows.push({ case: label, users, previewMs: median(pv), upMs: median(up), stateBytesPerUser: Math.round(bytes / Math.max(users, 1)) });
     // a one-user edit: which remote commands ran
@@ -136,7 +154,9 @@ function print(): void {
   for (const r of rows) {
     const ratio = base?.previewMs && r.previewMs ? `${(r.previewMs / base.previewMs).toFixed(2)}x` : "";
     const f = (ms?: number) => (ms === undefined ? "" : `${(ms / 1000).toFixed(2)} s`);
-    console.log(`| ${r.case} | ${r.users} | ${f(r.previewMs)} | ${ratio} | ${f(r.upMs)} | ${r.stateBytesPerUser === undefined ? "" : `${(r.stateBytesPerUser / 1024).toFixed(1)} KB`} | ${r.note ?? ""} |`);
+    console.log(
+      `| ${r.case} | ${r.users} | ${f(r.previewMs)} | ${ratio} | ${f(r.upMs)} | ${r.stateBytesPerUser === undefined ? "" : `${(r.stateBytesPerUser / 1024).toFixed(1)} KB`} | ${r.note ?? ""} |`,
+    );
   }
 }
 

@@ -14,7 +14,12 @@ export function syntheticRoster(n: number): string {
   const users = Array.from({ length: n }, (_, i) => {
     const role = i === 0 ? "admin" : roles[i % 3];
     return {
-      name: `user${i}`, uid: 3000 + i, role, email: `user${i}@example.com`, forgejo: `user${i}`, sshKeys: [ed25519Key(`user${i}@bench`)],
+      name: `user${i}`,
+      uid: 3000 + i,
+      role,
+      email: `user${i}@example.com`,
+      forgejo: `user${i}`,
+      sshKeys: [ed25519Key(`user${i}@bench`)],
       ...(role === "namespace-owner" ? { namespaces: [`ns-${i}`] } : {}),
       ...(i % 17 === 5 ? { state: "suspended" } : {}),
     };
@@ -38,10 +43,20 @@ async function child(n: number, reps: number): Promise<void> {
     const names = program.plan.users.map((u: { name: string }) => u.name);
     users = names.length;
     userBytes = 0;
-    for (const r of resources) if (names.some((u: string) => r.name === u || r.name.startsWith(`${u}-`))) userBytes += Buffer.byteLength(JSON.stringify(unsecret(r.inputs)));
+    for (const r of resources)
+      if (names.some((u: string) => r.name === u || r.name.startsWith(`${u}-`))) userBytes += Buffer.byteLength(JSON.stringify(unsecret(r.inputs)));
   }
   times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ users: n, resources: count, medianMs: Math.round(times[Math.floor(times.length / 2)]), minMs: Math.round(times[0]), reps, inputBytesPerUser: Math.round(userBytes / Math.max(users, 1)) }));
+  console.log(
+    JSON.stringify({
+      users: n,
+      resources: count,
+      medianMs: Math.round(times[Math.floor(times.length / 2)]),
+      minMs: Math.round(times[0]),
+      reps,
+      inputBytesPerUser: Math.round(userBytes / Math.max(users, 1)),
+    }),
+  );
 }
 
 if (require.main !== module) {
@@ -49,11 +64,19 @@ if (require.main !== module) {
 } else if (process.argv[2] === "--child") {
   void child(Number(process.argv[3]), Number(process.argv[4]));
 } else {
-  const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((x) => x > 0);
   for (const n of sizes.length ? sizes : [10, 100, 500]) {
     const reps = n >= 500 ? 3 : 5;
-    const r = spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", __filename, "--child", String(n), String(reps)], { encoding: "utf8" });
-    if (r.status !== 0) { console.error(r.stderr); process.exit(1); }
+    const r = spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", __filename, "--child", String(n), String(reps)], {
+      encoding: "utf8",
+    });
+    if (r.status !== 0) {
+      console.error(r.stderr);
+      process.exit(1);
+    }
     process.stdout.write(r.stdout);
   }
 }

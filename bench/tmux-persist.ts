@@ -117,9 +117,21 @@ interface CaseResult {
   calls: Map<string, number>;
 }
 
-function runCase(env: L.Env, users: L.TUser[], claude: number, runs: number, doRestore: boolean, saveVariants: Variant[], restoreVariants: Variant[], claudeBin: string): CaseResult {
+function runCase(
+  env: L.Env,
+  users: L.TUser[],
+  claude: number,
+  runs: number,
+  doRestore: boolean,
+  saveVariants: Variant[],
+  restoreVariants: Variant[],
+  claudeBin: string,
+): CaseResult {
   const usersFile = path.join(env.base, `users-${users.length}.json`);
-  L.writeUsersJson(usersFile, users.map((u) => ({ u })));
+  L.writeUsersJson(
+    usersFile,
+    users.map((u) => ({ u })),
+  );
   const panesTotal = users.reduce((n, u) => n + L.livePanes(env, u).length, 0);
   const procs = fs.readdirSync("/proc").filter((n) => /^[0-9]+$/.test(n)).length;
   const res: CaseResult = {
@@ -155,7 +167,8 @@ function runCase(env: L.Env, users: L.TUser[], claude: number, runs: number, doR
     for (const u of users) {
       const snap = JSON.parse(fs.readFileSync(path.join(dir, u.name, "last"), "utf8"));
       const resolved = snap.sessions.flatMap((s: any) => s.windows.flatMap((w: any) => w.panes)).filter((p: any) => p.claude?.uuid).length;
-      if (resolved !== claude / users.length) throw new Error(`${v.label} save resolved ${resolved} claude uuids for ${u.name}, expected ${claude / users.length}`);
+      if (resolved !== claude / users.length)
+        throw new Error(`${v.label} save resolved ${resolved} claude uuids for ${u.name}, expected ${claude / users.length}`);
     }
     res.saveUnchanged.set(v.label, median([0, 1, 2].map(() => timed(() => tp(v, "save", dir)))));
   }
@@ -229,7 +242,10 @@ function baselineScript(rev: string, dir: string): { script: string; path: strin
   if (!rel) throw new Error(`BENCH_BASELINE=${rev}: no tmux-persist.mjs in its scripts/`);
   const script = path.join(dir, rel);
   // what each entry point is made of, relative to its own folder
-  const tree = (entry: string) => L.scriptFiles(entry).map((f) => [path.relative(path.dirname(entry), f), fs.readFileSync(f, "utf8")].join("\0")).sort();
+  const tree = (entry: string) =>
+    L.scriptFiles(entry)
+      .map((f) => [path.relative(path.dirname(entry), f), fs.readFileSync(f, "utf8")].join("\0"))
+      .sort();
   const files = tree(script);
   if (JSON.stringify(files) === JSON.stringify(tree(L.SCRIPT))) return null;
   return { script, path: rel, files: files.length };
@@ -241,7 +257,10 @@ function main(): void {
     console.error(`bench:tmux skipped: ${why}`);
     process.exit(0);
   }
-  const load0 = os.loadavg().map((x) => x.toFixed(2)).join(" ");
+  const load0 = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
   const env = L.setupEnv(USERS);
   try {
     // restore's claude stand-in: cheap too
@@ -259,7 +278,8 @@ function main(): void {
       }
     }
     const perPane: Variant = { label: "after --per-pane", args: ["--per-pane"] };
-    if (!before) baselineNote = `before = the working tree's script with --per-pane (restore only; BENCH_BASELINE=${BASELINE} is the same script or none); after = the working tree`;
+    if (!before)
+      baselineNote = `before = the working tree's script with --per-pane (restore only; BENCH_BASELINE=${BASELINE} is the same script or none); after = the working tree`;
     const saveVariants = before ? [before, after] : [after];
     const restoreVariants = before ? [before, after] : [perPane, after];
 
@@ -278,8 +298,13 @@ function main(): void {
       }
       cases.push(runCase(env, env.users, claude, LARGE_RUNS, LARGE_RESTORE, saveVariants, restoreVariants, benchClaude));
     }
-    const load = `${os.loadavg().map((x) => x.toFixed(2)).join(" ")} (at the start ${load0})`;
-    console.log(`tmux-persist bench: ${cases.map((c) => `${c.users} users / ${c.panes} panes (${c.claude} claude, ${c.procs} processes on the machine)`).join("; ")}`);
+    const load = `${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")} (at the start ${load0})`;
+    console.log(
+      `tmux-persist bench: ${cases.map((c) => `${c.users} users / ${c.panes} panes (${c.claude} claude, ${c.procs} processes on the machine)`).join("; ")}`,
+    );
     console.log(`${os.cpus().length} CPUs, load average at the end ${load}; ${baselineNote}`);
     console.log(`medians of ${RUNS} runs (first case) and ${LARGE_RUNS} runs (large case), runs alternating before/after`);
     console.log("");

@@ -8,14 +8,14 @@
 //       c. realistic 8 h access tokens, Claude refreshes itself first (its 5 min margin is
 //          made larger than the agent's here so Claude always wins)
 // Usage: npm run bench:token [-- --runs N] [--json]
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import { startFakeAnthropic } from '../dev/fakes/anthropic-oauth';
-import { addVaultUser, AgentEnv, claudeStandInRefresh, NODE, setupVaultLayout, startRealVault, tmpdir, VaultProxy } from '../dev/token';
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import { startFakeAnthropic } from "../dev/fakes/anthropic-oauth";
+import { addVaultUser, AgentEnv, claudeStandInRefresh, NODE, setupVaultLayout, startRealVault, tmpdir, VaultProxy } from "../dev/token";
 
 const argv = process.argv.slice(2);
-const RUNS = Number(argv[argv.indexOf('--runs') + 1]) || 20;
-const JSON_OUT = argv.includes('--json');
+const RUNS = Number(argv[argv.indexOf("--runs") + 1]) || 20;
+const JSON_OUT = argv.includes("--json");
 
 function stats(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
@@ -24,13 +24,16 @@ function stats(xs: number[]) {
 }
 
 async function main() {
-  const dir = tmpdir('ctr-bench-');
+  const dir = tmpdir("ctr-bench-");
   const vault = await startRealVault(dir);
   const proxy = await new VaultProxy(vault.addr).start();
   const clock = { t: Date.now() };
   const oauth = await startFakeAnthropic({ now: () => clock.t });
   const envs: AgentEnv[] = [];
-  const result: Record<string, unknown> = { node: spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim(), vault: vault.addr ? 'toolchain dev server' : '' };
+  const result: Record<string, unknown> = {
+    node: spawnSync(NODE, ["--version"], { encoding: "utf8" }).stdout.trim(),
+    vault: vault.addr ? "toolchain dev server" : "",
+  };
   try {
     await setupVaultLayout(vault);
     let n = 0;
@@ -50,7 +53,7 @@ async function main() {
     const base: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const t0 = process.hrtime.bigint();
-      spawnSync(NODE, ['-e', '0']);
+      spawnSync(NODE, ["-e", "0"]);
       base.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     const idle: number[] = [];
@@ -76,8 +79,15 @@ async function main() {
       for (let i = 0; i < 96; i++) {
         clock.t += 15 * 60_000;
         if (claudeFirst) {
-          const r = await claudeStandInRefresh({ credFile: e.credFile, home: e.home, tokenUrl: oauth.tokenUrl, clientId: oauth.opts.clientId, marginMs: 90 * 60_000, now: () => clock.t });
-          if (r === 'refreshed') claudeRefreshes++;
+          const r = await claudeStandInRefresh({
+            credFile: e.credFile,
+            home: e.home,
+            tokenUrl: oauth.tokenUrl,
+            clientId: oauth.opts.clientId,
+            marginMs: 90 * 60_000,
+            now: () => clock.t,
+          });
+          if (r === "refreshed") claudeRefreshes++;
         }
         const r = await e.run();
         codes[r.code] = (codes[r.code] ?? 0) + 1;
@@ -87,9 +97,9 @@ async function main() {
         runs: 96,
         exitCodes: codes,
         vaultKvWrites: kv.length,
-        vaultKvDataWrites: kv.filter((q) => q.path.includes('/data/')).length,
-        vaultKvMetadataWrites: kv.filter((q) => q.path.includes('/metadata/')).length,
-        vaultReads: proxy.requests.filter((q) => q.method === 'GET').length,
+        vaultKvDataWrites: kv.filter((q) => q.path.includes("/data/")).length,
+        vaultKvMetadataWrites: kv.filter((q) => q.path.includes("/metadata/")).length,
+        vaultReads: proxy.requests.filter((q) => q.method === "GET").length,
         approleLogins: proxy.logins.length,
         rotations: oauth.refreshes - ref0,
         agentRotations: oauth.refreshes - ref0 - claudeRefreshes,
@@ -99,12 +109,12 @@ async function main() {
         familyRevocations: oauth.revocations,
       };
     };
-    await day('dayNothingRotates', 48 * 3600, false);
-    await day('dayAgentRotates8h', 8 * 3600, false);
-    await day('dayClaudeRotates8h', 8 * 3600, true);
+    await day("dayNothingRotates", 48 * 3600, false);
+    await day("dayAgentRotates8h", 8 * 3600, false);
+    await day("dayClaudeRotates8h", 8 * 3600, true);
     result.note =
-      'AppRole logins in a simulated day are undercounted: the cached Vault token lives in real time ' +
-      '(token_ttl=24h in docs/CONTRACTS.md), so a real day has about 1 login per user; each login also ' +
+      "AppRole logins in a simulated day are undercounted: the cached Vault token lives in real time " +
+      "(token_ttl=24h in docs/CONTRACTS.md), so a real day has about 1 login per user; each login also " +
       "writes a token entry to Vault's own storage.";
   } finally {
     for (const e of envs) e.cleanup();
@@ -118,8 +128,10 @@ async function main() {
     const idle = result.idleRunMs as ReturnType<typeof stats>;
     const bare = result.bareNodeStartMs as ReturnType<typeof stats>;
     console.log(`claude-token-renew bench (${result.node})`);
-    console.log(`idle run: median ${idle.median} ms, p95 ${idle.p95} ms (bare node start: median ${bare.median} ms); Vault requests per idle run: ${result.idleRunVaultRequests}`);
-    for (const k of ['dayNothingRotates', 'dayAgentRotates8h', 'dayClaudeRotates8h']) console.log(`${k}: ${JSON.stringify(result[k])}`);
+    console.log(
+      `idle run: median ${idle.median} ms, p95 ${idle.p95} ms (bare node start: median ${bare.median} ms); Vault requests per idle run: ${result.idleRunVaultRequests}`,
+    );
+    for (const k of ["dayNothingRotates", "dayAgentRotates8h", "dayClaudeRotates8h"]) console.log(`${k}: ${JSON.stringify(result[k])}`);
     console.log(result.note);
   }
 }

@@ -46,7 +46,9 @@ export const SAFE_BUNDLE_NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 export function checkBundlePath(rel: string): string {
   for (const part of rel.split("/"))
     if (!SAFE_BUNDLE_NAME.test(part))
-      throw new Error(`bundle: refusing to ship ${JSON.stringify(rel)}: each path component must match ${SAFE_BUNDLE_NAME} (no spaces, quotes, newlines or leading dots); rename it`);
+      throw new Error(
+        `bundle: refusing to ship ${JSON.stringify(rel)}: each path component must match ${SAFE_BUNDLE_NAME} (no spaces, quotes, newlines or leading dots); rename it`,
+      );
   return rel;
 }
 
@@ -67,7 +69,8 @@ export function loadBundle(root: string): HostBundle {
   const agentsDir = path.join(root, AGENTS_DIR);
   const scripts: BundledFile[] = walk(agentsDir, agentsDir).map((p) => {
     const rel = path.relative(agentsDir, p);
-    if (rel.split("/")[0] === "lib") throw new Error(`bundle: refusing to ship ${AGENTS_DIR}/${rel}: ${LIB_DIR}/lib belongs to the host library; rename the folder`);
+    if (rel.split("/")[0] === "lib")
+      throw new Error(`bundle: refusing to ship ${AGENTS_DIR}/${rel}: ${LIB_DIR}/lib belongs to the host library; rename the folder`);
     const entry = !rel.includes("/");
     return {
       path: `${LIB_DIR}/${rel}`,
@@ -97,16 +100,15 @@ export function loadBundle(root: string): HostBundle {
   ];
   const enable = units
     .map((u) => path.basename(u.path))
-    .filter((n) => !n.includes("@") && (n.endsWith(".timer") || n.endsWith(".socket") || (n.endsWith(".service") && !units.some((t) => path.basename(t.path) === n.replace(/\.service$/, ".timer")))));
+    .filter(
+      (n) =>
+        !n.includes("@") &&
+        (n.endsWith(".timer") ||
+          n.endsWith(".socket") ||
+          (n.endsWith(".service") && !units.some((t) => path.basename(t.path) === n.replace(/\.service$/, ".timer")))),
+    );
   return {
-    files: [
-      ...scripts,
-      ...units,
-      ...base,
-      ...share,
-      ...skel,
-      { path: MANAGED_SETTINGS, mode: "0644", content: managedSettings },
-    ],
+    files: [...scripts, ...units, ...base, ...share, ...skel, { path: MANAGED_SETTINGS, mode: "0644", content: managedSettings }],
     units,
     enable,
     managedSettings,

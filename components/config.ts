@@ -71,7 +71,14 @@ function loadForgejoConfig(cfg: pulumi.Config): ForgejoConfig | undefined {
   const url = cfg.get("forgejoUrl");
   if (url === undefined || url.trim() === "") {
     const set = FORGEJO_KEYS.filter((k) => pulumi.runtime.getConfig(`${NS}:${k}`) !== undefined);
-    if (set.length) throw new ConfigError("forgejoUrl", `Forgejo is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`, "https://forgejo.example.internal", false, "or remove the other forgejo* keys to turn the Forgejo parts off");
+    if (set.length)
+      throw new ConfigError(
+        "forgejoUrl",
+        `Forgejo is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`,
+        "https://forgejo.example.internal",
+        false,
+        "or remove the other forgejo* keys to turn the Forgejo parts off",
+      );
     return undefined;
   }
   if (!isUrl(url)) throw new ConfigError("forgejoUrl", "Config key is not an http(s) URL", "https://forgejo.example.internal");
@@ -83,8 +90,19 @@ function loadForgejoConfig(cfg: pulumi.Config): ForgejoConfig | undefined {
   const adminUser = required(cfg, "forgejoAdminUser", "forgeadmin", "a Forgejo site admin: creating another user's token needs a site admin's password");
   const adminPassword = cfg.getSecret("forgejoAdminPassword");
   if (adminPassword === undefined && !process.env.FORGEJO_ADMIN_PASSWORD)
-    throw new ConfigError("forgejoAdminPassword", "No Forgejo admin password: set FORGEJO_ADMIN_PASSWORD in the environment (CI: from_secret) or the secret config key", "< forgejo-admin-password.txt", true);
-  return { url: url.trim(), urlFromHost: urlFromHost.trim(), repo: { owner: m[1], name: m[2] }, adminUser: adminUser.trim(), ...(adminPassword ? { adminPassword } : {}) };
+    throw new ConfigError(
+      "forgejoAdminPassword",
+      "No Forgejo admin password: set FORGEJO_ADMIN_PASSWORD in the environment (CI: from_secret) or the secret config key",
+      "< forgejo-admin-password.txt",
+      true,
+    );
+  return {
+    url: url.trim(),
+    urlFromHost: urlFromHost.trim(),
+    repo: { owner: m[1], name: m[2] },
+    adminUser: adminUser.trim(),
+    ...(adminPassword ? { adminPassword } : {}),
+  };
 }
 
 const KUBE_KEYS = ["kubeCaCert", "kubeOidcIssuer", "kubeOidcClientId", "kubeUsernameClaim", "kubeUsernamePrefix", "kubeconfig"];
@@ -95,24 +113,47 @@ export function loadKubeConfig(cfg: pulumi.Config): KubeConfig | undefined {
   const server = cfg.get("kubeApiServer");
   if (server === undefined || server.trim() === "") {
     const set = KUBE_KEYS.filter((k) => pulumi.runtime.getConfig(`${NS}:${k}`) !== undefined);
-    if (set.length) throw new ConfigError("kubeApiServer", `Kubernetes is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`, "https://k8s.example.internal:6443", false, "or remove the other kube* keys to turn the Kubernetes parts off");
+    if (set.length)
+      throw new ConfigError(
+        "kubeApiServer",
+        `Kubernetes is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`,
+        "https://k8s.example.internal:6443",
+        false,
+        "or remove the other kube* keys to turn the Kubernetes parts off",
+      );
     return undefined;
   }
   if (!isHttps(server.trim())) throw new ConfigError("kubeApiServer", "Config key is not an https URL", "https://k8s.example.internal:6443");
-  const ca = required(cfg, "kubeCaCert", "-- \"$(cat ca.crt)\"", "the PEM of the CA that signed the API server's certificate");
-  if (!/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(ca)) throw new ConfigError("kubeCaCert", "Config key is not a PEM certificate", "-- \"$(cat ca.crt)\"");
-  const issuer = required(cfg, "kubeOidcIssuer", "https://sso.example.internal/application/o/kubernetes/", "the issuer URL the API server's OIDC authenticator trusts");
-  if (!isHttps(issuer.trim())) throw new ConfigError("kubeOidcIssuer", "Config key is not an https URL", "https://sso.example.internal/application/o/kubernetes/");
+  const ca = required(cfg, "kubeCaCert", '-- "$(cat ca.crt)"', "the PEM of the CA that signed the API server's certificate");
+  if (!/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(ca))
+    throw new ConfigError("kubeCaCert", "Config key is not a PEM certificate", '-- "$(cat ca.crt)"');
+  const issuer = required(
+    cfg,
+    "kubeOidcIssuer",
+    "https://sso.example.internal/application/o/kubernetes/",
+    "the issuer URL the API server's OIDC authenticator trusts",
+  );
+  if (!isHttps(issuer.trim()))
+    throw new ConfigError("kubeOidcIssuer", "Config key is not an https URL", "https://sso.example.internal/application/o/kubernetes/");
   const clientId = required(cfg, "kubeOidcClientId", "kubernetes", "the OIDC client id (the API server's audience)").trim();
   const claim = (cfg.get("kubeUsernameClaim") ?? "email").trim();
   if (!(USERNAME_CLAIMS as readonly string[]).includes(claim))
-    throw new ConfigError("kubeUsernameClaim", `Invalid value ${JSON.stringify(claim)} (${USERNAME_CLAIMS.join("|")}: the roster email or the roster name) in config key`, "email");
+    throw new ConfigError(
+      "kubeUsernameClaim",
+      `Invalid value ${JSON.stringify(claim)} (${USERNAME_CLAIMS.join("|")}: the roster email or the roster name) in config key`,
+      "email",
+    );
   const prefix = cfg.get("kubeUsernamePrefix") ?? "oidc:";
   if (/\s/.test(prefix)) throw new ConfigError("kubeUsernamePrefix", "Config key contains whitespace", "oidc:");
   const kubeconfig = cfg.getSecret("kubeconfig");
   return {
-    apiServer: server.trim(), caCert: ca.trim() + "\n", oidcIssuer: issuer.trim(), oidcClientId: clientId,
-    usernameClaim: claim as UsernameClaim, usernamePrefix: prefix, ...(kubeconfig ? { kubeconfig } : {}),
+    apiServer: server.trim(),
+    caCert: ca.trim() + "\n",
+    oidcIssuer: issuer.trim(),
+    oidcClientId: clientId,
+    usernameClaim: claim as UsernameClaim,
+    usernamePrefix: prefix,
+    ...(kubeconfig ? { kubeconfig } : {}),
   };
 }
 
@@ -127,11 +168,20 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
   const privateKey = cfg.getSecret("sshPrivateKey");
   if (privateKey === undefined) throw new ConfigError("sshPrivateKey", "Missing required secret config key", "< ~/.ssh/devvm_deploy_key", true);
   const adminSource = (cfg.get("adminSource") ?? "roster") as string;
-  if (adminSource !== "roster" && adminSource !== "config") throw new ConfigError("adminSource", `Invalid value ${JSON.stringify(adminSource)} (roster|config) in config key`, "roster");
+  if (adminSource !== "roster" && adminSource !== "config")
+    throw new ConfigError("adminSource", `Invalid value ${JSON.stringify(adminSource)} (roster|config) in config key`, "roster");
   const admins = cfg.getObject<string[]>("admins") ?? [];
-  if (adminSource === "config" && admins.length === 0) throw new ConfigError("admins[0]", "adminSource is config but there is no admin list in config key", "viktor --path", false, "one Forgejo user per index: admins[0], admins[1], …");
+  if (adminSource === "config" && admins.length === 0)
+    throw new ConfigError(
+      "admins[0]",
+      "adminSource is config but there is no admin list in config key",
+      "viktor --path",
+      false,
+      "one Forgejo user per index: admins[0], admins[1], …",
+    );
   const vaultAddress = required(cfg, "vaultAddress", "https://vault.example.internal:8200");
-  if (!/^https?:\/\/[^\s]+$/.test(vaultAddress)) throw new ConfigError("vaultAddress", "Config key is not an http(s) URL", "https://vault.example.internal:8200");
+  if (!/^https?:\/\/[^\s]+$/.test(vaultAddress))
+    throw new ConfigError("vaultAddress", "Config key is not an http(s) URL", "https://vault.example.internal:8200");
   const vaultToken = cfg.getSecret("vaultToken");
   if (vaultToken === undefined && !process.env.VAULT_TOKEN)
     throw new ConfigError("vaultToken", "No Vault token: set VAULT_TOKEN in the environment (CI: from_secret) or the secret config key", "<token>", true);

@@ -8,9 +8,7 @@ import { SLACK_WEBHOOK_FILE } from "./hostContract";
 export { SLACK_WEBHOOK_FILE };
 
 import { hostLibInstallScript, hostLibrary, hostLibRemoveScript } from "./scripts/hostLib";
-import {
-  installFileScript, preflightDeleteScript, preflightScript, removeFileScript, unitsApplyScript, unitsDeleteScript,
-} from "./scripts/host";
+import { installFileScript, preflightDeleteScript, preflightScript, removeFileScript, unitsApplyScript, unitsDeleteScript } from "./scripts/host";
 
 /** Arguments of the host component. */
 export interface WorkstationHostArgs {
@@ -42,55 +40,78 @@ export class WorkstationHost extends pulumi.ComponentResource {
   constructor(name: string, args: WorkstationHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workstations:index:Host", name, {}, opts);
     const connection = commandConnection(args.connection);
-    const preflight = new command.remote.Command(`${name}-preflight`, {
-      connection,
-      addPreviousOutputInEnv: false,
-      create: preflightScript(args.shells),
-      update: preflightScript(args.shells),
-      delete: preflightDeleteScript(),
-    }, { parent: this });
-
-    const files = args.bundle.files.map((f) =>
-      new command.remote.Command(`${name}-file-${f.path}`, {
+    const preflight = new command.remote.Command(
+      `${name}-preflight`,
+      {
         connection,
         addPreviousOutputInEnv: false,
-        create: installFileScript(f),
-        update: installFileScript(f),
-        delete: removeFileScript(f),
-        stdin: f.content,
-      }, { parent: this, dependsOn: [preflight], deleteBeforeReplace: true }),
+        create: preflightScript(args.shells),
+        update: preflightScript(args.shells),
+        delete: preflightDeleteScript(),
+      },
+      { parent: this },
+    );
+
+    const files = args.bundle.files.map(
+      (f) =>
+        new command.remote.Command(
+          `${name}-file-${f.path}`,
+          {
+            connection,
+            addPreviousOutputInEnv: false,
+            create: installFileScript(f),
+            update: installFileScript(f),
+            delete: removeFileScript(f),
+            stdin: f.content,
+          },
+          { parent: this, dependsOn: [preflight], deleteBeforeReplace: true },
+        ),
     );
     const slackFile = { path: SLACK_WEBHOOK_FILE, mode: "0600" };
-    const slack = new command.remote.Command(`${name}-slack-webhook`, {
-      connection,
-      addPreviousOutputInEnv: false,
-      create: installFileScript(slackFile),
-      update: installFileScript(slackFile),
-      delete: removeFileScript(slackFile),
-      stdin: args.slackWebhook ? pulumi.secret(args.slackWebhook) : "",
-    }, { parent: this, dependsOn: [preflight], additionalSecretOutputs: ["stdin"] });
+    const slack = new command.remote.Command(
+      `${name}-slack-webhook`,
+      {
+        connection,
+        addPreviousOutputInEnv: false,
+        create: installFileScript(slackFile),
+        update: installFileScript(slackFile),
+        delete: removeFileScript(slackFile),
+        stdin: args.slackWebhook ? pulumi.secret(args.slackWebhook) : "",
+      },
+      { parent: this, dependsOn: [preflight], additionalSecretOutputs: ["stdin"] },
+    );
     files.push(slack);
     // The per-user logic, once per host (scripts/hostLib.ts). No `update`: a new library
     // version runs create again, which adds that version beside the old ones.
     const lib = hostLibrary();
-    const hostLib = new command.remote.Command(`${name}-lib`, {
-      connection,
-      addPreviousOutputInEnv: false,
-      create: hostLibInstallScript(),
-      delete: hostLibRemoveScript(),
-      stdin: lib.content,
-    }, { parent: this, dependsOn: [preflight] });
+    const hostLib = new command.remote.Command(
+      `${name}-lib`,
+      {
+        connection,
+        addPreviousOutputInEnv: false,
+        create: hostLibInstallScript(),
+        delete: hostLibRemoveScript(),
+        stdin: lib.content,
+      },
+      { parent: this, dependsOn: [preflight] },
+    );
     files.push(hostLib);
-    const digest = crypto.createHash("sha256")
+    const digest = crypto
+      .createHash("sha256")
       .update(args.bundle.units.map((u) => `${path.basename(u.path)}\0${u.content}`).join("\0"))
-      .digest("hex").slice(0, 16);
-    const units = new command.remote.Command(`${name}-units`, {
-      connection,
-      addPreviousOutputInEnv: false,
-      create: unitsApplyScript(digest, args.bundle.enable),
-      update: unitsApplyScript(digest, args.bundle.enable),
-      delete: unitsDeleteScript(args.bundle.enable),
-    }, { parent: this, dependsOn: files });
+      .digest("hex")
+      .slice(0, 16);
+    const units = new command.remote.Command(
+      `${name}-units`,
+      {
+        connection,
+        addPreviousOutputInEnv: false,
+        create: unitsApplyScript(digest, args.bundle.enable),
+        update: unitsApplyScript(digest, args.bundle.enable),
+        delete: unitsDeleteScript(args.bundle.enable),
+      },
+      { parent: this, dependsOn: files },
+    );
 
     this.ready = [preflight, ...files, units];
     this.installedFiles = pulumi.output(args.bundle.files.map((f) => f.path));

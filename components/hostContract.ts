@@ -96,8 +96,13 @@ export interface UsersIndex {
 /** The `USERS_DIR` entry of a user, as one JSON line (key order fixed). */
 export function usersEntry(u: UserPlan): string {
   const e: UsersIndexEntry = {
-    name: u.name, uid: u.uid, home: u.home, state: u.state, email: u.email,
-    tmuxPersist: u.grants.tmuxPersist, claudeTokenRenew: u.grants.claudeTokenRenew,
+    name: u.name,
+    uid: u.uid,
+    home: u.home,
+    state: u.state,
+    email: u.email,
+    tmuxPersist: u.grants.tmuxPersist,
+    claudeTokenRenew: u.grants.claudeTokenRenew,
   };
   return JSON.stringify(e);
 }

@@ -29,19 +29,40 @@ export interface RoleProfile {
 /** The role defaults of SPEC §2. */
 export const DEFAULT_PROFILES: Readonly<Record<Role, RoleProfile>> = {
   admin: {
-    groups: [], sudo: true, forgejoPermission: "admin", forgejoSiteAdmin: true,
-    pushWhitelist: true, mergeWhitelist: true, kubeTier: "cluster-admin", dashboardNav: false,
-    tmuxPersist: true, claudeTokenRenew: true,
+    groups: [],
+    sudo: true,
+    forgejoPermission: "admin",
+    forgejoSiteAdmin: true,
+    pushWhitelist: true,
+    mergeWhitelist: true,
+    kubeTier: "cluster-admin",
+    dashboardNav: false,
+    tmuxPersist: true,
+    claudeTokenRenew: true,
   },
   "power-user": {
-    groups: [], sudo: false, forgejoPermission: "write", forgejoSiteAdmin: false,
-    pushWhitelist: false, mergeWhitelist: false, kubeTier: "none", dashboardNav: false,
-    tmuxPersist: true, claudeTokenRenew: true,
+    groups: [],
+    sudo: false,
+    forgejoPermission: "write",
+    forgejoSiteAdmin: false,
+    pushWhitelist: false,
+    mergeWhitelist: false,
+    kubeTier: "none",
+    dashboardNav: false,
+    tmuxPersist: true,
+    claudeTokenRenew: true,
   },
   "namespace-owner": {
-    groups: [], sudo: false, forgejoPermission: "read", forgejoSiteAdmin: false,
-    pushWhitelist: false, mergeWhitelist: false, kubeTier: "namespace", dashboardNav: true,
-    tmuxPersist: true, claudeTokenRenew: true,
+    groups: [],
+    sudo: false,
+    forgejoPermission: "read",
+    forgejoSiteAdmin: false,
+    pushWhitelist: false,
+    mergeWhitelist: false,
+    kubeTier: "namespace",
+    dashboardNav: true,
+    tmuxPersist: true,
+    claudeTokenRenew: true,
   },
 };
 
@@ -204,26 +225,40 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
 
 /** A suspended user holds nothing (the reversible cut); account, home, groups and namespaces stay. */
 const SUSPENDED_GRANTS: Readonly<Grants> = Object.freeze({
-  login: false, sshKeys: [], sudo: false, linger: false, timers: [], tmuxPersist: false, claudeTokenRenew: false,
-  vault: null, forgejo: null, kube: null,
+  login: false,
+  sshKeys: [],
+  sudo: false,
+  linger: false,
+  timers: [],
+  tmuxPersist: false,
+  claudeTokenRenew: false,
+  vault: null,
+  forgejo: null,
+  kube: null,
 });
 
 function activeGrants(u: RosterUser, p: RoleProfile, namespaces: string[]): Grants {
   const names = derivedNames(u.name);
   const writer = p.forgejoPermission === "write" || p.forgejoPermission === "admin";
-  const forgejo: ForgejoGrant | null = p.forgejoPermission === "none" ? null : {
-    permission: p.forgejoPermission,
-    siteAdmin: p.forgejoSiteAdmin,
-    pushWhitelist: writer && p.pushWhitelist,
-    mergeWhitelist: writer && p.mergeWhitelist,
-  };
-  const kube: KubeGrant | null = p.kubeTier === "none" ? null : {
-    tier: p.kubeTier,
-    namespaceAdmin: namespaces,
-    dashboardNav: p.dashboardNav,
-    clusterAdmin: p.kubeTier === "cluster-admin",
-    ...(p.kubeTier === "namespace" && namespaces.length ? { defaultNamespace: namespaces[0] } : {}),
-  };
+  const forgejo: ForgejoGrant | null =
+    p.forgejoPermission === "none"
+      ? null
+      : {
+          permission: p.forgejoPermission,
+          siteAdmin: p.forgejoSiteAdmin,
+          pushWhitelist: writer && p.pushWhitelist,
+          mergeWhitelist: writer && p.mergeWhitelist,
+        };
+  const kube: KubeGrant | null =
+    p.kubeTier === "none"
+      ? null
+      : {
+          tier: p.kubeTier,
+          namespaceAdmin: namespaces,
+          dashboardNav: p.dashboardNav,
+          clusterAdmin: p.kubeTier === "cluster-admin",
+          ...(p.kubeTier === "namespace" && namespaces.length ? { defaultNamespace: namespaces[0] } : {}),
+        };
   return {
     login: true,
     sshKeys: [...u.sshKeys],

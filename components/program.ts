@@ -21,11 +21,22 @@ export const AGENT_CONFIG_FILE = TOKEN_RENEW_CONFIG;
 
 /** The renewal agent's non-secret config (docs/CONTRACTS.md). */
 export function agentConfig(c: WorkstationsConfig): string {
-  return JSON.stringify({
-    vaultAddr: c.vault.addressFromHost, kvMount: KV_MOUNT, kvPrefix: KV_PREFIX, approleMount: APPROLE_MOUNT,
-    tokenUrl: c.claude.tokenUrl, profileUrl: c.claude.profileUrl, clientId: c.claude.clientId,
-    usersFile: USERS_INDEX,
-  }, null, 2) + "\n";
+  return (
+    JSON.stringify(
+      {
+        vaultAddr: c.vault.addressFromHost,
+        kvMount: KV_MOUNT,
+        kvPrefix: KV_PREFIX,
+        approleMount: APPROLE_MOUNT,
+        tokenUrl: c.claude.tokenUrl,
+        profileUrl: c.claude.profileUrl,
+        clientId: c.claude.clientId,
+        usersFile: USERS_INDEX,
+      },
+      null,
+      2,
+    ) + "\n"
+  );
 }
 
 export interface Program {
@@ -60,12 +71,16 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   const shared = new VaultShared("vault", { provider });
   const home = { claudeMd: bundle.claudeMd, startClaude: bundle.startClaude };
   const workstations = plan.users.map(
-    (p) => new UserWorkstation(p.name, {
-      plan: p, connection: config.connection, home, dependsOn: host.ready,
-      vault: { shared, rotation: config.credentialRotation },
-      ...(forgejo ? { forgejo: { access: forgejo, rotation: config.credentialRotation } } : {}),
-      ...(kube ? { kube: { cluster: kube } } : {}),
-    }),
+    (p) =>
+      new UserWorkstation(p.name, {
+        plan: p,
+        connection: config.connection,
+        home,
+        dependsOn: host.ready,
+        vault: { shared, rotation: config.credentialRotation },
+        ...(forgejo ? { forgejo: { access: forgejo, rotation: config.credentialRotation } } : {}),
+        ...(kube ? { kube: { cluster: kube } } : {}),
+      }),
   );
   // Master's protection, written after every collaborator it whitelists.
   forgejo?.protect();

@@ -49,37 +49,62 @@ export class UserWorkstation extends pulumi.ComponentResource {
     const p = args.plan;
     if ((p.state as string) === "offboarded")
       throw new pulumi.ResourceError(`UserWorkstation ${name}: offboarded users get no workstation (plan state ${p.state})`, this);
-    if (p.name !== name)
-      throw new pulumi.ResourceError(`UserWorkstation ${name}: resource name must equal the plan's user name (${p.name})`, this);
+    if (p.name !== name) throw new pulumi.ResourceError(`UserWorkstation ${name}: resource name must equal the plan's user name (${p.name})`, this);
     const connection = commandConnection(args.connection);
     const common = { connection, addPreviousOutputInEnv: false };
 
-    this.account = new command.remote.Command(`${name}-account`, {
-      ...common,
-      // One command for create and update (no `update`: a change runs `create` again), a few
-      // hundred bytes each: the logic is in the host library (scripts/hostLib.ts).
-      create: accountApplyScript(p),
-      delete: accountCutScript(p),
-    }, { parent: this, dependsOn: args.dependsOn, deleteBeforeReplace: true });
+    this.account = new command.remote.Command(
+      `${name}-account`,
+      {
+        ...common,
+        // One command for create and update (no `update`: a change runs `create` again), a few
+        // hundred bytes each: the logic is in the host library (scripts/hostLib.ts).
+        create: accountApplyScript(p),
+        delete: accountCutScript(p),
+      },
+      { parent: this, dependsOn: args.dependsOn, deleteBeforeReplace: true },
+    );
 
-    const home = new command.remote.Command(`${name}-home`, {
-      ...common,
-      create: homeApplyScript(p, args.home),
-    }, { parent: this, dependsOn: [this.account] });
+    const home = new command.remote.Command(
+      `${name}-home`,
+      {
+        ...common,
+        create: homeApplyScript(p, args.home),
+      },
+      { parent: this, dependsOn: [this.account] },
+    );
 
     const vaultGrant = p.grants.vault;
-    const vaultParts = args.vault && vaultGrant
-      ? userVault(this, { plan: p, grant: vaultGrant, shared: args.vault.shared, connection: args.connection, rotation: args.vault.rotation, account: this.account })
-      : undefined;
+    const vaultParts =
+      args.vault && vaultGrant
+        ? userVault(this, {
+            plan: p,
+            grant: vaultGrant,
+            shared: args.vault.shared,
+            connection: args.connection,
+            rotation: args.vault.rotation,
+            account: this.account,
+          })
+        : undefined;
 
-    const units = new command.remote.Command(`${name}-units`, {
-      ...common,
-      create: userUnitsScript(p.name, p.grants.timers),
-      delete: userUnitsScript(p.name, []),
-    }, { parent: this, dependsOn: [home, ...(vaultParts ? [vaultParts.deliver] : [])] });
+    const units = new command.remote.Command(
+      `${name}-units`,
+      {
+        ...common,
+        create: userUnitsScript(p.name, p.grants.timers),
+        delete: userUnitsScript(p.name, []),
+      },
+      { parent: this, dependsOn: [home, ...(vaultParts ? [vaultParts.deliver] : [])] },
+    );
 
     const forgejo = args.forgejo ? userForgejo(this, { plan: p, forgejo: args.forgejo, connection: args.connection, account: this.account, home }) : {};
-    this.ready = [this.account, home, ...(vaultParts ? [vaultParts.deliver] : []), units, ...[forgejo.credentials, forgejo.clone].filter((r): r is command.remote.Command => !!r)];
+    this.ready = [
+      this.account,
+      home,
+      ...(vaultParts ? [vaultParts.deliver] : []),
+      units,
+      ...[forgejo.credentials, forgejo.clone].filter((r): r is command.remote.Command => !!r),
+    ];
     if (args.kube) this.ready.push(...userKube(this, { ...args.kube, plan: p, connection: args.connection, account: this.account, home }).ready);
     this.vaultRole = vaultParts ? vaultParts.roleName : pulumi.output(undefined);
     this.userName = pulumi.output(p.name);

@@ -46,9 +46,16 @@ export class VaultShared extends pulumi.ComponentResource {
     super("workstations:index:VaultShared", name, {}, opts);
     const o = { parent: this, provider: args.provider };
     this.provider = args.provider;
-    const mount = new vault.Mount(`${name}-kv`, {
-      path: KV_MOUNT, type: "kv", options: { version: "2" }, description: "Claude OAuth state, one path per workstation user",
-    }, { ...o, protect: false });
+    const mount = new vault.Mount(
+      `${name}-kv`,
+      {
+        path: KV_MOUNT,
+        type: "kv",
+        options: { version: "2" },
+        description: "Claude OAuth state, one path per workstation user",
+      },
+      { ...o, protect: false },
+    );
     new vault.kv.SecretBackendV2(`${name}-kv-config`, { mount: mount.path, casRequired: true, maxVersions: 20 }, o);
     const approle = new vault.AuthBackend(`${name}-approle`, { type: "approle", path: APPROLE_MOUNT, description: "workstation agents" }, o);
     this.kvMount = mount.path;
@@ -75,32 +82,44 @@ export function userVault(parent: pulumi.Resource, args: UserVaultArgs): { deliv
   const o = { parent, provider: args.shared.provider };
   const g = args.grant;
   const policy = new vault.Policy(`${p.name}-vault-policy`, { name: g.policy, policy: vaultPolicyHcl(p.name, g.path) }, o);
-  const role = new vault.approle.AuthBackendRole(`${p.name}-vault-role`, {
-    backend: args.shared.approlePath,
-    roleName: g.role,
-    tokenPolicies: [policy.name],
-    tokenNoDefaultPolicy: true,
-    tokenType: "service",
-    tokenTtl: 86400,
-    tokenMaxTtl: 86400,
-    secretIdTtl: 0,
-    secretIdNumUses: 0,
-    bindSecretId: true,
-  }, o);
+  const role = new vault.approle.AuthBackendRole(
+    `${p.name}-vault-role`,
+    {
+      backend: args.shared.approlePath,
+      roleName: g.role,
+      tokenPolicies: [policy.name],
+      tokenNoDefaultPolicy: true,
+      tokenType: "service",
+      tokenTtl: 86400,
+      tokenMaxTtl: 86400,
+      secretIdTtl: 0,
+      secretIdNumUses: 0,
+      bindSecretId: true,
+    },
+    o,
+  );
   // metadata is ForceNew: bumping the rotation creates a new secret_id, the delivery
   // rewrites the file, then the old secret_id is destroyed.
-  const secretId = new vault.approle.AuthBackendRoleSecretId(`${p.name}-vault-secret-id`, {
-    backend: args.shared.approlePath,
-    roleName: role.roleName,
-    metadata: JSON.stringify({ user: p.name, rotation: `${args.rotation}.${p.credentialRotation}` }),
-  }, { ...o, additionalSecretOutputs: ["secretId", "wrappingToken"] });
+  const secretId = new vault.approle.AuthBackendRoleSecretId(
+    `${p.name}-vault-secret-id`,
+    {
+      backend: args.shared.approlePath,
+      roleName: role.roleName,
+      metadata: JSON.stringify({ user: p.name, rotation: `${args.rotation}.${p.credentialRotation}` }),
+    },
+    { ...o, additionalSecretOutputs: ["secretId", "wrappingToken"] },
+  );
   const cred = pulumi.secret(pulumi.all([role.roleId, secretId.secretId]).apply(([role_id, secret_id]) => JSON.stringify({ role_id, secret_id }) + "\n"));
-  const deliver = new command.remote.Command(`${p.name}-vault-credential`, {
-    connection: commandConnection(args.connection),
-    addPreviousOutputInEnv: false,
-    create: vaultCredDeliverScript(p),
-    delete: vaultCredRemoveScript(p),
-    stdin: cred,
-  }, { parent, dependsOn: [args.account], additionalSecretOutputs: ["stdin"] });
+  const deliver = new command.remote.Command(
+    `${p.name}-vault-credential`,
+    {
+      connection: commandConnection(args.connection),
+      addPreviousOutputInEnv: false,
+      create: vaultCredDeliverScript(p),
+      delete: vaultCredRemoveScript(p),
+      stdin: cred,
+    },
+    { parent, dependsOn: [args.account], additionalSecretOutputs: ["stdin"] },
+  );
   return { deliver, roleName: role.roleName };
 }

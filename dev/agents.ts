@@ -15,7 +15,8 @@ export function agentFiles(entry: string): string[] {
     if (seen.has(f)) return;
     seen.add(f);
     const src = fs.readFileSync(f, "utf8");
-    for (const m of src.matchAll(/^(?:import|export)\b[^'"]*?\bfrom ['"](\.{1,2}\/[^'"]+)['"]|^import ['"](\.{1,2}\/[^'"]+)['"]/gm)) visit(path.resolve(path.dirname(f), m[1] ?? m[2]));
+    for (const m of src.matchAll(/^(?:import|export)\b[^'"]*?\bfrom ['"](\.{1,2}\/[^'"]+)['"]|^import ['"](\.{1,2}\/[^'"]+)['"]/gm))
+      visit(path.resolve(path.dirname(f), m[1] ?? m[2]));
   };
   visit(entry);
   return [...seen];
@@ -23,5 +24,7 @@ export function agentFiles(entry: string): string[] {
 
 /** The source text of agentFiles(entry), one file after the other. */
 export function agentSource(entry: string): string {
-  return agentFiles(entry).map((f) => fs.readFileSync(f, "utf8")).join("\n");
+  return agentFiles(entry)
+    .map((f) => fs.readFileSync(f, "utf8"))
+    .join("\n");
 }

@@ -36,9 +36,11 @@ export function toolchainClaudeDir(): string {
 export function requireClaude(): string {
   const dir = toolchainClaudeDir();
   const bin = path.join(dir, "node_modules/.bin/claude");
-  if (!dir || !fs.existsSync(bin)) throw new ClaudeMissingError(`the real Claude Code CLI is missing (${bin || "no WORKSTATIONS_CLAUDE_DIR"}): bash dev/toolchain build claude`);
+  if (!dir || !fs.existsSync(bin))
+    throw new ClaudeMissingError(`the real Claude Code CLI is missing (${bin || "no WORKSTATIONS_CLAUDE_DIR"}): bash dev/toolchain build claude`);
   const v = spawnSync(bin, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30000 }).stdout ?? "";
-  if (!v.startsWith(`${CLAUDE_VERSION} `)) throw new ClaudeMissingError(`${bin} --version says ${JSON.stringify(v.trim())}, the tests pin ${CLAUDE_VERSION}: bash dev/toolchain build --force claude`);
+  if (!v.startsWith(`${CLAUDE_VERSION} `))
+    throw new ClaudeMissingError(`${bin} --version says ${JSON.stringify(v.trim())}, the tests pin ${CLAUDE_VERSION}: bash dev/toolchain build --force claude`);
   return dir;
 }
 
@@ -113,11 +115,25 @@ export class FakeApiProcess {
     const urlFile = path.join(this.dir, "fake-api.url");
     fs.rmSync(urlFile, { force: true });
     const log = fs.openSync(path.join(this.dir, "fake-api.log"), "a");
-    const child = spawn(process.execPath, ["--require", "ts-node/register/transpile-only", path.join(ROOT, "dev/fakes/anthropic-messages.ts"), "--url-file", urlFile, "--record-file", this.recordFile, "--control-file", this.controlFile], {
-      cwd: ROOT,
-      stdio: ["ignore", log, log],
-      detached: true,
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        "--require",
+        "ts-node/register/transpile-only",
+        path.join(ROOT, "dev/fakes/anthropic-messages.ts"),
+        "--url-file",
+        urlFile,
+        "--record-file",
+        this.recordFile,
+        "--control-file",
+        this.controlFile,
+      ],
+      {
+        cwd: ROOT,
+        stdio: ["ignore", log, log],
+        detached: true,
+      },
+    );
     fs.closeSync(log);
     child.unref();
     this.pid = child.pid ?? 0;
@@ -237,20 +253,24 @@ export function sessionFile(u: L.TUser, pid: number, configDir = path.join(u.hom
 export function settle(file: string, quietMs = 1500, timeoutMs = 20000): void {
   let last = "";
   let since = Date.now();
-  L.waitFor(`${file} to settle`, () => {
-    let cur = "";
-    try {
-      const st = fs.statSync(file);
-      cur = `${st.mtimeMs}:${st.size}:${st.ino}`;
-    } catch {
-      cur = "missing";
-    }
-    if (cur !== last) {
-      last = cur;
-      since = Date.now();
-    }
-    return Date.now() - since >= quietMs;
-  }, timeoutMs);
+  L.waitFor(
+    `${file} to settle`,
+    () => {
+      let cur = "";
+      try {
+        const st = fs.statSync(file);
+        cur = `${st.mtimeMs}:${st.size}:${st.ino}`;
+      } catch {
+        cur = "missing";
+      }
+      if (cur !== last) {
+        last = cur;
+        since = Date.now();
+      }
+      return Date.now() - since >= quietMs;
+    },
+    timeoutMs,
+  );
 }
 
 /** /proc/PID/stat field 22 (start time in clock ticks since boot), as Claude writes procStart. */
@@ -315,10 +335,14 @@ export function waitReady(env: L.Env, u: L.TUser, target: string, timeoutMs = 45
 export function waitScreen(env: L.Env, u: L.TUser, target: string, what: string, ok: (screen: string) => boolean, timeoutMs = 45000): string {
   let last = "";
   try {
-    return L.waitFor(`${what} in ${target}`, () => {
-      last = capture(env, u, target);
-      return ok(last) && last;
-    }, timeoutMs);
+    return L.waitFor(
+      `${what} in ${target}`,
+      () => {
+        last = capture(env, u, target);
+        return ok(last) && last;
+      },
+      timeoutMs,
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}; the pane shows:\n${last.replace(/\n{3,}/g, "\n\n")}`, { cause: e });
   }
@@ -347,20 +371,28 @@ export function say(env: L.Env, u: L.TUser, target: string, fake: FakeApiProcess
 export function clear(env: L.Env, u: L.TUser, target: string, pid: number, timeoutMs = 20000): string {
   const before = sessionFile(u, pid)?.sessionId;
   type(env, u, target, "/clear");
-  return L.waitFor(`a new sessionId for ${pid} after /clear`, () => {
-    const s = sessionFile(u, pid)?.sessionId;
-    return s && s !== before && s;
-  }, timeoutMs);
+  return L.waitFor(
+    `a new sessionId for ${pid} after /clear`,
+    () => {
+      const s = sessionFile(u, pid)?.sessionId;
+      return s && s !== before && s;
+    },
+    timeoutMs,
+  );
 }
 
 /** Wait for the session file of the claude in the pane; returns pid and file. */
 export function waitSession(env: L.Env, u: L.TUser, target: string, timeoutMs = 45000): { pid: number; file: SessionFile } {
   const panePid = Number(L.tmux(env, u, ["display-message", "-p", "-t", target, "#{pane_pid}"]).stdout.trim());
-  return L.waitFor(`claude's session file for ${target}`, () => {
-    const pid = claudeOfPane(u, panePid);
-    const file = pid ? sessionFile(u, pid) : null;
-    return pid && file ? { pid, file } : null;
-  }, timeoutMs);
+  return L.waitFor(
+    `claude's session file for ${target}`,
+    () => {
+      const pid = claudeOfPane(u, panePid);
+      const file = pid ? sessionFile(u, pid) : null;
+      return pid && file ? { pid, file } : null;
+    },
+    timeoutMs,
+  );
 }
 
 /**

@@ -37,7 +37,11 @@ export async function setupE2E(name: string, roster: unknown): Promise<E2E> {
   fs.rmSync(dir, { recursive: true, force: true });
   const work = path.join(dir, "project");
   fs.mkdirSync(work, { recursive: true });
-  for (const f of PROJECT_FILES) fs.cpSync(path.join(PROJECT_DIR, f), path.join(work, f), { recursive: true, filter: (src) => !src.includes(`${path.sep}dev${path.sep}`) && !src.endsWith(`${path.sep}dev`) });
+  for (const f of PROJECT_FILES)
+    fs.cpSync(path.join(PROJECT_DIR, f), path.join(work, f), {
+      recursive: true,
+      filter: (src) => !src.includes(`${path.sep}dev${path.sep}`) && !src.endsWith(`${path.sep}dev`),
+    });
   fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(work, "node_modules"));
   const writeRoster = (doc: unknown) => fs.writeFileSync(path.join(work, "roster.yaml"), YAML.stringify(doc));
   writeRoster(roster);
@@ -68,7 +72,12 @@ export async function setupE2E(name: string, roster: unknown): Promise<E2E> {
   });
   const sh = async (cmd: string) => (await run(host, cmd)).stdout.trim();
   return {
-    dir, host, vault, stack, writeRoster, sh,
+    dir,
+    host,
+    vault,
+    stack,
+    writeRoster,
+    sh,
     audit: { cwd: work, env: { ...process.env, ...envVars }, stack: "e2e", backendDir: path.join(dir, "state") },
     secrets: [host.privateKey.split("\n").slice(1, 3).join(""), vault.rootToken, slack, passphrase],
     async stop() {

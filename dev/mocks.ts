@@ -43,7 +43,8 @@ pulumi.runtime.setMocks(
       const state: Record<string, any> = { ...args.inputs };
       if (args.type === "command:remote:Command") state.stdout = `mock stdout of ${args.name}`;
       if (args.type === "vault:appRole/authBackendRole:AuthBackendRole") state.roleId = `role-id-of-${args.inputs.roleName}`;
-      if (args.type === "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId") state.secretId = `${SECRET_ID_MARKER}-${args.inputs.roleName}-${args.inputs.metadata}`;
+      if (args.type === "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId")
+        state.secretId = `${SECRET_ID_MARKER}-${args.inputs.roleName}-${args.inputs.metadata}`;
       Object.assign(state, extra ?? {});
       return { id: `${args.name}_id`, state };
     },

@@ -54,9 +54,18 @@ export function findTool(names: readonly string[]): { name: string; path: string
 }
 
 /** Throws ToolchainMissingError unless every group has one executable in the toolchain. */
-export function requireToolchain(groups: ReadonlyArray<readonly string[]> = [["bao", "vault"], ["forgejo", "gitea"]]): void {
+export function requireToolchain(
+  groups: ReadonlyArray<readonly string[]> = [
+    ["bao", "vault"],
+    ["forgejo", "gitea"],
+  ],
+): void {
   for (const g of groups) {
-    if (!findTool(g)) throw new ToolchainMissingError(g.join(" or "), g.map((n) => path.join(toolchainBinDir(), n)));
+    if (!findTool(g))
+      throw new ToolchainMissingError(
+        g.join(" or "),
+        g.map((n) => path.join(toolchainBinDir(), n)),
+      );
   }
 }
 
@@ -65,7 +74,6 @@ export { freePort };
 export function randomSecret(bytes = 24): string {
   return crypto.randomBytes(bytes).toString("base64url");
 }
-
 
 function tail(file: string, lines = 30): string {
   try {
@@ -426,7 +434,19 @@ export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoSe
   const adminEmail = opts.adminEmail ?? `${adminUser}@example.invalid`;
   // --random-password keeps the password out of argv; it is read from stdout (not logged).
   const created = cli(
-    ["admin", "user", "create", "--admin", "--username", adminUser, "--email", adminEmail, "--random-password", "--random-password-length=32", "--must-change-password=false"],
+    [
+      "admin",
+      "user",
+      "create",
+      "--admin",
+      "--username",
+      adminUser,
+      "--email",
+      adminEmail,
+      "--random-password",
+      "--random-password-length=32",
+      "--must-change-password=false",
+    ],
     `${kind} admin user create`,
     true,
   );
@@ -561,8 +581,25 @@ function openssl(dir: string, args: string[]): void {
 
 /** A CA, and leaf certificates it signs. */
 function makePki(dir: string): { leaf: (name: string, subj: string, serverSans?: string) => { cert: string; key: string } } {
-  openssl(dir, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=workstations-test-ca",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=workstations-test-ca",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
   return {
     leaf(name, subj, serverSans) {
       const ext = [
@@ -573,7 +610,23 @@ function makePki(dir: string): { leaf: (name: string, subj: string, serverSans?:
       ].join("\n");
       fs.writeFileSync(path.join(dir, `${name}.ext`), ext + "\n");
       openssl(dir, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subj]);
-      openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`]);
+      openssl(dir, [
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        `${name}.crt`,
+        "-days",
+        "2",
+        "-extfile",
+        `${name}.ext`,
+      ]);
       fs.chmodSync(path.join(dir, `${name}.key`), 0o600);
       return { cert: path.join(dir, `${name}.crt`), key: path.join(dir, `${name}.key`) };
     },
@@ -581,13 +634,18 @@ function makePki(dir: string): { leaf: (name: string, subj: string, serverSans?:
 }
 
 function clientKubeconfig(server: string, ca: string, cert: string, key: string, user: string): string {
-  return JSON.stringify({
-    apiVersion: "v1", kind: "Config",
-    clusters: [{ name: "test", cluster: { server, "certificate-authority": ca } }],
-    users: [{ name: user, user: { "client-certificate": cert, "client-key": key } }],
-    contexts: [{ name: "test", context: { cluster: "test", user } }],
-    "current-context": "test",
-  }, null, 2);
+  return JSON.stringify(
+    {
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "test", cluster: { server, "certificate-authority": ca } }],
+      users: [{ name: user, user: { "client-certificate": cert, "client-key": key } }],
+      contexts: [{ name: "test", context: { cluster: "test", user } }],
+      "current-context": "test",
+    },
+    null,
+    2,
+  );
 }
 
 /** Throws ToolchainMissingError unless etcd, kube-apiserver, kube-controller-manager and kubectl are built. */
@@ -628,7 +686,14 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
   const oidc = await new FakeOidcIssuer({ cert: fs.readFileSync(issuerTls.cert, "utf8"), key: fs.readFileSync(issuerTls.key, "utf8") }, clientId).start();
   const children: Started[] = [];
   // A test process that exits without stop() (a failed hook, a timeout) takes the servers along.
-  const onExit = () => { for (const c of children) try { process.kill(c.pid, "SIGKILL"); } catch { /* gone */ } };
+  const onExit = () => {
+    for (const c of children)
+      try {
+        process.kill(c.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+  };
   process.once("exit", onExit);
   const stop = async () => {
     for (const c of [...children].reverse()) await stopPid(c.pid);
@@ -637,45 +702,79 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
   };
   try {
     const authn = path.join(dir, "authentication.json");
-    fs.writeFileSync(authn, JSON.stringify({
-      apiVersion: "apiserver.config.k8s.io/v1",
-      kind: "AuthenticationConfiguration",
-      jwt: [{
-        issuer: { url: oidc.issuer, audiences: [clientId], certificateAuthority: caCert },
-        claimMappings: { username: { claim: "email", prefix: usernamePrefix }, groups: { claim: "groups", prefix: usernamePrefix } },
-      }],
-    }, null, 2));
+    fs.writeFileSync(
+      authn,
+      JSON.stringify(
+        {
+          apiVersion: "apiserver.config.k8s.io/v1",
+          kind: "AuthenticationConfiguration",
+          jwt: [
+            {
+              issuer: { url: oidc.issuer, audiences: [clientId], certificateAuthority: caCert },
+              claimMappings: { username: { claim: "email", prefix: usernamePrefix }, groups: { claim: "groups", prefix: usernamePrefix } },
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+    );
 
     const etcdPort = await freePort(2);
     const etcdLog = path.join(dir, "etcd.log");
-    const etcd = startProcess(bin("etcd"), [
-      "--name", "test", "--data-dir", path.join(dir, "etcd"),
-      "--listen-client-urls", `http://127.0.0.1:${etcdPort}`, "--advertise-client-urls", `http://127.0.0.1:${etcdPort}`,
-      "--listen-peer-urls", `http://127.0.0.1:${etcdPort + 1}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${etcdPort + 1}`,
-      "--initial-cluster", `test=http://127.0.0.1:${etcdPort + 1}`, "--log-level", "warn", "--unsafe-no-fsync",
-    ], { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: etcdLog, detached: false });
+    const etcd = startProcess(
+      bin("etcd"),
+      [
+        "--name",
+        "test",
+        "--data-dir",
+        path.join(dir, "etcd"),
+        "--listen-client-urls",
+        `http://127.0.0.1:${etcdPort}`,
+        "--advertise-client-urls",
+        `http://127.0.0.1:${etcdPort}`,
+        "--listen-peer-urls",
+        `http://127.0.0.1:${etcdPort + 1}`,
+        "--initial-advertise-peer-urls",
+        `http://127.0.0.1:${etcdPort + 1}`,
+        "--initial-cluster",
+        `test=http://127.0.0.1:${etcdPort + 1}`,
+        "--log-level",
+        "warn",
+        "--unsafe-no-fsync",
+      ],
+      { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: etcdLog, detached: false },
+    );
     children.push(etcd);
     await waitFor("etcd", etcd, etcdLog, opts.timeoutMs ?? 60_000, async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok);
 
     const port = await freePort();
     const server = `https://127.0.0.1:${port}`;
     const apiLog = path.join(dir, "kube-apiserver.log");
-    const api = startProcess(bin("kube-apiserver"), [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", `--secure-port=${port}`,
-      `--cert-dir=${path.join(dir, "certs")}`,
-      `--tls-cert-file=${serving.cert}`, `--tls-private-key-file=${serving.key}`,
-      `--client-ca-file=${ca}`,
-      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-      `--service-account-key-file=${path.join(pkiDir, "sa.pub")}`,
-      `--service-account-signing-key-file=${path.join(pkiDir, "sa.key")}`,
-      "--service-cluster-ip-range=10.96.0.0/24",
-      "--authorization-mode=RBAC",
-      // The "kubernetes" Service endpoints may not be a loopback address; nothing here needs them.
-      "--endpoint-reconciler-type=none",
-      `--authentication-config=${authn}`,
-      "--profiling=false", "--v=1",
-    ], { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: apiLog, detached: false });
+    const api = startProcess(
+      bin("kube-apiserver"),
+      [
+        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        `--secure-port=${port}`,
+        `--cert-dir=${path.join(dir, "certs")}`,
+        `--tls-cert-file=${serving.cert}`,
+        `--tls-private-key-file=${serving.key}`,
+        `--client-ca-file=${ca}`,
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        `--service-account-key-file=${path.join(pkiDir, "sa.pub")}`,
+        `--service-account-signing-key-file=${path.join(pkiDir, "sa.key")}`,
+        "--service-cluster-ip-range=10.96.0.0/24",
+        "--authorization-mode=RBAC",
+        // The "kubernetes" Service endpoints may not be a loopback address; nothing here needs them.
+        "--endpoint-reconciler-type=none",
+        `--authentication-config=${authn}`,
+        "--profiling=false",
+        "--v=1",
+      ],
+      { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: apiLog, detached: false },
+    );
     children.push(api);
 
     const adminKubeconfig = path.join(dir, "admin.kubeconfig");
@@ -684,22 +783,34 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
     const request = (method: string, apiPath: string, o: { token?: string; body?: unknown } = {}) =>
       new Promise<{ status: number; json: any }>((resolve, reject) => {
         const body = o.body === undefined ? undefined : JSON.stringify(o.body);
-        const req = https.request(`${server}${apiPath}`, {
-          method,
-          ca: caCert,
-          ...(o.token ? {} : { cert: adminTls.cert, key: adminTls.key }),
-          headers: { Accept: "application/json", ...(o.token ? { Authorization: `Bearer ${o.token}` } : {}), ...(body ? { "Content-Type": "application/json" } : {}) },
-          timeout: 30_000,
-        }, (res) => {
-          let text = "";
-          res.setEncoding("utf8");
-          res.on("data", (c) => (text += c));
-          res.on("end", () => {
-            let json: any = text;
-            try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
-            resolve({ status: res.statusCode ?? 0, json });
-          });
-        });
+        const req = https.request(
+          `${server}${apiPath}`,
+          {
+            method,
+            ca: caCert,
+            ...(o.token ? {} : { cert: adminTls.cert, key: adminTls.key }),
+            headers: {
+              Accept: "application/json",
+              ...(o.token ? { Authorization: `Bearer ${o.token}` } : {}),
+              ...(body ? { "Content-Type": "application/json" } : {}),
+            },
+            timeout: 30_000,
+          },
+          (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (c) => (text += c));
+            res.on("end", () => {
+              let json: any = text;
+              try {
+                json = text ? JSON.parse(text) : null;
+              } catch {
+                /* not JSON */
+              }
+              resolve({ status: res.statusCode ?? 0, json });
+            });
+          },
+        );
         req.on("error", reject);
         req.on("timeout", () => req.destroy(new Error(`${method} ${apiPath}: timeout`)));
         if (body) req.write(body);
@@ -713,42 +824,73 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
       fs.writeFileSync(cmKubeconfig, clientKubeconfig(server, ca, cm.cert, cm.key, "system:kube-controller-manager"), { mode: 0o600 });
       const cmLog = path.join(dir, "kube-controller-manager.log");
       const cmPort = await freePort();
-      const kcm = startProcess(bin("kube-controller-manager"), [
-        `--kubeconfig=${cmKubeconfig}`,
-        `--authentication-kubeconfig=${cmKubeconfig}`, `--authorization-kubeconfig=${cmKubeconfig}`,
-        `--service-account-private-key-file=${path.join(pkiDir, "sa.key")}`,
-        `--root-ca-file=${ca}`,
-        // clusterrole-aggregation fills the aggregated admin/edit/view ClusterRoles (empty without it).
-        "--controllers=serviceaccount-token-controller,serviceaccount-controller,namespace-controller,garbage-collector-controller,clusterrole-aggregation-controller",
-        "--leader-elect=false", "--use-service-account-credentials=false",
-        "--bind-address=127.0.0.1", `--secure-port=${cmPort}`, `--cert-dir=${path.join(dir, "cm-certs")}`, "--v=1",
-      ], { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: cmLog, detached: false });
+      const kcm = startProcess(
+        bin("kube-controller-manager"),
+        [
+          `--kubeconfig=${cmKubeconfig}`,
+          `--authentication-kubeconfig=${cmKubeconfig}`,
+          `--authorization-kubeconfig=${cmKubeconfig}`,
+          `--service-account-private-key-file=${path.join(pkiDir, "sa.key")}`,
+          `--root-ca-file=${ca}`,
+          // clusterrole-aggregation fills the aggregated admin/edit/view ClusterRoles (empty without it).
+          "--controllers=serviceaccount-token-controller,serviceaccount-controller,namespace-controller,garbage-collector-controller,clusterrole-aggregation-controller",
+          "--leader-elect=false",
+          "--use-service-account-credentials=false",
+          "--bind-address=127.0.0.1",
+          `--secure-port=${cmPort}`,
+          `--cert-dir=${path.join(dir, "cm-certs")}`,
+          "--v=1",
+        ],
+        { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: cmLog, detached: false },
+      );
       children.push(kcm);
       // Ready once the service-account controller has made `default` in the default namespace
       // and the aggregation controller has filled the `admin` ClusterRole.
-      await waitFor("kube-controller-manager", kcm, cmLog, opts.timeoutMs ?? 120_000,
-        async () => (await request("GET", "/api/v1/namespaces/default/serviceaccounts/default")).status === 200 &&
-          ((await request("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/admin")).json?.rules ?? []).length > 0);
+      await waitFor(
+        "kube-controller-manager",
+        kcm,
+        cmLog,
+        opts.timeoutMs ?? 120_000,
+        async () =>
+          (await request("GET", "/api/v1/namespaces/default/serviceaccounts/default")).status === 200 &&
+          ((await request("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/admin")).json?.rules ?? []).length > 0,
+      );
     }
 
     const kubectlBin = bin("kubectl");
     const kubectl = (args: string[], o: { token?: string; input?: string } = {}) => {
       const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, KUBECONFIG: "/dev/null" };
-      const conn = o.token
-        ? [`--server=${server}`, `--certificate-authority=${ca}`, `--token=${o.token}`]
-        : [`--kubeconfig=${adminKubeconfig}`];
+      const conn = o.token ? [`--server=${server}`, `--certificate-authority=${ca}`, `--token=${o.token}`] : [`--kubeconfig=${adminKubeconfig}`];
       return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         const child = spawn(kubectlBin, [...conn, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
-        let stdout = "", stderr = "";
+        let stdout = "",
+          stderr = "";
         const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
         child.stdout.on("data", (c) => (stdout += c));
         child.stderr.on("data", (c) => (stderr += c));
         child.on("error", (e) => (stderr += e.message));
-        child.on("close", (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+        child.on("close", (code) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? -1, stdout, stderr });
+        });
         child.stdin.end(o.input ?? "");
       });
     };
-    return { server, caCert, adminKubeconfig, oidc, clientId, usernameClaim: "email", usernamePrefix, controllerManager, dir, kubectlBin, kubectl, request, stop };
+    return {
+      server,
+      caCert,
+      adminKubeconfig,
+      oidc,
+      clientId,
+      usernameClaim: "email",
+      usernamePrefix,
+      controllerManager,
+      dir,
+      kubectlBin,
+      kubectl,
+      request,
+      stop,
+    };
   } catch (e) {
     await stop();
     throw e;

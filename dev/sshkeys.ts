@@ -22,8 +22,7 @@ export function sshMpint(mag: Buffer): Buffer {
 }
 
 /** `type base64(blob) comment` */
-export const keyLine = (type: string, blob: Buffer, comment = "test@example"): string =>
-  `${type} ${blob.toString("base64")}${comment ? " " + comment : ""}`;
+export const keyLine = (type: string, blob: Buffer, comment = "test@example"): string => `${type} ${blob.toString("base64")}${comment ? " " + comment : ""}`;
 
 const b64url = (s: string | undefined) => Buffer.from(s!, "base64url");
 

@@ -64,7 +64,10 @@ export function setupEnv(count: number): Env {
   const claudeBin = path.join(bin, "claude");
   fs.copyFileSync(FAKE_CLAUDE, claudeBin);
   fs.chmodSync(claudeBin, 0o755);
-  const tag = crypto.randomBytes(3).toString("hex").replace(/[0-9]/g, (d) => "abcdefghij"[Number(d)]);
+  const tag = crypto
+    .randomBytes(3)
+    .toString("hex")
+    .replace(/[0-9]/g, (d) => "abcdefghij"[Number(d)]);
   const env: Env = { base, bin, claudeBin, users: [], tag };
   ENVS.add(env);
   addUsers(env, count);
@@ -79,7 +82,9 @@ export function addUsers(env: Env, count: number): TUser[] {
     const i = env.users.length;
     const name = `wst${env.tag}${i < 26 ? letter(i) : letter(Math.floor(i / 26) - 1) + letter(i % 26)}`;
     must(spawnSync("useradd", ["-m", "-s", "/bin/bash", "-G", "users", "-c", "tmux-persist test", name], { encoding: "utf8" }), `useradd ${name}`);
-    const pw = must(spawnSync("getent", ["passwd", name], { encoding: "utf8" }), "getent").trim().split(":");
+    const pw = must(spawnSync("getent", ["passwd", name], { encoding: "utf8" }), "getent")
+      .trim()
+      .split(":");
     const u: TUser = { name, uid: Number(pw[2]), gid: Number(pw[3]), home: pw[5] };
     fs.chmodSync(u.home, 0o700);
     env.users.push(u);
@@ -224,8 +229,36 @@ export function makeSession(env: Env, u: TUser, name: string, windows: WindowSpe
     const nameArgs = w.name !== undefined ? ["-n", lit(w.name)] : [];
     const first = w.panes[0];
     const out = sid
-      ? tmux(env, u, ["new-window", "-d", "-t", `${sid}:`, "-c", lit(first.cwd), ...nameArgs, "-P", "-F", `#{session_id}${sep}#{pane_id}`, ...(first.cmd ?? [])]).stdout
-      : tmux(env, u, ["new-session", "-d", "-s", lit(name), "-x", "200", "-y", "60", "-c", lit(first.cwd), ...nameArgs, "-P", "-F", `#{session_id}${sep}#{pane_id}`, ...(first.cmd ?? [])]).stdout;
+      ? tmux(env, u, [
+          "new-window",
+          "-d",
+          "-t",
+          `${sid}:`,
+          "-c",
+          lit(first.cwd),
+          ...nameArgs,
+          "-P",
+          "-F",
+          `#{session_id}${sep}#{pane_id}`,
+          ...(first.cmd ?? []),
+        ]).stdout
+      : tmux(env, u, [
+          "new-session",
+          "-d",
+          "-s",
+          lit(name),
+          "-x",
+          "200",
+          "-y",
+          "60",
+          "-c",
+          lit(first.cwd),
+          ...nameArgs,
+          "-P",
+          "-F",
+          `#{session_id}${sep}#{pane_id}`,
+          ...(first.cmd ?? []),
+        ]).stdout;
     const [s, pane] = out.trim().split(sep);
     sid = s;
     let last = pane;
@@ -253,7 +286,17 @@ export interface LivePane {
 export function livePanes(env: Env, u: TUser): LivePane[] {
   const fs1 = "\u0002F\u0002";
   const rs = "\u0002R\u0002";
-  const r = tmux(env, u, ["list-panes", "-a", "-F", ["#{session_name}", "#{window_index}", "#{window_name}", "#{automatic-rename}", "#{pane_index}", "#{pane_pid}", "#{pane_id}"].join(fs1) + rs], true);
+  const r = tmux(
+    env,
+    u,
+    [
+      "list-panes",
+      "-a",
+      "-F",
+      ["#{session_name}", "#{window_index}", "#{window_name}", "#{automatic-rename}", "#{pane_index}", "#{pane_pid}", "#{pane_id}"].join(fs1) + rs,
+    ],
+    true,
+  );
   if (r.status !== 0) return [];
   return r.stdout
     .split(rs + "\n")
@@ -348,10 +391,14 @@ export interface TPResult {
 
 /** Run the script (as root) with the test's users file, state dir and fake claude. */
 export function runTP(cmd: string, opts: { usersFile: string; stateDir: string; claudeBin: string; args?: string[]; script?: string }): TPResult {
-  const r = spawnSync(process.execPath, [opts.script ?? SCRIPT, cmd, "--users-file", opts.usersFile, "--state-dir", opts.stateDir, "--claude-bin", opts.claudeBin, ...(opts.args ?? [])], {
-    encoding: "utf8",
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" },
-    timeout: 120000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [opts.script ?? SCRIPT, cmd, "--users-file", opts.usersFile, "--state-dir", opts.stateDir, "--claude-bin", opts.claudeBin, ...(opts.args ?? [])],
+    {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" },
+      timeout: 120000,
+    },
+  );
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

@@ -3,30 +3,30 @@
 // docs/CONTRACTS.md, a counting/hooking Vault proxy, a Claude Code stand-in that refreshes
 // under Claude's own locks, and the alert socket (the real notifier behind an emulation of
 // systemd's Accept=yes socket).
-import { jsonOrText } from './http';
-import { freePort, sleep } from './wait';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import type { ClaudeAiOauth, FakeAnthropicOAuth } from './fakes/anthropic-oauth';
-import type { FakeSlack } from './fakes/slack';
-import { startVault } from './services';
+import { jsonOrText } from "./http";
+import { freePort, sleep } from "./wait";
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import type { AddressInfo } from "node:net";
+import type { ClaudeAiOauth, FakeAnthropicOAuth } from "./fakes/anthropic-oauth";
+import type { FakeSlack } from "./fakes/slack";
+import { startVault } from "./services";
 
-export const REPO = path.resolve(__dirname, '..');
-export const AGENT = path.join(REPO, 'scripts', 'agents', 'claude-token-renew.mjs');
-export const NOTIFIER = path.join(REPO, 'scripts', 'agents', 'workstations-alert.mjs');
-export const CONTRACTS = path.join(REPO, 'docs', 'CONTRACTS.md');
+export const REPO = path.resolve(__dirname, "..");
+export const AGENT = path.join(REPO, "scripts", "agents", "claude-token-renew.mjs");
+export const NOTIFIER = path.join(REPO, "scripts", "agents", "workstations-alert.mjs");
+export const CONTRACTS = path.join(REPO, "docs", "CONTRACTS.md");
 /** Node used to run the agent: the host has Debian's Node 18; set TOKEN_RENEW_NODE to test with it. */
 export const NODE = process.env.TOKEN_RENEW_NODE || process.execPath;
 
 export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, TRANSIENT: 3, LOGIN_REQUIRED: 4, IDENTITY_MISMATCH: 5, VAULT_DENIED: 6 } as const;
 
-export function tmpdir(prefix = 'ctr-'): string {
+export function tmpdir(prefix = "ctr-"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
@@ -50,9 +50,9 @@ export async function startRealVault(dir: string): Promise<VaultHandle> {
 }
 
 export async function vaultApi(addr: string, token: string | null, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const headers: Record<string, string> = { 'X-Vault-Request': 'true' };
-  if (token) headers['X-Vault-Token'] = token;
-  if (body !== undefined) headers['Content-Type'] = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
+  const headers: Record<string, string> = { "X-Vault-Request": "true" };
+  if (token) headers["X-Vault-Token"] = token;
+  if (body !== undefined) headers["Content-Type"] = method === "PATCH" ? "application/merge-patch+json" : "application/json";
   const r = await fetch(`${addr}/v1/${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: r.status, json: jsonOrText(await r.text()) };
 }
@@ -65,24 +65,24 @@ async function must(addr: string, token: string, method: string, p: string, body
 
 /** The policy HCL for `user`, taken verbatim from docs/CONTRACTS.md ("Claude token renewal"). */
 export function policyHcl(user: string): string {
-  const doc = fs.readFileSync(CONTRACTS, 'utf8');
-  const section = doc.slice(doc.indexOf('## Claude token renewal'));
+  const doc = fs.readFileSync(CONTRACTS, "utf8");
+  const section = doc.slice(doc.indexOf("## Claude token renewal"));
   const m = /```hcl\n([\s\S]*?)```/.exec(section);
   if (!m) throw new Error('no ```hcl block in the "Claude token renewal" section of docs/CONTRACTS.md');
-  return m[1].split('<user>').join(user);
+  return m[1].split("<user>").join(user);
 }
 
 /** The shared mount and auth backend (what the program creates once). */
 export async function setupVaultLayout(v: VaultHandle): Promise<void> {
-  await must(v.addr, v.rootToken, 'POST', 'sys/mounts/claude-tokens', { type: 'kv', options: { version: '2' } });
+  await must(v.addr, v.rootToken, "POST", "sys/mounts/claude-tokens", { type: "kv", options: { version: "2" } });
   // The mount may take a moment to be ready for KV v2 config writes.
   for (let i = 0; ; i++) {
-    const r = await vaultApi(v.addr, v.rootToken, 'POST', 'claude-tokens/config', { cas_required: true, max_versions: 20 });
+    const r = await vaultApi(v.addr, v.rootToken, "POST", "claude-tokens/config", { cas_required: true, max_versions: 20 });
     if (r.status < 300) break;
     if (i > 50) throw new Error(`claude-tokens/config: ${r.status} ${JSON.stringify(r.json)}`);
     await sleep(100);
   }
-  await must(v.addr, v.rootToken, 'POST', 'sys/auth/approle', { type: 'approle' });
+  await must(v.addr, v.rootToken, "POST", "sys/auth/approle", { type: "approle" });
 }
 
 export interface AppRoleCred {
@@ -92,48 +92,51 @@ export interface AppRoleCred {
 
 /** Per-user policy + AppRole role + one secret_id (what UserWorkstation creates). */
 export async function addVaultUser(v: VaultHandle, user: string): Promise<AppRoleCred> {
-  await must(v.addr, v.rootToken, 'PUT', `sys/policies/acl/claude-renew-${user}`, { policy: policyHcl(user) });
-  await must(v.addr, v.rootToken, 'POST', `auth/approle/role/claude-renew-${user}`, {
+  await must(v.addr, v.rootToken, "PUT", `sys/policies/acl/claude-renew-${user}`, { policy: policyHcl(user) });
+  await must(v.addr, v.rootToken, "POST", `auth/approle/role/claude-renew-${user}`, {
     token_policies: [`claude-renew-${user}`],
     token_no_default_policy: true,
-    token_type: 'service',
+    token_type: "service",
     token_ttl: 86400,
     token_max_ttl: 86400,
     secret_id_ttl: 0,
     secret_id_num_uses: 0,
     bind_secret_id: true,
   });
-  const rid = await must(v.addr, v.rootToken, 'GET', `auth/approle/role/claude-renew-${user}/role-id`);
-  const sid = await must(v.addr, v.rootToken, 'POST', `auth/approle/role/claude-renew-${user}/secret-id`, {});
+  const rid = await must(v.addr, v.rootToken, "GET", `auth/approle/role/claude-renew-${user}/role-id`);
+  const sid = await must(v.addr, v.rootToken, "POST", `auth/approle/role/claude-renew-${user}/secret-id`, {});
   return { role_id: rid.data.role_id, secret_id: sid.data.secret_id };
 }
 
 export async function appRoleLogin(addr: string, cred: AppRoleCred): Promise<string> {
-  const r = await vaultApi(addr, null, 'POST', 'auth/approle/login', cred);
+  const r = await vaultApi(addr, null, "POST", "auth/approle/login", cred);
   if (r.status !== 200) throw new Error(`approle login -> ${r.status} ${JSON.stringify(r.json)}`);
   return r.json.auth.client_token;
 }
 
 export async function readVaultSecret(v: VaultHandle, user: string): Promise<{ version: number; data: any; custom: Record<string, string> } | null> {
-  const d = await vaultApi(v.addr, v.rootToken, 'GET', `claude-tokens/data/users/${user}`);
+  const d = await vaultApi(v.addr, v.rootToken, "GET", `claude-tokens/data/users/${user}`);
   if (d.status === 404) return null;
   if (d.status !== 200) throw new Error(`read secret -> ${d.status}`);
-  const m = await must(v.addr, v.rootToken, 'GET', `claude-tokens/metadata/users/${user}`);
+  const m = await must(v.addr, v.rootToken, "GET", `claude-tokens/metadata/users/${user}`);
   return { version: d.json.data.metadata.version, data: d.json.data.data, custom: m.data.custom_metadata ?? {} };
 }
 
 /** Writes a version as root, with CAS, the way the agent would (data + custom metadata). */
 export async function writeVaultSecret(v: VaultHandle, user: string, oauth: ClaudeAiOauth, email: string): Promise<number> {
-  const m = await vaultApi(v.addr, v.rootToken, 'GET', `claude-tokens/metadata/users/${user}`);
+  const m = await vaultApi(v.addr, v.rootToken, "GET", `claude-tokens/metadata/users/${user}`);
   const cas = m.status === 200 ? m.json.data.current_version : 0;
-  const w = await must(v.addr, v.rootToken, 'POST', `claude-tokens/data/users/${user}`, { options: { cas }, data: { claudeAiOauth: oauth, email, updatedAt: new Date().toISOString(), host: 'test' } });
-  await must(v.addr, v.rootToken, 'POST', `claude-tokens/metadata/users/${user}`, {
+  const w = await must(v.addr, v.rootToken, "POST", `claude-tokens/data/users/${user}`, {
+    options: { cas },
+    data: { claudeAiOauth: oauth, email, updatedAt: new Date().toISOString(), host: "test" },
+  });
+  await must(v.addr, v.rootToken, "POST", `claude-tokens/metadata/users/${user}`, {
     custom_metadata: {
       refreshTokenSha256: sha256(oauth.refreshToken),
       expiresAt: String(oauth.expiresAt),
       ...(oauth.refreshTokenExpiresAt ? { refreshTokenExpiresAt: String(oauth.refreshTokenExpiresAt) } : {}),
       writtenAt: new Date().toISOString(),
-      writer: 'test',
+      writer: "test",
     },
   });
   return w.data.version;
@@ -154,14 +157,14 @@ export class VaultProxy {
   /** Runs before a request is forwarded (e.g. to make a competing write for a CAS conflict). */
   before: ((method: string, p: string) => Promise<void>) | null = null;
   down = false;
-  url = '';
+  url = "";
   constructor(readonly target: string) {}
 
   get kvWrites(): ProxiedRequest[] {
-    return this.requests.filter((r) => r.method !== 'GET' && /^\/v1\/claude-tokens\/(data|metadata)\//.test(r.path));
+    return this.requests.filter((r) => r.method !== "GET" && /^\/v1\/claude-tokens\/(data|metadata)\//.test(r.path));
   }
   get logins(): ProxiedRequest[] {
-    return this.requests.filter((r) => r.path.startsWith('/v1/auth/approle/login'));
+    return this.requests.filter((r) => r.path.startsWith("/v1/auth/approle/login"));
   }
   reset(): void {
     this.requests.length = 0;
@@ -170,10 +173,10 @@ export class VaultProxy {
   async start(): Promise<this> {
     this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', async () => {
-        const method = req.method ?? 'GET';
-        const p = req.url ?? '/';
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", async () => {
+        const method = req.method ?? "GET";
+        const p = req.url ?? "/";
         if (this.down) {
           req.socket.destroy();
           return;
@@ -181,12 +184,13 @@ export class VaultProxy {
         try {
           if (this.before) await this.before(method, p);
           const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'content-length' && k !== 'connection') headers[k] = v;
+          for (const [k, v] of Object.entries(req.headers))
+            if (typeof v === "string" && k !== "host" && k !== "content-length" && k !== "connection") headers[k] = v;
           const body = chunks.length ? Buffer.concat(chunks) : undefined;
           const r = await fetch(`${this.target}${p}`, { method, headers, body });
           const text = await r.text();
           this.requests.push({ method, path: p, status: r.status });
-          res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+          res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "application/json" });
           res.end(text);
         } catch (e) {
           this.requests.push({ method, path: p, status: 599 });
@@ -195,7 +199,7 @@ export class VaultProxy {
         }
       });
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
   }
@@ -252,7 +256,7 @@ export class AlertSocket {
     fs.rmSync(this.o.socketPath, { force: true });
     this.server = net.createServer({ pauseOnConnect: true }, (conn) => this.onConnection(conn));
     await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
+      this.server!.once("error", reject);
       this.server!.listen(this.o.socketPath, () => resolve());
     });
     return this;
@@ -264,25 +268,29 @@ export class AlertSocket {
     const instance = p ? `${n}-${p.pid}-${p.uid}` : `${n}-unknown`;
     this.instances.push(instance);
     const t0 = process.hrtime.bigint();
-    const env: Record<string, string> = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
+    const env: Record<string, string> = { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" };
     if (this.o.credentialsDir) env.CREDENTIALS_DIRECTORY = this.o.credentialsDir;
-    const child = spawn(NODE, [NOTIFIER, '--instance', instance, '--users-file', this.o.usersFile, '--host-label', this.o.hostLabel ?? 'testhost', ...(this.o.args ?? [])], {
-      env,
-      stdio: [conn, conn, 'pipe'],
-    });
+    const child = spawn(
+      NODE,
+      [NOTIFIER, "--instance", instance, "--users-file", this.o.usersFile, "--host-label", this.o.hostLabel ?? "testhost", ...(this.o.args ?? [])],
+      {
+        env,
+        stdio: [conn, conn, "pipe"],
+      },
+    );
     // The notifier holds the connection now (fd 0 and 1); drop ours, as systemd does.
     conn.destroy();
     this.running.add(child);
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
+    let stderr = "";
+    child.stderr!.on("data", (d) => (stderr += d));
     this.closing.push(
       new Promise<void>((resolve) => {
-        child.on('error', (e) => {
+        child.on("error", (e) => {
           stderr += `spawn error: ${e.message}\n`;
         });
-        child.on('close', (code) => {
+        child.on("close", (code) => {
           this.running.delete(child);
-          this.outputs.push({ code: code ?? -1, stdout: '', stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+          this.outputs.push({ code: code ?? -1, stdout: "", stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
           resolve();
         });
       }),
@@ -295,7 +303,7 @@ export class AlertSocket {
   }
 
   async stop(): Promise<void> {
-    for (const c of this.running) c.kill('SIGKILL');
+    for (const c of this.running) c.kill("SIGKILL");
     await this.idle();
     if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
     this.server = null;
@@ -309,25 +317,25 @@ export class AlertSocket {
  */
 export function sendToAlertSocket(socketPath: string, payload: string | Buffer, opts: { halfClose?: boolean; timeoutMs?: number } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    let buf = '';
+    let buf = "";
     const sock = net.connect({ path: socketPath });
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new Error(`no answer from ${socketPath} within ${opts.timeoutMs ?? 20_000} ms`));
     }, opts.timeoutMs ?? 20_000);
-    sock.setEncoding('utf8');
-    sock.on('connect', () => {
+    sock.setEncoding("utf8");
+    sock.on("connect", () => {
       if (opts.halfClose === false) sock.write(payload);
       else sock.end(payload);
     });
-    sock.on('data', (d: string) => (buf += d));
-    sock.on('error', (e: NodeJS.ErrnoException) => {
+    sock.on("data", (d: string) => (buf += d));
+    sock.on("error", (e: NodeJS.ErrnoException) => {
       // The notifier may close before reading everything of an oversized message.
-      if (e.code === 'EPIPE' || e.code === 'ECONNRESET') return;
+      if (e.code === "EPIPE" || e.code === "ECONNRESET") return;
       clearTimeout(timer);
       reject(e);
     });
-    sock.on('close', () => {
+    sock.on("close", () => {
       clearTimeout(timer);
       resolve(buf);
     });
@@ -374,29 +382,29 @@ export class AgentEnv {
 
   constructor(readonly o: AgentEnvOptions) {
     this.root = tmpdir(`ctr-${o.user}-`);
-    this.home = path.join(this.root, 'home', o.user);
-    this.claudeDir = path.join(this.home, '.claude');
-    this.credFile = path.join(this.claudeDir, '.credentials.json');
-    this.configFile = path.join(this.root, 'claude-token-renew.json');
-    this.usersFile = path.join(this.root, 'users.json');
-    this.credentialsDir = path.join(this.root, 'credentials');
-    this.slackFile = path.join(this.credentialsDir, 'slack-webhook');
-    this.alertSocketPath = path.join(this.root, 'alert.sock');
-    this.stateDir = path.join(this.home, '.local', 'state', 'claude-token-renew');
-    this.noticeFile = path.join(this.home, '.claude-token-renew.notice');
-    this.vaultCredFile = path.join(this.home, '.config', 'claude-token-renew', 'vault.json');
+    this.home = path.join(this.root, "home", o.user);
+    this.claudeDir = path.join(this.home, ".claude");
+    this.credFile = path.join(this.claudeDir, ".credentials.json");
+    this.configFile = path.join(this.root, "claude-token-renew.json");
+    this.usersFile = path.join(this.root, "users.json");
+    this.credentialsDir = path.join(this.root, "credentials");
+    this.slackFile = path.join(this.credentialsDir, "slack-webhook");
+    this.alertSocketPath = path.join(this.root, "alert.sock");
+    this.stateDir = path.join(this.home, ".local", "state", "claude-token-renew");
+    this.noticeFile = path.join(this.home, ".claude-token-renew.notice");
+    this.vaultCredFile = path.join(this.home, ".config", "claude-token-renew", "vault.json");
     fs.mkdirSync(this.claudeDir, { recursive: true, mode: 0o700 });
     this.writeConfig(o.config ?? {});
     this.writeUsers(o.userEntry ?? {});
     fs.mkdirSync(this.credentialsDir, { mode: 0o700 });
-    fs.writeFileSync(this.slackFile, o.slack ? o.slack.webhookUrl : '', { mode: 0o600 });
+    fs.writeFileSync(this.slackFile, o.slack ? o.slack.webhookUrl : "", { mode: 0o600 });
     this.alerts = new AlertSocket({
       socketPath: this.alertSocketPath,
       usersFile: this.usersFile,
       credentialsDir: this.credentialsDir,
       peer: () => ({ pid: this.currentPid ?? process.pid, uid: this.uid }),
-      hostLabel: 'testhost',
-      args: ['--slack-timeout', '2'],
+      hostLabel: "testhost",
+      args: ["--slack-timeout", "2"],
     });
     if (o.appRole) this.writeAppRole(o.appRole);
     if (o.clock) this.clock = o.clock;
@@ -405,8 +413,8 @@ export class AgentEnv {
   writeConfig(extra: Record<string, unknown>): void {
     const cfg = {
       vaultAddr: this.o.vaultAddr,
-      kvMount: 'claude-tokens',
-      approleMount: 'approle',
+      kvMount: "claude-tokens",
+      approleMount: "approle",
       tokenUrl: this.o.oauth.tokenUrl,
       profileUrl: this.o.oauth.profileUrl,
       clientId: this.o.oauth.opts.clientId,
@@ -417,14 +425,14 @@ export class AgentEnv {
       backoffBaseSeconds: 300,
       backoffMaxSeconds: 7200,
       usersFile: this.usersFile,
-      hostLabel: 'testhost',
+      hostLabel: "testhost",
       ...extra,
     };
     fs.writeFileSync(this.configFile, JSON.stringify(cfg, null, 2));
   }
   writeUsers(entry: Record<string, unknown>): void {
-    const u = { name: this.o.user, uid: 2001, home: this.home, state: 'active', email: this.o.email, tmuxPersist: true, claudeTokenRenew: true, ...entry };
-    if (typeof u.uid === 'number' && u.name === this.o.user) this.uid = u.uid;
+    const u = { name: this.o.user, uid: 2001, home: this.home, state: "active", email: this.o.email, tmuxPersist: true, claudeTokenRenew: true, ...entry };
+    if (typeof u.uid === "number" && u.name === this.o.user) this.uid = u.uid;
     fs.writeFileSync(this.usersFile, JSON.stringify({ version: 1, users: [u] }, null, 2));
   }
   writeAppRole(c: AppRoleCred): void {
@@ -434,34 +442,34 @@ export class AgentEnv {
 
   /** Writes ~/.claude/.credentials.json the way Claude does (0600), with extra keys kept. */
   writeCreds(oauth: ClaudeAiOauth | Record<string, unknown>, extra: Record<string, unknown> = {}): void {
-    const tmp = `${this.credFile}.tmp.${crypto.randomBytes(4).toString('hex')}`;
+    const tmp = `${this.credFile}.tmp.${crypto.randomBytes(4).toString("hex")}`;
     fs.writeFileSync(tmp, JSON.stringify({ ...extra, claudeAiOauth: oauth }), { mode: 0o600 });
     fs.renameSync(tmp, this.credFile);
   }
   readCreds(): any {
-    return JSON.parse(fs.readFileSync(this.credFile, 'utf8'));
+    return JSON.parse(fs.readFileSync(this.credFile, "utf8"));
   }
   credMode(): number {
     return fs.lstatSync(this.credFile).mode & 0o777;
   }
   state(): any {
     try {
-      return JSON.parse(fs.readFileSync(path.join(this.stateDir, 'state.json'), 'utf8'));
+      return JSON.parse(fs.readFileSync(path.join(this.stateDir, "state.json"), "utf8"));
     } catch {
       return null;
     }
   }
   notice(): string | null {
     try {
-      return fs.readFileSync(this.noticeFile, 'utf8');
+      return fs.readFileSync(this.noticeFile, "utf8");
     } catch {
       return null;
     }
   }
 
   args(cmd: string, extra: string[] = []): string[] {
-    const a = [AGENT, cmd, '--config', this.configFile, '--user', this.o.user, '--home', this.home, '--alert-socket', this.alertSocketPath, ...extra];
-    if (this.clock) a.push('--now', String(this.clock.t));
+    const a = [AGENT, cmd, "--config", this.configFile, "--user", this.o.user, "--home", this.home, "--alert-socket", this.alertSocketPath, ...extra];
+    if (this.clock) a.push("--now", String(this.clock.t));
     return a;
   }
 
@@ -470,22 +478,22 @@ export class AgentEnv {
    * alert socket is listening; the notifier runs it started are finished (and their stderr is
    * in `outputs`) when this resolves.
    */
-  async run(cmd = 'run', extra: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
+  async run(cmd = "run", extra: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
     if (!this.alerts.listening) await this.alerts.start();
     const n0 = this.alerts.outputs.length;
     const t0 = process.hrtime.bigint();
     const r = await new Promise<RunResult>((resolve, reject) => {
       const child = spawn(NODE, this.args(cmd, extra), {
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.home, LANG: 'C.UTF-8', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: this.home, LANG: "C.UTF-8", ...env },
+        stdio: ["ignore", "pipe", "pipe"],
       });
       this.currentPid = child.pid ?? null;
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => {
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      child.on("error", reject);
+      child.on("close", (code) => {
         resolve({ code: code ?? -1, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
       });
     });
@@ -504,7 +512,7 @@ export class AgentEnv {
 /** Every secret in `secrets` must be absent from every output (stdout and stderr). */
 export function findLeaks(outputs: RunResult[], secrets: Iterable<string>): string[] {
   const leaks: string[] = [];
-  const all = outputs.map((o) => `${o.stdout}\n${o.stderr}`).join('\n');
+  const all = outputs.map((o) => `${o.stdout}\n${o.stderr}`).join("\n");
   for (const s of secrets) {
     if (!s || s.length < 8) continue;
     if (all.includes(s)) leaks.push(`${s.slice(0, 14)}…`);
@@ -530,9 +538,9 @@ export async function claudeStandInRefresh(o: {
   marginMs: number;
   now?: () => number;
   lockWaitMs?: number;
-}): Promise<'refreshed' | 'fresh' | 'busy' | 'no-creds' | `error:${string}`> {
+}): Promise<"refreshed" | "fresh" | "busy" | "no-creds" | `error:${string}`> {
   const now = o.now ?? (() => Date.now());
-  const locks = [path.join(path.dirname(o.credFile), '.oauth_refresh.lock'), path.join(o.home, '.claude.lock')];
+  const locks = [path.join(path.dirname(o.credFile), ".oauth_refresh.lock"), path.join(o.home, ".claude.lock")];
   const held: string[] = [];
   const deadline = Date.now() + (o.lockWaitMs ?? 10_000);
   // Like proper-lockfile: take the first, then wait for the second while holding the first.
@@ -543,7 +551,7 @@ export async function claudeStandInRefresh(o: {
         held.push(l);
         break;
       } catch (e: any) {
-        if (e.code !== 'EEXIST') throw e;
+        if (e.code !== "EEXIST") throw e;
         try {
           if (Date.now() - fs.statSync(l).mtimeMs > 60_000) {
             fs.rmdirSync(l);
@@ -554,7 +562,7 @@ export async function claudeStandInRefresh(o: {
         }
         if (Date.now() > deadline) {
           for (const h of held.reverse()) fs.rmdirSync(h);
-          return 'busy';
+          return "busy";
         }
         await sleep(20 + Math.random() * 40);
       }
@@ -573,30 +581,30 @@ export async function claudeStandInRefresh(o: {
   try {
     let doc: any;
     try {
-      doc = JSON.parse(fs.readFileSync(o.credFile, 'utf8'));
+      doc = JSON.parse(fs.readFileSync(o.credFile, "utf8"));
     } catch {
-      return 'no-creds';
+      return "no-creds";
     }
     const cur = doc.claudeAiOauth;
-    if (!cur || cur.expiresAt - now() > o.marginMs) return 'fresh';
+    if (!cur || cur.expiresAt - now() > o.marginMs) return "fresh";
     const r = await fetch(o.tokenUrl, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: cur.refreshToken, client_id: o.clientId }),
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ grant_type: "refresh_token", refresh_token: cur.refreshToken, client_id: o.clientId }),
     });
     const j: any = await r.json();
-    if (r.status !== 200) return `error:${r.status}:${j.error ?? ''}`;
+    if (r.status !== 200) return `error:${r.status}:${j.error ?? ""}`;
     doc.claudeAiOauth = {
       ...cur,
       accessToken: j.access_token,
       refreshToken: j.refresh_token,
       expiresAt: now() + j.expires_in * 1000,
-      ...(typeof j.refresh_token_expires_in === 'number' ? { refreshTokenExpiresAt: now() + j.refresh_token_expires_in * 1000 } : {}),
+      ...(typeof j.refresh_token_expires_in === "number" ? { refreshTokenExpiresAt: now() + j.refresh_token_expires_in * 1000 } : {}),
     };
-    const tmp = `${o.credFile}.tmp.${crypto.randomBytes(4).toString('hex')}`;
+    const tmp = `${o.credFile}.tmp.${crypto.randomBytes(4).toString("hex")}`;
     fs.writeFileSync(tmp, JSON.stringify(doc), { mode: 0o600 });
     fs.renameSync(tmp, o.credFile);
-    return 'refreshed';
+    return "refreshed";
   } finally {
     clearInterval(hb);
     for (const h of held.reverse()) {
@@ -612,7 +620,7 @@ export async function claudeStandInRefresh(o: {
 // ------------------------------------------------------------------------------------------
 
 export function sha256(s: string): string {
-  return crypto.createHash('sha256').update(s, 'utf8').digest('hex');
+  return crypto.createHash("sha256").update(s, "utf8").digest("hex");
 }
 export { freePort, sleep };
 /** A port on which nothing listens (Vault "down"). */
@@ -620,5 +628,5 @@ export async function deadAddr(): Promise<string> {
   return `http://127.0.0.1:${await freePort()}`;
 }
 export function systemdAnalyzeAvailable(): boolean {
-  return spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
+  return spawnSync("systemd-analyze", ["--version"], { stdio: "ignore" }).status === 0;
 }

@@ -19,8 +19,7 @@ export function loadToolchainEnv(): void {
   process.env.PATH = `${process.env.PATH}:${path.join(ROOT, "node_modules/.bin")}`;
   const have = (bin: string) => (process.env.PATH ?? "").split(":").some((d) => d && fs.existsSync(path.join(d, bin)));
   const plugins = path.join(process.env.PULUMI_HOME ?? path.join(process.env.HOME ?? "", ".pulumi"), "plugins");
-  const plugin = (p: string) =>
-    have(`pulumi-resource-${p}`) || (fs.existsSync(plugins) && fs.readdirSync(plugins).some((d) => d.startsWith(`resource-${p}-`)));
+  const plugin = (p: string) => have(`pulumi-resource-${p}`) || (fs.existsSync(plugins) && fs.readdirSync(plugins).some((d) => d.startsWith(`resource-${p}-`)));
   const missing = [
     ...["pulumi", "pulumi-language-nodejs"].filter((b) => !have(b)),
     ...["command", "vault"].filter((p) => !plugin(p)).map((p) => `pulumi-resource-${p}`),

@@ -14,7 +14,12 @@ export function sleepSync(ms: number): void {
 }
 
 /** Polls `fn` every `everyMs` until it returns a truthy value; throws `timed out waiting for <what>`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | false | undefined> | T | null | false | undefined, timeoutMs = 30_000, everyMs = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | false | undefined> | T | null | false | undefined,
+  timeoutMs = 30_000,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -12,6 +12,10 @@ tsc --noEmit -p .
 echo "== typecheck the host agents (checkJs, strict)" >&2
 tsc -p tsconfig.agents.json
 
+echo "== lint (eslint) and format (prettier --check) of the TypeScript" >&2
+eslint .
+prettier --check --log-level warn "**/*.ts"
+
 echo "== shellcheck" >&2
 mapfile -t sh_files < <(git ls-files -co --exclude-standard | while read -r f; do
   [ -f "$f" ] && head -1 "$f" | grep -qE '^#!.*\b(ba)?sh\b' && echo "$f"; done)

@@ -119,7 +119,15 @@ export function planSide(label: string, text: string | undefined): Side {
 }
 
 type Entry = { kind: "user"; u: UserPlan } | { kind: "offboarded"; o: OffboardedPlan };
-const EMPTY: Plan = { users: [], offboarded: [], reservedUids: [], admins: [], adminForgejoUsers: [], branchProtection: { branch: "master", pushWhitelist: [], mergeWhitelist: [] }, namespaces: {} };
+const EMPTY: Plan = {
+  users: [],
+  offboarded: [],
+  reservedUids: [],
+  admins: [],
+  adminForgejoUsers: [],
+  branchProtection: { branch: "master", pushWhitelist: [], mergeWhitelist: [] },
+  namespaces: {},
+};
 
 function entries(p: Plan): Map<string, Entry> {
   const m = new Map<string, Entry>();
@@ -141,7 +149,8 @@ export interface UserChange {
 function transition(from: string, to: string, e?: Entry): string | undefined {
   if (from === to) return undefined;
   const role = e?.kind === "user" ? ` (${e.u.role})` : "";
-  if (from === "absent") return to === "active" ? `onboarded${role}` : to === "suspended" ? `added, suspended${role}` : "added as offboarded (no access; reserves the uid)";
+  if (from === "absent")
+    return to === "active" ? `onboarded${role}` : to === "suspended" ? `added, suspended${role}` : "added as offboarded (no access; reserves the uid)";
   if (to === "absent") return "removed from the roster";
   if (to === "suspended") return from === "active" ? "suspended" : "suspended (was offboarded)";
   if (to === "offboarded") return "offboarded";
@@ -157,24 +166,34 @@ function diffEntries(name: string, b: Entry | undefined, h: Entry | undefined, r
   const uidH = h ? uidOf(h) : undefined;
   if (renamedFrom) {
     events.push("renamed");
-    flag(`renamed ${renamedFrom} → ${name} (uid ${uidH}): the host refuses uid ${uidH} under a new name (its uid ledger says ${renamedFrom}), and ${renamedFrom}'s offboarding cut runs; to rename, offboard ${renamedFrom} and onboard ${name} with a fresh uid`);
+    flag(
+      `renamed ${renamedFrom} → ${name} (uid ${uidH}): the host refuses uid ${uidH} under a new name (its uid ledger says ${renamedFrom}), and ${renamedFrom}'s offboarding cut runs; to rename, offboard ${renamedFrom} and onboard ${name} with a fresh uid`,
+    );
   }
   const t = transition(stateOf(b), stateOf(h), h ?? b);
   if (t) events.push(t);
-  if (!h && b) flag(`removed from the roster: ${name}'s offboarding cut runs and uid ${uidB} is no longer reserved by the roster (keep the entry with state: offboarded instead)`);
+  if (!h && b)
+    flag(
+      `removed from the roster: ${name}'s offboarding cut runs and uid ${uidB} is no longer reserved by the roster (keep the entry with state: offboarded instead)`,
+    );
   if (b && h && uidB !== uidH)
-    flag(`uid ${uidB} → ${uidH}: a changed uid is a re-onboarding under a new uid; while the account exists with uid ${uidB} the account script refuses it (uids are pinned); keep ${uidB}, or migrate the account by hand first`);
+    flag(
+      `uid ${uidB} → ${uidH}: a changed uid is a re-onboarding under a new uid; while the account exists with uid ${uidB} the account script refuses it (uids are pinned); keep ${uidB}, or migrate the account by hand first`,
+    );
   if (b?.kind === "user" && h?.kind === "user") {
     if (b.u.role !== h.u.role) fact(`role ${b.u.role} → ${h.u.role}`);
     if (b.u.email !== h.u.email) fact(`email (Claude identity) ${b.u.email} → ${h.u.email}`);
     if (b.u.forgejoUser !== h.u.forgejoUser) fact(`Forgejo user ${b.u.forgejoUser} → ${h.u.forgejoUser}`);
-    if (b.u.credentialRotation !== h.u.credentialRotation && h.u.grants.vault) fact(`Vault credential rotated (credentialRotation ${b.u.credentialRotation} → ${h.u.credentialRotation})`);
+    if (b.u.credentialRotation !== h.u.credentialRotation && h.u.grants.vault)
+      fact(`Vault credential rotated (credentialRotation ${b.u.credentialRotation} → ${h.u.credentialRotation})`);
   }
   const pb = b?.kind === "offboarded" ? b.o.purge : undefined;
   const ph = h?.kind === "offboarded" ? h.o.purge : undefined;
   if (ph && !pb) {
     events.push(purgeLabel(ph));
-    flag(`destructive: the purge archives ${h!.kind === "offboarded" ? h!.o.home : "the home"}, then deletes the account, its group, the home and the user's Vault data`);
+    flag(
+      `destructive: the purge archives ${h!.kind === "offboarded" ? h!.o.home : "the home"}, then deletes the account, its group, the home and the user's Vault data`,
+    );
   } else if (pb && !ph && h) events.push("purge approval withdrawn");
   else if (pb && ph && JSON.stringify(pb) !== JSON.stringify(ph)) events.push(`purge approval changed: ${purgeLabel(ph)}`);
 
@@ -264,7 +283,11 @@ export function accessDiff(args: string[], repo: string, env: NodeJS.ProcessEnv 
       if (!target) return { code: 2, stdout: "", stderr: "access-diff --ci: a pull request without CI_COMMIT_TARGET_BRANCH" };
       const tip = resolveCommit(repo, `origin/${target}`) ?? resolveCommit(repo, target);
       if (!tip)
-        return { code: 2, stdout: "", stderr: `access-diff --ci: origin/${target} is not in this clone; the clone step must fetch the pull request's target branch (plugin-git setting fetch_target_branch: true)` };
+        return {
+          code: 2,
+          stdout: "",
+          stderr: `access-diff --ci: origin/${target} is not in this clone; the clone step must fetch the pull request's target branch (plugin-git setting fetch_target_branch: true)`,
+        };
       const mb = spawnSync("git", ["-C", repo, "merge-base", tip, "HEAD"], { encoding: "utf8" });
       baseRef = mb.status === 0 ? mb.stdout.trim() : tip;
     } else if (event === "push" || event === "manual") {

@@ -73,8 +73,12 @@ export function formatReport(plan: Plan): string {
     out.push(`${u.name} (uid ${u.uid}, ${u.role}, ${u.state})`);
     out.push(`  login:      ${a.login ? `${a.sshKeys.length} ssh key(s), shell ${u.shell}` : `none (${u.state})`}; groups ${g.groups.join(",")}`);
     out.push(`  sudo:       ${a.sudo ? "yes (passwordless)" : "no"}`);
-    out.push(`  forgejo:    ${a.forgejo ? `${u.forgejoUser}: ${a.forgejo.permission} on infra${a.forgejo.siteAdmin ? ", site admin" : ""}${a.forgejo.pushWhitelist ? ", master push whitelist" : ""}${a.forgejo.mergeWhitelist ? ", merge whitelist" : ""}` : "none"}`);
-    out.push(`  kubernetes: ${a.kube ? `tier ${a.kube.tier}${a.kube.namespaceAdmin.length ? `, owns ${a.kube.namespaceAdmin.join(",")}` : ""}${a.kube.dashboardNav ? ", dashboard-nav-readonly" : ""}${a.kube.namespaceAdmin.length ? ", dashboard token per namespace" : ""}` : "none"}${!a.kube && u.namespaces.length ? ` (owns ${u.namespaces.join(",")}: kept, no binding)` : ""}`);
+    out.push(
+      `  forgejo:    ${a.forgejo ? `${u.forgejoUser}: ${a.forgejo.permission} on infra${a.forgejo.siteAdmin ? ", site admin" : ""}${a.forgejo.pushWhitelist ? ", master push whitelist" : ""}${a.forgejo.mergeWhitelist ? ", merge whitelist" : ""}` : "none"}`,
+    );
+    out.push(
+      `  kubernetes: ${a.kube ? `tier ${a.kube.tier}${a.kube.namespaceAdmin.length ? `, owns ${a.kube.namespaceAdmin.join(",")}` : ""}${a.kube.dashboardNav ? ", dashboard-nav-readonly" : ""}${a.kube.namespaceAdmin.length ? ", dashboard token per namespace" : ""}` : "none"}${!a.kube && u.namespaces.length ? ` (owns ${u.namespaces.join(",")}: kept, no binding)` : ""}`,
+    );
     out.push(`  vault:      ${a.vault ? `policy ${a.vault.policy} on claude-tokens/${a.vault.path}` : "none"}`);
     out.push(`  units:      ${list(a.timers)}${a.tmuxPersist ? "; tmux sessions persisted" : ""}`);
   }

@@ -103,23 +103,26 @@ export function decide(env: NodeJS.ProcessEnv, repo: string): Decision {
     return { send: false, reason: `not a push to ${DEPLOY_BRANCH} (event ${event || "unset"}, branch ${branch || "unset"}): nothing to send` };
 
   const pusher = (env.CI_PIPELINE_AUTHOR ?? "").trim();
-  const views: AdminView[] = [adminsFrom("this commit", (f) => {
-    const p = path.resolve(repo, f);
-    return fs.existsSync(p) ? fs.readFileSync(p, "utf8") : undefined;
-  })];
+  const views: AdminView[] = [
+    adminsFrom("this commit", (f) => {
+      const p = path.resolve(repo, f);
+      return fs.existsSync(p) ? fs.readFileSync(p, "utf8") : undefined;
+    }),
+  ];
   const base = pushBase(repo, env);
   if (base.sha) {
     const sha = base.sha;
-    views.push(adminsFrom(`before the push (${sha.slice(0, 7)})`, (f) => {
-      const r = gitShow(repo, sha, f);
-      return r.text;
-    }));
+    views.push(
+      adminsFrom(`before the push (${sha.slice(0, 7)})`, (f) => {
+        const r = gitShow(repo, sha, f);
+        return r.text;
+      }),
+    );
   }
   const known = views.filter((v) => v.admins);
   const unknown = views.filter((v) => !v.admins).map((v) => `${v.label}: ${v.error}`);
   const isAdmin = !!pusher && known.length > 0 && known.every((v) => v.admins!.some((a) => a.toLowerCase() === pusher.toLowerCase()));
-  if (isAdmin)
-    return { send: false, reason: `${pusher} is an admin (${known.map((v) => `${v.source} ${v.label}`).join(", ")}): nothing to send` };
+  if (isAdmin) return { send: false, reason: `${pusher} is an admin (${known.map((v) => `${v.source} ${v.label}`).join(", ")}): nothing to send` };
 
   const subjects = commitSubjects(repo, env);
   const status = env.CI_PIPELINE_STATUS;
@@ -198,6 +201,11 @@ if (require.main === module) {
     console.log(`notify-nonadmin-push: ${d.send ? "would send" : "would not send"}: ${d.reason}`);
     if (d.text) console.log(d.text);
   } else {
-    run(process.env, process.cwd(), (l) => console.log(l), (l) => console.error(l)).then((code) => process.exit(code));
+    run(
+      process.env,
+      process.cwd(),
+      (l) => console.log(l),
+      (l) => console.error(l),
+    ).then((code) => process.exit(code));
   }
 }

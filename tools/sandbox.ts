@@ -32,7 +32,9 @@ function node(script: string, args: string[]): string {
 
 function pulumi(args: string[], opts: { input?: string; quiet?: boolean } = {}): string {
   const r = spawnSync("pulumi", args, {
-    cwd: ROOT, encoding: "utf8", input: opts.input,
+    cwd: ROOT,
+    encoding: "utf8",
+    input: opts.input,
     stdio: [opts.input === undefined ? "ignore" : "pipe", opts.quiet ? "pipe" : "inherit", "inherit"],
   });
   if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (exit ${r.status})`);
@@ -95,7 +97,11 @@ function down(): void {
 }
 
 const cmd = process.argv[2];
-if (cmd === "up") up().catch((e) => { log(String(e instanceof Error ? e.message : e)); process.exit(1); });
+if (cmd === "up")
+  up().catch((e) => {
+    log(String(e instanceof Error ? e.message : e));
+    process.exit(1);
+  });
 else if (cmd === "down") down();
 else {
   console.error("usage: sandbox up|down");

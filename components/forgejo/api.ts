@@ -45,7 +45,14 @@ export function displayUrl(url: string): string {
  * One API call. `creds` = Basic auth (token creation for another user needs a site admin's
  * Basic auth; an admin token is refused there). Network failures throw one line naming the URL.
  */
-export async function forgejoRequest(url: string, creds: ForgejoCredentials | undefined, method: string, path: string, body?: unknown, timeoutMs = 20000): Promise<ApiAnswer> {
+export async function forgejoRequest(
+  url: string,
+  creds: ForgejoCredentials | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 20000,
+): Promise<ApiAnswer> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (creds) headers.Authorization = "Basic " + Buffer.from(`${creds.user}:${creds.password}`, "utf8").toString("base64");
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -99,7 +106,9 @@ export function classifyServer(url: string, version: string, forgejoVersion?: st
   if (!m) throw new Error(`Forgejo at ${where} reports version ${JSON.stringify(version)}, which is neither Forgejo nor Gitea: not supported`);
   const [maj, min] = [Number(m[1]), Number(m[2])];
   if (maj !== 1 || min < 23)
-    throw new Error(`Forgejo-API server at ${where} is Gitea ${version}: not supported (this program speaks Gitea >= 1.23 and Forgejo >= 7.0); upgrade the server`);
+    throw new Error(
+      `Forgejo-API server at ${where} is Gitea ${version}: not supported (this program speaks Gitea >= 1.23 and Forgejo >= 7.0); upgrade the server`,
+    );
   return { kind: "gitea", version, dialect: "gitea" };
 }
 
@@ -110,9 +119,10 @@ export async function detectServer(url: string, creds?: ForgejoCredentials): Pro
   let v = await forgejoRequest(url, undefined, "GET", "/version");
   if ((v.status === 401 || v.status === 403) && creds) v = await forgejoRequest(url, creds, "GET", "/version");
   if (v.status === 401 || v.status === 403)
-    throw new Error(`Forgejo at ${displayUrl(url)} refused the admin credential${creds ? ` of ${creds.user}` : ""} (HTTP ${v.status} on GET /version): check workstations:forgejoAdminUser and workstations:forgejoAdminPassword (or FORGEJO_ADMIN_PASSWORD)`);
-  if (v.status !== 200 || !v.json || typeof v.json.version !== "string")
-    throw answerError(url, "GET", "/version", v, "not a Forgejo or Gitea API");
+    throw new Error(
+      `Forgejo at ${displayUrl(url)} refused the admin credential${creds ? ` of ${creds.user}` : ""} (HTTP ${v.status} on GET /version): check workstations:forgejoAdminUser and workstations:forgejoAdminPassword (or FORGEJO_ADMIN_PASSWORD)`,
+    );
+  if (v.status !== 200 || !v.json || typeof v.json.version !== "string") throw answerError(url, "GET", "/version", v, "not a Forgejo or Gitea API");
   let forgejoVersion: string | undefined;
   if (!/\+gitea-/.test(v.json.version)) {
     // Forgejo before 7 reported a Gitea-like version; only Forgejo has this endpoint.
@@ -180,8 +190,10 @@ export function protectionPolicyDrift(dialect: Dialect, live: any): string[] {
   else want.apply_to_admins = true;
   const drift: string[] = [];
   for (const [k, v] of Object.entries(want)) if (live[k] !== v) drift.push(`${k} is ${JSON.stringify(live[k])}, wants ${JSON.stringify(v)}`);
-  for (const k of ["push_whitelist_teams", "merge_whitelist_teams"]) if (Array.isArray(live[k]) && live[k].length > 0) drift.push(`${k} is ${JSON.stringify(live[k])}, wants []`);
-  if (dialect === "gitea" && live.enable_force_push && live.enable_force_push_allowlist === false) drift.push("force push is open to everyone with push access");
+  for (const k of ["push_whitelist_teams", "merge_whitelist_teams"])
+    if (Array.isArray(live[k]) && live[k].length > 0) drift.push(`${k} is ${JSON.stringify(live[k])}, wants []`);
+  if (dialect === "gitea" && live.enable_force_push && live.enable_force_push_allowlist === false)
+    drift.push("force push is open to everyone with push access");
   return drift;
 }
 
@@ -226,13 +238,20 @@ export async function preflightCheck(i: PreflightInput): Promise<PreflightResult
     const server = await detectServer(i.url, creds);
     const me = await forgejoRequest(i.url, creds, "GET", "/user");
     if (me.status === 401 || me.status === 403)
-      return { ok: false, message: `Forgejo at ${where} refused the admin credential of ${i.adminUser} (HTTP ${me.status}): check workstations:forgejoAdminUser and workstations:forgejoAdminPassword (or FORGEJO_ADMIN_PASSWORD)` };
+      return {
+        ok: false,
+        message: `Forgejo at ${where} refused the admin credential of ${i.adminUser} (HTTP ${me.status}): check workstations:forgejoAdminUser and workstations:forgejoAdminPassword (or FORGEJO_ADMIN_PASSWORD)`,
+      };
     if (me.status !== 200 || !me.json) throw answerError(i.url, "GET", "/user", me, "checking the admin credential");
     if (me.json.is_admin !== true)
-      return { ok: false, message: `Forgejo at ${where}: ${i.adminUser} is not a site admin (creating another user's access token needs a site admin's password)` };
+      return {
+        ok: false,
+        message: `Forgejo at ${where}: ${i.adminUser} is not a site admin (creating another user's access token needs a site admin's password)`,
+      };
     const repoPath = `/repos/${i.repo.split("/").map(encodeURIComponent).join("/")}`;
     const repo = await forgejoRequest(i.url, creds, "GET", repoPath);
-    if (repo.status === 404) return { ok: false, message: `Forgejo at ${where}: the infra repo ${i.repo} does not exist (workstations:forgejoRepo); create it or fix the key` };
+    if (repo.status === 404)
+      return { ok: false, message: `Forgejo at ${where}: the infra repo ${i.repo} does not exist (workstations:forgejoRepo); create it or fix the key` };
     if (repo.status !== 200) throw answerError(i.url, "GET", repoPath, repo, `reading the infra repo ${i.repo}`);
     const br = await forgejoRequest(i.url, creds, "GET", `${repoPath}/branches/master`);
     if (br.status === 404) return { ok: false, message: `Forgejo at ${where}: the infra repo ${i.repo} has no master branch; push one first` };
@@ -244,7 +263,10 @@ export async function preflightCheck(i: PreflightInput): Promise<PreflightResult
       else if (r.status !== 200) throw answerError(i.url, "GET", `/users/${u}`, r, "checking roster users");
     }
     if (missing.length > 0)
-      return { ok: false, message: `Forgejo at ${where}: roster forgejo user${missing.length > 1 ? "s" : ""} ${missing.join(", ")} do${missing.length > 1 ? "" : "es"} not exist; create the account${missing.length > 1 ? "s" : ""} (the program never creates or deletes Forgejo accounts) or fix roster.yaml` };
+      return {
+        ok: false,
+        message: `Forgejo at ${where}: roster forgejo user${missing.length > 1 ? "s" : ""} ${missing.join(", ")} do${missing.length > 1 ? "" : "es"} not exist; create the account${missing.length > 1 ? "s" : ""} (the program never creates or deletes Forgejo accounts) or fix roster.yaml`,
+      };
     return { ok: true, message: `Forgejo at ${where}: ${server.kind} ${server.version}, repo ${i.repo}, ${i.users.length} roster user(s) present`, server };
   } catch (e) {
     return { ok: false, message: (e as Error).message };

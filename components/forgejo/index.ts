@@ -51,11 +51,13 @@ export function setForgejoPreflightForTests(p: Preflight | undefined): void {
 
 /** Forgejo users the program grants something to: each must exist on the server. */
 export function grantedForgejoUsers(plan: Plan): string[] {
-  return [...new Set([
-    ...plan.users.filter((u) => u.grants.forgejo).map((u) => u.forgejoUser),
-    ...plan.branchProtection.pushWhitelist,
-    ...plan.branchProtection.mergeWhitelist,
-  ])].sort();
+  return [
+    ...new Set([
+      ...plan.users.filter((u) => u.grants.forgejo).map((u) => u.forgejoUser),
+      ...plan.branchProtection.pushWhitelist,
+      ...plan.branchProtection.mergeWhitelist,
+    ]),
+  ].sort();
 }
 
 /** The admin password as plain text for the preflight (config secret, else the environment). */
@@ -67,7 +69,13 @@ function adminPasswordPlain(): string | undefined {
 export function forgejoAccess(config: ForgejoConfig, plan: Plan): ForgejoAccess {
   const password = adminPasswordPlain();
   if (!password) throw new pulumi.RunError("Forgejo: no admin password: set FORGEJO_ADMIN_PASSWORD or the secret workstations:forgejoAdminPassword");
-  const r = preflight({ url: config.url, repo: `${config.repo.owner}/${config.repo.name}`, adminUser: config.adminUser, adminPassword: password, users: grantedForgejoUsers(plan) });
+  const r = preflight({
+    url: config.url,
+    repo: `${config.repo.owner}/${config.repo.name}`,
+    adminUser: config.adminUser,
+    adminPassword: password,
+    users: grantedForgejoUsers(plan),
+  });
   if (!r.ok) throw new pulumi.RunError(`${r.message}; nothing was applied`);
   pulumi.log.info(r.message);
   return new ForgejoAccess(config, plan);
@@ -79,7 +87,10 @@ export class ForgejoAccess {
   readonly collaborators: ForgejoCollaborator[] = [];
   readonly repo: string;
 
-  constructor(readonly config: ForgejoConfig, readonly plan: Plan) {
+  constructor(
+    readonly config: ForgejoConfig,
+    readonly plan: Plan,
+  ) {
     this.repo = `${config.repo.owner}/${config.repo.name}`;
   }
 
@@ -96,13 +107,17 @@ export class ForgejoAccess {
   /** Master's protection with the plan's whitelists, after every collaborator. */
   protect(parent?: pulumi.Resource): ForgejoBranchProtection {
     const bp = this.plan.branchProtection;
-    return new ForgejoBranchProtection("forgejo-master-protection", {
-      url: this.config.url,
-      repo: this.repo,
-      branch: bp.branch,
-      pushWhitelist: bp.pushWhitelist,
-      mergeWhitelist: bp.mergeWhitelist,
-    }, { parent, dependsOn: [...this.collaborators] });
+    return new ForgejoBranchProtection(
+      "forgejo-master-protection",
+      {
+        url: this.config.url,
+        repo: this.repo,
+        branch: bp.branch,
+        pushWhitelist: bp.pushWhitelist,
+        mergeWhitelist: bp.mergeWhitelist,
+      },
+      { parent, dependsOn: [...this.collaborators] },
+    );
   }
 }
 
@@ -142,29 +157,50 @@ export function userForgejo(
   const cfg = acc.config;
   let collaborator: ForgejoCollaborator | undefined;
   if (!acc.isOwner(p.forgejoUser)) {
-    collaborator = new ForgejoCollaborator(`${p.name}-forgejo-collaborator`, {
-      url: cfg.url, repo: acc.repo, user: p.forgejoUser, permission: grant.permission,
-    }, { parent });
+    collaborator = new ForgejoCollaborator(
+      `${p.name}-forgejo-collaborator`,
+      {
+        url: cfg.url,
+        repo: acc.repo,
+        user: p.forgejoUser,
+        permission: grant.permission,
+      },
+      { parent },
+    );
     acc.collaborators.push(collaborator);
   }
-  const token = new ForgejoAccessToken(`${p.name}-forgejo-token`, {
-    url: cfg.url, user: p.forgejoUser, tokenName: tokenName(a.forgejo.rotation, p.credentialRotation),
-  }, { parent });
+  const token = new ForgejoAccessToken(
+    `${p.name}-forgejo-token`,
+    {
+      url: cfg.url,
+      user: p.forgejoUser,
+      tokenName: tokenName(a.forgejo.rotation, p.credentialRotation),
+    },
+    { parent },
+  );
   const connection = commandConnection(a.connection);
   const line = pulumi.secret(token.token.apply((t) => credentialLine(cfg.urlFromHost, p.forgejoUser, t)));
-  const credentials = new command.remote.Command(`${p.name}-git-credentials`, {
-    connection,
-    addPreviousOutputInEnv: false,
-    create: gitCredentialsDeliverScript(p, cfg.urlFromHost),
-    update: gitCredentialsDeliverScript(p, cfg.urlFromHost),
-    delete: gitCredentialsRemoveScript(p, cfg.urlFromHost),
-    stdin: line,
-  }, { parent, dependsOn: [a.account], additionalSecretOutputs: ["stdin"] });
+  const credentials = new command.remote.Command(
+    `${p.name}-git-credentials`,
+    {
+      connection,
+      addPreviousOutputInEnv: false,
+      create: gitCredentialsDeliverScript(p, cfg.urlFromHost),
+      update: gitCredentialsDeliverScript(p, cfg.urlFromHost),
+      delete: gitCredentialsRemoveScript(p, cfg.urlFromHost),
+      stdin: line,
+    },
+    { parent, dependsOn: [a.account], additionalSecretOutputs: ["stdin"] },
+  );
   // Create only: a change runs the same script, which leaves an existing ~/code alone; no delete.
-  const clone = new command.remote.Command(`${p.name}-code-clone`, {
-    connection,
-    addPreviousOutputInEnv: false,
-    create: cloneScript(p, acc.cloneUrl()),
-  }, { parent, dependsOn: [a.home, credentials, ...(collaborator ? [collaborator] : [])] });
+  const clone = new command.remote.Command(
+    `${p.name}-code-clone`,
+    {
+      connection,
+      addPreviousOutputInEnv: false,
+      create: cloneScript(p, acc.cloneUrl()),
+    },
+    { parent, dependsOn: [a.home, credentials, ...(collaborator ? [collaborator] : [])] },
+  );
   return { collaborator, token, credentials, clone };
 }

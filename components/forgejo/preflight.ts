@@ -34,10 +34,14 @@ export function runPreflight(input: PreflightInput, timeoutMs = 60_000): Preflig
     timeout: timeoutMs,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}) },
   });
-  if (r.error || r.signal) return { ok: false, message: `Forgejo preflight against ${input.url} did not finish (${r.error?.message ?? r.signal}) within ${timeoutMs / 1000} s` };
+  if (r.error || r.signal)
+    return { ok: false, message: `Forgejo preflight against ${input.url} did not finish (${r.error?.message ?? r.signal}) within ${timeoutMs / 1000} s` };
   try {
     return JSON.parse(r.stdout) as PreflightResult;
   } catch {
-    return { ok: false, message: `Forgejo preflight against ${input.url} failed: ${(r.stderr || r.stdout || `exit ${r.status}`).trim().split("\n").slice(-3).join(" | ")}` };
+    return {
+      ok: false,
+      message: `Forgejo preflight against ${input.url} failed: ${(r.stderr || r.stdout || `exit ${r.status}`).trim().split("\n").slice(-3).join(" | ")}`,
+    };
   }
 }

@@ -53,7 +53,9 @@ function adminCredentials(): api.ForgejoCredentials {
   const user = get("workstations:forgejoAdminUser") || process.env.FORGEJO_ADMIN_USER;
   const password = get("workstations:forgejoAdminPassword") || process.env.FORGEJO_ADMIN_PASSWORD;
   if (!user || !password)
-    throw new Error("the Forgejo provider has no admin credential: set workstations:forgejoAdminUser and the secret workstations:forgejoAdminPassword (or FORGEJO_ADMIN_USER/FORGEJO_ADMIN_PASSWORD in the environment of the pulumi CLI)");
+    throw new Error(
+      "the Forgejo provider has no admin credential: set workstations:forgejoAdminUser and the secret workstations:forgejoAdminPassword (or FORGEJO_ADMIN_USER/FORGEJO_ADMIN_PASSWORD in the environment of the pulumi CLI)",
+    );
   return { user, password };
 }
 
@@ -71,7 +73,9 @@ const lc = (s: unknown) => String(s ?? "").toLowerCase();
 function expect(url: string, method: string, path: string, a: api.ApiAnswer, ok: number[], what: string): void {
   if (ok.includes(a.status)) return;
   if (a.status === 401)
-    throw new Error(`Forgejo at ${api.displayUrl(url)} refused the admin credential (HTTP 401) while ${what}: check workstations:forgejoAdminUser/forgejoAdminPassword`);
+    throw new Error(
+      `Forgejo at ${api.displayUrl(url)} refused the admin credential (HTTP 401) while ${what}: check workstations:forgejoAdminUser/forgejoAdminPassword`,
+    );
   throw api.answerError(url, method, path, a, what);
 }
 
@@ -93,7 +97,9 @@ const isRepo = (v: any) => (typeof v === "string" && /^[A-Za-z0-9_.-]+\/[A-Za-z0
 const isUser = (v: any) => (typeof v === "string" && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$/.test(v) ? undefined : "must be a Forgejo user name");
 const isVersion = (v: any) => (typeof v === "string" && v.length > 0 ? undefined : "must be a non-empty string");
 const isUserList = (v: any) =>
-  Array.isArray(v) && v.every((x) => typeof x === "string" && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$/.test(x)) ? undefined : "must be a list of Forgejo user names";
+  Array.isArray(v) && v.every((x) => typeof x === "string" && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$/.test(x))
+    ? undefined
+    : "must be a list of Forgejo user names";
 
 // ---------------------------------------------------------------------------------------
 // Collaborator
@@ -149,9 +155,11 @@ export const collaboratorProvider = {
     const a = await api.forgejoRequest(inputs.url, creds, "PUT", p, { permission: inputs.permission });
     if (a.status === 404) {
       const u = await api.forgejoRequest(inputs.url, creds, "GET", `/users/${encodeURIComponent(inputs.user)}`);
-      throw new Error(u.status === 404
-        ? `Forgejo at ${api.displayUrl(inputs.url)}: user ${inputs.user} does not exist (the program never creates Forgejo accounts)`
-        : `Forgejo at ${api.displayUrl(inputs.url)}: repo ${inputs.repo} does not exist`);
+      throw new Error(
+        u.status === 404
+          ? `Forgejo at ${api.displayUrl(inputs.url)}: user ${inputs.user} does not exist (the program never creates Forgejo accounts)`
+          : `Forgejo at ${api.displayUrl(inputs.url)}: repo ${inputs.repo} does not exist`,
+      );
     }
     expect(inputs.url, "PUT", p, a, [204], `making ${inputs.user} a ${inputs.permission} collaborator of ${inputs.repo}`);
     return { id: `${inputs.repo}:${inputs.user}`, outs: { ...inputs } };
@@ -249,7 +257,9 @@ async function writeProtection(inputs: BranchProtectionInputs): Promise<BranchPr
     }
   }
   if (lacking.length)
-    throw new Error(`Forgejo at ${api.displayUrl(inputs.url)}: not writing the protection of ${inputs.repo} ${inputs.branch}: whitelisted user${lacking.length > 1 ? "s" : ""} ${lacking.join(", ")} cannot write to the repo (the server would drop them; make them write collaborators first)`);
+    throw new Error(
+      `Forgejo at ${api.displayUrl(inputs.url)}: not writing the protection of ${inputs.repo} ${inputs.branch}: whitelisted user${lacking.length > 1 ? "s" : ""} ${lacking.join(", ")} cannot write to the repo (the server would drop them; make them write collaborators first)`,
+    );
   const existing = await readProtection(inputs.url, creds, inputs.repo, inputs.branch);
   const base = `${repoPath(inputs.repo)}/branch_protections`;
   if (existing) {
@@ -265,17 +275,26 @@ async function writeProtection(inputs: BranchProtectionInputs): Promise<BranchPr
   if (!live) throw new Error(`Forgejo at ${api.displayUrl(inputs.url)}: the protection of ${inputs.repo} ${inputs.branch} is gone right after writing it`);
   // Forgejo and Gitea silently drop whitelisted users who cannot write to the repo.
   const problems: string[] = [];
-  for (const [list, field] of [["push", "push_whitelist_usernames"], ["merge", "merge_whitelist_usernames"]] as const) {
+  for (const [list, field] of [
+    ["push", "push_whitelist_usernames"],
+    ["merge", "merge_whitelist_usernames"],
+  ] as const) {
     const want = api.normNames(list === "push" ? inputs.pushWhitelist : inputs.mergeWhitelist);
     const got = api.normNames(live[field]);
     const dropped = want.filter((u) => !got.includes(u));
     const extra = got.filter((u) => !want.includes(u));
-    if (dropped.length) problems.push(`dropped ${dropped.join(", ")} from the ${list} whitelist (only users with write access can be whitelisted: make them write collaborators first)`);
+    if (dropped.length)
+      problems.push(
+        `dropped ${dropped.join(", ")} from the ${list} whitelist (only users with write access can be whitelisted: make them write collaborators first)`,
+      );
     if (extra.length) problems.push(`kept ${extra.join(", ")} on the ${list} whitelist`);
   }
   const drift = api.protectionPolicyDrift(server.dialect, live);
   if (drift.length) problems.push(`did not keep the policy (${drift.join("; ")})`);
-  if (problems.length) throw new Error(`Forgejo at ${api.displayUrl(inputs.url)} (${server.kind} ${server.version}), ${inputs.repo} ${inputs.branch}: the server ${problems.join("; ")}`);
+  if (problems.length)
+    throw new Error(
+      `Forgejo at ${api.displayUrl(inputs.url)} (${server.kind} ${server.version}), ${inputs.repo} ${inputs.branch}: the server ${problems.join("; ")}`,
+    );
   return { ...inputs, server: `${server.kind} ${server.version}`, dialect: server.dialect, policyDrift: [] };
 }
 
@@ -364,9 +383,21 @@ export class ForgejoBranchProtection extends pulumi.dynamic.Resource {
   declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: ForgejoBranchProtectionArgs, opts?: pulumi.CustomResourceOptions) {
-    super(branchProtectionProvider, name, {
-      branch: "master", providerVersion: PROVIDER_VERSION, ...args, server: undefined, dialect: undefined, policyDrift: undefined,
-    }, opts, "forgejo", "BranchProtection");
+    super(
+      branchProtectionProvider,
+      name,
+      {
+        branch: "master",
+        providerVersion: PROVIDER_VERSION,
+        ...args,
+        server: undefined,
+        dialect: undefined,
+        policyDrift: undefined,
+      },
+      opts,
+      "forgejo",
+      "BranchProtection",
+    );
   }
 }
 
@@ -410,7 +441,10 @@ export const accessTokenProvider = {
       url: isUrl,
       user: isUser,
       tokenName: (v) => (typeof v === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(v) ? undefined : "must be 1-64 of A-Z a-z 0-9 . _ -"),
-      scopes: (v) => (Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === "string" && /^(read|write):[a-z]+$/.test(s)) ? undefined : "must be scopes like write:repository"),
+      scopes: (v) =>
+        Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === "string" && /^(read|write):[a-z]+$/.test(s))
+          ? undefined
+          : "must be scopes like write:repository",
       providerVersion: isVersion,
     });
     return { inputs: news, failures };
@@ -438,10 +472,12 @@ export const accessTokenProvider = {
       }
       a = await post();
     }
-    if (a.status === 404) throw new Error(`Forgejo at ${api.displayUrl(inputs.url)}: user ${inputs.user} does not exist (the program never creates Forgejo accounts)`);
+    if (a.status === 404)
+      throw new Error(`Forgejo at ${api.displayUrl(inputs.url)}: user ${inputs.user} does not exist (the program never creates Forgejo accounts)`);
     expect(inputs.url, "POST", p, a, [201], `creating ${inputs.user}'s access token ${inputs.tokenName}`);
     const t = a.json ?? {};
-    if (typeof t.sha1 !== "string" || t.sha1.length < 8) throw new Error(`Forgejo at ${api.displayUrl(inputs.url)}: created ${inputs.user}'s token ${inputs.tokenName} but got no token value back`);
+    if (typeof t.sha1 !== "string" || t.sha1.length < 8)
+      throw new Error(`Forgejo at ${api.displayUrl(inputs.url)}: created ${inputs.user}'s token ${inputs.tokenName} but got no token value back`);
     const outs: AccessTokenOutputs = { ...inputs, tokenId: Number(t.id), lastEight: String(t.token_last_eight ?? t.sha1.slice(-8)), token: t.sha1 };
     return { id: `${inputs.user}:${t.id}`, outs };
   },
@@ -486,8 +522,20 @@ export class ForgejoAccessToken extends pulumi.dynamic.Resource {
   declare public readonly providerVersion: pulumi.Output<string>;
 
   constructor(name: string, args: ForgejoAccessTokenArgs, opts?: pulumi.CustomResourceOptions) {
-    super(accessTokenProvider, name, {
-      scopes: [...GIT_TOKEN_SCOPES], providerVersion: PROVIDER_VERSION, ...args, tokenId: undefined, lastEight: undefined, token: undefined,
-    }, { ...opts, additionalSecretOutputs: [...new Set(["token", ...(opts?.additionalSecretOutputs ?? [])])] }, "forgejo", "AccessToken");
+    super(
+      accessTokenProvider,
+      name,
+      {
+        scopes: [...GIT_TOKEN_SCOPES],
+        providerVersion: PROVIDER_VERSION,
+        ...args,
+        tokenId: undefined,
+        lastEight: undefined,
+        token: undefined,
+      },
+      { ...opts, additionalSecretOutputs: [...new Set(["token", ...(opts?.additionalSecretOutputs ?? [])])] },
+      "forgejo",
+      "AccessToken",
+    );
   }
 }

@@ -85,7 +85,9 @@ export function kubeconfigBody(cfg: KubeConfig, p: UserPlan): string | undefined
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name: "workstations", cluster: { server: cfg.apiServer, "certificate-authority-data": Buffer.from(cfg.caCert).toString("base64") } }],
-    users: [{ name: `oidc-${p.name}`, user: { exec: { apiVersion: "client.authentication.k8s.io/v1", command: "kubectl", args, interactiveMode: "IfAvailable" } } }],
+    users: [
+      { name: `oidc-${p.name}`, user: { exec: { apiVersion: "client.authentication.k8s.io/v1", command: "kubectl", args, interactiveMode: "IfAvailable" } } },
+    ],
     contexts: [{ name: "workstations", context: { cluster: "workstations", user: `oidc-${p.name}`, ...(ns ? { namespace: ns } : {}) } }],
     "current-context": "workstations",
   });
@@ -104,15 +106,23 @@ export class KubeCluster extends pulumi.ComponentResource {
   constructor(name: string, args: KubeClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workstations:index:KubeCluster", name, {}, opts);
     this.config = args.config;
-    this.provider = new k8s.Provider(`${name}-provider`, {
-      ...(args.config.kubeconfig ? { kubeconfig: args.config.kubeconfig } : {}),
-      // Objects are only ever deleted by the engine's own delete steps.
-      deleteUnreachable: false,
-    }, { parent: this });
-    this.navRole = new k8s.rbac.v1.ClusterRole(`${name}-${DASHBOARD_NAV_ROLE}`, {
-      metadata: { name: DASHBOARD_NAV_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" } },
-      rules: DASHBOARD_NAV_RULES,
-    }, { parent: this, provider: this.provider });
+    this.provider = new k8s.Provider(
+      `${name}-provider`,
+      {
+        ...(args.config.kubeconfig ? { kubeconfig: args.config.kubeconfig } : {}),
+        // Objects are only ever deleted by the engine's own delete steps.
+        deleteUnreachable: false,
+      },
+      { parent: this },
+    );
+    this.navRole = new k8s.rbac.v1.ClusterRole(
+      `${name}-${DASHBOARD_NAV_ROLE}`,
+      {
+        metadata: { name: DASHBOARD_NAV_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" } },
+        rules: DASHBOARD_NAV_RULES,
+      },
+      { parent: this, provider: this.provider },
+    );
     this.registerOutputs({ navRole: this.navRole.metadata.name });
   }
 }
@@ -137,9 +147,16 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
   const n = kubeNames(p.name);
   const subject = { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: oidcUsername(cfg, p) };
   const labels = { "app.kubernetes.io/managed-by": "workstations", [OWNER_LABEL]: p.name };
-  const namespaces = p.namespaces.map((ns) => new k8s.core.v1.Namespace(`${p.name}-ns-${ns}`, {
-    metadata: { name: ns, labels },
-  }, { ...opts, retainOnDelete: true }));
+  const namespaces = p.namespaces.map(
+    (ns) =>
+      new k8s.core.v1.Namespace(
+        `${p.name}-ns-${ns}`,
+        {
+          metadata: { name: ns, labels },
+        },
+        { ...opts, retainOnDelete: true },
+      ),
+  );
   const dashboardTokens: Record<string, pulumi.Output<string>> = {};
   const ready: pulumi.Resource[] = [...namespaces];
   const g = p.grants.kube;
@@ -148,48 +165,86 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
   const saSubjects: { kind: string; name: string; namespace: string }[] = [];
   g.namespaceAdmin.forEach((ns) => {
     const nsOpts = { ...opts, dependsOn: namespaces.filter((_, i) => p.namespaces[i] === ns) };
-    ready.push(new k8s.rbac.v1.RoleBinding(`${p.name}-owner-${ns}`, {
-      metadata: { name: n.ownerBinding, namespace: ns, labels },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
-      subjects: [subject],
-    }, nsOpts));
-    const sa = new k8s.core.v1.ServiceAccount(`${p.name}-dashboard-sa-${ns}`, {
-      metadata: { name: n.dashboardAccount, namespace: ns, labels },
-      automountServiceAccountToken: false,
-    }, nsOpts);
+    ready.push(
+      new k8s.rbac.v1.RoleBinding(
+        `${p.name}-owner-${ns}`,
+        {
+          metadata: { name: n.ownerBinding, namespace: ns, labels },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+          subjects: [subject],
+        },
+        nsOpts,
+      ),
+    );
+    const sa = new k8s.core.v1.ServiceAccount(
+      `${p.name}-dashboard-sa-${ns}`,
+      {
+        metadata: { name: n.dashboardAccount, namespace: ns, labels },
+        automountServiceAccountToken: false,
+      },
+      nsOpts,
+    );
     const saSubject = { kind: "ServiceAccount", name: n.dashboardAccount, namespace: ns };
     saSubjects.push(saSubject);
-    ready.push(sa, new k8s.rbac.v1.RoleBinding(`${p.name}-dashboard-binding-${ns}`, {
-      metadata: { name: n.dashboardBinding, namespace: ns, labels },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
-      subjects: [saSubject],
-    }, nsOpts));
+    ready.push(
+      sa,
+      new k8s.rbac.v1.RoleBinding(
+        `${p.name}-dashboard-binding-${ns}`,
+        {
+          metadata: { name: n.dashboardBinding, namespace: ns, labels },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+          subjects: [saSubject],
+        },
+        nsOpts,
+      ),
+    );
     // A long-lived token: the API server's tokens controller fills `data.token`. The whole
     // `data` is a secret output, so the token is encrypted in the state.
-    const secret = new k8s.core.v1.Secret(`${p.name}-dashboard-token-${ns}`, {
-      metadata: { name: n.dashboardToken, namespace: ns, labels, annotations: {
-        "kubernetes.io/service-account.name": n.dashboardAccount,
-        // The provider waits until the tokens controller filled the token, so it is in the outputs.
-        "pulumi.com/waitFor": "jsonpath={.data.token}",
-      } },
-      type: "kubernetes.io/service-account-token",
-    }, { ...opts, dependsOn: [sa], additionalSecretOutputs: ["data", "stringData"] });
+    const secret = new k8s.core.v1.Secret(
+      `${p.name}-dashboard-token-${ns}`,
+      {
+        metadata: {
+          name: n.dashboardToken,
+          namespace: ns,
+          labels,
+          annotations: {
+            "kubernetes.io/service-account.name": n.dashboardAccount,
+            // The provider waits until the tokens controller filled the token, so it is in the outputs.
+            "pulumi.com/waitFor": "jsonpath={.data.token}",
+          },
+        },
+        type: "kubernetes.io/service-account-token",
+      },
+      { ...opts, dependsOn: [sa], additionalSecretOutputs: ["data", "stringData"] },
+    );
     ready.push(secret);
     dashboardTokens[ns] = pulumi.secret(secret.data.apply((d) => (d?.token ? Buffer.from(d.token, "base64").toString("utf8") : "")));
   });
   if (g.dashboardNav) {
-    ready.push(new k8s.rbac.v1.ClusterRoleBinding(`${p.name}-dashboard-nav`, {
-      metadata: { name: n.navBinding, labels },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: DASHBOARD_NAV_ROLE },
-      subjects: [subject, ...saSubjects],
-    }, { ...opts, dependsOn: [cluster.navRole] }));
+    ready.push(
+      new k8s.rbac.v1.ClusterRoleBinding(
+        `${p.name}-dashboard-nav`,
+        {
+          metadata: { name: n.navBinding, labels },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: DASHBOARD_NAV_ROLE },
+          subjects: [subject, ...saSubjects],
+        },
+        { ...opts, dependsOn: [cluster.navRole] },
+      ),
+    );
   }
   if (g.clusterAdmin) {
-    ready.push(new k8s.rbac.v1.ClusterRoleBinding(`${p.name}-cluster-admin`, {
-      metadata: { name: n.clusterAdminBinding, labels },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
-      subjects: [subject],
-    }, opts));
+    ready.push(
+      new k8s.rbac.v1.ClusterRoleBinding(
+        `${p.name}-cluster-admin`,
+        {
+          metadata: { name: n.clusterAdminBinding, labels },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+          subjects: [subject],
+        },
+        opts,
+      ),
+    );
   }
   return { namespaces, dashboardTokens, ready };
 }
@@ -203,12 +258,16 @@ export function userKube(
   const parts = userKubeResources(parent, a.cluster, p);
   const body = kubeconfigBody(a.cluster.config, p);
   if (!body) return parts;
-  const kubeconfig = new command.remote.Command(`${p.name}-kubeconfig`, {
-    connection: commandConnection(a.connection),
-    addPreviousOutputInEnv: false,
-    create: kubeconfigDeliverScript(p),
-    delete: kubeconfigRemoveScript(p),
-    stdin: guardedKubeconfig(body),
-  }, { parent, dependsOn: [a.account, a.home] });
+  const kubeconfig = new command.remote.Command(
+    `${p.name}-kubeconfig`,
+    {
+      connection: commandConnection(a.connection),
+      addPreviousOutputInEnv: false,
+      create: kubeconfigDeliverScript(p),
+      delete: kubeconfigRemoveScript(p),
+      stdin: guardedKubeconfig(body),
+    },
+    { parent, dependsOn: [a.account, a.home] },
+  );
   return { ...parts, kubeconfig, ready: [...parts.ready, kubeconfig] };
 }

@@ -30,7 +30,10 @@ export function formatProblem(p: RosterProblem): string {
 
 /** Thrown when a roster is invalid. `problems` has every problem found. */
 export class RosterError extends Error {
-  constructor(public readonly file: string, public readonly problems: RosterProblem[]) {
+  constructor(
+    public readonly file: string,
+    public readonly problems: RosterProblem[],
+  ) {
     super(
       `${file}: invalid roster, ${problems.length} problem(s); nothing was applied.\n` +
         problems.map((p) => "  " + formatProblem(p)).join("\n") +
@@ -114,7 +117,11 @@ export function parseRoster(
     data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (e) {
     let off = 0;
-    YAML.visit(doc, { Alias(_k, n) { if (!off && n.range) off = n.range[0]; } });
+    YAML.visit(doc, {
+      Alias(_k, n) {
+        if (!off && n.range) off = n.range[0];
+      },
+    });
     return { problems: [at(off, "", `expected at most ${MAX_ALIAS_COUNT} alias expansions (${(e as Error).message})`)] };
   }
 
@@ -147,7 +154,15 @@ export function loadRoster(file: string): Roster {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (e) {
-    throw new RosterError(file, [{ file, line: 1, col: 1, path: "", message: `expected a readable roster file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); set workstations:roster to its path` }]);
+    throw new RosterError(file, [
+      {
+        file,
+        line: 1,
+        col: 1,
+        path: "",
+        message: `expected a readable roster file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); set workstations:roster to its path`,
+      },
+    ]);
   }
   const r = parseRoster(text, file);
   if (!r.roster) throw new RosterError(file, r.problems);

@@ -26,18 +26,58 @@ export const MAX_UID = 59999;
 
 /** Names that belong to the system or are too easy to confuse with it. */
 export const RESERVED_NAMES: ReadonlySet<string> = new Set([
-  "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
-  "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "sshd",
-  "messagebus", "systemd-network", "systemd-resolve", "systemd-timesync",
-  "systemd-journal", "systemd-coredump", "polkitd", "postfix", "ntp", "syslog", "_apt",
-  "admin", "administrator", "sudo", "wheel", "adm", "staff", "users", "operator",
-  "git", "forgejo", "gitea", "vault", "openbao", "tmux", "claude", "ubuntu", "debian",
+  "root",
+  "daemon",
+  "bin",
+  "sys",
+  "sync",
+  "games",
+  "man",
+  "lp",
+  "mail",
+  "news",
+  "uucp",
+  "proxy",
+  "www-data",
+  "backup",
+  "list",
+  "irc",
+  "gnats",
+  "nobody",
+  "nogroup",
+  "sshd",
+  "messagebus",
+  "systemd-network",
+  "systemd-resolve",
+  "systemd-timesync",
+  "systemd-journal",
+  "systemd-coredump",
+  "polkitd",
+  "postfix",
+  "ntp",
+  "syslog",
+  "_apt",
+  "admin",
+  "administrator",
+  "sudo",
+  "wheel",
+  "adm",
+  "staff",
+  "users",
+  "operator",
+  "git",
+  "forgejo",
+  "gitea",
+  "vault",
+  "openbao",
+  "tmux",
+  "claude",
+  "ubuntu",
+  "debian",
 ]);
 
 /** Kubernetes system namespaces no user may own (besides every `kube-*` name). */
-export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([
-  "default", "kube-system", "kube-public", "kube-node-lease",
-]);
+export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set(["default", "kube-system", "kube-public", "kube-node-lease"]);
 
 /**
  * Namespaces of common cluster add-ons (and of this project's own services): no user may
@@ -48,31 +88,116 @@ export const RESERVED_NAMESPACES: ReadonlySet<string> = new Set([
  */
 export const ADDON_NAMESPACES: ReadonlySet<string> = new Set([
   // dashboards and UIs
-  "kubernetes-dashboard", "dashboard", "headlamp", "portainer", "rancher", "cattle-system",
+  "kubernetes-dashboard",
+  "dashboard",
+  "headlamp",
+  "portainer",
+  "rancher",
+  "cattle-system",
   // certificates and secrets
-  "cert-manager", "vault", "openbao", "external-secrets", "sealed-secrets", "trust-manager",
+  "cert-manager",
+  "vault",
+  "openbao",
+  "external-secrets",
+  "sealed-secrets",
+  "trust-manager",
   // ingress, gateways, service meshes, load balancers
-  "ingress", "ingress-nginx", "nginx-ingress", "traefik", "kong", "haproxy-controller", "contour",
-  "projectcontour", "envoy-gateway-system", "gateway", "nginx-gateway", "emissary", "ambassador",
-  "istio-system", "istio-ingress", "linkerd", "linkerd-cni", "cilium-secrets",
-  "linkerd-viz", "linkerd-jaeger", "metallb-system", "external-dns",
+  "ingress",
+  "ingress-nginx",
+  "nginx-ingress",
+  "traefik",
+  "kong",
+  "haproxy-controller",
+  "contour",
+  "projectcontour",
+  "envoy-gateway-system",
+  "gateway",
+  "nginx-gateway",
+  "emissary",
+  "ambassador",
+  "istio-system",
+  "istio-ingress",
+  "linkerd",
+  "linkerd-cni",
+  "cilium-secrets",
+  "linkerd-viz",
+  "linkerd-jaeger",
+  "metallb-system",
+  "external-dns",
   // CNI
-  "cilium", "calico-system", "calico-apiserver", "tigera-operator", "kube-flannel", "weave",
+  "cilium",
+  "calico-system",
+  "calico-apiserver",
+  "tigera-operator",
+  "kube-flannel",
+  "weave",
   // GitOps, CI/CD (including this project's own services)
-  "flux-system", "flux", "fluxcd", "argocd", "argo-cd", "argo", "argo-rollouts", "argo-workflows", "argo-events",
-  "tekton-pipelines", "tekton-pipelines-resolvers", "tekton-triggers", "tekton-chains",
-  "forgejo", "gitea", "woodpecker", "harbor", "registry",
+  "flux-system",
+  "flux",
+  "fluxcd",
+  "argocd",
+  "argo-cd",
+  "argo",
+  "argo-rollouts",
+  "argo-workflows",
+  "argo-events",
+  "tekton-pipelines",
+  "tekton-pipelines-resolvers",
+  "tekton-triggers",
+  "tekton-chains",
+  "forgejo",
+  "gitea",
+  "woodpecker",
+  "harbor",
+  "registry",
   // monitoring, logging, tracing
-  "monitoring", "prometheus", "grafana", "loki", "tempo", "mimir", "logging", "observability",
-  "jaeger", "opentelemetry", "metrics-server", "kube-state-metrics", "prometheus-operator",
-  "victoria-metrics", "alloy", "promtail", "fluent-bit", "fluentd",
+  "monitoring",
+  "prometheus",
+  "grafana",
+  "loki",
+  "tempo",
+  "mimir",
+  "logging",
+  "observability",
+  "jaeger",
+  "opentelemetry",
+  "metrics-server",
+  "kube-state-metrics",
+  "prometheus-operator",
+  "victoria-metrics",
+  "alloy",
+  "promtail",
+  "fluent-bit",
+  "fluentd",
   // storage and backup
-  "longhorn-system", "rook-ceph", "openebs", "local-path-storage", "velero", "minio",
-  "minio-operator", "snapshot-controller",
+  "longhorn-system",
+  "rook-ceph",
+  "openebs",
+  "local-path-storage",
+  "velero",
+  "minio",
+  "minio-operator",
+  "snapshot-controller",
   // policy, security, autoscaling, serverless, operators
-  "gatekeeper-system", "kyverno", "falco", "trivy-system", "keda", "knative-serving",
-  "knative-eventing", "knative-operator", "kubevirt", "cdi", "crossplane-system", "gpu-operator",
-  "olm", "operators", "cluster-autoscaler", "descheduler", "reloader", "kserve", "spire",
+  "gatekeeper-system",
+  "kyverno",
+  "falco",
+  "trivy-system",
+  "keda",
+  "knative-serving",
+  "knative-eventing",
+  "knative-operator",
+  "kubevirt",
+  "cdi",
+  "crossplane-system",
+  "gpu-operator",
+  "olm",
+  "operators",
+  "cluster-autoscaler",
+  "descheduler",
+  "reloader",
+  "kserve",
+  "spire",
   "node-feature-discovery",
 ]);
 
@@ -89,8 +214,13 @@ export function reservedNamespaceProblem(ns: string): string | undefined {
 
 /** Key types a roster may hold. Anything else (ssh-dss, certificates, unknown) is refused. */
 export const SSH_KEY_TYPES = [
-  "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-  "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+  "ssh-ed25519",
+  "ssh-rsa",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "sk-ssh-ed25519@openssh.com",
+  "sk-ecdsa-sha2-nistp256@openssh.com",
 ] as const;
 export type SshKeyType = (typeof SSH_KEY_TYPES)[number];
 
@@ -112,7 +242,10 @@ class KeyProblem extends Error {}
 /** Reads the SSH wire format (RFC 4251 §5) of one blob; every read checks its bounds. */
 class WireReader {
   private off = 0;
-  constructor(private readonly buf: Buffer, private readonly type: string) {}
+  constructor(
+    private readonly buf: Buffer,
+    private readonly type: string,
+  ) {}
   string(field: string): Buffer {
     if (this.off + 4 > this.buf.length) throw new KeyProblem(`a complete ${this.type} key blob (it ends before the ${field})`);
     const n = this.buf.readUInt32BE(this.off);
@@ -167,8 +300,7 @@ function checkEd25519(r: WireReader, type: string): void {
 
 function checkEcdsa(r: WireReader, type: string, curveOfType: string): void {
   const curve = r.string("curve name").toString("latin1");
-  if (curve !== curveOfType)
-    throw new KeyProblem(`an ECDSA key whose curve matches its type ${type} (the blob names ${JSON.stringify(curve.slice(0, 40))})`);
+  if (curve !== curveOfType) throw new KeyProblem(`an ECDSA key whose curve matches its type ${type} (the blob names ${JSON.stringify(curve.slice(0, 40))})`);
   const { jwk, bytes } = EC_CURVES[curve];
   const q = r.string("point");
   if (q.length !== 1 + 2 * bytes) throw new KeyProblem(`an uncompressed ECDSA ${curve} point of ${1 + 2 * bytes} bytes (got ${q.length})`);
@@ -209,7 +341,8 @@ export function parseSshPublicKey(line: string): SshKeyParse {
   const r = new WireReader(blob, type);
   try {
     const inner = r.string("key type").toString("latin1");
-    if (inner !== type) throw new KeyProblem(`an OpenSSH public key whose blob holds the type the line names (${type}; the blob holds ${JSON.stringify(inner.slice(0, 60))})`);
+    if (inner !== type)
+      throw new KeyProblem(`an OpenSSH public key whose blob holds the type the line names (${type}; the blob holds ${JSON.stringify(inner.slice(0, 60))})`);
     switch (type as SshKeyType) {
       case "ssh-rsa": {
         const e = r.mpint("exponent e");
@@ -220,7 +353,9 @@ export function parseSshPublicKey(line: string): SshKeyParse {
         if (!(n[n.length - 1] & 1)) throw new KeyProblem("an RSA modulus that is odd (this one is even, so it is not a product of two primes)");
         const eBelowN = e.length < n.length || (e.length === n.length && Buffer.compare(e, n) < 0);
         if (e.length === 0 || !(e[e.length - 1] & 1) || bitLength(e) < 2 || !eBelowN)
-          throw new KeyProblem(`an RSA public exponent that is odd, at least 3 and smaller than the modulus (got ${e.length <= 6 ? BigInt("0x" + (e.toString("hex") || "0")) : `a ${bitLength(e)}-bit number`})`);
+          throw new KeyProblem(
+            `an RSA public exponent that is odd, at least 3 and smaller than the modulus (got ${e.length <= 6 ? BigInt("0x" + (e.toString("hex") || "0")) : `a ${bitLength(e)}-bit number`})`,
+          );
         break;
       }
       case "ssh-ed25519":
@@ -273,30 +408,179 @@ export const ALLOWED_SYSTEM_GROUPS: ReadonlySet<string> = new Set(["audio", "plu
  */
 export const SYSTEM_GROUPS: ReadonlySet<string> = new Set([
   // base-passwd (group.master) and Debian's fixed system groups
-  "root", "daemon", "bin", "sys", "adm", "tty", "disk", "lp", "mail", "news", "uucp", "man", "proxy",
-  "kmem", "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio", "dip", "www-data",
-  "backup", "operator", "list", "irc", "src", "gnats", "shadow", "utmp", "video", "sasl", "plugdev",
-  "staff", "games", "users", "nogroup", "nobody", "sync", "admin", "wheel", "syslog",
+  "root",
+  "daemon",
+  "bin",
+  "sys",
+  "adm",
+  "tty",
+  "disk",
+  "lp",
+  "mail",
+  "news",
+  "uucp",
+  "man",
+  "proxy",
+  "kmem",
+  "dialout",
+  "fax",
+  "voice",
+  "cdrom",
+  "floppy",
+  "tape",
+  "sudo",
+  "audio",
+  "dip",
+  "www-data",
+  "backup",
+  "operator",
+  "list",
+  "irc",
+  "src",
+  "gnats",
+  "shadow",
+  "utmp",
+  "video",
+  "sasl",
+  "plugdev",
+  "staff",
+  "games",
+  "users",
+  "nogroup",
+  "nobody",
+  "sync",
+  "admin",
+  "wheel",
+  "syslog",
   // systemd and udev
-  "systemd-journal", "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-coredump",
-  "systemd-oom", "systemd-journal-remote", "systemd-journal-upload", "input", "sgx", "kvm", "render",
-  "clock", "uinput", "tss", "rdma", "i2c", "gpio", "spi", "uuidd",
+  "systemd-journal",
+  "systemd-network",
+  "systemd-resolve",
+  "systemd-timesync",
+  "systemd-coredump",
+  "systemd-oom",
+  "systemd-journal-remote",
+  "systemd-journal-upload",
+  "input",
+  "sgx",
+  "kvm",
+  "render",
+  "clock",
+  "uinput",
+  "tss",
+  "rdma",
+  "i2c",
+  "gpio",
+  "spi",
+  "uuidd",
   // base services
-  "crontab", "messagebus", "ssh", "_ssh", "sshd", "netdev", "bluetooth", "lpadmin", "scanner", "saned",
-  "polkitd", "_chrony", "chrony", "ntp", "ntpsec", "postfix", "postdrop", "mlocate", "plocate",
-  "ssl-cert", "fuse", "avahi", "avahi-autoipd", "pulse", "pulse-access", "pipewire", "rtkit", "colord",
-  "geoclue", "lightdm", "gdm", "sddm", "nopasswdlogin", "autologin", "_apt", "_flatpak",
-  "fwupd-refresh", "tcpdump", "wireshark", "pcap", "sambashare", "winbindd_priv", "dnsmasq", "bind",
-  "named", "unbound", "exim", "mysql", "postgres", "redis", "mongodb", "memcache", "nginx", "haproxy",
-  "dovecot", "dovenull", "opendkim", "clamav", "smmsp", "nullmailer", "statd", "rpc", "_rpc",
-  "munge", "slurm",
+  "crontab",
+  "messagebus",
+  "ssh",
+  "_ssh",
+  "sshd",
+  "netdev",
+  "bluetooth",
+  "lpadmin",
+  "scanner",
+  "saned",
+  "polkitd",
+  "_chrony",
+  "chrony",
+  "ntp",
+  "ntpsec",
+  "postfix",
+  "postdrop",
+  "mlocate",
+  "plocate",
+  "ssl-cert",
+  "fuse",
+  "avahi",
+  "avahi-autoipd",
+  "pulse",
+  "pulse-access",
+  "pipewire",
+  "rtkit",
+  "colord",
+  "geoclue",
+  "lightdm",
+  "gdm",
+  "sddm",
+  "nopasswdlogin",
+  "autologin",
+  "_apt",
+  "_flatpak",
+  "fwupd-refresh",
+  "tcpdump",
+  "wireshark",
+  "pcap",
+  "sambashare",
+  "winbindd_priv",
+  "dnsmasq",
+  "bind",
+  "named",
+  "unbound",
+  "exim",
+  "mysql",
+  "postgres",
+  "redis",
+  "mongodb",
+  "memcache",
+  "nginx",
+  "haproxy",
+  "dovecot",
+  "dovenull",
+  "opendkim",
+  "clamav",
+  "smmsp",
+  "nullmailer",
+  "statd",
+  "rpc",
+  "_rpc",
+  "munge",
+  "slurm",
   // containers and virtualisation (root-equivalent)
-  "docker", "lxd", "lxc", "incus", "incus-admin", "libvirt", "libvirtd", "libvirt-qemu",
-  "libvirt-dnsmasq", "qemu", "podman", "containerd", "microk8s", "snap_daemon", "vboxusers",
-  "vboxsf", "kubernetes", "kube", "k3s", "rke2", "etcd", "ceph", "nvidia-persistenced",
+  "docker",
+  "lxd",
+  "lxc",
+  "incus",
+  "incus-admin",
+  "libvirt",
+  "libvirtd",
+  "libvirt-qemu",
+  "libvirt-dnsmasq",
+  "qemu",
+  "podman",
+  "containerd",
+  "microk8s",
+  "snap_daemon",
+  "vboxusers",
+  "vboxsf",
+  "kubernetes",
+  "kube",
+  "k3s",
+  "rke2",
+  "etcd",
+  "ceph",
+  "nvidia-persistenced",
   // this project's services and other reserved names
-  "git", "forgejo", "gitea", "vault", "openbao", "consul", "nomad", "woodpecker", "jenkins",
-  "gitlab-runner", "prometheus", "grafana", "node-exporter", "tmux", "claude", "ubuntu", "debian",
+  "git",
+  "forgejo",
+  "gitea",
+  "vault",
+  "openbao",
+  "consul",
+  "nomad",
+  "woodpecker",
+  "jenkins",
+  "gitlab-runner",
+  "prometheus",
+  "grafana",
+  "node-exporter",
+  "tmux",
+  "claude",
+  "ubuntu",
+  "debian",
   "administrator",
   ...RESERVED_NAMES,
 ]);
@@ -399,13 +683,9 @@ export const userSchema = z.strictObject({
   /** Enterprise email: the user's Claude identity. */
   email: z.email({ message: "an email address" }),
   /** Forgejo username. */
-  forgejo: z
-    .string()
-    .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?$/, { message: "a Forgejo username" }),
+  forgejo: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?$/, { message: "a Forgejo username" }),
   /** OpenSSH public keys, one per line of authorized_keys. */
-  sshKeys: z
-    .array(sshKey)
-    .default([]),
+  sshKeys: z.array(sshKey).default([]),
   /** Login shell. */
   shell: z.enum(["/bin/bash", "/bin/sh", "/usr/bin/zsh", "/usr/bin/fish"]).default("/bin/bash"),
   /** Extra supplementary groups on top of the role's. */
@@ -450,9 +730,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** Rules across entries. Written against possibly-invalid data: every access is checked. */
 function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string): void {
-  const users = (isRecord(rosterIn) && Array.isArray(rosterIn.users) ? rosterIn.users : []).map((u) =>
-    isRecord(u) ? u : {},
-  );
+  const users = (isRecord(rosterIn) && Array.isArray(rosterIn.users) ? rosterIn.users : []).map((u) => (isRecord(u) ? u : {}));
   const str = (v: unknown): string | undefined => (typeof v === "string" || typeof v === "number" ? String(v) : undefined);
   const nameOf = (i: number) => str(users[i].name) ?? `#${i}`;
   const seen = (field: "name" | "uid" | "forgejo" | "email") => {
@@ -504,21 +782,37 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
         ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedBy"], message: "another admin: users cannot approve their own purge" });
       const on = str(u.purge.approvedOn);
       if (on !== undefined && calendarDateProblem(on) === undefined && on > today)
-        ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedOn"], message: `a purge approval date that is not in the future (${on} is after today, ${today} UTC)` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["users", i, "purge", "approvedOn"],
+          message: `a purge approval date that is not in the future (${on} is after today, ${today} UTC)`,
+        });
     }
     const groups = Array.isArray(u.groups) ? u.groups : [];
     groups.forEach((gRaw, j) => {
       const g = str(gRaw);
       const k = g === undefined ? -1 : users.findIndex((o) => str(o.name) === g);
       if (k === i)
-        ctx.addIssue({ code: "custom", path: ["users", i, "groups", j], message: `an allowed group: ${g} is this user's own personal group (every home is group-readable by its personal group)` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["users", i, "groups", j],
+          message: `an allowed group: ${g} is this user's own personal group (every home is group-readable by its personal group)`,
+        });
       else if (k >= 0)
-        ctx.addIssue({ code: "custom", path: ["users", i, "groups", j], message: `an allowed group: ${g} is the personal group of users[${k}] (${g}), whose home is group-readable by it` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["users", i, "groups", j],
+          message: `an allowed group: ${g} is the personal group of users[${k}] (${g}), whose home is group-readable by it`,
+        });
     });
     const ov = isRecord(u.overrides) ? u.overrides : {};
     const perm = str(ov.forgejoPermission) ?? (role === "namespace-owner" ? "read" : undefined);
     if ((ov.pushWhitelist === true || ov.mergeWhitelist === true) && (perm === "none" || perm === "read"))
-      ctx.addIssue({ code: "custom", path: ["users", i, "overrides"], message: `write or admin forgejoPermission for a whitelisted user (Forgejo silently drops whitelisted users without write; got ${perm})` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["users", i, "overrides"],
+        message: `write or admin forgejoPermission for a whitelisted user (Forgejo silently drops whitelisted users without write; got ${perm})`,
+      });
     if (state === "active" && role === "admin" && Array.isArray(u.sshKeys) && u.sshKeys.length === 0)
       ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys"], message: "at least one ssh key for an active admin" });
   });
@@ -532,9 +826,17 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
       const prev = keyOwner.get(id);
       if (prev === undefined) keyOwner.set(id, [i, j]);
       else if (prev[0] === i)
-        ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys", j], message: `a key listed once: the same key is already users[${i}].sshKeys[${prev[1]}]` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["users", i, "sshKeys", j],
+          message: `a key listed once: the same key is already users[${i}].sshKeys[${prev[1]}]`,
+        });
       else
-        ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys", j], message: `a key used by one user only: the same key is already users[${prev[0]}] (${nameOf(prev[0])})` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["users", i, "sshKeys", j],
+          message: `a key used by one user only: the same key is already users[${prev[0]}] (${nameOf(prev[0])})`,
+        });
     });
   });
   if (users.length > 0 && !users.some((u) => str(u.role) === "admin" && (str(u.state) ?? "active") === "active"))

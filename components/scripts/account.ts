@@ -9,7 +9,19 @@ import { OffboardedPlan, UserPlan, USERS_GROUP } from "../plan";
 import { ALLOWED_SYSTEM_GROUPS } from "../roster/schema";
 import { Params, Verb } from "./shell";
 
-import { ARCHIVE_DIR, ETC_DIR, KEYS_DIR, LEDGER, STATE_DIR, SUDOERS_DIR, TMUX_STATE_DIR, USERS_DIR, USERS_INDEX, USERS_INDEX_VERSION, usersEntry } from "../hostContract";
+import {
+  ARCHIVE_DIR,
+  ETC_DIR,
+  KEYS_DIR,
+  LEDGER,
+  STATE_DIR,
+  SUDOERS_DIR,
+  TMUX_STATE_DIR,
+  USERS_DIR,
+  USERS_INDEX,
+  USERS_INDEX_VERSION,
+  usersEntry,
+} from "../hostContract";
 
 export { ARCHIVE_DIR, KEYS_DIR, LEDGER, USERS_DIR, USERS_INDEX, usersEntry };
 
@@ -78,9 +90,17 @@ export function accountApplyParams(u: UserPlan): Params {
   const g = u.grants;
   const keys = g.sshKeys.map((k) => k + "\n").join("");
   return {
-    NAME: u.name, UID_: u.uid, SHELL_: u.shell, STATE: u.state, HOME_: u.home,
-    GROUPS_: u.groups.join(","), LOGIN: g.login, SUDO: g.sudo, LINGER: g.linger,
-    KEYS_B64: Buffer.from(keys).toString("base64"), ENTRY: usersEntry(u),
+    NAME: u.name,
+    UID_: u.uid,
+    SHELL_: u.shell,
+    STATE: u.state,
+    HOME_: u.home,
+    GROUPS_: u.groups.join(","),
+    LOGIN: g.login,
+    SUDO: g.sudo,
+    LINGER: g.linger,
+    KEYS_B64: Buffer.from(keys).toString("base64"),
+    ENTRY: usersEntry(u),
   };
 }
 

@@ -57,9 +57,12 @@ echo "preflight $host ok (node $nv) changes=$changes"`;
 
 /** Undo of preflight: remove the sshd drop-in (users fall back to ~/.ssh/authorized_keys). Data dirs stay. */
 export function preflightDeleteScript(): string {
-  return remoteScript("preflight delete", `${SSHD_RELOAD}
+  return remoteScript(
+    "preflight delete",
+    `${SSHD_RELOAD}
 if [ -e ${SSHD_DROPIN} ]; then rm -f ${SSHD_DROPIN}; reload_sshd || true; changed "removed ${SSHD_DROPIN}"; fi
-echo "preflight removed changes=$changes"`);
+echo "preflight removed changes=$changes"`,
+  );
 }
 
 export interface InstalledFile {

@@ -91,24 +91,31 @@ export function libCommand(verb: string, params: Params): string {
   const v = VERBS.find((x) => x.name === verb);
   if (!v) throw new Error(`libCommand: unknown verb ${verb}`);
   const given = Object.keys(params).sort();
-  if (given.join(" ") !== [...v.params].sort().join(" ")) throw new Error(`libCommand ${verb}: parameters ${given.join(",")} but the verb takes ${v.params.join(",")}`);
+  if (given.join(" ") !== [...v.params].sort().join(" "))
+    throw new Error(`libCommand ${verb}: parameters ${given.join(",")} but the verb takes ${v.params.join(",")}`);
   return [hostLibrary().path, verb, ...v.params.map((k) => paramArg(k, params[k]))].join(" ");
 }
 
 /** Create of the library resource: installs this version (stdin = the library) next to the others. */
 export function hostLibInstallScript(): string {
   const { path, digest } = hostLibrary();
-  return remoteScript(`host library ${digest}`, `${vars({ F: path })}
+  return remoteScript(
+    `host library ${digest}`,
+    `${vars({ F: path })}
 install -d -m 0755 ${HOST_LIB_DIR}
 write_file "$F" 0755 root:root
 bash -n "$F" || { rm -f "$F"; die "$F does not parse on $(hostname)"; }
-echo "host library $F changes=$changes"`);
+echo "host library $F changes=$changes"`,
+  );
 }
 
 /** Delete of the library resource (the host component is going away): every version. */
 export function hostLibRemoveScript(): string {
-  return remoteScript("host library removal", `if [ -d ${HOST_LIB_DIR} ]; then rm -rf ${HOST_LIB_DIR}; changed "removed ${HOST_LIB_DIR}"; fi
-echo "host library removed changes=$changes"`);
+  return remoteScript(
+    "host library removal",
+    `if [ -d ${HOST_LIB_DIR} ]; then rm -rf ${HOST_LIB_DIR}; changed "removed ${HOST_LIB_DIR}"; fi
+echo "host library removed changes=$changes"`,
+  );
 }
 
 export const accountApplyScript = (u: UserPlan) => libCommand("account-apply", accountApplyParams(u));
@@ -118,8 +125,10 @@ export const homeApplyScript = (u: UserPlan, inp: HomeInputs) => libCommand("hom
 export const userUnitsScript = (name: string, timers: readonly string[]) => libCommand("units-user", userUnitsParams(name, timers));
 export const vaultCredDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("vault-deliver", vaultCredParams(u));
 export const vaultCredRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("vault-remove", vaultCredParams(u));
-export const gitCredentialsDeliverScript = (u: Pick<UserPlan, "name" | "uid">, url: string) => libCommand("git-credentials-deliver", gitCredentialsParams(u, url));
-export const gitCredentialsRemoveScript = (u: Pick<UserPlan, "name" | "uid">, url: string) => libCommand("git-credentials-remove", gitCredentialsParams(u, url));
+export const gitCredentialsDeliverScript = (u: Pick<UserPlan, "name" | "uid">, url: string) =>
+  libCommand("git-credentials-deliver", gitCredentialsParams(u, url));
+export const gitCredentialsRemoveScript = (u: Pick<UserPlan, "name" | "uid">, url: string) =>
+  libCommand("git-credentials-remove", gitCredentialsParams(u, url));
 export const cloneScript = (u: Pick<UserPlan, "name" | "uid">, cloneUrl: string) => libCommand("clone", cloneParams(u, cloneUrl));
 export const kubeconfigDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-deliver", kubeconfigParams(u));
 export const kubeconfigRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-remove", kubeconfigParams(u));

@@ -26,17 +26,17 @@
 //   node --require ts-node/register/transpile-only dev/fakes/anthropic-messages.ts \
 //        --url-file F --record-file R [--control-file C] [--answer TEXT] [--port N]
 // writes its base URL to F once listening, and stops on SIGTERM.
-import { LoopbackServer, readBody, readJsonLines, sendJson } from '../http';
-import http from 'node:http';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
+import { LoopbackServer, readBody, readJsonLines, sendJson } from "../http";
+import http from "node:http";
+import crypto from "node:crypto";
+import fs from "node:fs";
 
 export type MessagesFailure =
-  | { kind: '429'; retryAfterSeconds?: number }
-  | { kind: '5xx'; status?: number }
-  | { kind: 'drop'; afterDeltas?: number }
-  | { kind: 'error-event' }
-  | { kind: 'hang' };
+  | { kind: "429"; retryAfterSeconds?: number }
+  | { kind: "5xx"; status?: number }
+  | { kind: "drop"; afterDeltas?: number }
+  | { kind: "error-event" }
+  | { kind: "hang" };
 
 export interface MessagesRequestRecord {
   at: number;
@@ -72,17 +72,17 @@ export function lastUserText(body: any): string {
   const msgs: any[] = Array.isArray(body?.messages) ? body.messages : [];
   for (let i = msgs.length - 1; i >= 0; i--) {
     const m = msgs[i];
-    if (m?.role !== 'user') continue;
+    if (m?.role !== "user") continue;
     const parts: string[] = [];
-    if (typeof m.content === 'string') parts.push(m.content);
-    else if (Array.isArray(m.content)) for (const c of m.content) if (c?.type === 'text' && typeof c.text === 'string') parts.push(c.text);
+    if (typeof m.content === "string") parts.push(m.content);
+    else if (Array.isArray(m.content)) for (const c of m.content) if (c?.type === "text" && typeof c.text === "string") parts.push(c.text);
     // what the user typed: the last block that is not harness text wrapped in a tag
     // (<system-reminder>, <local-command-caveat>, <command-name>, <local-command-stdout>, ...)
     const typed = parts.filter((t) => t.trim() && !/^<[a-z-]+>/.test(t.trimStart()));
-    const text = (typed.length ? typed[typed.length - 1] : parts.join('\n')).trim();
+    const text = (typed.length ? typed[typed.length - 1] : parts.join("\n")).trim();
     if (text) return text;
   }
-  return '';
+  return "";
 }
 
 /** The last tool_result of the request's last user message, or null. */
@@ -90,12 +90,12 @@ export function lastToolResult(body: any): { id: string; isError: boolean; text:
   const msgs: any[] = Array.isArray(body?.messages) ? body.messages : [];
   for (let i = msgs.length - 1; i >= 0; i--) {
     const m = msgs[i];
-    if (m?.role !== 'user') continue;
+    if (m?.role !== "user") continue;
     if (!Array.isArray(m.content)) return null;
-    const tr = [...m.content].reverse().find((c: any) => c?.type === 'tool_result');
+    const tr = [...m.content].reverse().find((c: any) => c?.type === "tool_result");
     if (!tr) return null;
-    const text = typeof tr.content === 'string' ? tr.content : Array.isArray(tr.content) ? tr.content.map((c: any) => c?.text ?? '').join('\n') : '';
-    return { id: String(tr.tool_use_id ?? ''), isError: tr.is_error === true, text };
+    const text = typeof tr.content === "string" ? tr.content : Array.isArray(tr.content) ? tr.content.map((c: any) => c?.text ?? "").join("\n") : "";
+    return { id: String(tr.tool_use_id ?? ""), isError: tr.is_error === true, text };
   }
   return null;
 }
@@ -103,25 +103,29 @@ export function lastToolResult(body: any): { id: string; isError: boolean; text:
 /** Every text the request carries in `system` (string or text blocks) and in its messages. */
 export function requestTexts(body: any): { system: string; messages: string } {
   const flat = (c: any): string =>
-    typeof c === 'string' ? c : Array.isArray(c) ? c.map((b) => (typeof b?.text === 'string' ? b.text : typeof b?.content === 'string' ? b.content : flat(b?.content))).join('\n') : '';
+    typeof c === "string"
+      ? c
+      : Array.isArray(c)
+        ? c.map((b) => (typeof b?.text === "string" ? b.text : typeof b?.content === "string" ? b.content : flat(b?.content))).join("\n")
+        : "";
   return {
     system: flat(body?.system),
-    messages: (Array.isArray(body?.messages) ? body.messages : []).map((m: any) => flat(m?.content)).join('\n'),
+    messages: (Array.isArray(body?.messages) ? body.messages : []).map((m: any) => flat(m?.content)).join("\n"),
   };
 }
 
 const MODELS = [
-  { id: 'claude-opus-4-5-20251101', display_name: 'Claude Opus 4.5', created_at: '2025-11-24T00:00:00Z' },
-  { id: 'claude-sonnet-4-5-20250929', display_name: 'Claude Sonnet 4.5', created_at: '2025-09-29T00:00:00Z' },
-  { id: 'claude-haiku-4-5-20251001', display_name: 'Claude Haiku 4.5', created_at: '2025-10-15T00:00:00Z' },
-].map((m) => ({ type: 'model', ...m }));
+  { id: "claude-opus-4-5-20251101", display_name: "Claude Opus 4.5", created_at: "2025-11-24T00:00:00Z" },
+  { id: "claude-sonnet-4-5-20250929", display_name: "Claude Sonnet 4.5", created_at: "2025-09-29T00:00:00Z" },
+  { id: "claude-haiku-4-5-20251001", display_name: "Claude Haiku 4.5", created_at: "2025-10-15T00:00:00Z" },
+].map((m) => ({ type: "model", ...m }));
 
 export class FakeAnthropicMessages extends LoopbackServer {
   readonly requests: MessagesRequestRecord[] = [];
   private failQueue: MessagesFailure[] = [];
   private failAlways: MessagesFailure | null = null;
   private n = 0;
-  private controlSeen = '';
+  private controlSeen = "";
 
   constructor(readonly opts: FakeMessagesOptions = {}) {
     super();
@@ -137,7 +141,7 @@ export class FakeAnthropicMessages extends LoopbackServer {
   }
   /** /v1/messages requests only (what the conversation sent). */
   get messages(): MessagesRequestRecord[] {
-    return this.requests.filter((r) => r.method === 'POST' && r.path === '/v1/messages');
+    return this.requests.filter((r) => r.method === "POST" && r.path === "/v1/messages");
   }
 
   async start(): Promise<this> {
@@ -148,9 +152,9 @@ export class FakeAnthropicMessages extends LoopbackServer {
   /** A control file changes the failure modes: {"failNext": [{kind, ...}, ...], "failAll": {...}|null}. */
   private readControl(): void {
     if (!this.opts.controlFile) return;
-    let text = '';
+    let text = "";
     try {
-      text = fs.readFileSync(this.opts.controlFile, 'utf8');
+      text = fs.readFileSync(this.opts.controlFile, "utf8");
     } catch {
       return;
     }
@@ -159,20 +163,20 @@ export class FakeAnthropicMessages extends LoopbackServer {
     try {
       const c = JSON.parse(text);
       if (Array.isArray(c.failNext)) this.failQueue.push(...c.failNext);
-      if ('failAll' in c) this.failAlways = c.failAll ?? null;
+      if ("failAll" in c) this.failAlways = c.failAll ?? null;
     } catch {
       /* half-written: read again next time */
-      this.controlSeen = '';
+      this.controlSeen = "";
     }
   }
 
   private record(r: MessagesRequestRecord): void {
     this.requests.push(r);
-    if (this.opts.recordFile) fs.appendFileSync(this.opts.recordFile, JSON.stringify(r) + '\n');
+    if (this.opts.recordFile) fs.appendFileSync(this.opts.recordFile, JSON.stringify(r) + "\n");
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = new URL(req.url ?? "/", "http://x");
     const raw = await readBody(req);
     let body: any = null;
     try {
@@ -182,24 +186,24 @@ export class FakeAnthropicMessages extends LoopbackServer {
     }
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
-      if (k === 'x-api-key' || k === 'authorization') headers[k] = '<redacted>';
-      else headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
+      if (k === "x-api-key" || k === "authorization") headers[k] = "<redacted>";
+      else headers[k] = Array.isArray(v) ? v.join(", ") : String(v ?? "");
     }
-    const rec: MessagesRequestRecord = { at: Date.now(), method: req.method ?? '', path: url.pathname, query: url.search, headers, body, outcome: '' };
-    const requestId = `req_${crypto.randomBytes(12).toString('hex')}`;
-    res.setHeader('request-id', requestId);
-    res.setHeader('anthropic-organization-id', '00000000-0000-4000-8000-000000000000');
+    const rec: MessagesRequestRecord = { at: Date.now(), method: req.method ?? "", path: url.pathname, query: url.search, headers, body, outcome: "" };
+    const requestId = `req_${crypto.randomBytes(12).toString("hex")}`;
+    res.setHeader("request-id", requestId);
+    res.setHeader("anthropic-organization-id", "00000000-0000-4000-8000-000000000000");
 
-    if (req.method === 'POST' && url.pathname === '/v1/messages') {
-      if (!req.headers['x-api-key'] && !req.headers.authorization) {
-        rec.outcome = '401';
+    if (req.method === "POST" && url.pathname === "/v1/messages") {
+      if (!req.headers["x-api-key"] && !req.headers.authorization) {
+        rec.outcome = "401";
         this.record(rec);
-        return sendJson(res, 401, apiError('authentication_error', 'x-api-key header is required'));
+        return sendJson(res, 401, apiError("authentication_error", "x-api-key header is required"));
       }
-      if (!body || !Array.isArray(body.messages) || typeof body.model !== 'string') {
-        rec.outcome = '400';
+      if (!body || !Array.isArray(body.messages) || typeof body.model !== "string") {
+        rec.outcome = "400";
         this.record(rec);
-        return sendJson(res, 400, apiError('invalid_request_error', 'messages: Field required'));
+        return sendJson(res, 400, apiError("invalid_request_error", "messages: Field required"));
       }
       this.readControl();
       const fail = this.failQueue.shift() ?? this.failAlways;
@@ -210,71 +214,77 @@ export class FakeAnthropicMessages extends LoopbackServer {
       let toolUse: { id: string; name: string; input: unknown } | null = null;
       if (tool) {
         try {
-          toolUse = { id: `toolu_${crypto.randomBytes(12).toString('hex')}`, name: tool[1], input: JSON.parse(tool[2]) };
+          toolUse = { id: `toolu_${crypto.randomBytes(12).toString("hex")}`, name: tool[1], input: JSON.parse(tool[2]) };
         } catch {
           toolUse = null;
         }
       }
       const text = toolResult
-        ? `TOOL-RESULT ${toolResult.isError ? 'error' : 'ok'}: ${toolResult.text.replace(/\s+/g, ' ').slice(0, 300)}`
+        ? `TOOL-RESULT ${toolResult.isError ? "error" : "ok"}: ${toolResult.text.replace(/\s+/g, " ").slice(0, 300)}`
         : toolUse
-          ? ''
+          ? ""
           : (this.opts.answerText ?? (this.opts.answer ?? defaultAnswer)({ body, n, lastUserText: said }));
       // recorded only for a request that is answered (a failed one is recorded without it)
       const answer = toolUse ? `tool_use ${toolUse.name} ${JSON.stringify(toolUse.input)}` : text;
-      if (fail && fail.kind !== 'drop' && fail.kind !== 'error-event') {
-        rec.outcome = fail.kind === '5xx' ? String(fail.status ?? 500) : fail.kind;
+      if (fail && fail.kind !== "drop" && fail.kind !== "error-event") {
+        rec.outcome = fail.kind === "5xx" ? String(fail.status ?? 500) : fail.kind;
         this.record(rec);
-        if (fail.kind === 'hang') return; // never answered; destroyed on stop()
-        if (fail.kind === '429') {
-          res.setHeader('retry-after', String(fail.retryAfterSeconds ?? 1));
-          return sendJson(res, 429, apiError('rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit'));
+        if (fail.kind === "hang") return; // never answered; destroyed on stop()
+        if (fail.kind === "429") {
+          res.setHeader("retry-after", String(fail.retryAfterSeconds ?? 1));
+          return sendJson(res, 429, apiError("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"));
         }
         const status = fail.status ?? 500;
-        return sendJson(res, status, status === 529 ? apiError('overloaded_error', 'Overloaded') : apiError('api_error', 'Internal server error'));
+        return sendJson(res, status, status === 529 ? apiError("overloaded_error", "Overloaded") : apiError("api_error", "Internal server error"));
       }
       if (!fail) rec.answer = answer;
       const inputTokens = Math.max(1, Math.ceil(raw.length / 4));
       const outputTokens = Math.max(1, Math.ceil(text.length / 4));
-      const msgId = `msg_${crypto.randomBytes(12).toString('base64url')}`;
+      const msgId = `msg_${crypto.randomBytes(12).toString("base64url")}`;
       if (body.stream !== true) {
-        rec.outcome = 'json';
+        rec.outcome = "json";
         this.record(rec);
         return sendJson(res, 200, {
           id: msgId,
-          type: 'message',
-          role: 'assistant',
+          type: "message",
+          role: "assistant",
           model: body.model,
-          content: toolUse ? [{ type: 'tool_use', ...toolUse }] : [{ type: 'text', text }],
-          stop_reason: toolUse ? 'tool_use' : 'end_turn',
+          content: toolUse ? [{ type: "tool_use", ...toolUse }] : [{ type: "text", text }],
+          stop_reason: toolUse ? "tool_use" : "end_turn",
           stop_sequence: null,
-          usage: { input_tokens: inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: outputTokens, service_tier: 'standard' },
+          usage: {
+            input_tokens: inputTokens,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+            output_tokens: outputTokens,
+            service_tier: "standard",
+          },
         });
       }
-      rec.outcome = fail ? fail.kind : 'stream';
+      rec.outcome = fail ? fail.kind : "stream";
       this.record(rec);
       return this.stream(res, { msgId, model: body.model, text, toolUse, inputTokens, outputTokens, fail });
     }
-    if (req.method === 'POST' && url.pathname === '/v1/messages/count_tokens') {
-      rec.outcome = 'count_tokens';
+    if (req.method === "POST" && url.pathname === "/v1/messages/count_tokens") {
+      rec.outcome = "count_tokens";
       this.record(rec);
       return sendJson(res, 200, { input_tokens: Math.max(1, Math.ceil(raw.length / 4)) });
     }
-    if (req.method === 'GET' && url.pathname === '/v1/models') {
-      rec.outcome = 'models';
+    if (req.method === "GET" && url.pathname === "/v1/models") {
+      rec.outcome = "models";
       this.record(rec);
       return sendJson(res, 200, { data: MODELS, has_more: false, first_id: MODELS[0].id, last_id: MODELS[MODELS.length - 1].id });
     }
     const model = /^\/v1\/models\/([^/]+)$/.exec(url.pathname);
-    if (req.method === 'GET' && model) {
+    if (req.method === "GET" && model) {
       const m = MODELS.find((x) => x.id === decodeURIComponent(model[1]));
-      rec.outcome = m ? 'models' : '404';
+      rec.outcome = m ? "models" : "404";
       this.record(rec);
-      return m ? sendJson(res, 200, m) : sendJson(res, 404, apiError('not_found_error', `model: ${decodeURIComponent(model[1])}`));
+      return m ? sendJson(res, 200, m) : sendJson(res, 404, apiError("not_found_error", `model: ${decodeURIComponent(model[1])}`));
     }
-    rec.outcome = '404';
+    rec.outcome = "404";
     this.record(rec);
-    sendJson(res, 404, apiError('not_found_error', 'Not Found'));
+    sendJson(res, 404, apiError("not_found_error", "Not Found"));
   }
 
   private stream(
@@ -289,31 +299,35 @@ export class FakeAnthropicMessages extends LoopbackServer {
       fail: MessagesFailure | null;
     },
   ): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive" });
     const ev = (type: string, data: unknown) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-    ev('message_start', {
-      type: 'message_start',
+    ev("message_start", {
+      type: "message_start",
       message: {
         id: a.msgId,
-        type: 'message',
-        role: 'assistant',
+        type: "message",
+        role: "assistant",
         model: a.model,
         content: [],
         stop_reason: null,
         stop_sequence: null,
-        usage: { input_tokens: a.inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1, service_tier: 'standard' },
+        usage: { input_tokens: a.inputTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1, service_tier: "standard" },
       },
     });
     const tu = a.toolUse;
-    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: tu ? { type: 'tool_use', id: tu.id, name: tu.name, input: {} } : { type: 'text', text: '' } });
-    ev('ping', { type: 'ping' });
+    ev("content_block_start", {
+      type: "content_block_start",
+      index: 0,
+      content_block: tu ? { type: "tool_use", id: tu.id, name: tu.name, input: {} } : { type: "text", text: "" },
+    });
+    ev("ping", { type: "ping" });
     const size = this.opts.chunk ?? 12;
     const chunks: string[] = [];
     const full = tu ? JSON.stringify(tu.input) : a.text;
     for (let i = 0; i < full.length; i += size) chunks.push(full.slice(i, i + size));
-    if (!chunks.length) chunks.push('');
+    if (!chunks.length) chunks.push("");
     let i = 0;
-    const dropAt = a.fail?.kind === 'drop' ? Math.min(a.fail.afterDeltas ?? 2, chunks.length - 1) : -1;
+    const dropAt = a.fail?.kind === "drop" ? Math.min(a.fail.afterDeltas ?? 2, chunks.length - 1) : -1;
     const next = () => {
       if (!res.writable) return;
       if (i === dropAt) {
@@ -322,18 +336,26 @@ export class FakeAnthropicMessages extends LoopbackServer {
       }
       if (i < chunks.length) {
         const piece = chunks[i++];
-        ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: tu ? { type: 'input_json_delta', partial_json: piece } : { type: 'text_delta', text: piece } });
+        ev("content_block_delta", {
+          type: "content_block_delta",
+          index: 0,
+          delta: tu ? { type: "input_json_delta", partial_json: piece } : { type: "text_delta", text: piece },
+        });
         setTimeout(next, 5);
         return;
       }
-      if (a.fail?.kind === 'error-event') {
-        ev('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
+      if (a.fail?.kind === "error-event") {
+        ev("error", { type: "error", error: { type: "overloaded_error", message: "Overloaded" } });
         res.end();
         return;
       }
-      ev('content_block_stop', { type: 'content_block_stop', index: 0 });
-      ev('message_delta', { type: 'message_delta', delta: { stop_reason: tu ? 'tool_use' : 'end_turn', stop_sequence: null }, usage: { output_tokens: a.outputTokens } });
-      ev('message_stop', { type: 'message_stop' });
+      ev("content_block_stop", { type: "content_block_stop", index: 0 });
+      ev("message_delta", {
+        type: "message_delta",
+        delta: { stop_reason: tu ? "tool_use" : "end_turn", stop_sequence: null },
+        usage: { output_tokens: a.outputTokens },
+      });
+      ev("message_stop", { type: "message_stop" });
       res.end();
     };
     next();
@@ -341,12 +363,12 @@ export class FakeAnthropicMessages extends LoopbackServer {
 }
 
 function defaultAnswer(r: { n: number; lastUserText: string }): string {
-  const said = r.lastUserText.replace(/\s+/g, ' ').slice(0, 60);
+  const said = r.lastUserText.replace(/\s+/g, " ").slice(0, 60);
   return `CANNED-ANSWER #${r.n} to "${said}"`;
 }
 
 function apiError(type: string, message: string) {
-  return { type: 'error', error: { type, message } };
+  return { type: "error", error: { type, message } };
 }
 
 export async function startFakeMessages(opts: FakeMessagesOptions = {}): Promise<FakeAnthropicMessages> {
@@ -364,18 +386,18 @@ if (require.main === module) {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : undefined;
   };
-  const urlFile = opt('--url-file');
+  const urlFile = opt("--url-file");
   const fake = new FakeAnthropicMessages({
-    recordFile: opt('--record-file'),
-    controlFile: opt('--control-file'),
-    answerText: opt('--answer'),
-    port: opt('--port') ? Number(opt('--port')) : undefined,
+    recordFile: opt("--record-file"),
+    controlFile: opt("--control-file"),
+    answerText: opt("--answer"),
+    port: opt("--port") ? Number(opt("--port")) : undefined,
   });
   void fake.start().then(() => {
     if (urlFile) {
-      fs.writeFileSync(`${urlFile}.tmp`, fake.url + '\n');
+      fs.writeFileSync(`${urlFile}.tmp`, fake.url + "\n");
       fs.renameSync(`${urlFile}.tmp`, urlFile);
-    } else process.stdout.write(fake.url + '\n');
+    } else process.stdout.write(fake.url + "\n");
   });
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void fake.stop().then(() => process.exit(0)));
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => void fake.stop().then(() => process.exit(0)));
 }

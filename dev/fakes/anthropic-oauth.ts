@@ -7,15 +7,11 @@
 // - the login (refresh chain) has a fixed deadline that refreshing does not extend;
 // - it can be told to answer 429, 5xx, to hang (timeout), or to rotate and then drop the
 //   connection (the response is lost, the old token is spent anyway).
-import { LoopbackServer, readBody, sendJson as send } from '../http';
-import http from 'node:http';
-import crypto from 'node:crypto';
+import { LoopbackServer, readBody, sendJson as send } from "../http";
+import http from "node:http";
+import crypto from "node:crypto";
 
-export type FailMode =
-  | { kind: '429'; retryAfterSeconds?: number }
-  | { kind: '5xx'; status?: number }
-  | { kind: 'timeout' }
-  | { kind: 'drop-after-rotate' };
+export type FailMode = { kind: "429"; retryAfterSeconds?: number } | { kind: "5xx"; status?: number } | { kind: "timeout" } | { kind: "drop-after-rotate" };
 
 export interface ClaudeAiOauth {
   accessToken: string;
@@ -58,11 +54,11 @@ interface Family {
 export interface TokenRequestRecord {
   at: number;
   familyId: string | null;
-  outcome: 'rotated' | 'invalid_grant' | 'reuse-revoked' | 'failed' | 'bad-request';
+  outcome: "rotated" | "invalid_grant" | "reuse-revoked" | "failed" | "bad-request";
 }
 
 export class FakeAnthropicOAuth extends LoopbackServer {
-  readonly opts: Required<Omit<FakeOAuthOptions, 'now'>>;
+  readonly opts: Required<Omit<FakeOAuthOptions, "now">>;
   now: () => number;
   private families = new Map<string, Family>();
   private byRefresh = new Map<string, Family>();
@@ -82,13 +78,13 @@ export class FakeAnthropicOAuth extends LoopbackServer {
   constructor(opts: FakeOAuthOptions = {}) {
     super();
     this.opts = {
-      clientId: opts.clientId ?? 'fake-client-id',
+      clientId: opts.clientId ?? "fake-client-id",
       accessTtlSeconds: opts.accessTtlSeconds ?? 8 * 3600,
       loginTtlSeconds: opts.loginTtlSeconds ?? 28 * 86400,
       omitRefreshTokenExpiresIn: opts.omitRefreshTokenExpiresIn ?? false,
-      accessPrefix: opts.accessPrefix ?? 'sk-ant-oat01-',
-      refreshPrefix: opts.refreshPrefix ?? 'sk-ant-ort01-',
-      profileBeta: opts.profileBeta ?? 'oauth-2025-04-20',
+      accessPrefix: opts.accessPrefix ?? "sk-ant-oat01-",
+      refreshPrefix: opts.refreshPrefix ?? "sk-ant-ort01-",
+      profileBeta: opts.profileBeta ?? "oauth-2025-04-20",
     };
     this.now = opts.now ?? (() => Date.now());
   }
@@ -111,11 +107,11 @@ export class FakeAnthropicOAuth extends LoopbackServer {
     const fam: Family = {
       id: crypto.randomUUID(),
       email,
-      orgName: o.orgName ?? 'Example Enterprise',
+      orgName: o.orgName ?? "Example Enterprise",
       deadline: now + (o.loginTtlSeconds ?? this.opts.loginTtlSeconds) * 1000,
       accessTtlSeconds: o.accessTtlSeconds ?? this.opts.accessTtlSeconds,
       revoked: false,
-      current: '',
+      current: "",
       spent: new Set(),
       access: new Map(),
     };
@@ -126,9 +122,9 @@ export class FakeAnthropicOAuth extends LoopbackServer {
       refreshToken: t.refresh,
       expiresAt: t.accessExpiresAt,
       refreshTokenExpiresAt: fam.deadline,
-      scopes: ['user:inference', 'user:profile'],
-      subscriptionType: 'enterprise',
-      rateLimitTier: 'default_claude_max_5x',
+      scopes: ["user:inference", "user:profile"],
+      subscriptionType: "enterprise",
+      rateLimitTier: "default_claude_max_5x",
     };
   }
 
@@ -157,8 +153,8 @@ export class FakeAnthropicOAuth extends LoopbackServer {
   }
 
   private issue(fam: Family, now: number): { access: string; refresh: string; accessExpiresAt: number } {
-    const access = this.opts.accessPrefix + crypto.randomBytes(24).toString('base64url');
-    const refresh = this.opts.refreshPrefix + crypto.randomBytes(24).toString('base64url');
+    const access = this.opts.accessPrefix + crypto.randomBytes(24).toString("base64url");
+    const refresh = this.opts.refreshPrefix + crypto.randomBytes(24).toString("base64url");
     const accessExpiresAt = now + fam.accessTtlSeconds * 1000;
     fam.access.set(access, accessExpiresAt);
     fam.current = refresh;
@@ -169,76 +165,76 @@ export class FakeAnthropicOAuth extends LoopbackServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = new URL(req.url ?? "/", "http://x");
     const body = await readBody(req);
-    if (req.method === 'POST' && url.pathname === '/v1/oauth/token') return this.token(req, res, body);
-    if (req.method === 'GET' && url.pathname === '/api/oauth/profile') return this.profile(req, res);
-    send(res, 404, { type: 'error', error: { type: 'not_found_error', message: 'not found' } });
+    if (req.method === "POST" && url.pathname === "/v1/oauth/token") return this.token(req, res, body);
+    if (req.method === "GET" && url.pathname === "/api/oauth/profile") return this.profile(req, res);
+    send(res, 404, { type: "error", error: { type: "not_found_error", message: "not found" } });
   }
 
   private token(req: http.IncomingMessage, res: http.ServerResponse, body: string): void {
     this.tokenRequests++;
     const now = this.now();
-    const ctype = String(req.headers['content-type'] ?? '');
+    const ctype = String(req.headers["content-type"] ?? "");
     let p: Record<string, string> = {};
     try {
-      if (ctype.includes('application/json')) p = JSON.parse(body);
+      if (ctype.includes("application/json")) p = JSON.parse(body);
       else p = Object.fromEntries(new URLSearchParams(body));
     } catch {
-      this.log.push({ at: now, familyId: null, outcome: 'bad-request' });
-      return send(res, 400, { error: 'invalid_request', error_description: 'malformed body' });
+      this.log.push({ at: now, familyId: null, outcome: "bad-request" });
+      return send(res, 400, { error: "invalid_request", error_description: "malformed body" });
     }
     const fail = this.failQueue.shift() ?? this.failAlways;
-    if (fail && fail.kind !== 'drop-after-rotate') {
+    if (fail && fail.kind !== "drop-after-rotate") {
       this.failuresServed++;
-      this.log.push({ at: now, familyId: null, outcome: 'failed' });
-      if (fail.kind === 'timeout') return; // never answer; the socket is destroyed on stop()
-      if (fail.kind === '429') {
-        res.setHeader('retry-after', String(fail.retryAfterSeconds ?? 30));
-        return send(res, 429, { type: 'error', error: { type: 'rate_limit_error', message: 'rate limited' } });
+      this.log.push({ at: now, familyId: null, outcome: "failed" });
+      if (fail.kind === "timeout") return; // never answer; the socket is destroyed on stop()
+      if (fail.kind === "429") {
+        res.setHeader("retry-after", String(fail.retryAfterSeconds ?? 30));
+        return send(res, 429, { type: "error", error: { type: "rate_limit_error", message: "rate limited" } });
       }
-      return send(res, fail.status ?? 503, { type: 'error', error: { type: 'overloaded_error', message: 'overloaded' } });
+      return send(res, fail.status ?? 503, { type: "error", error: { type: "overloaded_error", message: "overloaded" } });
     }
-    if (p.grant_type !== 'refresh_token' || typeof p.refresh_token !== 'string') {
-      this.log.push({ at: now, familyId: null, outcome: 'bad-request' });
-      return send(res, 400, { error: 'invalid_request', error_description: 'grant_type=refresh_token and refresh_token are required' });
+    if (p.grant_type !== "refresh_token" || typeof p.refresh_token !== "string") {
+      this.log.push({ at: now, familyId: null, outcome: "bad-request" });
+      return send(res, 400, { error: "invalid_request", error_description: "grant_type=refresh_token and refresh_token are required" });
     }
     if (p.client_id !== this.opts.clientId) {
-      this.log.push({ at: now, familyId: null, outcome: 'bad-request' });
-      return send(res, 401, { error: 'invalid_client', error_description: 'unknown client' });
+      this.log.push({ at: now, familyId: null, outcome: "bad-request" });
+      return send(res, 401, { error: "invalid_client", error_description: "unknown client" });
     }
     const fam = this.byRefresh.get(p.refresh_token);
-    const deny = (outcome: TokenRequestRecord['outcome'], why: string) => {
+    const deny = (outcome: TokenRequestRecord["outcome"], why: string) => {
       this.invalidGrants++;
       this.log.push({ at: now, familyId: fam?.id ?? null, outcome });
-      send(res, 400, { error: 'invalid_grant', error_description: why });
+      send(res, 400, { error: "invalid_grant", error_description: why });
     };
-    if (!fam) return deny('invalid_grant', 'unknown refresh token');
-    if (fam.revoked) return deny('invalid_grant', 'refresh token revoked');
+    if (!fam) return deny("invalid_grant", "unknown refresh token");
+    if (fam.revoked) return deny("invalid_grant", "refresh token revoked");
     if (fam.current !== p.refresh_token) {
       // A spent token was presented: revoke the whole family.
       fam.revoked = true;
       this.revocations++;
-      return deny('reuse-revoked', 'refresh token reuse detected; token family revoked');
+      return deny("reuse-revoked", "refresh token reuse detected; token family revoked");
     }
-    if (fam.deadline <= now) return deny('invalid_grant', 'refresh token expired');
+    if (fam.deadline <= now) return deny("invalid_grant", "refresh token expired");
     fam.spent.add(p.refresh_token);
     const t = this.issue(fam, now);
     this.refreshes++;
-    this.log.push({ at: now, familyId: fam.id, outcome: 'rotated' });
-    if (fail && fail.kind === 'drop-after-rotate') {
+    this.log.push({ at: now, familyId: fam.id, outcome: "rotated" });
+    if (fail && fail.kind === "drop-after-rotate") {
       this.failuresServed++;
       req.socket.destroy();
       return;
     }
     const answer: Record<string, unknown> = {
-      token_type: 'Bearer',
+      token_type: "Bearer",
       access_token: t.access,
       expires_in: fam.accessTtlSeconds,
       refresh_token: t.refresh,
-      scope: 'user:inference user:profile',
+      scope: "user:inference user:profile",
       account: { uuid: fam.id, email_address: fam.email },
-      organization: { uuid: crypto.createHash('sha256').update(fam.orgName).digest('hex').slice(0, 32), name: fam.orgName },
+      organization: { uuid: crypto.createHash("sha256").update(fam.orgName).digest("hex").slice(0, 32), name: fam.orgName },
     };
     if (!this.opts.omitRefreshTokenExpiresIn) answer.refresh_token_expires_in = Math.max(0, Math.floor((fam.deadline - now) / 1000));
     send(res, 200, answer);
@@ -246,19 +242,30 @@ export class FakeAnthropicOAuth extends LoopbackServer {
 
   private profile(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.profileRequests++;
-    const auth = String(req.headers.authorization ?? '');
+    const auth = String(req.headers.authorization ?? "");
     const m = /^Bearer (.+)$/.exec(auth);
-    if (req.headers['anthropic-beta'] !== this.opts.profileBeta) {
-      return send(res, 401, { type: 'error', error: { type: 'authentication_error', message: 'OAuth authentication is currently not supported.' } });
+    if (req.headers["anthropic-beta"] !== this.opts.profileBeta) {
+      return send(res, 401, { type: "error", error: { type: "authentication_error", message: "OAuth authentication is currently not supported." } });
     }
     const fam = m ? this.byAccess.get(m[1]) : undefined;
     const exp = m && fam ? fam.access.get(m[1]) : undefined;
     if (!fam || fam.revoked || exp === undefined || exp <= this.now()) {
-      return send(res, 401, { type: 'error', error: { type: 'authentication_error', message: 'invalid or expired token' } });
+      return send(res, 401, { type: "error", error: { type: "authentication_error", message: "invalid or expired token" } });
     }
     send(res, 200, {
-      account: { uuid: fam.id, email: fam.email, full_name: fam.email.split('@')[0], display_name: fam.email.split('@')[0], has_claude_max: false, has_claude_pro: false },
-      organization: { uuid: crypto.createHash('sha256').update(fam.orgName).digest('hex').slice(0, 32), name: fam.orgName, organization_type: 'claude_enterprise' },
+      account: {
+        uuid: fam.id,
+        email: fam.email,
+        full_name: fam.email.split("@")[0],
+        display_name: fam.email.split("@")[0],
+        has_claude_max: false,
+        has_claude_pro: false,
+      },
+      organization: {
+        uuid: crypto.createHash("sha256").update(fam.orgName).digest("hex").slice(0, 32),
+        name: fam.orgName,
+        organization_type: "claude_enterprise",
+      },
     });
   }
 }

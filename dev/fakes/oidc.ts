@@ -30,7 +30,10 @@ export class FakeOidcIssuer {
   /** Requests served, by path (the API server fetches discovery and JWKS). */
   readonly hits: Record<string, number> = {};
 
-  constructor(private readonly tls: { cert: string; key: string }, readonly clientId: string) {}
+  constructor(
+    private readonly tls: { cert: string; key: string },
+    readonly clientId: string,
+  ) {}
 
   async start(port = 0): Promise<this> {
     const jwk = { ...this.keys.publicKey.export({ format: "jwk" }), kid: this.kid, use: "sig", alg: "RS256" };

@@ -17,9 +17,16 @@ export function agentFiles(root: string = ROOT): { path: string; mode: string; l
 export function installAgentsScript(root: string = ROOT): string {
   const lines = ["set -euo pipefail", "umask 022", `install -d -m 0755 -o root -g root ${LIB_DIR}`];
   for (const f of agentFiles(root)) {
-    if (!/^[A-Za-z0-9_./@+-]+$/.test(f.path) || (f.link && !/^[A-Za-z0-9_./@+-]+$/.test(f.link))) throw new Error(`installAgents: unsafe path ${JSON.stringify(f.path)}`);
+    if (!/^[A-Za-z0-9_./@+-]+$/.test(f.path) || (f.link && !/^[A-Za-z0-9_./@+-]+$/.test(f.link)))
+      throw new Error(`installAgents: unsafe path ${JSON.stringify(f.path)}`);
     lines.push(`install -d -m 0755 -o root -g root ${path.posix.dirname(f.path)}`);
-    lines.push(`base64 -d > ${f.path}.tmp <<'WS_AGENT_EOF'`, Buffer.from(f.content, "utf8").toString("base64").replace(/(.{76})/g, "$1\n"), "WS_AGENT_EOF");
+    lines.push(
+      `base64 -d > ${f.path}.tmp <<'WS_AGENT_EOF'`,
+      Buffer.from(f.content, "utf8")
+        .toString("base64")
+        .replace(/(.{76})/g, "$1\n"),
+      "WS_AGENT_EOF",
+    );
     lines.push(`chown root:root ${f.path}.tmp && chmod ${f.mode} ${f.path}.tmp && mv -f ${f.path}.tmp ${f.path}`);
     if (f.link) lines.push(`ln -sfn ${f.path} ${f.link}`);
   }

@@ -14,19 +14,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import {
-  boot,
-  cacheDir,
-  createHost,
-  destroyHost,
-  ensureRootfs,
-  isRunning,
-  loadHost,
-  poweroff,
-  reboot,
-  run,
-  type TestHost,
-} from "./testhost";
+import { boot, cacheDir, createHost, destroyHost, ensureRootfs, isRunning, loadHost, poweroff, reboot, run, type TestHost } from "./testhost";
 
 const DEFAULT_NAME = "testhost";
 
@@ -76,9 +64,7 @@ async function readStdin(): Promise<Buffer | undefined> {
 }
 
 function usage(): never {
-  process.stderr.write(
-    "usage: testhost up [name] | down [name] | ssh [name] -- CMD... | reboot [name] | poweroff [name] | boot [name] | list | rootfs\n",
-  );
+  process.stderr.write("usage: testhost up [name] | down [name] | ssh [name] -- CMD... | reboot [name] | poweroff [name] | boot [name] | list | rootfs\n");
   process.exit(2);
 }
 

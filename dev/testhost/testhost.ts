@@ -138,9 +138,7 @@ function hostsDir(): string {
 }
 
 function packageList(): string[] {
-  const extra = (process.env.WORKSTATIONS_TESTHOST_EXTRA_PACKAGES ?? "")
-    .split(/[\s,]+/)
-    .filter((p) => p.length > 0);
+  const extra = (process.env.WORKSTATIONS_TESTHOST_EXTRA_PACKAGES ?? "").split(/[\s,]+/).filter((p) => p.length > 0);
   return [...new Set([...ROOTFS_PACKAGES, ...extra])].sort();
 }
 
@@ -154,7 +152,6 @@ export function rootfsPath(): string {
     .slice(0, 12);
   return path.join(cacheDir(), "rootfs", `bookworm-${hash}`);
 }
-
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
@@ -182,11 +179,7 @@ interface ExecResult {
 }
 
 /** Run a local program without a shell. */
-function execLocal(
-  cmd: string,
-  args: string[],
-  opts: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
-): Promise<ExecResult> {
+function execLocal(cmd: string, args: string[], opts: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env });
     const out: Buffer[] = [];
@@ -662,25 +655,43 @@ export async function createHost(name = "testhost", opts: CreateHostOptions = {}
 
 function sshArgs(h: TestHost, opts: { env?: Record<string, string>; connectTimeout?: number }): string[] {
   const args = [
-    "-F", "/dev/null",
+    "-F",
+    "/dev/null",
     "-T",
-    "-p", String(h.port),
-    "-l", h.user,
-    "-i", h.privateKeyPath,
-    "-o", "IdentitiesOnly=yes",
-    "-o", "IdentityAgent=none",
-    "-o", "StrictHostKeyChecking=yes",
-    "-o", `UserKnownHostsFile=${h.knownHostsPath}`,
-    "-o", "GlobalKnownHostsFile=/dev/null",
-    "-o", "CheckHostIP=no",
-    "-o", "UpdateHostKeys=no",
-    "-o", "BatchMode=yes",
-    "-o", `ConnectTimeout=${opts.connectTimeout ?? 10}`,
-    "-o", "ServerAliveInterval=5",
-    "-o", "ServerAliveCountMax=6",
-    "-o", "ControlMaster=no",
-    "-o", "ControlPath=none",
-    "-o", "LogLevel=ERROR",
+    "-p",
+    String(h.port),
+    "-l",
+    h.user,
+    "-i",
+    h.privateKeyPath,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "IdentityAgent=none",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${h.knownHostsPath}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "CheckHostIP=no",
+    "-o",
+    "UpdateHostKeys=no",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    `ConnectTimeout=${opts.connectTimeout ?? 10}`,
+    "-o",
+    "ServerAliveInterval=5",
+    "-o",
+    "ServerAliveCountMax=6",
+    "-o",
+    "ControlMaster=no",
+    "-o",
+    "ControlPath=none",
+    "-o",
+    "LogLevel=ERROR",
   ];
   const env = Object.entries(opts.env ?? {});
   if (env.length > 0) {

@@ -38,22 +38,36 @@ describe("config inheritance, as real claude sends it", { skip: skip ?? false, t
   function etcUpper(name: string, settings: object | null): string {
     const up = path.join(env.base, `etc-${name}`);
     fs.mkdirSync(path.join(up, "claude-code"), { recursive: true, mode: 0o755 });
-    if (settings) fs.writeFileSync(path.join(up, "claude-code/managed-settings.json"), typeof settings === "string" ? settings : JSON.stringify(settings, null, 2), { mode: 0o644 });
+    if (settings)
+      fs.writeFileSync(path.join(up, "claude-code/managed-settings.json"), typeof settings === "string" ? settings : JSON.stringify(settings, null, 2), {
+        mode: 0o644,
+      });
     else fs.rmSync(path.join(up, "claude-code"), { recursive: true });
     return up;
   }
-  const ns = (which: keyof typeof etc) => C.overlayNs(path.join(env.base, `ns-${which}-${++n}`), [{ lower: "/etc", upper: etc[which] }, { lower: "/usr/local/share", upper: share }]);
+  const ns = (which: keyof typeof etc) =>
+    C.overlayNs(path.join(env.base, `ns-${which}-${++n}`), [
+      { lower: "/etc", upper: etc[which] },
+      { lower: "/usr/local/share", upper: share },
+    ]);
 
   /** `claude -p TEXT` as U in the project dir, in the namespace; returns the request(s) the fake got for TEXT. */
-  function runPrint(text: string, o: { managed?: keyof typeof etc; settings?: Record<string, unknown>; shellEnv?: Record<string, string>; args?: string[] } = {}): { out: string; reqs: MessagesRequestRecord[] } {
+  function runPrint(
+    text: string,
+    o: { managed?: keyof typeof etc; settings?: Record<string, unknown>; shellEnv?: Record<string, string>; args?: string[] } = {},
+  ): { out: string; reqs: MessagesRequestRecord[] } {
     C.seedUser(U, { url: fake.url, projects: [proj], settings: o.settings });
     const envArgs = Object.entries({ HOME: U.home, USER: U.name, PATH: "/usr/bin:/bin", LANG: "C.UTF-8", ...(o.shellEnv ?? {}) }).map(([k, v]) => `${k}=${v}`);
-    const r = spawnSync(ns(o.managed ?? "program")[0], [...ns(o.managed ?? "program").slice(1), "runuser", "-u", U.name, "--", "env", "-i", ...envArgs, inst.bin, "-p", text, ...(o.args ?? [])], {
-      cwd: proj,
-      encoding: "utf8",
-      timeout: 90_000,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const r = spawnSync(
+      ns(o.managed ?? "program")[0],
+      [...ns(o.managed ?? "program").slice(1), "runuser", "-u", U.name, "--", "env", "-i", ...envArgs, inst.bin, "-p", text, ...(o.args ?? [])],
+      {
+        cwd: proj,
+        encoding: "utf8",
+        timeout: 90_000,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     assert.equal(r.status, 0, `claude -p failed (${r.status}): ${r.stdout}\n${r.stderr}`);
     return { out: r.stdout, reqs: fake.requestsFor(text) };
   }
@@ -97,7 +111,33 @@ describe("config inheritance, as real claude sends it", { skip: skip ?? false, t
   test("the TUI in tmux: the managed claudeMd, the linked rules and skills reach the request", () => {
     C.seedUser(U, { url: fake.url, projects: [proj] });
     const pre = ns("program");
-    const r = spawnSync(pre[0], [...pre.slice(1), "/usr/sbin/runuser", "-u", U.name, "--", "env", "-i", ...Object.entries(L.userEnv(env, U)).map(([k, v]) => `${k}=${v}`), "tmux", "-u", "new-session", "-d", "-s", "cfg", "-x", "200", "-y", "50", "-c", proj, inst.bin], { encoding: "utf8", cwd: "/" });
+    const r = spawnSync(
+      pre[0],
+      [
+        ...pre.slice(1),
+        "/usr/sbin/runuser",
+        "-u",
+        U.name,
+        "--",
+        "env",
+        "-i",
+        ...Object.entries(L.userEnv(env, U)).map(([k, v]) => `${k}=${v}`),
+        "tmux",
+        "-u",
+        "new-session",
+        "-d",
+        "-s",
+        "cfg",
+        "-x",
+        "200",
+        "-y",
+        "50",
+        "-c",
+        proj,
+        inst.bin,
+      ],
+      { encoding: "utf8", cwd: "/" },
+    );
     assert.equal(r.status, 0, r.stderr);
     C.waitReady(env, U, "cfg");
     C.say(env, U, "cfg", fake, "config inheritance tui check");

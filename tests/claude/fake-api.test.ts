@@ -30,7 +30,12 @@ describe("fake Anthropic Messages API", () => {
   let dir: string;
   const post = (p: string, body: unknown, headers: Record<string, string> = { "x-api-key": "sk-test", "anthropic-version": "2023-06-01" }) =>
     fetch(fake.url + p, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  const msg = (text: string, extra: Record<string, unknown> = {}) => ({ model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: text }], ...extra });
+  const msg = (text: string, extra: Record<string, unknown> = {}) => ({
+    model: "claude-sonnet-4-5",
+    max_tokens: 64,
+    messages: [{ role: "user", content: text }],
+    ...extra,
+  });
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "fake-msgs-"));
@@ -58,7 +63,10 @@ describe("fake Anthropic Messages API", () => {
     assert.deepEqual(start.content, []);
     assert.equal(start.stop_reason, null);
     assert.ok(start.usage.input_tokens > 0);
-    const text = evs.filter((e) => e.event === "content_block_delta").map((e) => e.data.delta.text).join("");
+    const text = evs
+      .filter((e) => e.event === "content_block_delta")
+      .map((e) => e.data.delta.text)
+      .join("");
     assert.equal(text, 'CANNED-ANSWER #1 to "hello stream"');
     assert.equal(evs.at(-2)!.data.delta.stop_reason, "end_turn");
     assert.ok(evs.at(-2)!.data.usage.output_tokens > 0);
@@ -68,7 +76,15 @@ describe("fake Anthropic Messages API", () => {
     const body = {
       model: "m",
       max_tokens: 10,
-      messages: [{ role: "user", content: [{ type: "text", text: "<system-reminder>x</system-reminder>" }, { type: "text", text: "typed here" }] }],
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "<system-reminder>x</system-reminder>" },
+            { type: "text", text: "typed here" },
+          ],
+        },
+      ],
     };
     assert.equal(lastUserText(body), "typed here");
     const r = await post("/v1/messages", body);
@@ -126,7 +142,14 @@ describe("fake Anthropic Messages API", () => {
 
   test("hang: no answer until the client gives up", async () => {
     fake.failNext({ kind: "hang" });
-    await assert.rejects(fetch(fake.url + "/v1/messages", { method: "POST", headers: { "x-api-key": "k", "content-type": "application/json" }, body: JSON.stringify(msg("hang")), signal: AbortSignal.timeout(500) }));
+    await assert.rejects(
+      fetch(fake.url + "/v1/messages", {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify(msg("hang")),
+        signal: AbortSignal.timeout(500),
+      }),
+    );
   });
 
   test("the control file sets failures from another process; every request is recorded without the key", async () => {
@@ -136,14 +159,20 @@ describe("fake Anthropic Messages API", () => {
     const recs = readRecords(path.join(dir, "rec.jsonl"));
     assert.equal(recs.length, fake.requests.length);
     assert.ok(recs.some((r) => r.outcome === "429" && lastUserText(r.body) === "ctl"));
-    assert.ok(recs.every((r) => !JSON.stringify(r).includes("sk-test")), "no key in the records");
+    assert.ok(
+      recs.every((r) => !JSON.stringify(r).includes("sk-test")),
+      "no key in the records",
+    );
   });
 
   test("FAKE-TOOL answers with a tool_use (streamed as input_json_delta); its tool_result is echoed", async () => {
     const evs = parseSse(await (await post("/v1/messages", msg('FAKE-TOOL Read {"file_path":"/x"}', { stream: true }))).text());
     assert.equal(evs[1].data.content_block.type, "tool_use");
     assert.equal(evs[1].data.content_block.name, "Read");
-    const json = evs.filter((e) => e.event === "content_block_delta").map((e) => e.data.delta.partial_json).join("");
+    const json = evs
+      .filter((e) => e.event === "content_block_delta")
+      .map((e) => e.data.delta.partial_json)
+      .join("");
     assert.deepEqual(JSON.parse(json), { file_path: "/x" });
     assert.equal(evs.at(-2)!.data.delta.stop_reason, "tool_use");
     const id = evs[1].data.content_block.id;

@@ -30,11 +30,16 @@ describe("tmux-persist with real claude", { skip: skip ?? false, timeout: 30 * 6
   let n = 0;
 
   // WORKSTATIONS_TP_SCRIPT: run another tmux-persist (e.g. an older commit's) to see these tests fail on it
-  const tp = (cmd: string, ...args: string[]) => L.runTP(cmd, { usersFile, stateDir, claudeBin: inst.bin, args, script: process.env.WORKSTATIONS_TP_SCRIPT || undefined });
+  const tp = (cmd: string, ...args: string[]) =>
+    L.runTP(cmd, { usersFile, stateDir, claudeBin: inst.bin, args, script: process.env.WORKSTATIONS_TP_SCRIPT || undefined });
   const ok = (r: L.TPResult, what: string) => assert.equal(r.status, 0, `${what} failed (${r.status}):\n${r.stderr}`);
   const lastSnap = (u: L.TUser) => JSON.parse(fs.readFileSync(path.join(stateDir, u.name, "last"), "utf8"));
   const claudePanes = (snap: any): any[] =>
-    snap.sessions.flatMap((s: any) => s.windows.flatMap((w: any) => w.panes.filter((p: any) => p.claude).map((p: any) => ({ session: s.name, window: w.index, pane: p.index, cwd: p.cwd, ...p.claude }))));
+    snap.sessions.flatMap((s: any) =>
+      s.windows.flatMap((w: any) =>
+        w.panes.filter((p: any) => p.claude).map((p: any) => ({ session: s.name, window: w.index, pane: p.index, cwd: p.cwd, ...p.claude })),
+      ),
+    );
   const bySession = (snap: any) => new Map(claudePanes(snap).map((c) => [c.session, c]));
   /** a fresh project dir per test, trusted in ~/.claude.json */
   const proj = (u: L.TUser, rel: string) => {
@@ -90,7 +95,10 @@ describe("tmux-persist with real claude", { skip: skip ?? false, timeout: 30 * 6
     C.say(env, A, "s2", fake, "second conversation bravo");
     ok(tp("save"), "save");
     let snap = bySession(lastSnap(A));
-    for (const [name, s] of [["s1", s1], ["s2", s2]] as const) {
+    for (const [name, s] of [
+      ["s1", s1],
+      ["s2", s2],
+    ] as const) {
       const c = snap.get(name);
       assert.ok(c, `${name} recorded as a claude pane`);
       assert.equal(c.uuid, C.sessionFile(A, s.pid)!.sessionId);
@@ -133,11 +141,18 @@ describe("tmux-persist with real claude", { skip: skip ?? false, timeout: 30 * 6
     fake.clear();
     const r = tp("restore");
     ok(r, "restore");
-    for (const [u, sess, ans] of [[A, "r1", ans1], [A, "r2", ans2], [B, "rb", ansB]] as const) {
+    for (const [u, sess, ans] of [
+      [A, "r1", ans1],
+      [A, "r2", ans2],
+      [B, "rb", ansB],
+    ] as const) {
       C.waitScreen(env, u, sess, "the earlier conversation", (t) => t.includes(ans) && t.includes(`Claude Code v${C.CLAUDE_VERSION}`));
     }
     const after = { a: L.waitFor("A's claudes", () => live(A).size === 2 && live(A)), b: L.waitFor("B's claude", () => live(B).size === 1 && live(B)) };
-    for (const [bef, aft] of [[before.a, after.a], [before.b, after.b]] as const) {
+    for (const [bef, aft] of [
+      [before.a, after.a],
+      [before.b, after.b],
+    ] as const) {
       for (const [name, was] of bef) {
         const now = aft.get(name)!;
         assert.equal(now.sessionId, was.sessionId, `${name}: the same conversation`);
@@ -243,7 +258,10 @@ describe("tmux-persist with real claude", { skip: skip ?? false, timeout: 30 * 6
     L.killUser(env, A);
     const out2 = fs.mkdtempSync(path.join(env.base, "cfg-out-"));
     fs.chownSync(out2, A.uid, A.gid);
-    for (const [from, to] of [[".claude/settings.json", "settings.json"], [".claude.json", ".claude.json"]]) {
+    for (const [from, to] of [
+      [".claude/settings.json", "settings.json"],
+      [".claude.json", ".claude.json"],
+    ]) {
       fs.cpSync(path.join(A.home, from), path.join(out2, to));
       fs.chownSync(path.join(out2, to), A.uid, A.gid);
     }
@@ -275,7 +293,12 @@ describe("tmux-persist with real claude", { skip: skip ?? false, timeout: 30 * 6
     const a = startClaude(A, "exe", p, [inst.exe]);
     const b = startClaude(A, "native", p, [native.bin]);
     const c = startClaude(A, "renamed", p, [renamed]);
-    for (const [s, want] of [[a, inst.exe], [b, native.exe], [c, renamed]] as const) assert.equal(fs.readlinkSync(`/proc/${s.pid}/exe`), want);
+    for (const [s, want] of [
+      [a, inst.exe],
+      [b, native.exe],
+      [c, renamed],
+    ] as const)
+      assert.equal(fs.readlinkSync(`/proc/${s.pid}/exe`), want);
     // comm is the name that was exec'd (the kernel's rule), not something claude sets
     assert.equal(fs.readFileSync(`/proc/${a.pid}/comm`, "utf8").trim(), "claude.exe");
     assert.equal(fs.readFileSync(`/proc/${b.pid}/comm`, "utf8").trim(), "claude");
@@ -285,7 +308,11 @@ describe("tmux-persist with real claude", { skip: skip ?? false, timeout: 30 * 6
     C.say(env, A, "renamed", fake, "via a renamed binary november");
     ok(tp("save"), "save");
     const snap = bySession(lastSnap(A));
-    for (const [name, s] of [["exe", a], ["native", b], ["renamed", c]] as const) {
+    for (const [name, s] of [
+      ["exe", a],
+      ["native", b],
+      ["renamed", c],
+    ] as const) {
       assert.equal(snap.get(name)?.uuid, C.sessionFile(A, s.pid)!.sessionId, `${name} recorded with its conversation`);
       assert.equal(snap.get(name).source, "session-file");
     }

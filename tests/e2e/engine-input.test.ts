@@ -36,7 +36,8 @@ before(() => {
   fs.mkdirSync(path.join(work, "state"));
   Object.assign(env, { PULUMI_BACKEND_URL: `file://${path.join(work, "state")}`, PULUMI_CONFIG_PASSPHRASE: "engine-input-test", VAULT_TOKEN: "unused" });
   assert.equal(pulumi(["stack", "init", "input"]).code, 0);
-  const set = (k: string, v: string, secret = false) => assert.equal(pulumi(["config", "set", ...(secret ? ["--secret"] : []), `workstations:${k}`, "--", v]).code, 0);
+  const set = (k: string, v: string, secret = false) =>
+    assert.equal(pulumi(["config", "set", ...(secret ? ["--secret"] : []), `workstations:${k}`, "--", v]).code, 0);
   set("host", "127.0.0.1");
   set("hostKey", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForMocksOnly0000000000000000000");
   set("sshPrivateKey", "not-a-key", true);

@@ -36,9 +36,14 @@ after(async () => {
 test("up from scratch creates every user's workstation on the host and in Vault", async () => {
   const r = await timed("up-scratch", () => e.stack.up({ color: "never" }));
   assert.equal(r.summary.result, "succeeded");
-  for (const [name, uid] of [["viktor", 2000], ["emo", 2001], ["nadia", 2002], ["sam", 2003]] as const)
+  for (const [name, uid] of [
+    ["viktor", 2000],
+    ["emo", 2001],
+    ["nadia", 2002],
+    ["sam", 2003],
+  ] as const)
     assert.equal(await e.sh(`id -u ${name}`), String(uid));
-  assert.equal((await e.sh("getent passwd olga || true")), "", "offboarded olga gets nothing");
+  assert.equal(await e.sh("getent passwd olga || true"), "", "offboarded olga gets nothing");
   const policies = (await vaultRequest(e.vault, e.vault.rootToken, "LIST", "sys/policies/acl")) as { data: { keys: string[] } };
   assert.deepEqual(policies.data.keys.filter((k) => k.startsWith("claude-renew-")).sort(), ["claude-renew-emo", "claude-renew-nadia", "claude-renew-viktor"]);
   for (const u of ["viktor", "emo", "nadia"]) {
@@ -53,9 +58,15 @@ test("up from scratch creates every user's workstation on the host and in Vault"
 
 test("a second up changes nothing; no-op preview and up are timed", async () => {
   const pv = await timed("preview-noop", () => e.stack.preview({ color: "never" }));
-  assert.deepEqual(Object.keys(pv.changeSummary).filter((k) => k !== "same"), []);
+  assert.deepEqual(
+    Object.keys(pv.changeSummary).filter((k) => k !== "same"),
+    [],
+  );
   const r = await timed("up-noop", () => e.stack.up({ color: "never" }));
-  assert.deepEqual(Object.keys(r.summary.resourceChanges ?? {}).filter((k) => k !== "same"), []);
+  assert.deepEqual(
+    Object.keys(r.summary.resourceChanges ?? {}).filter((k) => k !== "same"),
+    [],
+  );
 });
 
 test("editing one user's groups: preview and up touch only that user's resources", async () => {
@@ -67,13 +78,18 @@ test("editing one user's groups: preview and up touch only that user's resources
   for (const c of pc.changed) assert.match(c.urn, /::emo-/, `preview touches ${c.urn}`);
   const uc = changeCollector();
   const r = await timed("up-one-user-edit", () => e.stack.up({ color: "never", onEvent: uc.onEvent }));
-  assert.deepEqual(uc.changed.map((c) => `${c.op} ${c.urn.split("::").pop()}`), ["update emo-account"]);
+  assert.deepEqual(
+    uc.changed.map((c) => `${c.op} ${c.urn.split("::").pop()}`),
+    ["update emo-account"],
+  );
   assert.equal(r.summary.resourceChanges?.update, 1);
   assert.match(await e.sh("id -nG emo"), /\baudio\b/);
 });
 
 test("destroy --target one user's component: the cut on the host and in Vault; others untouched", async () => {
-  const urn = (await e.stack.exportStack()).deployment.resources.find((r: { type: string; urn: string }) => r.type === "workstations:index:UserWorkstation" && r.urn.endsWith("::emo")).urn;
+  const urn = (await e.stack.exportStack()).deployment.resources.find(
+    (r: { type: string; urn: string }) => r.type === "workstations:index:UserWorkstation" && r.urn.endsWith("::emo"),
+  ).urn;
   const viktorBefore = await e.sh("id viktor; ls -la /home/viktor | md5sum");
   const emoCred = JSON.parse(await e.sh("cat /home/emo/.config/claude-token-renew/vault.json"));
   await e.stack.destroy({ color: "never", target: [urn], targetDependents: true });
@@ -93,7 +109,10 @@ test("removing that user from the roster, then up: converges with no errors", as
   const r = await e.stack.up({ color: "never" });
   assert.equal(r.summary.result, "succeeded");
   const again = await e.stack.up({ color: "never" });
-  assert.deepEqual(Object.keys(again.summary.resourceChanges ?? {}).filter((k) => k !== "same"), []);
+  assert.deepEqual(
+    Object.keys(again.summary.resourceChanges ?? {}).filter((k) => k !== "same"),
+    [],
+  );
 });
 
 test("the state holds no plaintext secret, read as an attacker would (CLI export without --show-secrets, backend files)", async () => {

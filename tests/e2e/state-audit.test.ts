@@ -71,30 +71,47 @@ before(() => {
 });
 
 for (const leak of [true, false]) {
-  test(leak ? "a secret put into a plain output on purpose is caught in the CLI export and the backend files" : "the same resource with its output marked secret passes, and the secrets are there as ciphertext", () => {
-    const p = project(leak ? "leak" : "safe");
-    const token = `tok-${crypto.randomBytes(12).toString("hex")}`;
-    const pass = `pass-${crypto.randomBytes(12).toString("hex")}`;
-    const e = { ...p.e, AUDIT_TOKEN: token };
-    pulumi(p.dir, ["stack", "init", "audit"], e);
-    pulumi(p.dir, ["config", "set", "--secret", "pass", pass], e);
-    pulumi(p.dir, ["config", "set", "leak", String(leak)], e);
-    pulumi(p.dir, ["up", "--yes", "--skip-preview"], e);
-    pulumi(p.dir, ["up", "--yes", "--skip-preview", "--refresh"], e); // history and backups too
-    const texts = readStateAsAttacker({ cwd: p.dir, env: { ...env, ...e }, stack: "audit", backendDir: p.backend });
-    assert.ok(texts.some((t) => /history/.test(t.where)), `backend files read: ${texts.map((t) => t.where).join(", ")}`);
-    assert.ok(texts.some((t) => /backups/.test(t.where) || /\.bak$/.test(t.where)), `backend files read: ${texts.map((t) => t.where).join(", ")}`);
-    const hits = plaintextSecrets(texts, [token, pass]);
-    if (leak) {
-      assert.ok(hits.some((h) => h.startsWith("pulumi stack export")), `the export must show the leak: ${hits}`);
-      assert.ok(hits.some((h) => h.includes("tok-")) && hits.some((h) => h.includes("pass-")), `both leaks found: ${hits}`);
-      assert.ok(hits.some((h) => /stacks\//.test(h)), `the checkpoint file must show the leak: ${hits}`);
-    } else {
-      assert.deepEqual(hits, []);
-      assert.ok(hasCiphertext(texts), "the secrets are in the state, encrypted");
-      // and the decrypting export (what Stack.exportStack() runs) does show them: the check above is not vacuous
-      const shown = pulumi(p.dir, ["stack", "export", "--show-secrets"], e);
-      assert.ok(shown.includes(token) && shown.includes(pass));
-    }
-  });
+  test(
+    leak
+      ? "a secret put into a plain output on purpose is caught in the CLI export and the backend files"
+      : "the same resource with its output marked secret passes, and the secrets are there as ciphertext",
+    () => {
+      const p = project(leak ? "leak" : "safe");
+      const token = `tok-${crypto.randomBytes(12).toString("hex")}`;
+      const pass = `pass-${crypto.randomBytes(12).toString("hex")}`;
+      const e = { ...p.e, AUDIT_TOKEN: token };
+      pulumi(p.dir, ["stack", "init", "audit"], e);
+      pulumi(p.dir, ["config", "set", "--secret", "pass", pass], e);
+      pulumi(p.dir, ["config", "set", "leak", String(leak)], e);
+      pulumi(p.dir, ["up", "--yes", "--skip-preview"], e);
+      pulumi(p.dir, ["up", "--yes", "--skip-preview", "--refresh"], e); // history and backups too
+      const texts = readStateAsAttacker({ cwd: p.dir, env: { ...env, ...e }, stack: "audit", backendDir: p.backend });
+      assert.ok(
+        texts.some((t) => /history/.test(t.where)),
+        `backend files read: ${texts.map((t) => t.where).join(", ")}`,
+      );
+      assert.ok(
+        texts.some((t) => /backups/.test(t.where) || /\.bak$/.test(t.where)),
+        `backend files read: ${texts.map((t) => t.where).join(", ")}`,
+      );
+      const hits = plaintextSecrets(texts, [token, pass]);
+      if (leak) {
+        assert.ok(
+          hits.some((h) => h.startsWith("pulumi stack export")),
+          `the export must show the leak: ${hits}`,
+        );
+        assert.ok(hits.some((h) => h.includes("tok-")) && hits.some((h) => h.includes("pass-")), `both leaks found: ${hits}`);
+        assert.ok(
+          hits.some((h) => /stacks\//.test(h)),
+          `the checkpoint file must show the leak: ${hits}`,
+        );
+      } else {
+        assert.deepEqual(hits, []);
+        assert.ok(hasCiphertext(texts), "the secrets are in the state, encrypted");
+        // and the decrypting export (what Stack.exportStack() runs) does show them: the check above is not vacuous
+        const shown = pulumi(p.dir, ["stack", "export", "--show-secrets"], e);
+        assert.ok(shown.includes(token) && shown.includes(pass));
+      }
+    },
+  );
 }

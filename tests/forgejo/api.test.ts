@@ -22,7 +22,10 @@ test("server detection: Gitea >= 1.23 and Forgejo >= 7 are spoken, everything el
   assert.deepEqual(classifyServer(URL_, "11.0.1+gitea-1.22.0"), { kind: "forgejo", version: "11.0.1+gitea-1.22.0", dialect: "forgejo" });
   assert.deepEqual(classifyServer(URL_, "7.0.0+gitea-1.22.0"), { kind: "forgejo", version: "7.0.0+gitea-1.22.0", dialect: "forgejo" });
   // Forgejo before 7 reported a Gitea-like version; /api/forgejo/v1/version tells it apart
-  assert.throws(() => classifyServer(URL_, "1.21.11-1", "6.0.2+0-gitea-1.21.11"), /^Error: Forgejo at https:\/\/git\.example\.internal is version 6\.0\.2\+0-gitea-1\.21\.11: not supported \(this program speaks Forgejo >= 7\.0 and Gitea >= 1\.23\); upgrade the server$/);
+  assert.throws(
+    () => classifyServer(URL_, "1.21.11-1", "6.0.2+0-gitea-1.21.11"),
+    /^Error: Forgejo at https:\/\/git\.example\.internal is version 6\.0\.2\+0-gitea-1\.21\.11: not supported \(this program speaks Forgejo >= 7\.0 and Gitea >= 1\.23\); upgrade the server$/,
+  );
   assert.throws(() => classifyServer(URL_, "1.22.6"), /Gitea 1\.22\.6: not supported/);
   assert.throws(() => classifyServer(URL_, "1.19.0"), /Gitea 1\.19\.0: not supported/);
   assert.throws(() => classifyServer(URL_, "development"), /neither Forgejo nor Gitea/);
@@ -31,22 +34,52 @@ test("server detection: Gitea >= 1.23 and Forgejo >= 7 are spoken, everything el
 test("protection bodies: the same whitelists, each dialect's way to refuse force push and bind admins", () => {
   const spec = { branch: "master", pushWhitelist: ["ebarzin", "viktor"], mergeWhitelist: ["viktor"] };
   const common = {
-    enable_push: true, enable_push_whitelist: true, push_whitelist_usernames: ["ebarzin", "viktor"], push_whitelist_teams: [],
-    push_whitelist_deploy_keys: true, enable_merge_whitelist: true, merge_whitelist_usernames: ["viktor"], merge_whitelist_teams: [],
+    enable_push: true,
+    enable_push_whitelist: true,
+    push_whitelist_usernames: ["ebarzin", "viktor"],
+    push_whitelist_teams: [],
+    push_whitelist_deploy_keys: true,
+    enable_merge_whitelist: true,
+    merge_whitelist_usernames: ["viktor"],
+    merge_whitelist_teams: [],
   };
   assert.deepEqual(protectionBody("gitea", spec, true), {
-    ...common, enable_force_push: false, enable_force_push_allowlist: false, force_push_allowlist_usernames: [], force_push_allowlist_teams: [],
-    force_push_allowlist_deploy_keys: false, block_admin_merge_override: true, rule_name: "master",
+    ...common,
+    enable_force_push: false,
+    enable_force_push_allowlist: false,
+    force_push_allowlist_usernames: [],
+    force_push_allowlist_teams: [],
+    force_push_allowlist_deploy_keys: false,
+    block_admin_merge_override: true,
+    rule_name: "master",
   });
   assert.deepEqual(protectionBody("forgejo", spec, false), { ...common, apply_to_admins: true });
-  assert.ok(!("enable_force_push" in protectionBody("forgejo", spec, true)), "Forgejo has no force-push fields (it refuses every force push on a protected branch)");
+  assert.ok(
+    !("enable_force_push" in protectionBody("forgejo", spec, true)),
+    "Forgejo has no force-push fields (it refuses every force push on a protected branch)",
+  );
 });
 
 test("policy check of a rule read back: conforming is empty, every departure is named", () => {
-  const gitea = { enable_push: true, enable_push_whitelist: true, push_whitelist_deploy_keys: true, enable_merge_whitelist: true, enable_force_push: false, block_admin_merge_override: true, push_whitelist_teams: [], merge_whitelist_teams: [] };
+  const gitea = {
+    enable_push: true,
+    enable_push_whitelist: true,
+    push_whitelist_deploy_keys: true,
+    enable_merge_whitelist: true,
+    enable_force_push: false,
+    block_admin_merge_override: true,
+    push_whitelist_teams: [],
+    merge_whitelist_teams: [],
+  };
   assert.deepEqual(protectionPolicyDrift("gitea", gitea), []);
-  assert.deepEqual(protectionPolicyDrift("gitea", { ...gitea, enable_force_push: true, enable_force_push_allowlist: false }), ["enable_force_push is true, wants false", "force push is open to everyone with push access"]);
-  assert.deepEqual(protectionPolicyDrift("gitea", { ...gitea, push_whitelist_deploy_keys: false, push_whitelist_teams: ["ops"] }), ["push_whitelist_deploy_keys is false, wants true", 'push_whitelist_teams is ["ops"], wants []']);
+  assert.deepEqual(protectionPolicyDrift("gitea", { ...gitea, enable_force_push: true, enable_force_push_allowlist: false }), [
+    "enable_force_push is true, wants false",
+    "force push is open to everyone with push access",
+  ]);
+  assert.deepEqual(protectionPolicyDrift("gitea", { ...gitea, push_whitelist_deploy_keys: false, push_whitelist_teams: ["ops"] }), [
+    "push_whitelist_deploy_keys is false, wants true",
+    'push_whitelist_teams is ["ops"], wants []',
+  ]);
   const forgejo = { enable_push: true, enable_push_whitelist: true, push_whitelist_deploy_keys: true, enable_merge_whitelist: true, apply_to_admins: true };
   assert.deepEqual(protectionPolicyDrift("forgejo", forgejo), []);
   assert.deepEqual(protectionPolicyDrift("forgejo", { ...forgejo, apply_to_admins: false }), ["apply_to_admins is false, wants true"]);
@@ -63,7 +96,11 @@ test("the preflight's child source is self-contained (no require, no exports) an
   assert.doesNotMatch(src, /require\(|exports\.|api_1/);
   assert.doesNotThrow(() => new vm.Script(src, { filename: "forgejo-preflight.js" }));
   // and it runs on its own: a closed port gives the one-line "unreachable" answer
-  const r = spawnSync(process.execPath, ["-e", src], { input: JSON.stringify({ url: "http://127.0.0.1:1/", repo: "a/b", adminUser: "u", adminPassword: "p", users: [] }), encoding: "utf8", env: {} });
+  const r = spawnSync(process.execPath, ["-e", src], {
+    input: JSON.stringify({ url: "http://127.0.0.1:1/", repo: "a/b", adminUser: "u", adminPassword: "p", users: [] }),
+    encoding: "utf8",
+    env: {},
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.match(JSON.parse(r.stdout).message, /^Forgejo at http:\/\/127\.0\.0\.1:1 is unreachable \(GET \/version: /);
 });

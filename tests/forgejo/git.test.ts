@@ -40,7 +40,11 @@ const up = (spec: { collaborators: string[]; tokens: string[]; push: string[]; m
 };
 /** 200, or 401 when the server refuses the credential (git's HTTP protocol on the private repo). */
 const gitStatus = async (user: string, secret: string) =>
-  (await fetch(`${g.f.url}${repo()}.git/info/refs?service=git-upload-pack`, { headers: { Authorization: `Basic ${Buffer.from(`${user}:${secret}`).toString("base64")}` } })).status;
+  (
+    await fetch(`${g.f.url}${repo()}.git/info/refs?service=git-upload-pack`, {
+      headers: { Authorization: `Basic ${Buffer.from(`${user}:${secret}`).toString("base64")}` },
+    })
+  ).status;
 /**
  * Runs a generated remote command here, as root, like the command provider runs it over ssh:
  * a host-library call runs this version of the library from a private copy (not installed
@@ -112,7 +116,10 @@ test("a write collaborator not on the whitelist is refused on master", () => {
 
 test("a force push to master is refused for everyone: the whitelisted user and the admin; nobody can delete master", () => {
   const t = tokens();
-  for (const [who, secret] of [["alice", t.alice], [g.f.adminUser, g.f.adminPassword]] as const) {
+  for (const [who, secret] of [
+    ["alice", t.alice],
+    [g.f.adminUser, g.f.adminPassword],
+  ] as const) {
     const dir = path.join(tmp(`force-${who}`), "c");
     gitOk(["clone", "-q", authUrl(g.f, who, secret), dir]);
     gitOk(["commit", "-q", "--allow-empty", "-m", `${who} rewrites master`], { cwd: dir });

@@ -147,7 +147,10 @@ export interface Project {
 /** A TypeScript project (`index.ts` given) with a file backend and its own stack. */
 export function project(name: string, indexTs: string, extraFiles: Record<string, string> = {}): Project {
   const dir = tmp(`proj-${name}`);
-  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), `name: fj-${name}\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n    tsconfig: tsconfig.json\nmain: index.ts\n`);
+  fs.writeFileSync(
+    path.join(dir, "Pulumi.yaml"),
+    `name: fj-${name}\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n    tsconfig: tsconfig.json\nmain: index.ts\n`,
+  );
   // The program's own deploy-time tsconfig (transpile only, ES2022), as `pulumi up` uses it.
   fs.copyFileSync(path.join(ROOT, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.json"));
   fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: `fj-${name}`, main: "index.ts" }));
@@ -183,7 +186,10 @@ export function summary(out: string): Record<string, number> {
   const s: Record<string, number> = {};
   const section = out.split(/\nResources:\n/).pop() ?? "";
   // "    + 2 created", "    +-2 replaced", "    3 changes. 3 unchanged", "    6 unchanged"
-  for (const m of section.matchAll(/^\s+(?:\+-|[+~-])?\s*(?:\d+ changes\. )?(\d+) (to create|created|to update|updated|to delete|deleted|to replace|replaced|unchanged)$/gm)) s[m[2]] = Number(m[1]);
+  for (const m of section.matchAll(
+    /^\s+(?:\+-|[+~-])?\s*(?:\d+ changes\. )?(\d+) (to create|created|to update|updated|to delete|deleted|to replace|replaced|unchanged)$/gm,
+  ))
+    s[m[2]] = Number(m[1]);
   return s;
 }
 
@@ -214,9 +220,15 @@ export function createLocalUser(prefix = "wsfj"): LocalUser {
   assert.equal(r.code, 0, r.out);
   const uid = Number(run("id", ["-u", name]).stdout.trim());
   // setpriv --reset-env keeps only HOME, USER, SHELL, PATH…: git's identity and no-prompt go in the script.
-  const gitExports = Object.entries(GIT_ENV).map(([k, v]) => `export ${k}='${v}'`).join("\n");
+  const gitExports = Object.entries(GIT_ENV)
+    .map(([k, v]) => `export ${k}='${v}'`)
+    .join("\n");
   const sh = (script: string, input?: string) =>
-    run("setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--init-groups", "--reset-env", "--", "/bin/bash", "-c", `set -euo pipefail\n${gitExports}\ncd\n${script}`], { input });
+    run(
+      "setpriv",
+      [`--reuid=${uid}`, `--regid=${uid}`, "--init-groups", "--reset-env", "--", "/bin/bash", "-c", `set -euo pipefail\n${gitExports}\ncd\n${script}`],
+      { input },
+    );
   return {
     name,
     uid,

@@ -49,35 +49,63 @@ const edit = (f: (d: any) => void) => {
 test("the example roster: collaborators with the plan's permission (not the owner), a token, ~/.git-credentials and ~/code per active user; nothing for suspended or offboarded", async () => {
   stubPreflight();
   const { resources, program } = await runProgram({ roster: readExampleRoster(), config: FORGEJO });
-  assert.deepEqual(of(resources, "Collaborator").map((r) => [r.name, r.inputs.user, r.inputs.permission]).sort(), [
-    ["emo-forgejo-collaborator", "ebarzin", "write"],
-    ["nadia-forgejo-collaborator", "nadia", "read"],
-  ], "viktor owns viktor/infra: no collaborator for him");
-  assert.deepEqual(of(resources, "AccessToken").map((r) => [r.name, r.inputs.user, r.inputs.tokenName, r.inputs.scopes]).sort(), [
-    ["emo-forgejo-token", "ebarzin", "workstations-0.0", ["write:repository"]],
-    ["nadia-forgejo-token", "nadia", "workstations-0.0", ["write:repository"]],
-    ["viktor-forgejo-token", "viktor", "workstations-0.0", ["write:repository"]],
-  ]);
+  assert.deepEqual(
+    of(resources, "Collaborator")
+      .map((r) => [r.name, r.inputs.user, r.inputs.permission])
+      .sort(),
+    [
+      ["emo-forgejo-collaborator", "ebarzin", "write"],
+      ["nadia-forgejo-collaborator", "nadia", "read"],
+    ],
+    "viktor owns viktor/infra: no collaborator for him",
+  );
+  assert.deepEqual(
+    of(resources, "AccessToken")
+      .map((r) => [r.name, r.inputs.user, r.inputs.tokenName, r.inputs.scopes])
+      .sort(),
+    [
+      ["emo-forgejo-token", "ebarzin", "workstations-0.0", ["write:repository"]],
+      ["nadia-forgejo-token", "nadia", "workstations-0.0", ["write:repository"]],
+      ["viktor-forgejo-token", "viktor", "workstations-0.0", ["write:repository"]],
+    ],
+  );
   const bp = of(resources, "BranchProtection");
   assert.equal(bp.length, 1);
-  assert.deepEqual([bp[0].inputs.repo, bp[0].inputs.branch, bp[0].inputs.pushWhitelist, bp[0].inputs.mergeWhitelist], ["viktor/infra", "master", ["ebarzin", "viktor"], ["ebarzin", "viktor"]]);
+  assert.deepEqual(
+    [bp[0].inputs.repo, bp[0].inputs.branch, bp[0].inputs.pushWhitelist, bp[0].inputs.mergeWhitelist],
+    ["viktor/infra", "master", ["ebarzin", "viktor"], ["ebarzin", "viktor"]],
+  );
   assert.deepEqual(bp[0].inputs.pushWhitelist, program.plan.branchProtection.pushWhitelist, "whitelists come from the plan, unchanged");
   // registered after every collaborator (it depends on them)
   const idx = (n: string) => resources.findIndex((r) => r.name === n);
   assert.ok(idx("forgejo-master-protection") > idx("emo-forgejo-collaborator") && idx("forgejo-master-protection") > idx("nadia-forgejo-collaborator"));
-  for (const u of ["sam", "olga"]) assert.deepEqual(resources.filter((r) => r.name.startsWith(`${u}-`) && (r.type.startsWith(T) || /git-credentials|code-clone/.test(r.name))), [], `${u} gets no Forgejo resource`);
+  for (const u of ["sam", "olga"])
+    assert.deepEqual(
+      resources.filter((r) => r.name.startsWith(`${u}-`) && (r.type.startsWith(T) || /git-credentials|code-clone/.test(r.name))),
+      [],
+      `${u} gets no Forgejo resource`,
+    );
   const cmds = commands(resources).map((r) => r.name);
   for (const u of ["viktor", "emo", "nadia"]) assert.ok(cmds.includes(`${u}-git-credentials`) && cmds.includes(`${u}-code-clone`), u);
   // the clone URL and the credential host are the host's view; the resources use the runner's
   const clone = commands(resources).find((r) => r.name === "emo-code-clone")!;
-  assert.match(clone.inputs.create, /^\/usr\/local\/lib\/workstations\/lib\/ws-[0-9a-f]{16}\.sh clone 'NAME=emo' 'UID_=2001' 'URL=http:\/\/forgejo\.internal:3000\/viktor\/infra\.git' 'REMOTE=forgejo' 'BRANCH=master'$/);
+  assert.match(
+    clone.inputs.create,
+    /^\/usr\/local\/lib\/workstations\/lib\/ws-[0-9a-f]{16}\.sh clone 'NAME=emo' 'UID_=2001' 'URL=http:\/\/forgejo\.internal:3000\/viktor\/infra\.git' 'REMOTE=forgejo' 'BRANCH=master'$/,
+  );
   assert.equal(of(resources, "Collaborator")[0].inputs.url, FORGEJO.forgejoUrl);
   // the refresh timer is part of the plan's units for active users with access
   assert.ok(program.plan.users.find((u) => u.name === "emo")!.grants.timers.includes("workstations-refresh-clone@emo.timer"));
   assert.deepEqual(program.plan.users.find((u) => u.name === "sam")!.grants.timers, []);
   // the preflight ran once, before anything, with the users the program grants to
   assert.equal(calls.length, 1);
-  assert.deepEqual(calls[0], { url: FORGEJO.forgejoUrl, repo: "viktor/infra", adminUser: "forgeadmin", adminPassword: FORGEJO_PASSWORD_MARKER, users: ["ebarzin", "nadia", "viktor"] });
+  assert.deepEqual(calls[0], {
+    url: FORGEJO.forgejoUrl,
+    repo: "viktor/infra",
+    adminUser: "forgeadmin",
+    adminPassword: FORGEJO_PASSWORD_MARKER,
+    users: ["ebarzin", "nadia", "viktor"],
+  });
 });
 
 test("no token and no admin password outside secrets; the token travels only on the delivery command's stdin", async () => {
@@ -90,7 +118,8 @@ test("no token and no admin password outside secrets; the token travels only on 
     if (r.type.startsWith(T)) {
       const { __provider, ...inputs } = unsecret(r.inputs);
       assert.ok(typeof __provider === "string" && __provider.length > 0, "the provider code travels with the resource");
-      for (const m of [TOKEN_MARKER, FORGEJO_PASSWORD_MARKER, "forgeadmin"]) assert.ok(!JSON.stringify(inputs).includes(m), `${r.name}: ${m} is no input of a Forgejo resource`);
+      for (const m of [TOKEN_MARKER, FORGEJO_PASSWORD_MARKER, "forgeadmin"])
+        assert.ok(!JSON.stringify(inputs).includes(m), `${r.name}: ${m} is no input of a Forgejo resource`);
       assert.ok(!__provider.includes(FORGEJO_PASSWORD_MARKER), `${r.name}: the serialised provider holds no credential`);
     }
   }
@@ -104,7 +133,11 @@ test("suspending or offboarding a user removes their Forgejo resources and white
     stubPreflight();
     const roster = edit((d) => (d.users.find((u: any) => u.name === "emo").state = state));
     const { resources } = await runProgram({ roster, config: FORGEJO });
-    assert.deepEqual(resources.filter((r) => r.name.startsWith("emo-") && (r.type.startsWith(T) || /git-credentials|code-clone/.test(r.name))).map((r) => r.name), [], state);
+    assert.deepEqual(
+      resources.filter((r) => r.name.startsWith("emo-") && (r.type.startsWith(T) || /git-credentials|code-clone/.test(r.name))).map((r) => r.name),
+      [],
+      state,
+    );
     assert.deepEqual(of(resources, "BranchProtection")[0].inputs.pushWhitelist, ["viktor"], state);
     assert.ok(!calls[0].users.includes("ebarzin"), `${state}: ebarzin need not exist for the preflight`);
   }
@@ -136,12 +169,21 @@ async function infoLines<T>(f: () => Promise<T>): Promise<{ lines: string[]; res
 test("without Forgejo config: no Forgejo resource, no clone or credential command, no preflight; said once", async () => {
   stubPreflight();
   const { lines, result } = await infoLines(() => runProgram({ roster: readExampleRoster() }));
-  assert.deepEqual(result.resources.filter((r) => r.type.startsWith(T) || /git-credentials|code-clone/.test(r.name)), []);
+  assert.deepEqual(
+    result.resources.filter((r) => r.type.startsWith(T) || /git-credentials|code-clone/.test(r.name)),
+    [],
+  );
   assert.equal(calls.length, 0);
-  assert.deepEqual(lines.filter((l) => /Forgejo/.test(l)), ["Forgejo: off (workstations:forgejoUrl is not set): no collaborators, master protection, access tokens or ~/code clones are managed"]);
+  assert.deepEqual(
+    lines.filter((l) => /Forgejo/.test(l)),
+    ["Forgejo: off (workstations:forgejoUrl is not set): no collaborators, master protection, access tokens or ~/code clones are managed"],
+  );
   // with the config, the preflight's finding is said once instead
   const on = await infoLines(() => runProgram({ roster: readExampleRoster(), config: FORGEJO }));
-  assert.deepEqual(on.lines.filter((l) => /Forgejo/.test(l)), ["Forgejo at http://forgejo.runner.test:3000: gitea 1.26.3 (mock)"]);
+  assert.deepEqual(
+    on.lines.filter((l) => /Forgejo/.test(l)),
+    ["Forgejo at http://forgejo.runner.test:3000: gitea 1.26.3 (mock)"],
+  );
 });
 
 test("a failed preflight stops the program before any resource, with its one line", async () => {
@@ -167,17 +209,33 @@ test("a failed preflight stops the program before any resource, with its one lin
 test("missing or half Forgejo config: the exact pulumi config set command", async () => {
   stubPreflight();
   const cases: Array<[Record<string, string | undefined>, RegExp]> = [
-    [{ ...FORGEJO, forgejoRepo: undefined }, /Missing required config key: workstations:forgejoRepo\. Set it with:\n  pulumi config set --stack test workstations:forgejoRepo viktor\/infra/],
-    [{ ...FORGEJO, forgejoAdminUser: undefined }, /Missing required config key: workstations:forgejoAdminUser\. Set it with:\n  pulumi config set --stack test workstations:forgejoAdminUser forgeadmin/],
-    [{ ...FORGEJO, forgejoAdminPassword: undefined }, /No Forgejo admin password: .*workstations:forgejoAdminPassword\. Set it with:\n  pulumi config set --secret --stack test workstations:forgejoAdminPassword < forgejo-admin-password\.txt/],
-    [{ ...FORGEJO, forgejoUrl: undefined }, /Forgejo is half configured \(workstations:forgejoUrlFromHost, workstations:forgejoRepo, workstations:forgejoAdminUser, workstations:forgejoAdminPassword set\); missing config key: workstations:forgejoUrl\. Set it with:\n  pulumi config set --stack test workstations:forgejoUrl https:\/\/forgejo\.example\.internal/],
+    [
+      { ...FORGEJO, forgejoRepo: undefined },
+      /Missing required config key: workstations:forgejoRepo\. Set it with:\n  pulumi config set --stack test workstations:forgejoRepo viktor\/infra/,
+    ],
+    [
+      { ...FORGEJO, forgejoAdminUser: undefined },
+      /Missing required config key: workstations:forgejoAdminUser\. Set it with:\n  pulumi config set --stack test workstations:forgejoAdminUser forgeadmin/,
+    ],
+    [
+      { ...FORGEJO, forgejoAdminPassword: undefined },
+      /No Forgejo admin password: .*workstations:forgejoAdminPassword\. Set it with:\n  pulumi config set --secret --stack test workstations:forgejoAdminPassword < forgejo-admin-password\.txt/,
+    ],
+    [
+      { ...FORGEJO, forgejoUrl: undefined },
+      /Forgejo is half configured \(workstations:forgejoUrlFromHost, workstations:forgejoRepo, workstations:forgejoAdminUser, workstations:forgejoAdminPassword set\); missing config key: workstations:forgejoUrl\. Set it with:\n  pulumi config set --stack test workstations:forgejoUrl https:\/\/forgejo\.example\.internal/,
+    ],
     [{ ...FORGEJO, forgejoRepo: "infra" }, /Config key is not owner\/name \("infra"\): workstations:forgejoRepo/],
     [{ ...FORGEJO, forgejoUrlFromHost: "forgejo.internal" }, /Config key is not an http\(s\) URL: workstations:forgejoUrlFromHost/],
   ];
   const saved = process.env.FORGEJO_ADMIN_PASSWORD;
   delete process.env.FORGEJO_ADMIN_PASSWORD;
   try {
-    for (const [config, re] of cases) await assert.rejects(runProgram({ roster: readExampleRoster(), config }), (e: Error) => (assert.equal(e.name, "ConfigError"), assert.match(e.message, re), true));
+    for (const [config, re] of cases)
+      await assert.rejects(
+        runProgram({ roster: readExampleRoster(), config }),
+        (e: Error) => (assert.equal(e.name, "ConfigError"), assert.match(e.message, re), true),
+      );
     // FORGEJO_ADMIN_PASSWORD in the environment (CI) stands in for the secret key
     process.env.FORGEJO_ADMIN_PASSWORD = "from-the-environment";
     const { resources } = await runProgram({ roster: readExampleRoster(), config: { ...FORGEJO, forgejoAdminPassword: undefined } });
@@ -192,22 +250,33 @@ test("missing or half Forgejo config: the exact pulumi config set command", asyn
 // ---- property: whitelists ⊆ write collaborators (or the repo owner), for generated rosters ----
 const KEYS = Array.from({ length: 12 }, (_, i) => ed25519Key(`fj${i}@gen`));
 const rosterArb = fc
-  .array(fc.record({
-    role: fc.constantFrom("admin", "power-user", "namespace-owner" as const),
-    state: fc.constantFrom("active", "suspended", "offboarded" as const),
-    wl: fc.boolean(),
-    perm: fc.constantFrom(undefined, "none", "read", "write", "admin" as const),
-    rot: fc.nat(3),
-  }), { minLength: 1, maxLength: 10 })
+  .array(
+    fc.record({
+      role: fc.constantFrom("admin", "power-user", "namespace-owner" as const),
+      state: fc.constantFrom("active", "suspended", "offboarded" as const),
+      wl: fc.boolean(),
+      perm: fc.constantFrom(undefined, "none", "read", "write", "admin" as const),
+      rot: fc.nat(3),
+    }),
+    { minLength: 1, maxLength: 10 },
+  )
   .map((entries) => {
     const users = entries.map((e, i) => {
       const perm = e.perm ?? (e.role === "namespace-owner" ? "read" : undefined);
       const canWl = perm === undefined ? e.role !== "namespace-owner" : perm === "write" || perm === "admin";
       return {
-        name: `u${i}`, uid: 3000 + i, role: e.role, email: `u${i}@example.com`, forgejo: `F${i}`,
-        sshKeys: [KEYS[i]], shell: "/bin/bash", groups: [], namespaces: e.role === "namespace-owner" ? [`ns-${i}`] : [],
+        name: `u${i}`,
+        uid: 3000 + i,
+        role: e.role,
+        email: `u${i}@example.com`,
+        forgejo: `F${i}`,
+        sshKeys: [KEYS[i]],
+        shell: "/bin/bash",
+        groups: [],
+        namespaces: e.role === "namespace-owner" ? [`ns-${i}`] : [],
         overrides: { ...(e.perm ? { forgejoPermission: e.perm } : {}), ...(e.wl && canWl ? { pushWhitelist: true, mergeWhitelist: true } : {}) },
-        state: e.state, credentialRotation: e.rot,
+        state: e.state,
+        credentialRotation: e.rot,
       };
     });
     users[0] = { ...users[0], role: "admin", state: "active", namespaces: [], overrides: {} };

@@ -18,7 +18,8 @@ let work = "";
 let env: NodeJS.ProcessEnv = {};
 
 const pulumi = (args: string[]): Run => run("pulumi", ["--non-interactive", "--color", "never", ...args], { cwd: work, env });
-const set = (k: string, v: string, secret = false) => assert.equal(pulumi(["config", "set", ...(secret ? ["--secret"] : []), `workstations:${k}`, "--", v]).code, 0);
+const set = (k: string, v: string, secret = false) =>
+  assert.equal(pulumi(["config", "set", ...(secret ? ["--secret"] : []), `workstations:${k}`, "--", v]).code, 0);
 const rm = (k: string) => pulumi(["config", "rm", `workstations:${k}`]);
 const writeRoster = (edit: (d: any) => void = () => undefined) => {
   const d = YAML.parse(fs.readFileSync(path.join(ROOT, "roster.example.yaml"), "utf8"));
@@ -32,7 +33,14 @@ const created = () => {
 /** The run failed with exactly this one message (printed once as the diagnostic, no stack trace). */
 function failsWithOneLine(r: Run, message: RegExp) {
   assert.notEqual(r.code, 0, r.out);
-  const errors = [...new Set(r.out.split("\n").map((l) => l.trim()).filter((l) => /^error: /.test(l)))];
+  const errors = [
+    ...new Set(
+      r.out
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => /^error: /.test(l)),
+    ),
+  ];
   assert.equal(errors.length, 1, `one error line:\n${r.out}`);
   assert.match(errors[0], message);
   assert.match(errors[0], /; nothing was applied$/);
@@ -71,7 +79,11 @@ test("Forgejo unreachable: one line naming the URL, for preview and up; nothing 
   const dead = `http://127.0.0.1:${await freePort()}/`;
   set("forgejoUrl", dead);
   try {
-    for (const cmd of [["preview"], ["up", "--yes"]]) failsWithOneLine(pulumi(cmd), new RegExp(`^error: Forgejo at ${dead.replace(/\/$/, "").replace(/\./g, "\\.")} is unreachable \\(GET /version: ECONNREFUSED\\)`));
+    for (const cmd of [["preview"], ["up", "--yes"]])
+      failsWithOneLine(
+        pulumi(cmd),
+        new RegExp(`^error: Forgejo at ${dead.replace(/\/$/, "").replace(/\./g, "\\.")} is unreachable \\(GET /version: ECONNREFUSED\\)`),
+      );
   } finally {
     set("forgejoUrl", g.f.url);
   }
@@ -80,7 +92,10 @@ test("Forgejo unreachable: one line naming the URL, for preview and up; nothing 
 test("a wrong admin credential: one line naming the URL and the admin", () => {
   set("forgejoAdminPassword", "wrong-password", true);
   try {
-    failsWithOneLine(pulumi(["preview"]), new RegExp(`^error: Forgejo at ${g.f.url.replace(/\/$/, "").replace(/\./g, "\\.")} refused the admin credential of ${g.f.adminUser} \\(HTTP 401\\)`));
+    failsWithOneLine(
+      pulumi(["preview"]),
+      new RegExp(`^error: Forgejo at ${g.f.url.replace(/\/$/, "").replace(/\./g, "\\.")} refused the admin credential of ${g.f.adminUser} \\(HTTP 401\\)`),
+    );
   } finally {
     set("forgejoAdminPassword", g.f.adminPassword, true);
   }
@@ -89,7 +104,10 @@ test("a wrong admin credential: one line naming the URL and the admin", () => {
 test("the infra repo missing: one line naming the repo", () => {
   set("forgejoRepo", `${g.f.repo.owner}/no-such-repo`);
   try {
-    failsWithOneLine(pulumi(["preview"]), new RegExp(`^error: Forgejo at .*: the infra repo ${g.f.repo.owner}/no-such-repo does not exist \\(workstations:forgejoRepo\\)`));
+    failsWithOneLine(
+      pulumi(["preview"]),
+      new RegExp(`^error: Forgejo at .*: the infra repo ${g.f.repo.owner}/no-such-repo does not exist \\(workstations:forgejoRepo\\)`),
+    );
   } finally {
     set("forgejoRepo", `${g.f.repo.owner}/${g.f.repo.name}`);
   }
@@ -118,7 +136,14 @@ function passesPreflight(r: Run, said?: RegExp) {
   assert.doesNotMatch(r.out, /error: Forgejo|nothing was applied|roster forgejo user/, r.out);
   if (r.code !== 0) assert.match(r.out, /no resource plugin 'pulumi-resource-(vault|command)'/, r.out);
   // When the CLI does show the program's info lines, the Forgejo one is what it should be, once.
-  const lines = [...new Set(r.out.split("\n").map((l) => l.trim()).filter((l) => /^Forgejo/.test(l)))];
+  const lines = [
+    ...new Set(
+      r.out
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => /^Forgejo/.test(l)),
+    ),
+  ];
   assert.ok(lines.length <= 1, lines.join("\n"));
   if (lines.length && said) assert.match(lines[0], said);
 }
@@ -145,7 +170,10 @@ test("a half Forgejo config: the exact pulumi config set command, nothing create
   try {
     const r = pulumi(["preview"]);
     assert.notEqual(r.code, 0);
-    assert.match(r.out, /Missing required config key: workstations:forgejoRepo\. Set it with:\s+pulumi config set --stack fj workstations:forgejoRepo viktor\/infra/);
+    assert.match(
+      r.out,
+      /Missing required config key: workstations:forgejoRepo\. Set it with:\s+pulumi config set --stack fj workstations:forgejoRepo viktor\/infra/,
+    );
     assert.deepEqual(created(), []);
   } finally {
     set("forgejoRepo", `${g.f.repo.owner}/${g.f.repo.name}`);

@@ -47,12 +47,18 @@ const permission = async (u: string) => {
   return ((await g.f.api("GET", `repos/${repo()}/collaborators/${u}/permission`)).json as { permission: string }).permission;
 };
 const userTokens = async (u: string) => {
-  const res = await fetch(`${g.f.url}api/v1/users/${u}/tokens`, { headers: { Authorization: `Basic ${Buffer.from(`${g.f.adminUser}:${g.f.adminPassword}`).toString("base64")}` } });
+  const res = await fetch(`${g.f.url}api/v1/users/${u}/tokens`, {
+    headers: { Authorization: `Basic ${Buffer.from(`${g.f.adminUser}:${g.f.adminPassword}`).toString("base64")}` },
+  });
   return ((await res.json()) as { id: number; name: string }[]).map((t) => ({ id: t.id, name: t.name }));
 };
 /** Whether a token may read the private repo over git's HTTP protocol: 200, or 401 when refused. */
 const gitStatus = async (user: string, token: string) =>
-  (await fetch(`${g.f.url}${repo()}.git/info/refs?service=git-upload-pack`, { headers: { Authorization: `Basic ${Buffer.from(`${user}:${token}`).toString("base64")}` } })).status;
+  (
+    await fetch(`${g.f.url}${repo()}.git/info/refs?service=git-upload-pack`, {
+      headers: { Authorization: `Basic ${Buffer.from(`${user}:${token}`).toString("base64")}` },
+    })
+  ).status;
 const seenSecrets: string[] = [];
 
 before(async () => {
@@ -78,7 +84,10 @@ test("check refuses bad inputs during preview, one failure per field, nothing cr
   setSpec({ users: [{ name: "bad name", permission: "write" }], push: [], merge: [], rotation: "0" });
   let r = p.pulumi(["preview"]);
   assert.notEqual(r.code, 0);
-  assert.match(r.out, /error: pulumi-nodejs:dynamic\/forgejo:\w+ resource '\w+-bad name': property user value \{bad name\} has a problem: user must be a Forgejo user name \(got "bad name"\)/);
+  assert.match(
+    r.out,
+    /error: pulumi-nodejs:dynamic\/forgejo:\w+ resource '\w+-bad name': property user value \{bad name\} has a problem: user must be a Forgejo user name \(got "bad name"\)/,
+  );
   setSpec({ users: [{ name: "alice", permission: "owner" }], push: ["al ice"], merge: [], rotation: "0" });
   r = p.pulumi(["preview"]);
   assert.notEqual(r.code, 0);
@@ -87,7 +96,15 @@ test("check refuses bad inputs during preview, one failure per field, nothing cr
 });
 
 test("create: collaborators, tokens and master's protection, as the spec says", async () => {
-  setSpec({ users: [{ name: "alice", permission: "write" }, { name: "bob", permission: "write" }], push: ["alice"], merge: ["alice"], rotation: "0" });
+  setSpec({
+    users: [
+      { name: "alice", permission: "write" },
+      { name: "bob", permission: "write" },
+    ],
+    push: ["alice"],
+    merge: ["alice"],
+    rotation: "0",
+  });
   const out = p.ok(["up", "--yes"]);
   assert.deepEqual(summary(out), { created: 6 }, out);
   assert.equal(await permission("alice"), "write");
@@ -103,9 +120,20 @@ test("create: collaborators, tokens and master's protection, as the spec says", 
   const t = tokens();
   seenSecrets.push(...Object.values(t));
   assert.equal(await gitStatus("alice", t.alice), 200, "the token reads the private repo");
-  assert.deepEqual((await userTokens("alice")).map((x) => x.name), ["workstations-0"]);
-  const types = stateResources(p).map((r) => r.type).sort();
-  assert.deepEqual(types, ["pulumi-nodejs:dynamic/forgejo:AccessToken", "pulumi-nodejs:dynamic/forgejo:AccessToken", "pulumi-nodejs:dynamic/forgejo:BranchProtection", "pulumi-nodejs:dynamic/forgejo:Collaborator", "pulumi-nodejs:dynamic/forgejo:Collaborator"]);
+  assert.deepEqual(
+    (await userTokens("alice")).map((x) => x.name),
+    ["workstations-0"],
+  );
+  const types = stateResources(p)
+    .map((r) => r.type)
+    .sort();
+  assert.deepEqual(types, [
+    "pulumi-nodejs:dynamic/forgejo:AccessToken",
+    "pulumi-nodejs:dynamic/forgejo:AccessToken",
+    "pulumi-nodejs:dynamic/forgejo:BranchProtection",
+    "pulumi-nodejs:dynamic/forgejo:Collaborator",
+    "pulumi-nodejs:dynamic/forgejo:Collaborator",
+  ]);
 });
 
 test("a second up changes nothing (exact diff: no spurious updates)", () => {
@@ -115,7 +143,15 @@ test("a second up changes nothing (exact diff: no spurious updates)", () => {
 });
 
 test("a whitelist change updates only the protection", async () => {
-  setSpec({ users: [{ name: "alice", permission: "write" }, { name: "bob", permission: "write" }], push: ["alice", "bob"], merge: ["alice"], rotation: "0" });
+  setSpec({
+    users: [
+      { name: "alice", permission: "write" },
+      { name: "bob", permission: "write" },
+    ],
+    push: ["alice", "bob"],
+    merge: ["alice"],
+    rotation: "0",
+  });
   const pre = p.ok(["preview", "--diff"]);
   assert.deepEqual(summary(pre), { "to update": 1, unchanged: 5 }, pre);
   assert.match(pre, /~ pulumi-nodejs:dynamic\/forgejo:BranchProtection: \(update\)/);
@@ -126,19 +162,41 @@ test("a whitelist change updates only the protection", async () => {
 
 test("a whitelisted user who cannot write: the protection is not written at all, one line names them", async () => {
   await g.user("carol"); // exists, is no collaborator
-  setSpec({ users: [{ name: "alice", permission: "write" }, { name: "bob", permission: "write" }], push: ["alice", "bob", "carol"], merge: ["alice"], rotation: "0" });
+  setSpec({
+    users: [
+      { name: "alice", permission: "write" },
+      { name: "bob", permission: "write" },
+    ],
+    push: ["alice", "bob", "carol"],
+    merge: ["alice"],
+    rotation: "0",
+  });
   const r = p.pulumi(["up", "--yes"]);
   assert.notEqual(r.code, 0);
-  assert.match(r.out, /not writing the protection of forgeadmin\/infra master: whitelisted user carol \(none\) cannot write to the repo \(the server would drop them; make them write collaborators first\)/);
+  assert.match(
+    r.out,
+    /not writing the protection of forgeadmin\/infra master: whitelisted user carol \(none\) cannot write to the repo \(the server would drop them; make them write collaborators first\)/,
+  );
   assert.deepEqual((await protection()).push_whitelist_usernames, ["alice", "bob"], "nothing was written");
-  setSpec({ users: [{ name: "alice", permission: "write" }, { name: "bob", permission: "write" }], push: ["alice", "bob"], merge: ["alice"], rotation: "0" });
+  setSpec({
+    users: [
+      { name: "alice", permission: "write" },
+      { name: "bob", permission: "write" },
+    ],
+    push: ["alice", "bob"],
+    merge: ["alice"],
+    rotation: "0",
+  });
   p.ok(["preview", "--expect-no-changes"]);
 });
 
 test("drift made by hand: preview alone misses it, refresh reports it, preview then shows the fix, up restores it", async () => {
   // by hand: bob drops to read, the push whitelist loses bob, force push is opened
   assert.equal((await g.f.api("PUT", `repos/${repo()}/collaborators/bob`, { permission: "read" })).status, 204);
-  assert.equal((await g.f.api("PATCH", `repos/${repo()}/branch_protections/master`, { push_whitelist_usernames: ["alice"], enable_force_push: true })).status, 200);
+  assert.equal(
+    (await g.f.api("PATCH", `repos/${repo()}/branch_protections/master`, { push_whitelist_usernames: ["alice"], enable_force_push: true })).status,
+    200,
+  );
   // A plain preview diffs the program against the state, not the server:
   assert.deepEqual(summary(p.ok(["preview"])), { unchanged: 6 });
   // preview --refresh reads the server first (in memory) and shows the two updates:
@@ -178,7 +236,15 @@ test("a protection, collaborator or token deleted by hand: refresh drops it from
   // a token revoked by hand: dropped by the refresh, issued again (a new value) by up
   const before = tokens().alice;
   const id = tokenIds().alice;
-  assert.equal((await fetch(`${g.f.url}api/v1/users/alice/tokens/${id}`, { method: "DELETE", headers: { Authorization: `Basic ${Buffer.from(`${g.f.adminUser}:${g.f.adminPassword}`).toString("base64")}` } })).status, 204);
+  assert.equal(
+    (
+      await fetch(`${g.f.url}api/v1/users/alice/tokens/${id}`, {
+        method: "DELETE",
+        headers: { Authorization: `Basic ${Buffer.from(`${g.f.adminUser}:${g.f.adminPassword}`).toString("base64")}` },
+      })
+    ).status,
+    204,
+  );
   assert.deepEqual(summary(p.ok(["refresh", "--yes"])), { deleted: 1, unchanged: 5 });
   assert.deepEqual(summary(p.ok(["up", "--yes"])), { created: 1, unchanged: 5 });
   const after = tokens().alice;
@@ -202,7 +268,15 @@ test("the state holds no token and no admin password in plaintext (CLI export wi
 test("rotation replaces the tokens: new ones work, the old ones are revoked", async () => {
   const old = tokens();
   const oldIds = tokenIds();
-  setSpec({ users: [{ name: "alice", permission: "write" }, { name: "bob", permission: "write" }], push: ["alice", "bob"], merge: ["alice"], rotation: "1" });
+  setSpec({
+    users: [
+      { name: "alice", permission: "write" },
+      { name: "bob", permission: "write" },
+    ],
+    push: ["alice", "bob"],
+    merge: ["alice"],
+    rotation: "1",
+  });
   const up = p.ok(["up", "--yes"]);
   assert.deepEqual(summary(up), { replaced: 2, unchanged: 4 }, up);
   const now = tokens();
@@ -210,7 +284,10 @@ test("rotation replaces the tokens: new ones work, the old ones are revoked", as
   assert.notEqual(now.alice, old.alice);
   assert.equal(await gitStatus("alice", now.alice), 200);
   assert.equal(await gitStatus("alice", old.alice), 401);
-  assert.deepEqual((await userTokens("alice")).map((t) => t.name), ["workstations-1"]);
+  assert.deepEqual(
+    (await userTokens("alice")).map((t) => t.name),
+    ["workstations-1"],
+  );
   assert.ok(!(await userTokens("bob")).some((t) => t.id === oldIds.bob));
 });
 
@@ -278,7 +355,10 @@ test("git with a token the provider made (write:repository fetches and pushes); 
   assert.equal(providerInputs()["workstations:forgejoAdminPassword"], undefined, "no password in the state now");
   const none = p.pulumi(["refresh", "--yes"]);
   assert.notEqual(none.code, 0);
-  assert.match(none.out, /the Forgejo provider has no admin credential: set workstations:forgejoAdminUser and the secret workstations:forgejoAdminPassword \(or FORGEJO_ADMIN_USER\/FORGEJO_ADMIN_PASSWORD in the environment of the pulumi CLI\)/);
+  assert.match(
+    none.out,
+    /the Forgejo provider has no admin credential: set workstations:forgejoAdminUser and the secret workstations:forgejoAdminPassword \(or FORGEJO_ADMIN_USER\/FORGEJO_ADMIN_PASSWORD in the environment of the pulumi CLI\)/,
+  );
   // FORGEJO_ADMIN_PASSWORD in the CLI's environment (CI's way): the engine starts the provider
   // process, which inherits the CLI's environment; it never reaches the state.
   p.env.FORGEJO_ADMIN_PASSWORD = g.f.adminPassword;

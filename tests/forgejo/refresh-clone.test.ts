@@ -48,7 +48,16 @@ function fixture(): Fixture {
 }
 
 const refresh = (f: Fixture, dir = f.clone) =>
-  run("bash", [SCRIPT, dir], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: f.home, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@x", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@x" } });
+  run("bash", [SCRIPT, dir], {
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: f.home,
+      GIT_AUTHOR_NAME: "t",
+      GIT_AUTHOR_EMAIL: "t@x",
+      GIT_COMMITTER_NAME: "t",
+      GIT_COMMITTER_EMAIL: "t@x",
+    },
+  });
 const head = (f: Fixture, ref = "HEAD") => gitOk(["rev-parse", ref], { cwd: f.clone, home: f.home });
 const tracking = (f: Fixture) => gitOk(["rev-parse", "forgejo/master"], { cwd: f.clone, home: f.home });
 
@@ -65,17 +74,55 @@ test("a clean clone on master with an upstream is fast-forwarded", () => {
 });
 
 const cases: Array<[string, (f: Fixture) => void, RegExp, (f: Fixture, before: string) => void]> = [
-  ["a dirty clone (unstaged change)", (f) => fs.appendFileSync(path.join(f.clone, "README"), "local edit\n"), /the working tree is dirty; left alone/,
-    (f) => assert.match(fs.readFileSync(path.join(f.clone, "README"), "utf8"), /local edit/)],
-  ["a dirty clone (untracked file)", (f) => fs.writeFileSync(path.join(f.clone, "scratch.txt"), "mine\n"), /the working tree is dirty; left alone/,
-    (f) => assert.ok(fs.existsSync(path.join(f.clone, "scratch.txt")), "never cleaned")],
-  ["a dirty clone (staged change)", (f) => { fs.writeFileSync(path.join(f.clone, "new.txt"), "x\n"); gitOk(["add", "new.txt"], { cwd: f.clone, home: f.home }); }, /the working tree is dirty; left alone/, () => undefined],
-  ["a clone on another branch", (f) => gitOk(["checkout", "-q", "-b", "feature"], { cwd: f.clone, home: f.home }), /on branch feature, not master; left alone/,
-    (f) => assert.equal(gitOk(["branch", "--show-current"], { cwd: f.clone, home: f.home }), "feature")],
-  ["a detached HEAD", (f) => gitOk(["checkout", "-q", "--detach"], { cwd: f.clone, home: f.home }), /on a detached HEAD, not master; left alone/, () => undefined],
-  ["a diverged clone", (f) => { fs.writeFileSync(path.join(f.clone, "local.txt"), "l\n"); gitOk(["add", "local.txt"], { cwd: f.clone, home: f.home }); gitOk(["commit", "-qm", "local"], { cwd: f.clone, home: f.home }); },
-    /master has diverged from forgejo\/master; left alone/, () => undefined],
-  ["a clone without an upstream", (f) => gitOk(["branch", "--unset-upstream"], { cwd: f.clone, home: f.home }), /master has no upstream; left alone/, () => undefined],
+  [
+    "a dirty clone (unstaged change)",
+    (f) => fs.appendFileSync(path.join(f.clone, "README"), "local edit\n"),
+    /the working tree is dirty; left alone/,
+    (f) => assert.match(fs.readFileSync(path.join(f.clone, "README"), "utf8"), /local edit/),
+  ],
+  [
+    "a dirty clone (untracked file)",
+    (f) => fs.writeFileSync(path.join(f.clone, "scratch.txt"), "mine\n"),
+    /the working tree is dirty; left alone/,
+    (f) => assert.ok(fs.existsSync(path.join(f.clone, "scratch.txt")), "never cleaned"),
+  ],
+  [
+    "a dirty clone (staged change)",
+    (f) => {
+      fs.writeFileSync(path.join(f.clone, "new.txt"), "x\n");
+      gitOk(["add", "new.txt"], { cwd: f.clone, home: f.home });
+    },
+    /the working tree is dirty; left alone/,
+    () => undefined,
+  ],
+  [
+    "a clone on another branch",
+    (f) => gitOk(["checkout", "-q", "-b", "feature"], { cwd: f.clone, home: f.home }),
+    /on branch feature, not master; left alone/,
+    (f) => assert.equal(gitOk(["branch", "--show-current"], { cwd: f.clone, home: f.home }), "feature"),
+  ],
+  [
+    "a detached HEAD",
+    (f) => gitOk(["checkout", "-q", "--detach"], { cwd: f.clone, home: f.home }),
+    /on a detached HEAD, not master; left alone/,
+    () => undefined,
+  ],
+  [
+    "a diverged clone",
+    (f) => {
+      fs.writeFileSync(path.join(f.clone, "local.txt"), "l\n");
+      gitOk(["add", "local.txt"], { cwd: f.clone, home: f.home });
+      gitOk(["commit", "-qm", "local"], { cwd: f.clone, home: f.home });
+    },
+    /master has diverged from forgejo\/master; left alone/,
+    () => undefined,
+  ],
+  [
+    "a clone without an upstream",
+    (f) => gitOk(["branch", "--unset-upstream"], { cwd: f.clone, home: f.home }),
+    /master has no upstream; left alone/,
+    () => undefined,
+  ],
 ];
 
 for (const [what, make, warning, extra] of cases) {
@@ -146,17 +193,36 @@ test("two refreshes at once: the second says so and leaves the clone alone", () 
 test("the refresh units pass systemd-analyze verify and are hardened like the renewal unit", () => {
   assert.equal(run("systemd-analyze", ["--version"]).code, 0, "systemd-analyze is needed (apt-get install systemd)");
   const dir = tmp("units");
-  for (const f of ["workstations-refresh-clone@.service", "workstations-refresh-clone@.timer"]) fs.copyFileSync(path.join(ROOT, "scripts/units", f), path.join(dir, f));
+  for (const f of ["workstations-refresh-clone@.service", "workstations-refresh-clone@.timer"])
+    fs.copyFileSync(path.join(ROOT, "scripts/units", f), path.join(dir, f));
   // verify needs an instance whose User= exists here
   fs.symlinkSync("workstations-refresh-clone@.service", path.join(dir, "workstations-refresh-clone@root.service"));
   fs.symlinkSync("workstations-refresh-clone@.timer", path.join(dir, "workstations-refresh-clone@root.timer"));
-  const r = run("systemd-analyze", ["verify", path.join(dir, "workstations-refresh-clone@root.service"), path.join(dir, "workstations-refresh-clone@root.timer")]);
-  const noise = r.stderr.split("\n").filter((l) => l.trim() && !/Failed to read \$container|Found container virtualization|PR_SET_MM|Special user root configured/.test(l));
+  const r = run("systemd-analyze", [
+    "verify",
+    path.join(dir, "workstations-refresh-clone@root.service"),
+    path.join(dir, "workstations-refresh-clone@root.timer"),
+  ]);
+  const noise = r.stderr
+    .split("\n")
+    .filter((l) => l.trim() && !/Failed to read \$container|Found container virtualization|PR_SET_MM|Special user root configured/.test(l));
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(noise, [], "no warnings");
   const svc = fs.readFileSync(path.join(dir, "workstations-refresh-clone@.service"), "utf8");
   const renew = fs.readFileSync(path.join(ROOT, "scripts/units/claude-token-renew@.service"), "utf8");
-  for (const line of ["Type=oneshot", "User=%i", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "ProtectSystem=strict", "ReadWritePaths=-/home", "PrivateTmp=yes", "PrivateDevices=yes", "RestrictSUIDSGID=yes", "SystemCallFilter=~@privileged", "RemoveIPC=no"]) {
+  for (const line of [
+    "Type=oneshot",
+    "User=%i",
+    "NoNewPrivileges=yes",
+    "CapabilityBoundingSet=",
+    "ProtectSystem=strict",
+    "ReadWritePaths=-/home",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "RestrictSUIDSGID=yes",
+    "SystemCallFilter=~@privileged",
+    "RemoveIPC=no",
+  ]) {
     assert.ok(svc.split("\n").includes(line), `refresh unit has ${line}`);
     assert.ok(renew.split("\n").includes(line), `(and so does the renewal unit: ${line})`);
   }

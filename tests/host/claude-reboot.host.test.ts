@@ -39,7 +39,8 @@ describe("real claude on the systemd host: save, poweroff, boot, every conversat
   let nspawnFile = "";
   const sh = (cmd: string, stdin?: string) => run(h, cmd, { stdin });
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const as = (user: string, cmd: string) => sh(`runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=/home/${user} sh -c ${q(cmd)}`);
+  const as = (user: string, cmd: string) =>
+    sh(`runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=/home/${user} sh -c ${q(cmd)}`);
   async function waitFor<T>(what: string, fn: () => Promise<T | null | false | undefined>, timeoutMs = 60_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
@@ -54,14 +55,19 @@ describe("real claude on the systemd host: save, poweroff, boot, every conversat
       await sleep(300);
     }
   }
-  const capture = async (user: string, s: string) => (await run(h, `runuser -u ${user} -- tmux -u capture-pane -p -J -S -200 -t ${q("=" + s + ":")}`, { check: false })).stdout;
+  const capture = async (user: string, s: string) =>
+    (await run(h, `runuser -u ${user} -- tmux -u capture-pane -p -J -S -200 -t ${q("=" + s + ":")}`, { check: false })).stdout;
   /** pid, argv, cwd and session file of the claude in session s (found through the session files: tmux field) */
   async function claudeOf(user: string, s: string) {
     const r = await run(h, `for f in /home/${user}/.claude/sessions/*.json; do [ -f "$f" ] && cat "$f" && echo; done`, { check: false });
     for (const line of r.stdout.split("\n").filter(Boolean)) {
       const f = JSON.parse(line);
       if (typeof f.tmux !== "string" || !f.tmux.startsWith(`${s}:`)) continue;
-      const alive = await run(h, `test -d /proc/${f.pid} && tr '\\0' '\\n' </proc/${f.pid}/cmdline && echo "@@$(readlink /proc/${f.pid}/cwd)" && echo "@@$(cut -d' ' -f22 /proc/${f.pid}/stat)"`, { check: false });
+      const alive = await run(
+        h,
+        `test -d /proc/${f.pid} && tr '\\0' '\\n' </proc/${f.pid}/cmdline && echo "@@$(readlink /proc/${f.pid}/cwd)" && echo "@@$(cut -d' ' -f22 /proc/${f.pid}/stat)"`,
+        { check: false },
+      );
       if (alive.code !== 0) continue;
       const lines = alive.stdout.split("\n").filter(Boolean);
       const [cwd, start] = lines.filter((l) => l.startsWith("@@")).map((l) => l.slice(2));
@@ -84,16 +90,36 @@ describe("real claude on the systemd host: save, poweroff, boot, every conversat
     await sh("install -d -m 0755 /usr/local/lib/workstations /etc/workstations /etc/claude-code");
     await installAgents(sh);
     for (const u of UNITS) await sh(`cat > /etc/systemd/system/${u}`, fs.readFileSync(path.join(ROOT, "scripts/units", u), "utf8"));
-    await sh("cat > /etc/claude-code/managed-settings.json && chmod 0644 /etc/claude-code/managed-settings.json", fs.readFileSync(path.join(ROOT, "config/managed-settings.json"), "utf8"));
+    await sh(
+      "cat > /etc/claude-code/managed-settings.json && chmod 0644 /etc/claude-code/managed-settings.json",
+      fs.readFileSync(path.join(ROOT, "config/managed-settings.json"), "utf8"),
+    );
     await sh(`ln -sfn ${BIND}/node_modules/.bin/claude /usr/local/bin/claude`);
     for (const u of USERS) await sh(`useradd -m -u ${u.uid} -U -G users -s /bin/bash ${u.name}`);
-    const doc = { version: 1, users: USERS.map((u) => ({ name: u.name, uid: u.uid, home: `/home/${u.name}`, state: "active", email: `${u.name}@example.com`, tmuxPersist: true, claudeTokenRenew: false })) };
+    const doc = {
+      version: 1,
+      users: USERS.map((u) => ({
+        name: u.name,
+        uid: u.uid,
+        home: `/home/${u.name}`,
+        state: "active",
+        email: `${u.name}@example.com`,
+        tmuxPersist: true,
+        claudeTokenRenew: false,
+      })),
+    };
     await sh("cat > /etc/workstations/users.json && chmod 0644 /etc/workstations/users.json", JSON.stringify(doc, null, 2));
     // each user's Claude config as a first run would leave it, pointed at the fake
     for (const u of USERS) {
-      const projects = Object.values(SESSIONS).filter(([who]) => who === u.name).map(([, cwd]) => cwd);
+      const projects = Object.values(SESSIONS)
+        .filter(([who]) => who === u.name)
+        .map(([, cwd]) => cwd);
       for (const p of projects) await sh(`install -d -o ${u.name} -g ${u.name} ${q(p)}`);
-      const cfg = { hasCompletedOnboarding: true, customApiKeyResponses: { approved: [C.FAKE_KEY.slice(-20)], rejected: [] }, projects: Object.fromEntries(projects.map((p) => [p, { hasTrustDialogAccepted: true }])) };
+      const cfg = {
+        hasCompletedOnboarding: true,
+        customApiKeyResponses: { approved: [C.FAKE_KEY.slice(-20)], rejected: [] },
+        projects: Object.fromEntries(projects.map((p) => [p, { hasTrustDialogAccepted: true }])),
+      };
       const put = (file: string, text: string) => sh(`cat > ${file} && chown ${u.name}: ${file} && chmod 0600 ${file}`, text);
       await put(`/home/${u.name}/.claude.json`, JSON.stringify(cfg));
       await sh(`install -d -m 0700 -o ${u.name} -g ${u.name} /home/${u.name}/.claude`);
@@ -115,7 +141,9 @@ describe("real claude on the systemd host: save, poweroff, boot, every conversat
 
   test("three conversations (two in one cwd) saved by the save unit from the session files", async () => {
     for (const [s, [user, cwd]] of Object.entries(SESSIONS)) {
-      await sh(`systemd-run --scope --quiet --unit=tp-${s}.scope -- runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=/home/${user} tmux -u new-session -d -s ${s} -x 200 -y 50 -c ${q(cwd)} claude`);
+      await sh(
+        `systemd-run --scope --quiet --unit=tp-${s}.scope -- runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=/home/${user} tmux -u new-session -d -s ${s} -x 200 -y 50 -c ${q(cwd)} claude`,
+      );
       await waitFor(`claude's prompt in ${s}`, async () => /Claude Code v2\.1\.332/.test(await capture(user, s)) && /^❯\s*$/m.test(await capture(user, s)));
     }
     for (const [s, [user, , text]] of Object.entries(SESSIONS)) {
@@ -150,24 +178,39 @@ describe("real claude on the systemd host: save, poweroff, boot, every conversat
     const before = fake.messages.length;
     await poweroff(h);
     await boot(h);
-    await waitFor("restore unit done", async () => {
-      const r = await run(h, "systemctl show -p ActiveState -p SubState -p Result tmux-persist-restore.service", { check: false });
-      const st = Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split("=", 2)));
-      if (st.ActiveState === "failed" || (st.Result && st.Result !== "success")) throw new Error(`restore failed: ${r.stdout}`);
-      return st.ActiveState === "active" && st.SubState === "exited";
-    }, 180_000);
+    await waitFor(
+      "restore unit done",
+      async () => {
+        const r = await run(h, "systemctl show -p ActiveState -p SubState -p Result tmux-persist-restore.service", { check: false });
+        const st = Object.fromEntries(
+          r.stdout
+            .trim()
+            .split("\n")
+            .map((l) => l.split("=", 2)),
+        );
+        if (st.ActiveState === "failed" || (st.Result && st.Result !== "success")) throw new Error(`restore failed: ${r.stdout}`);
+        return st.ActiveState === "active" && st.SubState === "exited";
+      },
+      180_000,
+    );
     for (const [s, [user, cwd]] of Object.entries(SESSIONS)) {
       await waitFor(`${s}: the earlier conversation on screen`, async () => (await capture(user, s)).includes(saved[s].answer), 90_000);
       const c = await waitFor(`${s}'s resumed claude`, () => claudeOf(user, s));
       assert.equal(c.sessionId, saved[s].uuid, `${s}: its own conversation`);
       assert.deepEqual(c.argv.slice(1), ["--resume", saved[s].uuid], `${s}: claude --resume <uuid>`);
       assert.equal(c.cwd, cwd);
-      const other = Object.entries(saved).filter(([k]) => k !== s).map(([, v]) => v.answer);
+      const other = Object.entries(saved)
+        .filter(([k]) => k !== s)
+        .map(([, v]) => v.answer);
       const screen = await capture(user, s);
       for (const a of other) assert.ok(!screen.includes(a), `${s} shows another conversation`);
     }
     assert.equal(fake.messages.length, before, "resuming sent nothing to the API");
-    const exes = (await sh(`for p in /proc/[0-9]*; do readlink $p/exe; done 2>/dev/null | grep -c '^${BIND}/node_modules/@anthropic-ai/claude-code/bin/claude.exe$' || true`)).stdout.trim();
+    const exes = (
+      await sh(
+        `for p in /proc/[0-9]*; do readlink $p/exe; done 2>/dev/null | grep -c '^${BIND}/node_modules/@anthropic-ai/claude-code/bin/claude.exe$' || true`,
+      )
+    ).stdout.trim();
     assert.equal(exes, "3", "three claudes, none started twice");
   });
 });

@@ -33,8 +33,19 @@ const HIJACKED = ["systemd-run", "runuser", "tmux", "setpriv", "sudo", "node", "
 
 function rosterUser(name: string, uid: number, extra: Partial<RosterUser> = {}): RosterUser {
   return {
-    name, uid, role: "power-user", email: `${name}@example.com`, forgejo: name, sshKeys: [], shell: "/bin/bash",
-    groups: [], namespaces: [], overrides: {}, state: "active", credentialRotation: 0, ...extra,
+    name,
+    uid,
+    role: "power-user",
+    email: `${name}@example.com`,
+    forgejo: name,
+    sshKeys: [],
+    shell: "/bin/bash",
+    groups: [],
+    namespaces: [],
+    overrides: {},
+    state: "active",
+    credentialRotation: 0,
+    ...extra,
   };
 }
 
@@ -42,12 +53,15 @@ describe("hardening on the systemd host", { timeout: 20 * 60_000 }, () => {
   let h: TestHost;
   const sh = async (cmd: string, stdin?: string) => (await run(h, cmd, { stdin })).stdout.trim();
   const tryRun = (cmd: string, stdin?: string) => run(h, cmd, { stdin, check: false });
-  const as = (user: string, cmd: string) => sh(`runuser -u ${user} -- env -C / HOME=/home/${user} PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 sh -c ${shq(cmd)}`);
+  const as = (user: string, cmd: string) =>
+    sh(`runuser -u ${user} -- env -C / HOME=/home/${user} PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 sh -c ${shq(cmd)}`);
 
   before(async () => {
     h = await createHost("hardening");
     await boot(h);
-    await sh("install -d -m 0755 /usr/local/lib/workstations /etc/workstations && install -d -m 0700 /var/lib/workstations && install -d -m 0711 /var/lib/tmux-persist");
+    await sh(
+      "install -d -m 0755 /usr/local/lib/workstations /etc/workstations && install -d -m 0700 /var/lib/workstations && install -d -m 0711 /var/lib/tmux-persist",
+    );
     await installAgents(sh); // scripts/agents as the host component ships it (entry points, modules, links)
     for (const u of ["tmux-persist-restore.service", "tmux-persist-save.service", "tmux-persist-save.timer"])
       await sh(`cat > /etc/systemd/system/${u}`, fs.readFileSync(path.join(ROOT, "scripts/units", u), "utf8"));
@@ -63,7 +77,10 @@ describe("hardening on the systemd host", { timeout: 20 * 60_000 }, () => {
 
   test("PATH hijack: fakes in ~/.local/bin never run as root, in every restore spawn mode", async () => {
     await sh("useradd -m -u 2050 -U -G users -s /bin/bash mallory");
-    const doc = { version: 1, users: [{ name: "mallory", uid: 2050, home: "/home/mallory", state: "active", email: "m@example.com", tmuxPersist: true, claudeTokenRenew: false }] };
+    const doc = {
+      version: 1,
+      users: [{ name: "mallory", uid: 2050, home: "/home/mallory", state: "active", email: "m@example.com", tmuxPersist: true, claudeTokenRenew: false }],
+    };
     await sh("cat > /etc/workstations/users.json", JSON.stringify(doc));
     await as("mallory", "mkdir -p ~/proj && tmux -u new-session -d -s keep -c ~/proj claude");
     await waitFor("mallory's claude", async () => (await as("mallory", "cat ~/.fake-claude.log 2>/dev/null || true")).includes('"start"'));
@@ -79,7 +96,8 @@ for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do [ -x "
 exit 127
 `;
     await as("mallory", "mkdir -p ~/.local/bin && : > ~/hijack.log && chmod 0666 ~/hijack.log");
-    for (const n of HIJACKED) await sh(`runuser -u mallory -- sh -c ${shq(`cat > /home/mallory/.local/bin/${n} && chmod 0755 /home/mallory/.local/bin/${n}`)}`, fake(n));
+    for (const n of HIJACKED)
+      await sh(`runuser -u mallory -- sh -c ${shq(`cat > /home/mallory/.local/bin/${n} && chmod 0755 /home/mallory/.local/bin/${n}`)}`, fake(n));
     // the fakes work and record (so the check below can fail): the user's own PATH finds them
     await as("mallory", "PATH=$HOME/.local/bin:$PATH; export PATH; tmux -V >/dev/null; env true");
     const own = await sh("cat /home/mallory/hijack.log");
@@ -90,11 +108,12 @@ exit 127
       await tryRun("runuser -u mallory -- /usr/bin/tmux kill-server");
       await waitFor("mallory's processes gone", async () => (await tryRun("pgrep -u mallory")).code !== 0);
     };
-    const restored = () => waitFor("the restored session resuming its conversation", async () => {
-      const r = await tryRun("runuser -u mallory -- /usr/bin/tmux list-sessions -F '#{session_name}'");
-      if (r.code !== 0 || !r.stdout.split("\n").includes("keep")) return false;
-      return (await sh("cat /home/mallory/.fake-claude.log")).split("\n").some((l) => l.includes(uuid) && l.includes("--resume"));
-    });
+    const restored = () =>
+      waitFor("the restored session resuming its conversation", async () => {
+        const r = await tryRun("runuser -u mallory -- /usr/bin/tmux list-sessions -F '#{session_name}'");
+        if (r.code !== 0 || !r.stdout.split("\n").includes("keep")) return false;
+        return (await sh("cat /home/mallory/.fake-claude.log")).split("\n").some((l) => l.includes(uuid) && l.includes("--resume"));
+      });
     const modes: Array<[string, string]> = [
       ["direct", "tmux-persist restore --spawn direct"],
       ["scope", "tmux-persist restore --spawn scope"],
@@ -117,15 +136,30 @@ exit 127
   test("purge refuses an account that is not the roster's (uid, ledger, home owner) and changes nothing", async () => {
     const state = async (name: string) => ({
       passwd: await sh(`getent passwd ${name} || true`),
-      shadow: (await sh(`getent shadow ${name} | cut -d: -f2,8`)),
+      shadow: await sh(`getent shadow ${name} | cut -d: -f2,8`),
       home: await sh(`stat -c '%u %a' /home/${name}; cat /home/${name}/keep.txt`),
       archives: await sh("ls /var/lib/workstations/archives 2>/dev/null || true"),
     });
     const approval = { approvedBy: "viktor", approvedOn: "2026-11-30" };
     const cases: Array<{ what: string; setup: string; plan: { name: string; uid: number }; err: RegExp }> = [
-      { what: "uid differs from the roster", setup: `useradd -m -u 2061 -U olga && echo '2060 olga' >> ${LEDGER}`, plan: { name: "olga", uid: 2060 }, err: /olga refused: the account on .* has uid 2061 but roster.yaml pins 2060/ },
-      { what: "account not in the ledger", setup: "useradd -m -u 2070 -U pete", plan: { name: "pete", uid: 2070 }, err: /pete refused: '2070 pete' is not in \/var\/lib\/workstations\/uid-ledger/ },
-      { what: "home owned by another uid", setup: `useradd -m -u 2080 -U quinn && echo '2080 quinn' >> ${LEDGER} && chown -R 2999:2999 /home/quinn`, plan: { name: "quinn", uid: 2080 }, err: /quinn refused: \/home\/quinn on .* is owned by uid 2999, not 2080/ },
+      {
+        what: "uid differs from the roster",
+        setup: `useradd -m -u 2061 -U olga && echo '2060 olga' >> ${LEDGER}`,
+        plan: { name: "olga", uid: 2060 },
+        err: /olga refused: the account on .* has uid 2061 but roster.yaml pins 2060/,
+      },
+      {
+        what: "account not in the ledger",
+        setup: "useradd -m -u 2070 -U pete",
+        plan: { name: "pete", uid: 2070 },
+        err: /pete refused: '2070 pete' is not in \/var\/lib\/workstations\/uid-ledger/,
+      },
+      {
+        what: "home owned by another uid",
+        setup: `useradd -m -u 2080 -U quinn && echo '2080 quinn' >> ${LEDGER} && chown -R 2999:2999 /home/quinn`,
+        plan: { name: "quinn", uid: 2080 },
+        err: /quinn refused: \/home\/quinn on .* is owned by uid 2999, not 2080/,
+      },
     ];
     await sh(`install -d -m 0700 /var/lib/workstations && touch ${LEDGER} && chmod 0600 ${LEDGER}`);
     for (const c of cases) {
@@ -181,7 +215,9 @@ exit 127
   });
 
   test("a missing home is rebuilt from skel in a root-only staging dir, owned by the user", async () => {
-    await sh("install -d /etc/skel/.claude && printf '{}\\n' > /etc/skel/.claude/settings.json && chmod 0600 /etc/skel/.claude/settings.json && echo hi > /etc/skel/.skelmark");
+    await sh(
+      "install -d /etc/skel/.claude && printf '{}\\n' > /etc/skel/.claude/settings.json && chmod 0600 /etc/skel/.claude/settings.json && echo hi > /etc/skel/.skelmark",
+    );
     const p = planUser(rosterUser("sue", 2130));
     assert.equal((await tryRun(accountApplyScript(p))).code, 0);
     await sh("rm -rf /home/sue");

@@ -78,9 +78,15 @@ describe("nspawn test host", { timeout: 20 * 60_000 }, () => {
 
   test("a transient timer fires", async () => {
     // AccuracySec: a transient timer defaults to 1 min accuracy, i.e. fires up to a minute late.
-    await run(h, "rm -f /root/timer-fired && systemd-run --unit=testhost-selftest-timer --on-active=1s --timer-property=AccuracySec=100ms touch /root/timer-fired");
+    await run(
+      h,
+      "rm -f /root/timer-fired && systemd-run --unit=testhost-selftest-timer --on-active=1s --timer-property=AccuracySec=100ms touch /root/timer-fired",
+    );
     const t0 = Date.now();
-    await run(h, "for i in $(seq 1 150); do [ -e /root/timer-fired ] && exit 0; sleep 0.1; done; systemctl status --no-pager testhost-selftest-timer.timer testhost-selftest-timer.service; exit 1");
+    await run(
+      h,
+      "for i in $(seq 1 150); do [ -e /root/timer-fired ] && exit 0; sleep 0.1; done; systemctl status --no-pager testhost-selftest-timer.timer testhost-selftest-timer.service; exit 1",
+    );
     assert.ok(Date.now() - t0 < 10_000, `timer took ${Date.now() - t0} ms`);
   });
 

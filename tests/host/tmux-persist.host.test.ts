@@ -56,9 +56,13 @@ WantedBy=multi-user.target
 describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { timeout: 20 * 60_000 }, () => {
   let h: TestHost;
   const sh = (cmd: string, stdin?: string) => run(h, cmd, { stdin });
-  const as = (user: string, cmd: string) => sh(`runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 sh -c ${JSON.stringify(cmd).replace(/\$/g, "\\$")}`);
+  const as = (user: string, cmd: string) =>
+    sh(`runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 sh -c ${JSON.stringify(cmd).replace(/\$/g, "\\$")}`);
   /** the command that starts the user's server, in a known scope (like a login session) */
-  const asScoped = (user: string, cmd: string) => sh(`systemd-run --scope --quiet --unit=tp-tmux-${user}.scope -- runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 sh -c ${JSON.stringify(cmd).replace(/\$/g, "\\$")}`);
+  const asScoped = (user: string, cmd: string) =>
+    sh(
+      `systemd-run --scope --quiet --unit=tp-tmux-${user}.scope -- runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 sh -c ${JSON.stringify(cmd).replace(/\$/g, "\\$")}`,
+    );
 
   async function panes(user: string): Promise<Pane[]> {
     const fmt = ["#{session_name}", "#{window_index}", "#{?automatic-rename,(auto),#{window_name}}", "#{pane_index}", "#{pane_pid}"].join(FS);
@@ -74,7 +78,10 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
   }
   async function fakeLog(user: string): Promise<any[]> {
     const r = await sh(`cat /home/${user}/.fake-claude.log 2>/dev/null || true`);
-    return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    return r.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   }
   /** live claude (fake) conversations keyed "session/window/pane" */
   async function conversations(user: string): Promise<Map<string, { uuid: string; argv: string[]; cwd: string }>> {
@@ -102,7 +109,18 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
     for (const u of UNITS) await sh(`cat > /etc/systemd/system/${u}`, fs.readFileSync(path.join(ROOT, "scripts/units", u), "utf8"));
     await sh("cat > /usr/local/bin/claude && chmod 0755 /usr/local/bin/claude", fs.readFileSync(path.join(ROOT, "tests/tmux/fake-claude"), "utf8"));
     for (const u of USERS) await sh(`useradd -m -u ${u.uid} -U -G users -s /bin/bash ${u.name}`);
-    const doc = { version: 1, users: USERS.map((u) => ({ name: u.name, uid: u.uid, home: `/home/${u.name}`, state: "active", email: `${u.name}@example.com`, tmuxPersist: true, claudeTokenRenew: false })) };
+    const doc = {
+      version: 1,
+      users: USERS.map((u) => ({
+        name: u.name,
+        uid: u.uid,
+        home: `/home/${u.name}`,
+        state: "active",
+        email: `${u.name}@example.com`,
+        tmuxPersist: true,
+        claudeTokenRenew: false,
+      })),
+    };
     await sh("cat > /etc/workstations/users.json && chmod 0644 /etc/workstations/users.json", JSON.stringify(doc, null, 2));
     await sh("systemctl daemon-reload && systemctl enable --now tmux-persist-restore.service tmux-persist-save.timer");
   });
@@ -126,7 +144,10 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
     await sh("install -d -o alice -g alice '/home/alice/proj-a' '/home/alice/dir with space' /home/alice/notes");
     await sh("install -d -o bob -g bob /home/bob/w /home/bob/idle /home/bob/sh");
     await asScoped("alice", "tmux -u new-session -d -s main -c /home/alice/proj-a claude");
-    await as("alice", "tmux -u new-session -d -s notes -n todo -c /home/alice/notes && tmux -u split-window -d -t =notes: -c /home/alice && tmux -u new-window -d -t =notes: -n other -c /home/alice/notes");
+    await as(
+      "alice",
+      "tmux -u new-session -d -s notes -n todo -c /home/alice/notes && tmux -u split-window -d -t =notes: -c /home/alice && tmux -u new-window -d -t =notes: -n other -c /home/alice/notes",
+    );
     await as("alice", "tmux -u new-session -d -s 'two words' -c '/home/alice/dir with space' claude");
     await asScoped("bob", "tmux -u new-session -d -s work -c /home/bob/w claude");
     await as("bob", "tmux -u new-session -d -s idle -c /home/bob/idle env FAKE_CLAUDE_SILENT=1 claude");
@@ -156,7 +177,9 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
       const link = (await sh(`readlink /var/lib/tmux-persist/${u.name}/last`)).stdout.trim();
       const sha = (await sh(`sha256sum /var/lib/tmux-persist/${u.name}/last | cut -d' ' -f1`)).stdout.trim();
       lastBefore[u.name] = { link, sha };
-      const modes = (await sh(`stat -c %a:%U /var/lib/tmux-persist /var/lib/tmux-persist/${u.name} /var/lib/tmux-persist/${u.name}/${link}`)).stdout.trim().split("\n");
+      const modes = (await sh(`stat -c %a:%U /var/lib/tmux-persist /var/lib/tmux-persist/${u.name} /var/lib/tmux-persist/${u.name}/${link}`)).stdout
+        .trim()
+        .split("\n");
       assert.match(modes[0], /^7(00|11):root$/);
       assert.deepEqual(modes.slice(1), ["700:root", "600:root"]);
     }
@@ -165,22 +188,34 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
     assert.deepEqual(st.users.map((u: any) => u.user).sort(), USERS.map((u) => u.name).sort(), "status lists every user");
     for (const u of st.users) {
       assert.ok(u.sessions.length > 0, `status: ${u.user} has saved sessions`);
-      assert.ok(u.sessions.every((s: any) => s.action === "skip"), "status: everything exists");
+      assert.ok(
+        u.sessions.every((s: any) => s.action === "skip"),
+        "status: everything exists",
+      );
     }
   });
 
   test("poweroff then boot: the restore unit brings every session back, outside its cgroup", async () => {
     await poweroff(h);
     await boot(h);
-    await waitFor("restore unit done", async () => {
-      const r = await run(h, "systemctl show -p ActiveState -p SubState -p Result tmux-persist-restore.service", { check: false });
-      const st = Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split("=", 2)));
-      if (st.ActiveState === "failed" || (st.Result && st.Result !== "success")) {
-        const j = (await run(h, "journalctl -b -u tmux-persist-restore.service --no-pager", { check: false })).stdout;
-        throw new Error(`restore failed: ${r.stdout}\n${j}`);
-      }
-      return st.ActiveState === "active" && st.SubState === "exited";
-    }, 120_000);
+    await waitFor(
+      "restore unit done",
+      async () => {
+        const r = await run(h, "systemctl show -p ActiveState -p SubState -p Result tmux-persist-restore.service", { check: false });
+        const st = Object.fromEntries(
+          r.stdout
+            .trim()
+            .split("\n")
+            .map((l) => l.split("=", 2)),
+        );
+        if (st.ActiveState === "failed" || (st.Result && st.Result !== "success")) {
+          const j = (await run(h, "journalctl -b -u tmux-persist-restore.service --no-pager", { check: false })).stdout;
+          throw new Error(`restore failed: ${r.stdout}\n${j}`);
+        }
+        return st.ActiveState === "active" && st.SubState === "exited";
+      },
+      120_000,
+    );
     for (const u of USERS) {
       const now = await panes(u.name);
       assert.deepEqual(
@@ -237,7 +272,10 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
       assert.equal(tmux, name === "early" ? "up" : "down");
       assert.match(err, /not saving reason="system shutdown in progress"/);
       const links = (await sh(`cat /var/lib/tp-test/${name}.last`)).stdout.trim().split("\n");
-      assert.deepEqual(links, USERS.map((u) => lastBefore[u.name].link));
+      assert.deepEqual(
+        links,
+        USERS.map((u) => lastBefore[u.name].link),
+      );
     }
     // and `last` is still the pre-shutdown snapshot, byte for byte (the restore only pinned it as boot)
     for (const u of USERS) {
@@ -250,10 +288,16 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
   test("a second reboot, now with the restored servers in their scopes, restores everything again", async () => {
     await sh("systemctl start tmux-persist-save.service"); // the restored state: saved as unchanged
     assert.match((await sh("journalctl -b -u tmux-persist-save.service --no-pager -o cat")).stdout, /snapshot unchanged, not rewritten user=alice/);
-    const snapBefore = Object.fromEntries(await Promise.all(USERS.map(async (u) => [u.name, (await sh(`readlink /var/lib/tmux-persist/${u.name}/last`)).stdout.trim()])));
+    const snapBefore = Object.fromEntries(
+      await Promise.all(USERS.map(async (u) => [u.name, (await sh(`readlink /var/lib/tmux-persist/${u.name}/last`)).stdout.trim()])),
+    );
     await poweroff(h);
     await boot(h);
-    await waitFor("restore unit done", async () => (await run(h, "systemctl show -p SubState --value tmux-persist-restore.service", { check: false })).stdout.trim() === "exited", 120_000);
+    await waitFor(
+      "restore unit done",
+      async () => (await run(h, "systemctl show -p SubState --value tmux-persist-restore.service", { check: false })).stdout.trim() === "exited",
+      120_000,
+    );
     assert.equal((await sh("systemctl show -p Result --value tmux-persist-restore.service")).stdout.trim(), "success");
     for (const u of USERS) {
       assert.equal((await sh(`readlink /var/lib/tmux-persist/${u.name}/boot`)).stdout.trim(), snapBefore[u.name]);
@@ -277,8 +321,13 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
     assert.equal((await sh("systemctl show -p Result --value tmux-persist-save.service")).stdout.trim(), "success");
     for (const u of USERS) {
       const snap = JSON.parse((await sh(`cat /var/lib/tmux-persist/${u.name}/last`)).stdout);
-      const saved = snap.sessions.flatMap((s: any) => s.windows.flatMap((w: any) => w.panes.filter((p: any) => p.claude?.uuid).map((p: any) => p.claude.uuid))).sort();
-      const want = [...before_[u.name].conv.entries()].filter(([k]) => !k.startsWith("idle/")).map(([, c]) => c.uuid).sort();
+      const saved = snap.sessions
+        .flatMap((s: any) => s.windows.flatMap((w: any) => w.panes.filter((p: any) => p.claude?.uuid).map((p: any) => p.claude.uuid)))
+        .sort();
+      const want = [...before_[u.name].conv.entries()]
+        .filter(([k]) => !k.startsWith("idle/"))
+        .map(([, c]) => c.uuid)
+        .sort();
       assert.deepEqual(saved, want);
     }
   });

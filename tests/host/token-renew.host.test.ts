@@ -50,14 +50,22 @@ async function vaultHook(type: string, _name: string, i: Record<string, any>): P
       return undefined;
     case "vault:appRole/authBackendRole:AuthBackendRole": {
       await v("POST", `auth/${i.backend}/role/${i.roleName}`, {
-        token_policies: i.tokenPolicies, token_no_default_policy: i.tokenNoDefaultPolicy, token_type: i.tokenType,
-        token_ttl: i.tokenTtl, token_max_ttl: i.tokenMaxTtl, secret_id_ttl: i.secretIdTtl, secret_id_num_uses: i.secretIdNumUses, bind_secret_id: i.bindSecretId,
+        token_policies: i.tokenPolicies,
+        token_no_default_policy: i.tokenNoDefaultPolicy,
+        token_type: i.tokenType,
+        token_ttl: i.tokenTtl,
+        token_max_ttl: i.tokenMaxTtl,
+        secret_id_ttl: i.secretIdTtl,
+        secret_id_num_uses: i.secretIdNumUses,
+        bind_secret_id: i.bindSecretId,
       });
       const r = (await v("GET", `auth/${i.backend}/role/${i.roleName}/role-id`)) as { data: { role_id: string } };
       return { roleId: r.data.role_id };
     }
     case "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": {
-      const r = (await v("POST", `auth/${i.backend}/role/${i.roleName}/secret-id`, { metadata: i.metadata })) as { data: { secret_id: string; secret_id_accessor: string } };
+      const r = (await v("POST", `auth/${i.backend}/role/${i.roleName}/secret-id`, { metadata: i.metadata })) as {
+        data: { secret_id: string; secret_id_accessor: string };
+      };
       issuedSecrets.push(r.data.secret_id);
       return { secretId: r.data.secret_id, accessor: r.data.secret_id_accessor };
     }
@@ -71,7 +79,8 @@ const asEmo = (cmd: string, stdin?: string) => run(h, `setpriv --reuid=emo --reg
 const asUser = (user: string, cmd: string) => run(h, `setpriv --reuid=${user} --regid=${user} --init-groups --reset-env bash -c ${shq(cmd)}`, { check: false });
 const SOCK = "/run/workstations/alert.sock";
 /** A one-shot client in the host's Node: prints the notifier's answer, or `connect-error CODE`. */
-const CLIENT = `const c=require("net").connect(process.argv[1]);let b="";c.setEncoding("utf8");` +
+const CLIENT =
+  `const c=require("net").connect(process.argv[1]);let b="";c.setEncoding("utf8");` +
   `c.on("connect",()=>c.end(process.argv[2]+"\\n"));c.on("data",d=>b+=d);` +
   `c.on("error",e=>{console.log("connect-error "+e.code);process.exit(2)});c.on("close",()=>process.stdout.write(b))`;
 const alertCmd = (text: string) => `/usr/bin/node -e ${shq(CLIENT)} ${SOCK} ${shq(JSON.stringify({ text }))}`;
@@ -97,8 +106,11 @@ before(async () => {
   const specs = await capture({
     roster,
     config: {
-      vaultAddress: vault.addr, claudeTokenUrl: oauth.tokenUrl, claudeProfileUrl: oauth.profileUrl,
-      claudeClientId: "host-test-client", slackWebhook: slack.webhookUrl,
+      vaultAddress: vault.addr,
+      claudeTokenUrl: oauth.tokenUrl,
+      claudeProfileUrl: oauth.profileUrl,
+      claudeClientId: "host-test-client",
+      slackWebhook: slack.webhookUrl,
     },
   });
   setResourceHook(undefined);
@@ -129,13 +141,16 @@ test("a run on the host, as the user, refreshes near expiry and backs up to emo'
   await sh("systemctl start claude-token-renew@emo.service");
   const show = await sh("systemctl show -p Result -p ExecMainStatus -p User claude-token-renew@emo.service");
   assert.match(show, /Result=success/);
-  if (!/ExecMainStatus=0/.test(show)) assert.fail(`agent exit: ${show}\n${await sh("journalctl -u claude-token-renew@emo.service --no-pager -o cat | tail -20")}`);
+  if (!/ExecMainStatus=0/.test(show))
+    assert.fail(`agent exit: ${show}\n${await sh("journalctl -u claude-token-renew@emo.service --no-pager -o cat | tail -20")}`);
   assert.match(show, /User=emo/);
   const local = JSON.parse(await sh("cat /home/emo/.claude/.credentials.json"));
   assert.notEqual(local.claudeAiOauth.refreshToken, login.refreshToken, "rotated");
   assert.deepEqual(local.mcpOAuth, { keep: "me" });
   assert.equal(await sh("stat -c '%a %U' /home/emo/.claude/.credentials.json"), "600 emo");
-  const secret = (await vaultRequest(vault, vault.rootToken, "GET", "claude-tokens/data/users/emo")) as { data: { data: { claudeAiOauth: { refreshToken: string } }; metadata: { version: number } } };
+  const secret = (await vaultRequest(vault, vault.rootToken, "GET", "claude-tokens/data/users/emo")) as {
+    data: { data: { claudeAiOauth: { refreshToken: string } }; metadata: { version: number } };
+  };
   assert.equal(secret.data.data.claudeAiOauth.refreshToken, local.claudeAiOauth.refreshToken);
   assert.equal(oauth.revocations, 0);
   // A second run with nothing to do writes nothing to Vault.
@@ -151,7 +166,10 @@ test("emo's credential cannot touch viktor's path on the real Vault", async () =
   const cred = JSON.parse(await sh("cat /home/emo/.config/claude-token-renew/vault.json"));
   const login = (await vaultRequest(vault, "", "POST", "auth/approle/login", cred)) as { auth: { client_token: string } };
   await assert.rejects(vaultRequest(vault, login.auth.client_token, "GET", "claude-tokens/data/users/viktor"), /HTTP 403/);
-  await assert.rejects(vaultRequest(vault, login.auth.client_token, "POST", "claude-tokens/data/users/viktor", { data: { x: crypto.randomUUID() } }), /HTTP 403/);
+  await assert.rejects(
+    vaultRequest(vault, login.auth.client_token, "POST", "claude-tokens/data/users/viktor", { data: { x: crypto.randomUUID() } }),
+    /HTTP 403/,
+  );
 });
 
 test("systemd-analyze verify passes for every unit in scripts/units on the host", async () => {
@@ -187,7 +205,8 @@ test("an alert reaches Slack through the real socket, named after the peer uid; 
   await run(h, "systemctl start claude-token-renew@emo.service", { check: false });
   assert.match(await sh("systemctl show -p ExecMainStatus claude-token-renew@emo.service"), /ExecMainStatus=4/);
   const posts = slack.delivered.slice(before);
-  const diag = async () => sh(`journalctl --after-cursor=${shq(cursor)} --no-pager -o short-precise | grep -E 'claude-token-renew|workstations-alert' | tail -40`);
+  const diag = async () =>
+    sh(`journalctl --after-cursor=${shq(cursor)} --no-pager -o short-precise | grep -E 'claude-token-renew|workstations-alert' | tail -40`);
   assert.equal(posts.length, 1, `${posts.map((p) => p.text).join("\n")}\n${await diag()}`);
   assert.ok(posts[0].text.startsWith(`[emo@${host}] :rotating_light: Claude login required for emo (emo@example.com)`), posts[0].text);
   // The notifier ran as workstations-alert@<n>-<peer pid>-<peer uid>.service (systemd 252) with
@@ -199,7 +218,9 @@ test("an alert reaches Slack through the real socket, named after the peer uid; 
     // No journalctl match here: systemd 252's --after-cursor plus a match misses the entries
     // of the dynamic user (they are in another journal file).
     raw = await sh(`journalctl --after-cursor=${shq(cursor)} -o json --no-pager`);
-    j = raw.split("\n").filter(Boolean)
+    j = raw
+      .split("\n")
+      .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, string>)
       .filter((e) => e.SYSLOG_IDENTIFIER === "workstations-alert" && typeof e.MESSAGE === "string" && e.MESSAGE.startsWith("workstations-alert: ")); // not Node 18's ExperimentalWarning
   }
@@ -233,7 +254,13 @@ test("the sender cannot be faked: emo alerts as emo, root and non-members are re
   const before = slack.delivered.length;
   const emo = await asUser("emo", alertCmd("hello from a shell"));
   assert.equal(emo.stdout, "ok\n", emo.stderr);
-  assert.equal(slack.delivered.slice(before).map((p) => p.text).join("|"), `[emo@${host}] hello from a shell`);
+  assert.equal(
+    slack.delivered
+      .slice(before)
+      .map((p) => p.text)
+      .join("|"),
+    `[emo@${host}] hello from a shell`,
+  );
   // Nothing in the message decides the sender.
   const forged = await asUser("emo", `/usr/bin/node -e ${shq(CLIENT)} ${SOCK} ${shq(JSON.stringify({ text: "x", user: "viktor" }))}`);
   assert.match(forged.stdout, /^error invalid message: unknown field/);
@@ -272,10 +299,10 @@ test("no user can read the webhook: not the file, not /run/credentials, not the 
     `setpriv --reuid=emo --regid=emo --init-groups --reset-env /usr/bin/node -e ${shq(`const c=require("net").connect("${SOCK}");setTimeout(()=>c.destroy(),4000)`)} &`,
     "for i in $(seq 50); do ls -d /run/credentials/workstations-alert@* >/dev/null 2>&1 && break; sleep 0.1; done",
     "d=$(ls -d /run/credentials/workstations-alert@* | head -1)",
-    "echo \"DIR=$d\"",
-    "echo \"ROOT=$(cat \"$d/slack-webhook\")\"",
-    "pid=$(systemctl show -p MainPID --value \"$(basename \"$d\")\")",
-    "echo \"PID=$pid\"",
+    'echo "DIR=$d"',
+    'echo "ROOT=$(cat "$d/slack-webhook")"',
+    'pid=$(systemctl show -p MainPID --value "$(basename "$d")")',
+    'echo "PID=$pid"',
     `setpriv --reuid=emo --regid=emo --init-groups --reset-env bash -c ${shq('echo "EMO=$(cat $0/slack-webhook 2>&1; ls $0 2>&1; cat /proc/$1/environ 2>&1; head -c 64 /proc/$1/mem 2>&1)"')} "$d" "$pid"`,
     "wait",
   ].join("\n");
@@ -289,7 +316,9 @@ test("no user can read the webhook: not the file, not /run/credentials, not the 
 
   // The renewal unit's own view (User=emo, its sandbox): no credential, no webhook.
   const dropin = "/run/systemd/system/claude-token-renew@emo.service.d";
-  await sh(`mkdir -p ${dropin} && printf '%s\\n' '[Service]' 'ExecStart=' ${shq("ExecStart=/bin/sh -c 'echo \"view: uid=$$(id -u) CD=[$${CREDENTIALS_DIRECTORY}]\"; ls -la /run/credentials 2>&1; cat /run/credentials/*/* 2>&1; cat /etc/workstations/claude-token-renew.slack 2>&1; true'")} > ${dropin}/probe.conf && systemctl daemon-reload`);
+  await sh(
+    `mkdir -p ${dropin} && printf '%s\\n' '[Service]' 'ExecStart=' ${shq("ExecStart=/bin/sh -c 'echo \"view: uid=$$(id -u) CD=[$${CREDENTIALS_DIRECTORY}]\"; ls -la /run/credentials 2>&1; cat /run/credentials/*/* 2>&1; cat /etc/workstations/claude-token-renew.slack 2>&1; true'")} > ${dropin}/probe.conf && systemctl daemon-reload`,
+  );
   try {
     const cursor = await sh("journalctl --show-cursor -n 0 --no-pager | sed -n 's/^-- cursor: //p'");
     await sh("systemctl start claude-token-renew@emo.service");

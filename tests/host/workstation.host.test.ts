@@ -26,8 +26,24 @@ function keypair(name: string): { priv: string; pub: string } {
 type U = Record<string, unknown> & { name: string };
 const users: U[] = [
   { name: "viktor", uid: 2000, role: "admin", email: "viktor@example.com", forgejo: "viktor", sshKeys: [keypair("viktor").pub] },
-  { name: "emo", uid: 2001, role: "power-user", email: "emo@example.com", forgejo: "ebarzin", sshKeys: [keypair("emo").pub], overrides: { pushWhitelist: true } },
-  { name: "nadia", uid: 2002, role: "namespace-owner", email: "nadia@example.com", forgejo: "nadia", sshKeys: [keypair("nadia").pub], namespaces: ["nadia-apps"] },
+  {
+    name: "emo",
+    uid: 2001,
+    role: "power-user",
+    email: "emo@example.com",
+    forgejo: "ebarzin",
+    sshKeys: [keypair("emo").pub],
+    overrides: { pushWhitelist: true },
+  },
+  {
+    name: "nadia",
+    uid: 2002,
+    role: "namespace-owner",
+    email: "nadia@example.com",
+    forgejo: "nadia",
+    sshKeys: [keypair("nadia").pub],
+    namespaces: ["nadia-apps"],
+  },
 ];
 const rosterText = (us: U[]) => YAML.stringify({ version: 1, users: us });
 const edit = (name: string, patch: Record<string, unknown>) => {
@@ -40,16 +56,36 @@ const sh = async (cmd: string) => (await run(h, cmd)).stdout.trim();
 const apply = async (us: U[] = users) => engine.up(await capture({ roster: rosterText(us) }));
 
 function sshAs(user: string, key: string, cmd = "id -un"): { code: number | null; out: string } {
-  const r = spawnSync("ssh", [
-    "-i", key, "-p", String(h.port), "-o", `UserKnownHostsFile=${h.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes",
-    "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", `${user}@127.0.0.1`, cmd,
-  ], { encoding: "utf8", env: { ...process.env, SSH_AUTH_SOCK: "" }, timeout: 30_000 });
+  const r = spawnSync(
+    "ssh",
+    [
+      "-i",
+      key,
+      "-p",
+      String(h.port),
+      "-o",
+      `UserKnownHostsFile=${h.knownHostsPath}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      "ConnectTimeout=10",
+      `${user}@127.0.0.1`,
+      cmd,
+    ],
+    { encoding: "utf8", env: { ...process.env, SSH_AUTH_SOCK: "" }, timeout: 30_000 },
+  );
   return { code: r.status, out: (r.stdout + r.stderr).trim() };
 }
 
 /** A fingerprint of a home: every path with type, mode, owner and content hash. */
 const homePrint = (home: string) =>
-  sh(`cd ${home} && find . -path ./.config/claude-token-renew -prune -o -printf '%y %m %u:%g %p\\n' | sort && find . -path ./.config/claude-token-renew -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum`);
+  sh(
+    `cd ${home} && find . -path ./.config/claude-token-renew -prune -o -printf '%y %m %u:%g %p\\n' | sort && find . -path ./.config/claude-token-renew -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum`,
+  );
 
 before(async () => {
   h = await createHost("ws-foundation");
@@ -85,14 +121,23 @@ test("onboard three users, one per role: id, getent, ownership and modes", async
   }
   assert.match(await sh("sudo -l -U viktor"), /NOPASSWD: ALL/);
   assert.match(await sh("sudo -l -U emo || true"), /not allowed/);
-  assert.equal(await sh("cmp /etc/claude-code/managed-settings.json /dev/stdin <<'EOF' && echo same\n" + fs.readFileSync(path.join(__dirname, "../../config/managed-settings.json"), "utf8") + "EOF"), "same");
+  assert.equal(
+    await sh(
+      "cmp /etc/claude-code/managed-settings.json /dev/stdin <<'EOF' && echo same\n" +
+        fs.readFileSync(path.join(__dirname, "../../config/managed-settings.json"), "utf8") +
+        "EOF",
+    ),
+    "same",
+  );
   const index = JSON.parse(await sh("cat /etc/workstations/users.json"));
   assert.deepEqual(index.users.map((u: { name: string }) => u.name).sort(), ["emo", "nadia", "viktor"]);
   assert.equal(await sh("stat -c %a /var/lib/workstations"), "700");
   // The host component installed and enabled the units; they verify on this systemd.
   assert.equal(await sh("systemctl is-enabled tmux-persist-save.timer tmux-persist-restore.service | sort -u"), "enabled");
   assert.equal(await sh("systemctl is-active tmux-persist-save.timer"), "active");
-  await sh("systemd-analyze verify /etc/systemd/system/tmux-persist-*.service /etc/systemd/system/tmux-persist-save.timer /etc/systemd/system/claude-token-renew@viktor.timer");
+  await sh(
+    "systemd-analyze verify /etc/systemd/system/tmux-persist-*.service /etc/systemd/system/tmux-persist-save.timer /etc/systemd/system/claude-token-renew@viktor.timer",
+  );
   // The bundled scripts run on the host's node and read the program's users index.
   const status = await sh("tmux-persist status --json");
   for (const u of ["viktor", "emo", "nadia"]) assert.ok(status.includes(`"${u}"`), `tmux-persist sees ${u}`);
@@ -119,7 +164,10 @@ test("change groups and keys: updated in place, only that user's account", async
   const newKey = keypair("emo2");
   edit("emo", { groups: ["audio", "video"], sshKeys: [newKey.pub] });
   const actions = await apply();
-  assert.deepEqual(actions.map((a) => `${a.op} ${a.name}`), ["update emo-account"]);
+  assert.deepEqual(
+    actions.map((a) => `${a.op} ${a.name}`),
+    ["update emo-account"],
+  );
   assert.equal(await sh("id -u emo"), "2001");
   assert.deepEqual((await sh("id -nG emo")).split(" ").sort(), ["audio", "emo", "video", "workstation-users"]);
   assert.notEqual(sshAs("emo", path.join(keyDir, "emo")).code, 0, "the old key no longer works");
@@ -164,7 +212,10 @@ test("offboard without approval: locked, home intact, nothing else of hers is ma
 test("offboard with approval: a verified archive matching the home, then the account is gone", async () => {
   edit("nadia", { purge: { approvedBy: "viktor", approvedOn: "2026-11-22" } });
   const actions = await apply();
-  assert.deepEqual(actions.map((a) => `${a.op} ${a.name}`), ["create nadia-purge"]);
+  assert.deepEqual(
+    actions.map((a) => `${a.op} ${a.name}`),
+    ["create nadia-purge"],
+  );
   const archive = await sh("ls /var/lib/workstations/archives/nadia-2002-*.tar.gz");
   assert.equal(await sh(`stat -c '%a %U' ${archive}`), "600 root");
   assert.match(await sh(`cd /var/lib/workstations/archives && sha256sum -c ${path.basename(archive)}.sha256`), /OK$/);
@@ -194,13 +245,17 @@ test("a run killed halfway converges on the next run", async () => {
   // part-way through, leaving the host half-converged for the next.
   let kills = 0;
   for (let n = 1; n <= 4; n++) {
-    const r = await run(h, [
-      "rm -f /tmp/kf; mkfifo /tmp/kf; exec 3<>/tmp/kf",
-      `${kimAccount.create} >/tmp/kf 2>/dev/null & pid=$!`,
-      `for i in $(seq ${n}); do IFS= read -r -t 5 l <&3 || exit 0; done`,
-      `st=$(awk '/^State/{print $2}' /proc/$pid/status 2>/dev/null || true)`,
-      `if [ -n "$st" ] && [ "$st" != Z ] && kill -KILL $pid 2>/dev/null; then echo KILLED; fi`,
-    ].join("\n"), { check: false });
+    const r = await run(
+      h,
+      [
+        "rm -f /tmp/kf; mkfifo /tmp/kf; exec 3<>/tmp/kf",
+        `${kimAccount.create} >/tmp/kf 2>/dev/null & pid=$!`,
+        `for i in $(seq ${n}); do IFS= read -r -t 5 l <&3 || exit 0; done`,
+        `st=$(awk '/^State/{print $2}' /proc/$pid/status 2>/dev/null || true)`,
+        `if [ -n "$st" ] && [ "$st" != Z ] && kill -KILL $pid 2>/dev/null; then echo KILLED; fi`,
+      ].join("\n"),
+      { check: false },
+    );
     if (r.stdout.includes("KILLED")) kills++;
   }
   assert.ok(kills >= 2, `the account script was killed part-way ${kills} times`);
@@ -210,7 +265,10 @@ test("a run killed halfway converges on the next run", async () => {
   assert.deepEqual((await sh("id -nG kim")).split(" ").sort(), ["audio", "kim", "workstation-users"]);
   assert.equal(sshAs("kim", path.join(keyDir, "kim")).out, "kim");
   const rerun = await engine.rerunAll();
-  assert.deepEqual(rerun.filter((a) => changes(a.stdout).length).map((a) => a.name), []);
+  assert.deepEqual(
+    rerun.filter((a) => changes(a.stdout).length).map((a) => a.name),
+    [],
+  );
   assert.equal(await sh("grep -c '^2010 kim$' /var/lib/workstations/uid-ledger"), "1");
 });
 
@@ -227,7 +285,11 @@ test("a new host library version reaches every user; a delete runs the version i
     for (const u of users.filter((x) => x.state !== "offboarded")) {
       for (const part of ["account", "home", "units"]) assert.ok(updated.includes(`${u.name}-${part}`), `${u.name}-${part} not updated: ${updated}`);
     }
-    assert.deepEqual(actions.filter((a) => a.name !== "host-lib" && changes(a.stdout).length).map((a) => a.name), [], "the new version converges with no change");
+    assert.deepEqual(
+      actions.filter((a) => a.name !== "host-lib" && changes(a.stdout).length).map((a) => a.name),
+      [],
+      "the new version converges with no change",
+    );
     assert.equal(await sh(`test -x ${v1.path} && test -x ${v2.path} && echo both`), "both", "versions are kept side by side");
     // a user onboarded under v2, then removed: its delete (stored in state) calls v2
     const kai = { name: "kai", uid: 2011, role: "power-user", email: "kai@example.com", forgejo: "kai", sshKeys: [keypair("kai").pub] };

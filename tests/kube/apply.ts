@@ -18,17 +18,24 @@ export interface KubeObject {
 
 function clean(v: any): any {
   if (Array.isArray(v)) return v.map(clean);
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined && x !== null).map(([k, x]) => [k, clean(x)]));
+  if (v && typeof v === "object")
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([, x]) => x !== undefined && x !== null)
+        .map(([k, x]) => [k, clean(x)]),
+    );
   return v;
 }
 
 export function kubeObjects(resources: Captured[], opts: { get(name: string): { protect: boolean; retainOnDelete: boolean } | undefined }): KubeObject[] {
-  return resources.filter((r) => r.type.startsWith("kubernetes:")).map((r) => ({
-    name: r.name,
-    manifest: clean(unsecret(r.inputs)),
-    protect: opts.get(r.name)?.protect ?? false,
-    retainOnDelete: opts.get(r.name)?.retainOnDelete ?? false,
-  }));
+  return resources
+    .filter((r) => r.type.startsWith("kubernetes:"))
+    .map((r) => ({
+      name: r.name,
+      manifest: clean(unsecret(r.inputs)),
+      protect: opts.get(r.name)?.protect ?? false,
+      retainOnDelete: opts.get(r.name)?.retainOnDelete ?? false,
+    }));
 }
 
 export class ProtectedError extends Error {}
@@ -47,7 +54,14 @@ export class KubeApplier {
     for (const o of [...objs].reverse()) {
       if (o.retainOnDelete) continue;
       const m = o.manifest;
-      await this.run(["delete", "--ignore-not-found", "--wait=false", `${m.kind}.${m.apiVersion.includes("/") ? m.apiVersion.split("/")[0] : ""}`.replace(/\.$/, ""), m.metadata.name, ...(m.metadata.namespace ? ["-n", m.metadata.namespace] : [])]);
+      await this.run([
+        "delete",
+        "--ignore-not-found",
+        "--wait=false",
+        `${m.kind}.${m.apiVersion.includes("/") ? m.apiVersion.split("/")[0] : ""}`.replace(/\.$/, ""),
+        m.metadata.name,
+        ...(m.metadata.namespace ? ["-n", m.metadata.namespace] : []),
+      ]);
     }
   }
 
@@ -57,7 +71,11 @@ export class KubeApplier {
     const gone = [...this.state.values()].filter((o) => !keep.has(o.name));
     const prot = gone.filter((o) => o.protect);
     if (prot.length) throw new ProtectedError(`refusing to delete protected resource(s): ${prot.map((o) => o.name).join(", ")}`);
-    if (desired.length) await this.run(["apply", "--server-side", "--force-conflicts", "--field-manager=workstations-test", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: desired.map((d) => d.manifest) }));
+    if (desired.length)
+      await this.run(
+        ["apply", "--server-side", "--force-conflicts", "--field-manager=workstations-test", "-f", "-"],
+        JSON.stringify({ apiVersion: "v1", kind: "List", items: desired.map((d) => d.manifest) }),
+      );
     for (const d of desired) this.state.set(d.name, d);
     await this.remove(gone);
     for (const g of gone) this.state.delete(g.name);

@@ -42,26 +42,45 @@ async function programObjects(roster: string) {
   }
 }
 
-interface Attr { verb: string; resource: string; group?: string; namespace?: string }
+interface Attr {
+  verb: string;
+  resource: string;
+  group?: string;
+  namespace?: string;
+}
 async function sar(user: string, a: Attr): Promise<boolean> {
   const r = await kube.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-    body: { apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview", spec: { user, groups: ["system:authenticated"], resourceAttributes: { group: a.group ?? "", ...a } } },
+    body: {
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SubjectAccessReview",
+      spec: { user, groups: ["system:authenticated"], resourceAttributes: { group: a.group ?? "", ...a } },
+    },
   });
   assert.equal(r.status, 201, JSON.stringify(r.json));
   return r.json.status.allowed === true;
 }
 
 const deployment = (ns: string) => ({
-  apiVersion: "apps/v1", kind: "Deployment",
+  apiVersion: "apps/v1",
+  kind: "Deployment",
   metadata: { generateName: "probe-", namespace: ns },
-  spec: { replicas: 1, selector: { matchLabels: { app: "probe" } }, template: { metadata: { labels: { app: "probe" } }, spec: { containers: [{ name: "c", image: "registry.invalid/probe:1" }] } } },
+  spec: {
+    replicas: 1,
+    selector: { matchLabels: { app: "probe" } },
+    template: { metadata: { labels: { app: "probe" } }, spec: { containers: [{ name: "c", image: "registry.invalid/probe:1" }] } },
+  },
 });
 
 /** The owner's checks: [what, SAR attributes, real request, status when allowed]. */
 function ownerChecks(own: string, other: string) {
   return {
     allowed: [
-      ["create a Deployment in own namespace", { verb: "create", group: "apps", resource: "deployments", namespace: own }, ["POST", `/apis/apps/v1/namespaces/${own}/deployments`, deployment(own)], 201],
+      [
+        "create a Deployment in own namespace",
+        { verb: "create", group: "apps", resource: "deployments", namespace: own },
+        ["POST", `/apis/apps/v1/namespaces/${own}/deployments`, deployment(own)],
+        201,
+      ],
       ["read Secrets in own namespace", { verb: "list", resource: "secrets", namespace: own }, ["GET", `/api/v1/namespaces/${own}/secrets`], 200],
       ["list namespaces", { verb: "list", resource: "namespaces" }, ["GET", "/api/v1/namespaces"], 200],
       ["list nodes", { verb: "list", resource: "nodes" }, ["GET", "/api/v1/nodes"], 200],
@@ -70,7 +89,11 @@ function ownerChecks(own: string, other: string) {
       ["read pods in another tenant's namespace", { verb: "list", resource: "pods", namespace: other }, ["GET", `/api/v1/namespaces/${other}/pods`]],
       ["read Secrets in another tenant's namespace", { verb: "get", resource: "secrets", namespace: other }, ["GET", `/api/v1/namespaces/${other}/secrets`]],
       ["list pods cluster-wide", { verb: "list", resource: "pods" }, ["GET", "/api/v1/pods"]],
-      ["create a namespace", { verb: "create", resource: "namespaces" }, ["POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { generateName: "x-" } }]],
+      [
+        "create a namespace",
+        { verb: "create", resource: "namespaces" },
+        ["POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { generateName: "x-" } }],
+      ],
       ["delete own namespace", { verb: "delete", resource: "namespaces", namespace: own }, ["DELETE", `/api/v1/namespaces/${own}`]],
     ] as const,
   };
@@ -123,15 +146,18 @@ async function dashboardWorks(token: string, own: string, other: string) {
   assert.equal((await kube.request("GET", "/api/v1/secrets", { token })).status, 403);
 }
 
-before(async () => {
-  if (skip) return;
-  kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-authz-")) });
-  applier = new KubeApplier(kube);
-  // The JWT authenticator loads the issuer's keys asynchronously after start-up.
-  const t = kube.oidc.tokenFor(USERS.emo);
-  for (let i = 0; i < 100 && (await kube.kubectl(["auth", "whoami"], { token: t })).code !== 0; i++) await new Promise((r) => setTimeout(r, 200));
-  await applier.up(await programObjects(ROSTER));
-}, { timeout: 300_000 });
+before(
+  async () => {
+    if (skip) return;
+    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-authz-")) });
+    applier = new KubeApplier(kube);
+    // The JWT authenticator loads the issuer's keys asynchronously after start-up.
+    const t = kube.oidc.tokenFor(USERS.emo);
+    for (let i = 0; i < 100 && (await kube.kubectl(["auth", "whoami"], { token: t })).code !== 0; i++) await new Promise((r) => setTimeout(r, 200));
+    await applier.up(await programObjects(ROSTER));
+  },
+  { timeout: 300_000 },
+);
 after(async () => kube?.stop());
 
 test("namespace-owner: own namespace yes (Deployment, Secrets), namespaces and nodes listable, other tenants and cluster-wide pods no", { skip }, async () => {
@@ -142,14 +168,33 @@ test("namespace-owner: own namespace yes (Deployment, Secrets), namespaces and n
 test("admin can do everything; a power-user with no namespace can do nothing; an unknown identity nothing", { skip }, async () => {
   const admin = kube.oidc.tokenFor(USERS.viktor);
   assert.equal(await sar("oidc:viktor@example.com", { verb: "*", group: "*", resource: "*" }), true);
-  for (const [m, p] of [["GET", "/api/v1/pods"], ["GET", "/api/v1/namespaces/nadia-apps/secrets"], ["GET", "/api/v1/namespaces/olga-lab/secrets"], ["GET", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"]])
+  for (const [m, p] of [
+    ["GET", "/api/v1/pods"],
+    ["GET", "/api/v1/namespaces/nadia-apps/secrets"],
+    ["GET", "/api/v1/namespaces/olga-lab/secrets"],
+    ["GET", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"],
+  ])
     assert.equal((await kube.request(m, p, { token: admin })).status, 200, `admin ${m} ${p}`);
-  assert.equal((await kube.request("POST", "/api/v1/namespaces", { token: admin, body: { apiVersion: "v1", kind: "Namespace", metadata: { name: "admin-made" } } })).status, 201);
+  assert.equal(
+    (await kube.request("POST", "/api/v1/namespaces", { token: admin, body: { apiVersion: "v1", kind: "Namespace", metadata: { name: "admin-made" } } }))
+      .status,
+    201,
+  );
   for (const who of [USERS.emo, { name: "mallory", email: "mallory@example.com" }]) {
     const t = kube.oidc.tokenFor(who);
-    for (const [m, p] of [["GET", "/api/v1/namespaces"], ["GET", "/api/v1/nodes"], ["GET", "/api/v1/pods"], ["GET", "/api/v1/namespaces/nadia-apps/secrets"], ["GET", "/api/v1/namespaces/default/pods"]])
+    for (const [m, p] of [
+      ["GET", "/api/v1/namespaces"],
+      ["GET", "/api/v1/nodes"],
+      ["GET", "/api/v1/pods"],
+      ["GET", "/api/v1/namespaces/nadia-apps/secrets"],
+      ["GET", "/api/v1/namespaces/default/pods"],
+    ])
       assert.equal((await kube.request(m, p, { token: t })).status, 403, `${who.name} ${m} ${p}`);
-    for (const a of [{ verb: "list", resource: "namespaces" }, { verb: "get", resource: "secrets", namespace: "nadia-apps" }, { verb: "create", group: "apps", resource: "deployments", namespace: "default" }])
+    for (const a of [
+      { verb: "list", resource: "namespaces" },
+      { verb: "get", resource: "secrets", namespace: "nadia-apps" },
+      { verb: "create", group: "apps", resource: "deployments", namespace: "default" },
+    ])
       assert.equal(await sar(`oidc:${who.email}`, a), false, `${who.name} ${JSON.stringify(a)}`);
   }
 });
@@ -160,7 +205,10 @@ test("the dashboard token authenticates as the namespace's ServiceAccount and is
 
 test("suspend: every owner check is denied and the dashboard token fails; namespace and workload stay; re-activating restores all", { skip }, async () => {
   const nadia = () => kube.oidc.tokenFor(USERS.nadia);
-  const made = await kube.request("POST", "/apis/apps/v1/namespaces/nadia-apps/deployments", { token: nadia(), body: { ...deployment("nadia-apps"), metadata: { name: "keeps-running", namespace: "nadia-apps" } } });
+  const made = await kube.request("POST", "/apis/apps/v1/namespaces/nadia-apps/deployments", {
+    token: nadia(),
+    body: { ...deployment("nadia-apps"), metadata: { name: "keeps-running", namespace: "nadia-apps" } },
+  });
   assert.equal(made.status, 201);
   const oldDashboard = await waitToken("nadia-apps", "dashboard-nadia-token");
   await applier.up(await programObjects(withNadia("suspended")));
@@ -179,14 +227,18 @@ test("suspend: every owner check is denied and the dashboard token fails; namesp
   assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps/secrets", { token: oldDashboard })).status, 401, "the old token stays dead");
 });
 
-test("destroy --target of the owner's component and removal from the roster leave the namespace and workload (retainOnDelete); the owner's access is cut", { skip }, async () => {
-  await applier.destroy((n) => n.startsWith("nadia-"));
-  await expectOwner(kube.oidc.tokenFor(USERS.nadia), "oidc:nadia@example.com", "nadia-apps", "olga-lab", false);
-  assert.equal((await kube.request("GET", "/apis/apps/v1/namespaces/nadia-apps/deployments/keeps-running")).status, 200);
-  assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps")).status, 200);
-  for (const doc of [withoutNadia(), withNadia("offboarded")]) {
-    await applier.up(await programObjects(doc));
-    assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps")).status, 200);
+test(
+  "destroy --target of the owner's component and removal from the roster leave the namespace and workload (retainOnDelete); the owner's access is cut",
+  { skip },
+  async () => {
+    await applier.destroy((n) => n.startsWith("nadia-"));
+    await expectOwner(kube.oidc.tokenFor(USERS.nadia), "oidc:nadia@example.com", "nadia-apps", "olga-lab", false);
     assert.equal((await kube.request("GET", "/apis/apps/v1/namespaces/nadia-apps/deployments/keeps-running")).status, 200);
-  }
-});
+    assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps")).status, 200);
+    for (const doc of [withoutNadia(), withNadia("offboarded")]) {
+      await applier.up(await programObjects(doc));
+      assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps")).status, 200);
+      assert.equal((await kube.request("GET", "/apis/apps/v1/namespaces/nadia-apps/deployments/keeps-running")).status, 200);
+    }
+  },
+);

@@ -18,9 +18,25 @@ export const KUBE_CONFIG: Record<string, string | undefined> = {
 export function recordedOptions(): { get(name: string): { protect: boolean; retainOnDelete: boolean } | undefined; stop(): void } {
   const seen = new Map<string, { protect: boolean; retainOnDelete: boolean }>();
   const orig = runtimeResource.registerResource;
-  runtimeResource.registerResource = function (res: unknown, parent: unknown, t: string, name: string, custom: boolean, remote: boolean, newDep: unknown, props: unknown, opts: any, ...rest: unknown[]) {
+  runtimeResource.registerResource = function (
+    res: unknown,
+    parent: unknown,
+    t: string,
+    name: string,
+    custom: boolean,
+    remote: boolean,
+    newDep: unknown,
+    props: unknown,
+    opts: any,
+    ...rest: unknown[]
+  ) {
     seen.set(name, { protect: !!opts?.protect, retainOnDelete: !!opts?.retainOnDelete });
     return orig.call(this, res, parent, t, name, custom, remote, newDep, props, opts, ...rest);
   };
-  return { get: (n) => seen.get(n), stop: () => { runtimeResource.registerResource = orig; } };
+  return {
+    get: (n) => seen.get(n),
+    stop: () => {
+      runtimeResource.registerResource = orig;
+    },
+  };
 }

@@ -21,19 +21,30 @@ const byName = (rs: Captured[], name: string) => {
 
 test("without Kubernetes config there is no Kubernetes resource at all", async () => {
   const { resources } = await runProgram({ roster: readExampleRoster() });
-  assert.deepEqual(resources.filter(isKube).map((r) => r.name), []);
+  assert.deepEqual(
+    resources.filter(isKube).map((r) => r.name),
+    [],
+  );
   assert.equal(resources.filter((r) => r.name.endsWith("-kubeconfig")).length, 0);
 });
 
 test("half-configured Kubernetes, a bad claim or a non-https server stop the run with the pulumi config set command", async () => {
-  await assert.rejects(runProgram({ roster: readExampleRoster(), config: { kubeOidcClientId: "kubernetes" } }),
-    /half configured \(workstations:kubeOidcClientId set\)[\s\S]*pulumi config set --stack test workstations:kubeApiServer/);
-  await assert.rejects(runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubeUsernameClaim: "sub" } }),
-    /Invalid value "sub" \(email\|preferred_username[\s\S]*workstations:kubeUsernameClaim email/);
-  await assert.rejects(runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubeApiServer: "http://k8s:6443" } }),
-    /not an https URL: workstations:kubeApiServer/);
-  await assert.rejects(runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubeOidcIssuer: undefined } }),
-    /Missing required config key: workstations:kubeOidcIssuer/);
+  await assert.rejects(
+    runProgram({ roster: readExampleRoster(), config: { kubeOidcClientId: "kubernetes" } }),
+    /half configured \(workstations:kubeOidcClientId set\)[\s\S]*pulumi config set --stack test workstations:kubeApiServer/,
+  );
+  await assert.rejects(
+    runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubeUsernameClaim: "sub" } }),
+    /Invalid value "sub" \(email\|preferred_username[\s\S]*workstations:kubeUsernameClaim email/,
+  );
+  await assert.rejects(
+    runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubeApiServer: "http://k8s:6443" } }),
+    /not an https URL: workstations:kubeApiServer/,
+  );
+  await assert.rejects(
+    runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubeOidcIssuer: undefined } }),
+    /Missing required config key: workstations:kubeOidcIssuer/,
+  );
 });
 
 test("example roster: shared ClusterRole, owner namespace + bindings + dashboard token, admin cluster-admin, nobody else", async () => {
@@ -45,14 +56,19 @@ test("example roster: shared ClusterRole, owner namespace + bindings + dashboard
   assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["namespaces", "nodes"], verbs: ["get", "list", "watch"] }]);
 
   // nadia (namespace-owner, nadia-apps)
-  assert.deepEqual(k8sOf(resources, "nadia").map((r) => `${r.type} ${r.name}`).sort(), [
-    "kubernetes:core/v1:Namespace nadia-ns-nadia-apps",
-    "kubernetes:core/v1:Secret nadia-dashboard-token-nadia-apps",
-    "kubernetes:core/v1:ServiceAccount nadia-dashboard-sa-nadia-apps",
-    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding nadia-dashboard-nav",
-    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding nadia-dashboard-binding-nadia-apps",
-    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding nadia-owner-nadia-apps",
-  ]);
+  assert.deepEqual(
+    k8sOf(resources, "nadia")
+      .map((r) => `${r.type} ${r.name}`)
+      .sort(),
+    [
+      "kubernetes:core/v1:Namespace nadia-ns-nadia-apps",
+      "kubernetes:core/v1:Secret nadia-dashboard-token-nadia-apps",
+      "kubernetes:core/v1:ServiceAccount nadia-dashboard-sa-nadia-apps",
+      "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding nadia-dashboard-nav",
+      "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding nadia-dashboard-binding-nadia-apps",
+      "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding nadia-owner-nadia-apps",
+    ],
+  );
   assert.equal(byName(resources, "nadia-ns-nadia-apps").metadata.name, "nadia-apps");
   assert.deepEqual(opts.get("nadia-ns-nadia-apps"), { protect: false, retainOnDelete: true });
   const owner = byName(resources, "nadia-owner-nadia-apps");
@@ -61,20 +77,30 @@ test("example roster: shared ClusterRole, owner namespace + bindings + dashboard
   assert.deepEqual(owner.subjects, [{ kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "oidc:nadia@example.com" }]);
   const nav = byName(resources, "nadia-dashboard-nav");
   assert.equal(nav.roleRef.name, "dashboard-nav-readonly");
-  assert.deepEqual(nav.subjects.map((s: any) => `${s.kind}:${s.namespace ?? ""}:${s.name}`), ["User::oidc:nadia@example.com", "ServiceAccount:nadia-apps:dashboard-nadia"]);
+  assert.deepEqual(
+    nav.subjects.map((s: any) => `${s.kind}:${s.namespace ?? ""}:${s.name}`),
+    ["User::oidc:nadia@example.com", "ServiceAccount:nadia-apps:dashboard-nadia"],
+  );
   const secret = byName(resources, "nadia-dashboard-token-nadia-apps");
   assert.equal(secret.type, "kubernetes.io/service-account-token");
   assert.equal(secret.metadata.annotations["kubernetes.io/service-account.name"], "dashboard-nadia");
 
   // viktor (admin): cluster-admin only, no namespace
-  assert.deepEqual(k8sOf(resources, "viktor").map((r) => r.name), ["viktor-cluster-admin"]);
+  assert.deepEqual(
+    k8sOf(resources, "viktor").map((r) => r.name),
+    ["viktor-cluster-admin"],
+  );
   const ca = byName(resources, "viktor-cluster-admin");
   assert.equal(ca.roleRef.name, "cluster-admin");
   assert.deepEqual(ca.subjects, [{ kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "oidc:viktor@example.com" }]);
 
   // emo (power-user, tier none), sam (suspended), olga (offboarded): nothing
   for (const u of ["emo", "sam", "olga"]) {
-    assert.deepEqual(k8sOf(resources, u).map((r) => r.name), [], u);
+    assert.deepEqual(
+      k8sOf(resources, u).map((r) => r.name),
+      [],
+      u,
+    );
     assert.equal(resources.filter((r) => r.name === `${u}-kubeconfig`).length, 0, u);
   }
   assert.equal(resources.filter((r) => JSON.stringify(r.inputs).includes("olga")).length, 0, "no resource mentions the offboarded olga");
@@ -84,7 +110,10 @@ test("example roster: shared ClusterRole, owner namespace + bindings + dashboard
 
 test("the kubeconfig: guarded, OIDC exec plugin with issuer and client id, CA and server from config, owner's namespace; as the user, 0600", async () => {
   const { resources } = await runProgram({ roster: readExampleRoster(), config: KUBE_CONFIG });
-  for (const [user, ns] of [["nadia", "nadia-apps"], ["viktor", undefined]] as const) {
+  for (const [user, ns] of [
+    ["nadia", "nadia-apps"],
+    ["viktor", undefined],
+  ] as const) {
     const cmd = byName(resources, `${user}-kubeconfig`);
     const [header, ...rest] = (cmd.stdin as string).split("\n");
     assert.ok(header.startsWith(KUBECONFIG_HEADER_PREFIX));
@@ -93,7 +122,13 @@ test("the kubeconfig: guarded, OIDC exec plugin with issuer and client id, CA an
     assert.equal(Buffer.from(kc.clusters[0].cluster["certificate-authority-data"], "base64").toString().trim(), TEST_CA.trim());
     const exec = kc.users[0].user.exec;
     assert.equal(exec.command, "kubectl");
-    assert.deepEqual(exec.args, ["oidc-login", "get-token", `--oidc-issuer-url=${KUBE_CONFIG.kubeOidcIssuer}`, `--oidc-client-id=${KUBE_CONFIG.kubeOidcClientId}`, "--oidc-extra-scope=email"]);
+    assert.deepEqual(exec.args, [
+      "oidc-login",
+      "get-token",
+      `--oidc-issuer-url=${KUBE_CONFIG.kubeOidcIssuer}`,
+      `--oidc-client-id=${KUBE_CONFIG.kubeOidcClientId}`,
+      "--oidc-extra-scope=email",
+    ]);
     assert.equal(kc.contexts[0].context.namespace, ns);
     assert.doesNotMatch(JSON.stringify(kc), /"(token|client-key-data|client-certificate-data|password|auth-provider)":/, "no credential in the kubeconfig");
     // Host-library calls carrying only the user; the verbs' bodies are checked below.
@@ -117,15 +152,24 @@ test("the kubeconfig: guarded, OIDC exec plugin with issuer and client id, CA an
 test("suspend keeps the namespaces and removes every binding, the dashboard token and the kubeconfig; offboarding removes everything of the user", async () => {
   const roster = readExampleRoster().replace("    namespaces: [nadia-apps]\n", "    namespaces: [nadia-apps]\n    state: suspended\n");
   const { resources } = await runProgram({ roster, config: KUBE_CONFIG });
-  assert.deepEqual(k8sOf(resources, "nadia").map((r) => r.name), ["nadia-ns-nadia-apps"]);
+  assert.deepEqual(
+    k8sOf(resources, "nadia").map((r) => r.name),
+    ["nadia-ns-nadia-apps"],
+  );
   assert.equal(resources.filter((r) => r.name === "nadia-kubeconfig").length, 0);
   const off = readExampleRoster().replace("    namespaces: [nadia-apps]\n", "    namespaces: [nadia-apps]\n    state: offboarded\n");
   const r2 = await runProgram({ roster: off, config: KUBE_CONFIG });
-  assert.deepEqual(k8sOf(r2.resources, "nadia").map((r) => r.name), []);
+  assert.deepEqual(
+    k8sOf(r2.resources, "nadia").map((r) => r.name),
+    [],
+  );
 });
 
 test("username claim preferred_username binds the roster name, with the configured prefix", async () => {
-  const { resources } = await runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubeUsernameClaim: "preferred_username", kubeUsernamePrefix: "sso#" } });
+  const { resources } = await runProgram({
+    roster: readExampleRoster(),
+    config: { ...KUBE_CONFIG, kubeUsernameClaim: "preferred_username", kubeUsernamePrefix: "sso#" },
+  });
   assert.deepEqual(byName(resources, "nadia-owner-nadia-apps").subjects[0].name, "sso#nadia");
   assert.deepEqual(byName(resources, "viktor-cluster-admin").subjects[0].name, "sso#viktor");
   const kc = YAML.parse((byName(resources, "nadia-kubeconfig").stdin as string).split("\n").slice(1).join("\n"));

@@ -12,10 +12,13 @@ import { kubeSkip } from "./lib";
 const skip = kubeSkip();
 let kube: KubeServer;
 
-before(async () => {
-  if (skip) return;
-  kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-svc-")) });
-}, { timeout: 300_000 });
+before(
+  async () => {
+    if (skip) return;
+    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-svc-")) });
+  },
+  { timeout: 300_000 },
+);
 after(async () => kube?.stop());
 
 test("the API server is ready and the static admin certificate is system:masters", { skip }, async () => {
@@ -45,7 +48,12 @@ test("an ID token from the fake issuer authenticates as prefix + email; forged, 
   assert.equal(pods.status, 403);
   const [h, b] = token.split(".");
   const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(b, "base64url").toString()), email: "viktor@example.com" })).toString("base64url")}.${token.split(".")[2]}`;
-  for (const bad of [forged, kube.oidc.tokenFor(user, { ttl: -60 }), kube.oidc.tokenFor(user, { aud: "someone-else" }), kube.oidc.tokenFor(user, { email_verified: false })]) {
+  for (const bad of [
+    forged,
+    kube.oidc.tokenFor(user, { ttl: -60 }),
+    kube.oidc.tokenFor(user, { aud: "someone-else" }),
+    kube.oidc.tokenFor(user, { email_verified: false }),
+  ]) {
     const r = await kube.request("GET", "/api/v1/namespaces", { token: bad });
     assert.equal(r.status, 401, `token should be rejected: ${JSON.stringify(r.json).slice(0, 200)}`);
   }
@@ -53,10 +61,14 @@ test("an ID token from the fake issuer authenticates as prefix + email; forged, 
 
 test("the tokens controller fills a kubernetes.io/service-account-token Secret, and the token authenticates", { skip }, async () => {
   assert.equal((await kube.kubectl(["create", "serviceaccount", "probe", "-n", "default"])).code, 0);
-  const put = await kube.kubectl(["apply", "-f", "-"], { input: JSON.stringify({
-    apiVersion: "v1", kind: "Secret", type: "kubernetes.io/service-account-token",
-    metadata: { name: "probe-token", namespace: "default", annotations: { "kubernetes.io/service-account.name": "probe" } },
-  }) });
+  const put = await kube.kubectl(["apply", "-f", "-"], {
+    input: JSON.stringify({
+      apiVersion: "v1",
+      kind: "Secret",
+      type: "kubernetes.io/service-account-token",
+      metadata: { name: "probe-token", namespace: "default", annotations: { "kubernetes.io/service-account.name": "probe" } },
+    }),
+  });
   assert.equal(put.code, 0, put.stderr);
   let token = "";
   for (let i = 0; i < 100 && !token; i++) {

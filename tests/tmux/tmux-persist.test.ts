@@ -33,7 +33,11 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
   const ok = (r: L.TPResult, what: string) => assert.equal(r.status, 0, `${what} failed (${r.status}):\n${r.stderr}`);
   const snapDir = (u: L.TUser) => path.join(stateDir, u.name);
   const lastSnap = (u: L.TUser) => JSON.parse(fs.readFileSync(path.join(snapDir(u), "last"), "utf8"));
-  const snapFiles = (u: L.TUser) => fs.readdirSync(snapDir(u)).filter((f) => /^snap-.*\.json$/.test(f)).sort();
+  const snapFiles = (u: L.TUser) =>
+    fs
+      .readdirSync(snapDir(u))
+      .filter((f) => /^snap-.*\.json$/.test(f))
+      .sort();
   /** wait until `count` fake claudes of u have started since the log was cleared */
   const waitStarts = (u: L.TUser, count: number, pred: (e: L.FakeEvent) => boolean = () => true) =>
     L.waitFor(`${count} claude starts of ${u.name}`, () => L.fakeLog(u).filter((e) => e.event === "start" && pred(e)).length >= count);
@@ -64,19 +68,37 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
   /** windows of u: index, name, focus, layout shape (no checksum, no pane ids), focused pane */
   function windowsShape(u: L.TUser) {
     const sep = "\u0002";
-    const r = L.tmux(env, u, ["list-windows", "-a", "-F", ["#{session_name}", "#{window_index}", "#{window_active}", "#{window_layout}", "#{P:#{?pane_active,#{pane_index},}}"].join(sep)], true);
+    const r = L.tmux(
+      env,
+      u,
+      [
+        "list-windows",
+        "-a",
+        "-F",
+        ["#{session_name}", "#{window_index}", "#{window_active}", "#{window_layout}", "#{P:#{?pane_active,#{pane_index},}}"].join(sep),
+      ],
+      true,
+    );
     if (r.status !== 0) return [];
     return r.stdout
       .split("\n")
       .filter(Boolean)
       .map((l) => {
         const [session, index, active, layout, activePane] = l.split(sep);
-        return { session, index: Number(index), active: active === "1", layout: layout.replace(/^[0-9a-f]{4},/, "").replace(/([0-9]+x[0-9]+,[0-9]+,[0-9]+),[0-9]+/g, "$1"), activePane };
+        return {
+          session,
+          index: Number(index),
+          active: active === "1",
+          layout: layout.replace(/^[0-9a-f]{4},/, "").replace(/([0-9]+x[0-9]+,[0-9]+,[0-9]+),[0-9]+/g, "$1"),
+          activePane,
+        };
       })
       .sort((a, b) => (a.session + "\0" + a.index < b.session + "\0" + b.index ? -1 : 1));
   }
   const claudePanes = (snap: any) =>
-    snap.sessions.flatMap((s: any) => s.windows.flatMap((w: any) => w.panes.filter((p: any) => p.claude).map((p: any) => ({ session: s.name, window: w.index, pane: p.index, ...p.claude }))));
+    snap.sessions.flatMap((s: any) =>
+      s.windows.flatMap((w: any) => w.panes.filter((p: any) => p.claude).map((p: any) => ({ session: s.name, window: w.index, pane: p.index, ...p.claude }))),
+    );
 
   before(() => {
     env = L.setupEnv(4);
@@ -122,11 +144,20 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     assert.equal(before.b.filter((p) => p.uuid).length, 3);
 
     ok(tp("save"), "save");
-    for (const [u, m] of [[A, before.a], [B, before.b]] as const) {
+    for (const [u, m] of [
+      [A, before.a],
+      [B, before.b],
+    ] as const) {
       const snap = lastSnap(u);
       assert.equal(snap.user, u.name);
       const cps = claudePanes(snap);
-      assert.deepEqual(cps.map((c: any) => c.uuid).sort(), m.filter((p) => p.uuid).map((p) => p.uuid).sort());
+      assert.deepEqual(
+        cps.map((c: any) => c.uuid).sort(),
+        m
+          .filter((p) => p.uuid)
+          .map((p) => p.uuid)
+          .sort(),
+      );
       for (const c of cps) assert.equal(c.status, "ok");
     }
 
@@ -167,20 +198,54 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
         return false;
       }
     });
-    assert.ok(L.livePanes(env, A).some((p) => p.panePid === panePid), "pane still there");
+    assert.ok(
+      L.livePanes(env, A).some((p) => p.panePid === panePid),
+      "pane still there",
+    );
     // opted-out and suspended users have no state at all
     assert.ok(!fs.existsSync(snapDir(C)) && !fs.existsSync(snapDir(D)));
   });
 
   test("hostile session/window names and paths (tabs, newlines, spaces, quotes, unicode, #, backslash)", () => {
-    const paths = ["sp ace", "tab\there", "new\nline", `quo'te"s`, "ünïcødé ✓ 日本", "hash #{pane_id} ##", "back\\slash", "-dash", "emoji 😀", "semi;", "bs-semi\\;"];
+    const paths = [
+      "sp ace",
+      "tab\there",
+      "new\nline",
+      `quo'te"s`,
+      "ünïcødé ✓ 日本",
+      "hash #{pane_id} ##",
+      "back\\slash",
+      "-dash",
+      "emoji 😀",
+      "semi;",
+      "bs-semi\\;",
+    ];
     const dirs = paths.map((p) => dir(A, p));
-    const names = ["tab\tname", "new\nline", `sp ace 'q' "dq"`, "ünï ✓ 日本", "#{session_id} ##x", "-dash", "back\\slash", "a.b:c", "$1 `id` ;&|", "semi;", "bs\\;", ";", "{ }", "$HOME x${y}_$_z", "\\$v"];
+    const names = [
+      "tab\tname",
+      "new\nline",
+      `sp ace 'q' "dq"`,
+      "ünï ✓ 日本",
+      "#{session_id} ##x",
+      "-dash",
+      "back\\slash",
+      "a.b:c",
+      "$1 `id` ;&|",
+      "semi;",
+      "bs\\;",
+      ";",
+      "{ }",
+      "$HOME x${y}_$_z",
+      "\\$v",
+    ];
     const stored: string[] = [];
     names.forEach((nm, i) => {
       stored.push(
         L.makeSession(env, A, nm, [
-          { name: i === 9 ? "win;" : `w\t${i} #{x} "q"`, panes: [{ cwd: dirs[i % dirs.length], cmd: i % 2 === 0 ? ["claude"] : undefined }, { cwd: dirs[(i + 3) % dirs.length] }] },
+          {
+            name: i === 9 ? "win;" : `w\t${i} #{x} "q"`,
+            panes: [{ cwd: dirs[i % dirs.length], cmd: i % 2 === 0 ? ["claude"] : undefined }, { cwd: dirs[(i + 3) % dirs.length] }],
+          },
           { panes: [{ cwd: dirs[(i + 5) % dirs.length] }] },
         ]),
       );
@@ -216,10 +281,20 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
   test("two claude panes in one cwd are recorded as ambiguous, never guessed", () => {
     const same = dir(A, "same");
     const other = dir(A, "other");
-    L.makeSession(env, A, "twins", [{ panes: [{ cwd: same, cmd: ["claude"] }, { cwd: same, cmd: ["claude"] }] }]);
+    L.makeSession(env, A, "twins", [
+      {
+        panes: [
+          { cwd: same, cmd: ["claude"] },
+          { cwd: same, cmd: ["claude"] },
+        ],
+      },
+    ]);
     L.makeSession(env, A, "single", [{ panes: [{ cwd: other, cmd: ["claude"] }] }]);
     waitStarts(A, 3);
-    const twinUuids = L.fakeLog(A).filter((e) => e.event === "start" && e.cwd === same).map((e) => e.uuid).sort();
+    const twinUuids = L.fakeLog(A)
+      .filter((e) => e.event === "start" && e.cwd === same)
+      .map((e) => e.uuid)
+      .sort();
     const singleUuid = L.fakeLog(A).find((e) => e.event === "start" && e.cwd === other)!.uuid;
     ok(tp("save"), "save");
     const cps = claudePanes(lastSnap(A));
@@ -238,7 +313,11 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     waitStarts(A, 1);
     L.sleep(500);
     const starts = L.fakeLog(A).filter((e) => e.event === "start");
-    assert.deepEqual(starts.map((e) => e.uuid), [singleUuid], "only the unambiguous conversation was resumed");
+    assert.deepEqual(
+      starts.map((e) => e.uuid),
+      [singleUuid],
+      "only the unambiguous conversation was resumed",
+    );
     assert.deepEqual(L.sessionNames(env, A), ["single", "twins"]);
     assert.equal(L.livePanes(env, A).filter((p) => p.session === "twins").length, 2, "both panes back, as shells");
     assert.match(r.stderr, /pane restored as a shell .*session=twins .*ambiguous/);
@@ -249,7 +328,11 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     const pb = dir(A, "b");
     const pc = dir(A, "c");
     // earlier conversations, then their processes end (the transcripts stay)
-    L.makeSession(env, A, "seed", [{ panes: [{ cwd: pa, cmd: ["claude"] }] }, { panes: [{ cwd: pb, cmd: ["claude"] }] }, { panes: [{ cwd: pc, cmd: ["claude"] }] }]);
+    L.makeSession(env, A, "seed", [
+      { panes: [{ cwd: pa, cmd: ["claude"] }] },
+      { panes: [{ cwd: pb, cmd: ["claude"] }] },
+      { panes: [{ cwd: pc, cmd: ["claude"] }] },
+    ]);
     waitStarts(A, 3);
     const seed = (cwd: string) => L.fakeLog(A).find((e) => e.event === "start" && e.cwd === cwd)!.uuid;
     const [ua, ub, uc] = [seed(pa), seed(pb), seed(pc)];
@@ -278,7 +361,13 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     L.clearFakeLog(A);
     ok(tp("restore"), "restore");
     waitStarts(A, 3);
-    assert.deepEqual(L.fakeLog(A).filter((e) => e.event === "start").map((e) => e.uuid).sort(), [cleared, ub, uc].sort());
+    assert.deepEqual(
+      L.fakeLog(A)
+        .filter((e) => e.event === "start")
+        .map((e) => e.uuid)
+        .sort(),
+      [cleared, ub, uc].sort(),
+    );
     // after the restore, argv (via the restore wrapper) is current again: a save keeps it
     ok(tp("save"), "save after restore");
     const again = claudePanes(lastSnap(A));
@@ -318,7 +407,10 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     L.makeSession(env, A, "gone-claude", [{ panes: [{ cwd: goneClaude, cmd: ["claude"] }] }]);
     L.makeSession(env, A, "kept", [{ panes: [{ cwd: kept }] }]);
     L.makeSession(env, A, "lost", [{ panes: [{ cwd: lost, cmd: ["claude"] }] }]);
-    L.makeSession(env, A, "partial", [{ name: "here", panes: [{ cwd: kept }] }, { name: "there", panes: [{ cwd: gone2 }] }]);
+    L.makeSession(env, A, "partial", [
+      { name: "here", panes: [{ cwd: kept }] },
+      { name: "there", panes: [{ cwd: gone2 }] },
+    ]);
     waitStarts(A, 2);
     ok(tp("save"), "save");
     const lostTx = claudePanes(lastSnap(A)).find((c: any) => c.session === "lost").transcript;
@@ -330,7 +422,10 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     ok(r, "restore");
     assert.deepEqual(L.sessionNames(env, A), ["kept", "partial"]);
     const partial = L.livePanes(env, A).filter((p) => p.session === "partial");
-    assert.deepEqual(partial.map((p) => p.windowName), ["here"]);
+    assert.deepEqual(
+      partial.map((p) => p.windowName),
+      ["here"],
+    );
     assert.match(r.stderr, /pane skipped .*session=gone .*reason="cwd missing"/);
     assert.match(r.stderr, /session skipped .*session=gone .*nothing restorable/);
     assert.match(r.stderr, /pane skipped .*session=gone-claude .*reason="cwd missing"/);
@@ -374,7 +469,9 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     waitStarts(B, 1);
     const before = { a: model(A), b: model(B) };
     ok(tp("save"), "save");
-    const untouched = L.livePanes(env, A).filter((p) => p.session === "s1" || p.session === "s4").map((p) => [p.session, p.panePid, p.paneId]);
+    const untouched = L.livePanes(env, A)
+      .filter((p) => p.session === "s1" || p.session === "s4")
+      .map((p) => [p.session, p.panePid, p.paneId]);
     const bPanes = L.livePanes(env, B).map((p) => [p.session, p.panePid, p.paneId]);
     const u6 = before.a.find((p) => p.session === "s6")!.uuid!;
     for (const s of ["s2", "s3", "s6"]) L.tmux(env, A, ["kill-session", "-t", `=${s}`]);
@@ -387,13 +484,29 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     waitStarts(A, startsBefore + 1);
     L.sleep(500);
     assert.deepEqual(L.sessionNames(env, A), ["moved", "s1", "s2", "s3", "s4", "s6"]);
-    assert.deepEqual(L.livePanes(env, A).filter((p) => p.session === "s1" || p.session === "s4").map((p) => [p.session, p.panePid, p.paneId]), untouched);
-    assert.deepEqual(L.livePanes(env, B).map((p) => [p.session, p.panePid, p.paneId]), bPanes);
-    const newStarts = L.fakeLog(A).filter((e) => e.event === "start").slice(startsBefore);
-    assert.deepEqual(newStarts.map((e) => e.uuid), [before.a.find((p) => p.session === "s2")!.uuid]);
+    assert.deepEqual(
+      L.livePanes(env, A)
+        .filter((p) => p.session === "s1" || p.session === "s4")
+        .map((p) => [p.session, p.panePid, p.paneId]),
+      untouched,
+    );
+    assert.deepEqual(
+      L.livePanes(env, B).map((p) => [p.session, p.panePid, p.paneId]),
+      bPanes,
+    );
+    const newStarts = L.fakeLog(A)
+      .filter((e) => e.event === "start")
+      .slice(startsBefore);
+    assert.deepEqual(
+      newStarts.map((e) => e.uuid),
+      [before.a.find((p) => p.session === "s2")!.uuid],
+    );
     assert.match(r.stderr, /pane restored as a shell .*session=s6 .*already running/);
     const m = model(A).filter((p) => p.session !== "moved" && p.session !== "s6");
-    assert.deepEqual(m, before.a.filter((p) => p.session !== "s6"));
+    assert.deepEqual(
+      m,
+      before.a.filter((p) => p.session !== "s6"),
+    );
   });
 
   test("an empty or failed save never replaces the good snapshot", () => {
@@ -441,7 +554,11 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
       assert.equal(st.mode & 0o777, 0o600);
       assert.equal(st.uid, 0);
     }
-    for (const [who, whose] of [[B, A], [A, B], [A, A]] as const) {
+    for (const [who, whose] of [
+      [B, A],
+      [A, B],
+      [A, A],
+    ] as const) {
       const r = L.asUser(env, who, ["cat", path.join(snapDir(whose), "last")], true);
       assert.notEqual(r.status, 0, `${who.name} could read ${whose.name}'s snapshot`);
       assert.match(r.stderr, /Permission denied/);
@@ -512,7 +629,13 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     assert.match(st.stdout, new RegExp(`user ${B.name}: no snapshot`));
     const js = JSON.parse(tp("status", "--json").stdout);
     const ua = js.users.find((x: any) => x.user === A.name);
-    assert.deepEqual(ua.sessions.map((s: any) => [s.name, s.action]), [["dry", "create"], ["stays", "skip"]]);
+    assert.deepEqual(
+      ua.sessions.map((s: any) => [s.name, s.action]),
+      [
+        ["dry", "create"],
+        ["stays", "skip"],
+      ],
+    );
     const dry = tp("restore", "--dry-run");
     ok(dry, "restore --dry-run");
     L.sleep(300);
@@ -532,14 +655,27 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     const grouped = L.tmux(env, A, ["list-sessions", "-F", "#{session_name}:#{session_grouped}"]).stdout.trim().split("\n").sort();
     assert.deepEqual(grouped, ["main:1", "view:1"]);
     // only the member is lost: it rejoins the running session (found by id), which is untouched
-    const mainPanes = L.livePanes(env, A).filter((p) => p.session === "main").map((p) => [p.paneId, p.panePid]);
+    const mainPanes = L.livePanes(env, A)
+      .filter((p) => p.session === "main")
+      .map((p) => [p.paneId, p.panePid]);
     L.tmux(env, A, ["kill-session", "-t", "=view"]);
     const r = tp("restore");
     ok(r, "restore of the member");
     assert.match(r.stderr, /session restored \(grouped\) .*session=view .*group=main/);
     assert.match(r.stderr, /session skipped .*session=main .*session exists/);
-    assert.deepEqual(L.livePanes(env, A).filter((p) => p.session === "main").map((p) => [p.paneId, p.panePid]), mainPanes);
-    assert.deepEqual(L.livePanes(env, A).filter((p) => p.session === "view").map((p) => p.paneId).sort(), mainPanes.map((p) => p[0]).sort());
+    assert.deepEqual(
+      L.livePanes(env, A)
+        .filter((p) => p.session === "main")
+        .map((p) => [p.paneId, p.panePid]),
+      mainPanes,
+    );
+    assert.deepEqual(
+      L.livePanes(env, A)
+        .filter((p) => p.session === "view")
+        .map((p) => p.paneId)
+        .sort(),
+      mainPanes.map((p) => p[0]).sort(),
+    );
     assert.equal(tmuxCalls(r, A), 2, "list-sessions, then one call for the member");
   });
 
@@ -553,7 +689,10 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     L.makeSession(env, A, "plain", [{ panes: [{ cwd: d[0] }, { cwd: d[1] }] }]);
     // saved indexes 2, 5, 7 (not base-index 0), distinct layouts, focus on window 5, pane 2
     // (by id: the test's own targets must not depend on the name)
-    const sid = L.tmux(env, A, ["list-sessions", "-F", "#{session_id}\u0002#{session_name}"]).stdout.split("\n").find((l) => l.endsWith(`\u0002${stored}`))!.split("\u0002")[0];
+    const sid = L.tmux(env, A, ["list-sessions", "-F", "#{session_id}\u0002#{session_name}"])
+      .stdout.split("\n")
+      .find((l) => l.endsWith(`\u0002${stored}`))!
+      .split("\u0002")[0];
     const t = (x: string) => `${sid}:${x}`;
     L.tmux(env, A, ["move-window", "-s", t("2"), "-t", t("7")]);
     L.tmux(env, A, ["move-window", "-s", t("1"), "-t", t("5")]);
@@ -566,7 +705,14 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     waitStarts(A, 4);
     const before = model(A);
     const shapes = windowsShape(A);
-    assert.deepEqual(shapes.filter((w) => w.session === stored).map((w) => [w.index, w.active, w.activePane]), [[2, false, "0"], [5, true, "2"], [7, false, "0"]]);
+    assert.deepEqual(
+      shapes.filter((w) => w.session === stored).map((w) => [w.index, w.active, w.activePane]),
+      [
+        [2, false, "0"],
+        [5, true, "2"],
+        [7, false, "0"],
+      ],
+    );
     ok(tp("save"), "save");
     for (const mode of ["batched", "per-pane", "batched, server running", "batched, after a reboot"]) {
       if (mode.includes("reboot")) L.rebootUser(env, A);
@@ -584,8 +730,16 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
       const r = tp("restore", ...(mode === "per-pane" ? ["--per-pane"] : []));
       ok(r, `restore ${mode}`);
       waitStarts(A, 4);
-      assert.deepEqual(model(A).filter((p) => p.session !== "bystander"), before, mode);
-      assert.deepEqual(windowsShape(A).filter((w) => w.session !== "bystander"), shapes, mode);
+      assert.deepEqual(
+        model(A).filter((p) => p.session !== "bystander"),
+        before,
+        mode,
+      );
+      assert.deepEqual(
+        windowsShape(A).filter((w) => w.session !== "bystander"),
+        shapes,
+        mode,
+      );
       L.sleep(300);
       assert.equal(L.fakeLog(A).filter((e) => e.event === "start").length, 4, "each conversation started once");
       if (mode === "batched") {
@@ -601,8 +755,14 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
       } else {
         assert.equal(tmuxCalls(r, A), 2, r.stderr);
         const live = L.livePanes(env, A);
-        assert.deepEqual(live.filter((p) => p.session === "bystander").map((p) => [p.paneId, p.panePid, p.cwd]), bystander);
-        assert.deepEqual(windowsShape(A).filter((w) => w.session === "bystander"), bystanderShape);
+        assert.deepEqual(
+          live.filter((p) => p.session === "bystander").map((p) => [p.paneId, p.panePid, p.cwd]),
+          bystander,
+        );
+        assert.deepEqual(
+          windowsShape(A).filter((w) => w.session === "bystander"),
+          bystanderShape,
+        );
       }
     }
   });
@@ -623,7 +783,14 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
       waitStarts(A, 2);
       const before = model(A);
       const shapes = windowsShape(A);
-      assert.deepEqual(shapes.map((w) => [w.session, w.index, w.active, w.activePane]), [["one", 1, false, "3"], ["one", 2, true, "1"], ["two", 1, true, "1"]]);
+      assert.deepEqual(
+        shapes.map((w) => [w.session, w.index, w.active, w.activePane]),
+        [
+          ["one", 1, false, "3"],
+          ["one", 2, true, "1"],
+          ["two", 1, true, "1"],
+        ],
+      );
       ok(tp("save"), "save");
       // and a hook that prints into the restore's tmux client (its lines are not records)
       fs.appendFileSync(conf, "set-hook -g after-split-window 'display-message -p \"tpstep0 from a hook\"'\n");
@@ -639,7 +806,10 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
       // the snapshot's base-index was wrong (config changed since the save): still right, in more calls
       const file = path.join(snapDir(A), fs.readlinkSync(path.join(snapDir(A), "last")));
       const snap = JSON.parse(fs.readFileSync(file, "utf8"));
-      assert.deepEqual(snap.sessions.map((x: any) => x.baseIndex), [1, 1]);
+      assert.deepEqual(
+        snap.sessions.map((x: any) => x.baseIndex),
+        [1, 1],
+      );
       for (const x of snap.sessions) x.baseIndex = 0;
       fs.writeFileSync(file, JSON.stringify(snap));
       L.rebootUser(env, A);
@@ -659,7 +829,10 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     L.makeSession(env, A, "$1 `id` ;&|", [{ panes: [{ cwd: d[0], cmd: ["claude"] }, { cwd: d[1] }] }, { name: "$2", panes: [{ cwd: d[1] }] }]);
     L.makeSession(env, A, "plain", [{ panes: [{ cwd: d[1] }] }]);
     // a member of the '$' session's group (the join must wait for that session's id too)
-    const sid = L.tmux(env, A, ["list-sessions", "-F", "#{session_id}\u0002#{session_name}"]).stdout.split("\n").find((l) => l.endsWith("\u0002$1 `id` ;&|"))!.split("\u0002")[0];
+    const sid = L.tmux(env, A, ["list-sessions", "-F", "#{session_id}\u0002#{session_name}"])
+      .stdout.split("\n")
+      .find((l) => l.endsWith("\u0002$1 `id` ;&|"))!
+      .split("\u0002")[0];
     L.tmux(env, A, ["new-session", "-d", "-s", "$9 v", "-t", sid]);
     waitStarts(A, 1);
     const before = model(A);
@@ -730,7 +903,9 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     assert.match(r.stderr, /session restored user=\S+ session=first .*batched=true/);
     assert.match(r.stderr, /session restored user=\S+ session=last .*batched=true/);
     assert.deepEqual(L.sessionNames(env, A), ["broken", "first", "last"]);
-    const names = L.livePanes(env, A).filter((x) => x.session === "broken").map((x) => x.windowName);
+    const names = L.livePanes(env, A)
+      .filter((x) => x.session === "broken")
+      .map((x) => x.windowName);
     assert.deepEqual([...new Set(names)].sort(), ["w0", "w1", "w2"], "the window whose index was taken came back at a free index");
     assert.equal(L.livePanes(env, A).length, 9);
     assert.equal(L.fakeLog(A).filter((e) => e.event === "start").length, 4, "every conversation started exactly once");
@@ -893,7 +1068,13 @@ describe("tmux-persist rules (pure functions)", () => {
     assert.deepEqual([stale.uuid, stale.source], [U[1], "transcript"]);
     assert.match(stale.note, /stale/);
     // the argv conversation was written again after the new one: back to argv
-    const back = m.decideUuid({ ...base, argvUuid: U[0], argvSource: "argv", transcripts: [{ ...argvT, mtimeMs: 15_000 }, after], argvTranscript: { ...argvT, mtimeMs: 15_000 } });
+    const back = m.decideUuid({
+      ...base,
+      argvUuid: U[0],
+      argvSource: "argv",
+      transcripts: [{ ...argvT, mtimeMs: 15_000 }, after],
+      argvTranscript: { ...argvT, mtimeMs: 15_000 },
+    });
     assert.equal(back.uuid, U[0]);
     const shared = m.decideUuid({ ...base, shared: true, argvUuid: U[0], argvSource: "argv", transcripts: [argvT, after], argvTranscript: argvT });
     assert.deepEqual([shared.uuid, shared.status], [U[0], "ok"]);

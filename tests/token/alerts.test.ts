@@ -1,14 +1,27 @@
 // Alerts, failure handling, identity and secret hygiene, on a real Vault-API server.
-import { after, before, test } from 'node:test';
-import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { FakeAnthropicOAuth, FailMode, startFakeAnthropic } from '../../dev/fakes/anthropic-oauth';
-import { FakeSlack, startFakeSlack } from '../../dev/fakes/slack';
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { FakeAnthropicOAuth, FailMode, startFakeAnthropic } from "../../dev/fakes/anthropic-oauth";
+import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
 import {
-  addVaultUser, AgentEnv, AppRoleCred, deadAddr, describeRun, EXIT, findLeaks, readVaultSecret, setupVaultLayout, sha256,
-  startRealVault, tmpdir, VaultHandle, vaultApi, VaultProxy,
-} from '../../dev/token';
+  addVaultUser,
+  AgentEnv,
+  AppRoleCred,
+  deadAddr,
+  describeRun,
+  EXIT,
+  findLeaks,
+  readVaultSecret,
+  setupVaultLayout,
+  sha256,
+  startRealVault,
+  tmpdir,
+  VaultHandle,
+  vaultApi,
+  VaultProxy,
+} from "../../dev/token";
 
 let vault: VaultHandle;
 let dir: string;
@@ -21,45 +34,57 @@ const secrets: string[] = [];
 let n = 0;
 
 before(async () => {
-  dir = tmpdir('ctr-alerts-');
+  dir = tmpdir("ctr-alerts-");
   vault = await startRealVault(dir);
   await setupVaultLayout(vault);
   // Neutral token prefixes: the agent's "sk-ant-" pattern scrub cannot hide a leak here.
-  oauth = await startFakeAnthropic({ now: () => clock.t, accessPrefix: 'ACCESSTOKEN', refreshPrefix: 'REFRESHTOKEN' });
+  oauth = await startFakeAnthropic({ now: () => clock.t, accessPrefix: "ACCESSTOKEN", refreshPrefix: "REFRESHTOKEN" });
   slack = await startFakeSlack();
   proxy = await new VaultProxy(vault.addr).start();
 });
 after(async () => {
   for (const e of envs) {
     try {
-      secrets.push(JSON.parse(fs.readFileSync(path.join(e.stateDir, 'vault-token.json'), 'utf8')).token);
+      secrets.push(JSON.parse(fs.readFileSync(path.join(e.stateDir, "vault-token.json"), "utf8")).token);
     } catch {
       /* none */
     }
   }
-  const leaks = findLeaks(envs.flatMap((e) => e.outputs), [...oauth.issued, ...secrets, slack.webhookUrl]);
-  const slackLeaks = findLeaks([{ code: 0, ms: 0, stdout: slack.posts.map((p) => p.text).join('\n'), stderr: '' }], [...oauth.issued, ...secrets]);
+  const leaks = findLeaks(
+    envs.flatMap((e) => e.outputs),
+    [...oauth.issued, ...secrets, slack.webhookUrl],
+  );
+  const slackLeaks = findLeaks([{ code: 0, ms: 0, stdout: slack.posts.map((p) => p.text).join("\n"), stderr: "" }], [...oauth.issued, ...secrets]);
   for (const e of envs) e.cleanup();
   await proxy?.stop();
   await slack?.stop();
   await oauth?.stop();
   await vault?.stop();
   fs.rmSync(dir, { recursive: true, force: true });
-  assert.deepEqual(leaks, [], 'no token, secret_id, Vault token or webhook in any agent output');
-  assert.deepEqual(slackLeaks, [], 'no secret in any Slack message');
+  assert.deepEqual(leaks, [], "no token, secret_id, Vault token or webhook in any agent output");
+  assert.deepEqual(slackLeaks, [], "no secret in any Slack message");
 });
 
 async function newUser(opts: { config?: Record<string, unknown>; vaultAddr?: string } = {}): Promise<AgentEnv & { cred: AppRoleCred }> {
   const user = `a${++n}`;
   const cred = await addVaultUser(vault, user);
   secrets.push(cred.secret_id, cred.role_id);
-  const e = new AgentEnv({ user, email: `${user}@example.com`, vaultAddr: opts.vaultAddr ?? proxy.url, oauth, slack, appRole: cred, config: opts.config, clock });
+  const e = new AgentEnv({
+    user,
+    email: `${user}@example.com`,
+    vaultAddr: opts.vaultAddr ?? proxy.url,
+    oauth,
+    slack,
+    appRole: cred,
+    config: opts.config,
+    clock,
+  });
   envs.push(e);
   return Object.assign(e, { cred });
 }
 const postsFor = (user: string) => slack.delivered.filter((p) => p.text.includes(` ${user} (`));
 
-test('invalid_grant: exactly one alert over many runs, no retry loop, notice shown; a fresh login resolves once', async () => {
+test("invalid_grant: exactly one alert over many runs, no retry loop, notice shown; a fresh login resolves once", async () => {
   const e = await newUser();
   const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 }); // inside the 1 h margin
   e.writeCreds(l);
@@ -70,14 +95,14 @@ test('invalid_grant: exactly one alert over many runs, no retry loop, notice sho
     assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
     clock.t += 15 * 60_000;
   }
-  assert.equal(oauth.tokenRequests - tokenReq0, 1, 'the dead refresh token is presented once, never again');
+  assert.equal(oauth.tokenRequests - tokenReq0, 1, "the dead refresh token is presented once, never again");
   const alerts = postsFor(e.o.user);
-  assert.equal(alerts.length, 1, alerts.map((p) => p.text).join('\n'));
+  assert.equal(alerts.length, 1, alerts.map((p) => p.text).join("\n"));
   assert.match(alerts[0].text, /login required/i);
   assert.match(alerts[0].text, /invalid_grant/);
-  assert.match(e.notice() ?? '', /\/login/);
-  assert.match(e.notice() ?? '', new RegExp(e.o.email));
-  assert.equal((await readVaultSecret(vault, e.o.user)), null, 'a dead login is not pushed');
+  assert.match(e.notice() ?? "", /\/login/);
+  assert.match(e.notice() ?? "", new RegExp(e.o.email));
+  assert.equal(await readVaultSecret(vault, e.o.user), null, "a dead login is not pushed");
 
   // The user logs in again interactively.
   const fresh = oauth.login(`${e.o.user}@example.com`);
@@ -85,7 +110,7 @@ test('invalid_grant: exactly one alert over many runs, no retry loop, notice sho
   const r = await e.run();
   assert.equal(r.code, EXIT.OK, describeRun(r));
   assert.match(r.stdout, /resolved:login-required/);
-  assert.equal(e.notice(), null, 'notice removed');
+  assert.equal(e.notice(), null, "notice removed");
   const v = await readVaultSecret(vault, e.o.user);
   assert.equal(v?.custom.refreshTokenSha256, sha256(fresh.refreshToken));
   for (let i = 0; i < 3; i++) assert.equal((await e.run()).code, EXIT.OK);
@@ -95,9 +120,9 @@ test('invalid_grant: exactly one alert over many runs, no retry loop, notice sho
 });
 
 for (const [label, mode] of [
-  ['429', { kind: '429', retryAfterSeconds: 60 }],
-  ['503', { kind: '5xx', status: 503 }],
-  ['timeout', { kind: 'timeout' }],
+  ["429", { kind: "429", retryAfterSeconds: 60 }],
+  ["503", { kind: "5xx", status: 503 }],
+  ["timeout", { kind: "timeout" }],
 ] as [string, FailMode][]) {
   test(`${label} from the token endpoint: backoff and retry, no SSO alert`, async () => {
     const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
@@ -112,31 +137,31 @@ for (const [label, mode] of [
     // within the backoff window: no new token request
     clock.t += 60_000;
     r = await e.run();
-    assert.equal(oauth.tokenRequests - req0, 1, 'backing off');
+    assert.equal(oauth.tokenRequests - req0, 1, "backing off");
     // after the window (>= 5 min * 1.2, or Retry-After): retried and fine
     clock.t += 10 * 60_000;
     r = await e.run();
     assert.equal(r.code, EXIT.OK, describeRun(r));
     assert.match(r.stdout, /refreshed/);
     assert.equal(e.state().backoff, null);
-    assert.deepEqual(postsFor(e.o.user), [], 'no alert at all');
+    assert.deepEqual(postsFor(e.o.user), [], "no alert at all");
     assert.equal(e.notice(), null);
     assert.equal(oauth.revocations, 0);
   });
 }
 
-test('token endpoint unreachable (network error): no SSO alert, local untouched', async () => {
+test("token endpoint unreachable (network error): no SSO alert, local untouched", async () => {
   const e = await newUser();
   const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
   e.writeConfig({ tokenUrl: `${await deadAddr()}/v1/oauth/token` });
-  const text0 = fs.readFileSync(e.credFile, 'utf8');
+  const text0 = fs.readFileSync(e.credFile, "utf8");
   for (let i = 0; i < 3; i++) {
     const r = await e.run();
     assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
     clock.t += 15 * 60_000;
   }
-  assert.equal(fs.readFileSync(e.credFile, 'utf8'), text0);
+  assert.equal(fs.readFileSync(e.credFile, "utf8"), text0);
   assert.deepEqual(postsFor(e.o.user), []);
   assert.ok(oauth.isLiveRefresh(l.refreshToken));
 });
@@ -153,16 +178,16 @@ test('login deadline: one "ends soon" alert, then one "login required" when it p
   let posts = postsFor(e.o.user);
   assert.equal(posts.length, 1);
   assert.match(posts[0].text, /ends soon/);
-  assert.match(e.notice() ?? '', /Heads up/);
+  assert.match(e.notice() ?? "", /Heads up/);
   clock.t = l.refreshTokenExpiresAt! + 60_000;
   const tokenReq0 = oauth.tokenRequests;
   for (let i = 0; i < 3; i++) {
     const r = await e.run();
     assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
   }
-  assert.equal(oauth.tokenRequests, tokenReq0, 'an expired login is not even tried');
+  assert.equal(oauth.tokenRequests, tokenReq0, "an expired login is not even tried");
   posts = postsFor(e.o.user);
-  assert.equal(posts.length, 2, posts.map((p) => p.text).join('\n'));
+  assert.equal(posts.length, 2, posts.map((p) => p.text).join("\n"));
   assert.match(posts[1].text, /login required/i);
   e.writeCreds(oauth.login(`${e.o.user}@example.com`));
   assert.equal((await e.run()).code, EXIT.OK);
@@ -172,7 +197,7 @@ test('login deadline: one "ends soon" alert, then one "login required" when it p
   assert.equal(e.notice(), null);
 });
 
-test('Slack down: the alert is retried on the next run and delivered exactly once', async () => {
+test("Slack down: the alert is retried on the next run and delivered exactly once", async () => {
   const e = await newUser();
   const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
@@ -188,15 +213,15 @@ test('Slack down: the alert is retried on the next run and delivered exactly onc
   assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
   assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
   assert.equal(postsFor(e.o.user).length, 1);
-  assert.match(e.notice() ?? '', /needs attention/, 'the notice does not depend on Slack');
+  assert.match(e.notice() ?? "", /needs attention/, "the notice does not depend on Slack");
 });
 
-test('notifier unreachable (no socket) or Slack timing out: the alert is retried next run and delivered exactly once', async () => {
+test("notifier unreachable (no socket) or Slack timing out: the alert is retried next run and delivered exactly once", async () => {
   const e = await newUser();
   const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
   oauth.revokeFamily(l.refreshToken);
-  let r = await e.run('run', ['--alert-socket', path.join(e.root, 'gone.sock')]);
+  let r = await e.run("run", ["--alert-socket", path.join(e.root, "gone.sock")]);
   assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
   assert.match(r.stderr, /alert socket \S*gone\.sock: .*ENOENT.*will retry the alert next run/);
   slack.hangAll(true);
@@ -212,12 +237,12 @@ test('notifier unreachable (no socket) or Slack timing out: the alert is retried
   assert.match(r.stdout, /alerted:login-required/);
   assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
   assert.equal(postsFor(e.o.user).length, 1);
-  assert.match(postsFor(e.o.user)[0].text, new RegExp(`^\\[${e.o.user}@testhost\\] `), 'prefixed by the notifier');
+  assert.match(postsFor(e.o.user)[0].text, new RegExp(`^\\[${e.o.user}@testhost\\] `), "prefixed by the notifier");
 });
 
-test('Slack disabled on the host: the alert counts as handled (journal only), not retried', async () => {
+test("Slack disabled on the host: the alert counts as handled (journal only), not retried", async () => {
   const e = await newUser();
-  fs.writeFileSync(e.slackFile, '');
+  fs.writeFileSync(e.slackFile, "");
   const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
   oauth.revokeFamily(l.refreshToken);
@@ -227,11 +252,11 @@ test('Slack disabled on the host: the alert counts as handled (journal only), no
   assert.match(r.stdout, /alerted:login-required/);
   fs.writeFileSync(e.slackFile, slack.webhookUrl);
   assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
-  assert.equal(postsFor(e.o.user).length, 0, 'not re-sent once Slack is enabled');
-  assert.match(e.notice() ?? '', /needs attention/);
+  assert.equal(postsFor(e.o.user).length, 0, "not re-sent once Slack is enabled");
+  assert.match(e.notice() ?? "", /needs attention/);
 });
 
-test('Vault down after a good sync: local untouched even when corrupt or near expiry', async () => {
+test("Vault down after a good sync: local untouched even when corrupt or near expiry", async () => {
   const p2 = await new VaultProxy(vault.addr).start();
   try {
     const e = await newUser({ vaultAddr: p2.url });
@@ -240,15 +265,15 @@ test('Vault down after a good sync: local untouched even when corrupt or near ex
     assert.equal((await e.run()).code, EXIT.OK);
     p2.down = true;
     clock.t += 7.5 * 3600_000; // near expiry
-    const text0 = fs.readFileSync(e.credFile, 'utf8');
+    const text0 = fs.readFileSync(e.credFile, "utf8");
     let r = await e.run();
     assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
-    assert.equal(fs.readFileSync(e.credFile, 'utf8'), text0);
-    assert.ok(oauth.isLiveRefresh(l.refreshToken), 'not rotated while Vault is down');
-    fs.writeFileSync(e.credFile, '{broken');
+    assert.equal(fs.readFileSync(e.credFile, "utf8"), text0);
+    assert.ok(oauth.isLiveRefresh(l.refreshToken), "not rotated while Vault is down");
+    fs.writeFileSync(e.credFile, "{broken");
     r = await e.run();
     assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
-    assert.equal(fs.readFileSync(e.credFile, 'utf8'), '{broken', 'nothing is replaced while Vault is down');
+    assert.equal(fs.readFileSync(e.credFile, "utf8"), "{broken", "nothing is replaced while Vault is down");
     assert.deepEqual(postsFor(e.o.user), []);
     p2.down = false;
     r = await e.run();
@@ -260,25 +285,25 @@ test('Vault down after a good sync: local untouched even when corrupt or near ex
   }
 });
 
-test('a revoked or expired Vault token re-authenticates with AppRole', async () => {
+test("a revoked or expired Vault token re-authenticates with AppRole", async () => {
   const e = await newUser();
   e.writeCreds(oauth.login(`${e.o.user}@example.com`));
   assert.equal((await e.run()).code, EXIT.OK);
-  const cacheFile = path.join(e.stateDir, 'vault-token.json');
+  const cacheFile = path.join(e.stateDir, "vault-token.json");
   assert.equal(fs.statSync(cacheFile).mode & 0o777, 0o600);
-  const t1 = JSON.parse(fs.readFileSync(cacheFile, 'utf8')).token;
+  const t1 = JSON.parse(fs.readFileSync(cacheFile, "utf8")).token;
   secrets.push(t1);
   // the cached token is reused while valid
   proxy.reset();
   assert.equal((await e.run()).code, EXIT.OK);
   assert.equal(proxy.logins.length, 0);
   // revoked
-  assert.equal((await vaultApi(vault.addr, vault.rootToken, 'POST', 'auth/token/revoke', { token: t1 })).status, 204);
+  assert.equal((await vaultApi(vault.addr, vault.rootToken, "POST", "auth/token/revoke", { token: t1 })).status, 204);
   proxy.reset();
   let r = await e.run();
   assert.equal(r.code, EXIT.OK, describeRun(r));
   assert.equal(proxy.logins.length, 1);
-  const t2 = JSON.parse(fs.readFileSync(cacheFile, 'utf8')).token;
+  const t2 = JSON.parse(fs.readFileSync(cacheFile, "utf8")).token;
   secrets.push(t2);
   assert.notEqual(t2, t1);
   // expired (by its recorded TTL)
@@ -289,27 +314,28 @@ test('a revoked or expired Vault token re-authenticates with AppRole', async () 
   assert.equal(proxy.logins.length, 1);
 });
 
-test('permission denied (secret_id revoked, policy gone) does not loop; one alert; resolved when fixed', async () => {
+test("permission denied (secret_id revoked, policy gone) does not loop; one alert; resolved when fixed", async () => {
   const e = await newUser();
   const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
   // the policy is removed and the secret_id destroyed (as on suspend), while a token is cached
   assert.equal((await e.run()).code, EXIT.OK);
-  await vaultApi(vault.addr, vault.rootToken, 'DELETE', `sys/policies/acl/claude-renew-${e.o.user}`);
-  const acc = await vaultApi(vault.addr, vault.rootToken, 'LIST', `auth/approle/role/claude-renew-${e.o.user}/secret-id`);
-  for (const a of acc.json.data.keys as string[]) await vaultApi(vault.addr, vault.rootToken, 'POST', `auth/approle/role/claude-renew-${e.o.user}/secret-id-accessor/destroy`, { secret_id_accessor: a });
+  await vaultApi(vault.addr, vault.rootToken, "DELETE", `sys/policies/acl/claude-renew-${e.o.user}`);
+  const acc = await vaultApi(vault.addr, vault.rootToken, "LIST", `auth/approle/role/claude-renew-${e.o.user}/secret-id`);
+  for (const a of acc.json.data.keys as string[])
+    await vaultApi(vault.addr, vault.rootToken, "POST", `auth/approle/role/claude-renew-${e.o.user}/secret-id-accessor/destroy`, { secret_id_accessor: a });
   clock.t += 7.5 * 3600_000;
-  const text0 = fs.readFileSync(e.credFile, 'utf8');
+  const text0 = fs.readFileSync(e.credFile, "utf8");
   for (let i = 0; i < 3; i++) {
     proxy.reset();
     const t0 = Date.now();
     const r = await e.run();
     assert.equal(r.code, EXIT.VAULT_DENIED, describeRun(r));
-    assert.ok(proxy.requests.length <= 3, `bounded: ${proxy.requests.map((q) => `${q.method} ${q.path} ${q.status}`).join(', ')}`);
+    assert.ok(proxy.requests.length <= 3, `bounded: ${proxy.requests.map((q) => `${q.method} ${q.path} ${q.status}`).join(", ")}`);
     assert.ok(proxy.logins.length <= 1);
     assert.ok(Date.now() - t0 < 10_000);
   }
-  assert.equal(fs.readFileSync(e.credFile, 'utf8'), text0);
+  assert.equal(fs.readFileSync(e.credFile, "utf8"), text0);
   let posts = postsFor(e.o.user);
   assert.equal(posts.length, 1);
   assert.match(posts[0].text, /cannot use Vault/);
@@ -324,9 +350,9 @@ test('permission denied (secret_id revoked, policy gone) does not loop; one aler
   assert.match(posts[1].text, /resolved/);
 });
 
-test('identity mismatch: refused (no refresh, no Vault write), reported once, resolved by the right login', async () => {
+test("identity mismatch: refused (no refresh, no Vault write), reported once, resolved by the right login", async () => {
   const e = await newUser();
-  const wrong = oauth.login('someone.else@example.com', { accessTtlSeconds: 1800 });
+  const wrong = oauth.login("someone.else@example.com", { accessTtlSeconds: 1800 });
   e.writeCreds(wrong);
   proxy.reset();
   const refreshes0 = oauth.refreshes;
@@ -335,13 +361,13 @@ test('identity mismatch: refused (no refresh, no Vault write), reported once, re
     assert.equal(r.code, EXIT.IDENTITY_MISMATCH, describeRun(r));
     assert.match(r.stderr, /someone\.else@example\.com/);
   }
-  assert.equal(oauth.refreshes, refreshes0, 'another identity is not renewed');
-  assert.equal(proxy.kvWrites.length, 0, 'nor stored in this user’s Vault path');
+  assert.equal(oauth.refreshes, refreshes0, "another identity is not renewed");
+  assert.equal(proxy.kvWrites.length, 0, "nor stored in this user’s Vault path");
   assert.equal(await readVaultSecret(vault, e.o.user), null);
   let posts = postsFor(e.o.user);
   assert.equal(posts.length, 1);
   assert.match(posts[0].text, /identity mismatch/i);
-  assert.match(e.notice() ?? '', /someone\.else@example\.com/);
+  assert.match(e.notice() ?? "", /someone\.else@example\.com/);
   assert.ok(oauth.profileRequests > 0);
 
   e.writeCreds(oauth.login(e.o.email));
@@ -353,34 +379,34 @@ test('identity mismatch: refused (no refresh, no Vault write), reported once, re
   assert.ok(await readVaultSecret(vault, e.o.user));
 });
 
-test('no token ever appears in stdout/stderr, even with verbose failures', async () => {
+test("no token ever appears in stdout/stderr, even with verbose failures", async () => {
   const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
   const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
-  e.writeCreds(l, { mcpOAuth: { s: { accessToken: 'MCPSECRETTOKEN-1234567890' } } });
-  secrets.push('MCPSECRETTOKEN-1234567890');
+  e.writeCreds(l, { mcpOAuth: { s: { accessToken: "MCPSECRETTOKEN-1234567890" } } });
+  secrets.push("MCPSECRETTOKEN-1234567890");
   await e.run();
-  await e.run('status', ['--json']);
-  oauth.failNext({ kind: '5xx' });
+  await e.run("status", ["--json"]);
+  oauth.failNext({ kind: "5xx" });
   clock.t += 8 * 3600_000;
   await e.run();
   clock.t += 3600_000;
   await e.run();
   fs.writeFileSync(e.credFile, '{"claudeAiOauth": {"accessToken": "' + l.accessToken + '", trailing garbage');
   await e.run();
-  await e.run('status');
-  await e.run('status', ['--json']);
+  await e.run("status");
+  await e.run("status", ["--json"]);
   const leaks = findLeaks(e.outputs, [...oauth.issued, ...secrets]);
   assert.deepEqual(leaks, []);
   assert.ok(e.outputs.length >= 6);
 });
 
-test('a refresh answer lost after the server rotated (timeout after rotation): retried once later, then one login alert', async () => {
+test("a refresh answer lost after the server rotated (timeout after rotation): retried once later, then one login alert", async () => {
   // The server spent the old token but the new one never arrived: the login is lost whatever
   // the client does. The agent must not alert on the ambiguous failure itself, and must not loop.
   const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
   const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
-  oauth.failNext({ kind: 'drop-after-rotate' });
+  oauth.failNext({ kind: "drop-after-rotate" });
   let r = await e.run();
   assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
   assert.deepEqual(postsFor(e.o.user), []);

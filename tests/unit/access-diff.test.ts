@@ -36,7 +36,10 @@ function repo(): { dir: string; git: (...a: string[]) => string; commit: (r: R |
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-adiff-"));
   scratch.push(dir);
   const git = (...a: string[]) =>
-    execFileSync("git", ["-C", dir, ...a], { encoding: "utf8", env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@x", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@x" } }).trim();
+    execFileSync("git", ["-C", dir, ...a], {
+      encoding: "utf8",
+      env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@x", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@x" },
+    }).trim();
   git("init", "-q", "-b", "master");
   const write = (r: R | string) => fs.writeFileSync(path.join(dir, "roster.yaml"), typeof r === "string" ? r : YAML.stringify(r));
   const commit = (r: R | string, msg: string) => {
@@ -61,7 +64,10 @@ function diffOf(edit: (r: R) => void): { code: number; out: string; err: string 
 }
 
 test("an unchanged roster, and one changed only in comments and layout, print nothing", () => {
-  assert.deepEqual(diffOf(() => undefined), { code: 0, out: "", err: "" });
+  assert.deepEqual(
+    diffOf(() => undefined),
+    { code: 0, out: "", err: "" },
+  );
   const g = repo();
   g.commit(EXAMPLE, "base");
   g.write("# reviewed\n" + YAML.stringify(base(), { indent: 4 }));
@@ -92,7 +98,14 @@ test("onboarding prints every grant the new user gets", () => {
 test("suspend, reactivate and offboard are state changes with the grants they cut or restore", () => {
   const s = diffOf((r) => (user(r, "emo").state = "suspended")).out;
   assert.match(s, /^emo \(uid 2001\): suspended$/m);
-  for (const l of ["  - login: shell /bin/bash", "  - forgejo: ebarzin: master push whitelist", "  - forgejo: ebarzin: master merge whitelist", "  - vault: policy claude-renew-emo on claude-tokens/users/emo, AppRole claude-renew-emo", "  - units: timer claude-token-renew@emo.timer", "  - units: linger"])
+  for (const l of [
+    "  - login: shell /bin/bash",
+    "  - forgejo: ebarzin: master push whitelist",
+    "  - forgejo: ebarzin: master merge whitelist",
+    "  - vault: policy claude-renew-emo on claude-tokens/users/emo, AppRole claude-renew-emo",
+    "  - units: timer claude-token-renew@emo.timer",
+    "  - units: linger",
+  ])
     assert.ok(s.split("\n").includes(l), `missing ${l}\n${s}`);
   assert.ok(s.includes("  - login: ssh key ssh-ed25519 …"));
   // The program removes a suspended user's collaboration and token (plan.grants.forgejo is null).
@@ -104,7 +117,13 @@ test("suspend, reactivate and offboard are state changes with the grants they cu
 
   const o = diffOf((r) => (user(r, "nadia").state = "offboarded")).out;
   assert.match(o, /^nadia \(uid 2002\): offboarded$/m);
-  for (const l of ["  - forgejo: nadia: read collaborator on infra", "  - kubernetes: tier namespace", "  - kubernetes: namespace nadia-apps (admin RoleBinding)", "  - dashboard: dashboard-nav-readonly ClusterRole", "  - groups: workstation-users"])
+  for (const l of [
+    "  - forgejo: nadia: read collaborator on infra",
+    "  - kubernetes: tier namespace",
+    "  - kubernetes: namespace nadia-apps (admin RoleBinding)",
+    "  - dashboard: dashboard-nav-readonly ClusterRole",
+    "  - groups: workstation-users",
+  ])
     assert.ok(o.split("\n").includes(l), `missing ${l}\n${o}`);
   assert.ok(!o.includes("  + "), "offboarding grants nothing");
 });
@@ -112,7 +131,10 @@ test("suspend, reactivate and offboard are state changes with the grants they cu
 test("a purge approval is flagged as destructive", () => {
   const d = diffOf((r) => (user(r, "olga").purge = { approvedBy: "viktor", approvedOn: "2026-01-15" }));
   assert.equal(d.code, 0);
-  assert.equal(d.out.split("\n").slice(1).join("\n"), "olga (uid 2004): purge approved by viktor on 2026-01-15\n  ! destructive: the purge archives /home/olga, then deletes the account, its group, the home and the user's Vault data");
+  assert.equal(
+    d.out.split("\n").slice(1).join("\n"),
+    "olga (uid 2004): purge approved by viktor on 2026-01-15\n  ! destructive: the purge archives /home/olga, then deletes the account, its group, the home and the user's Vault data",
+  );
 });
 
 test("a renamed user is one entry: flagged, with the grants that follow the name", () => {
@@ -128,7 +150,10 @@ test("a renamed user is one entry: flagged, with the grants that follow the name
 test("a changed uid of an existing name is flagged as a re-onboarding the host refuses", () => {
   const d = diffOf((r) => (user(r, "emo").uid = 2005)).out;
   assert.match(d, /^emo \(uid 2001 → 2005\)$/m);
-  assert.match(d, /^  ! uid 2001 → 2005: a changed uid is a re-onboarding under a new uid; while the account exists with uid 2001 the account script refuses it/m);
+  assert.match(
+    d,
+    /^  ! uid 2001 → 2005: a changed uid is a re-onboarding under a new uid; while the account exists with uid 2001 the account script refuses it/m,
+  );
 });
 
 test("a uid the checker refuses (a duplicate) fails with the checker's file:line:col lines", () => {
@@ -142,7 +167,10 @@ test("a uid the checker refuses (a duplicate) fails with the checker's file:line
   assert.equal(res.stdout, "");
   assert.match(res.stderr, /^roster\.yaml:\d+:\d+: users\[1\]\.uid: expected a unique uid: 2000 is already used by users\[0\] \(viktor\)$/m);
   // and the CLI says the same, with exit 1
-  const cli = spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", path.join(ROOT, "tools/access-diff.ts"), "-C", g.dir, "HEAD"], { cwd: ROOT, encoding: "utf8" });
+  const cli = spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", path.join(ROOT, "tools/access-diff.ts"), "-C", g.dir, "HEAD"], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
   assert.equal(cli.status, 1, cli.stderr);
   assert.match(cli.stderr, /^roster\.yaml:\d+:\d+: users\[1\]\.uid: /m);
 });
@@ -220,7 +248,10 @@ test("--ci on a pull request: the PR's own changes against its merge base, not m
   assert.ok(!res.stdout.includes("bob"), `master's newer change is not the PR's:\n${res.stdout}`);
   const missing = accessDiff(["--ci"], g.dir, { CI_PIPELINE_EVENT: "pull_request", CI_COMMIT_TARGET_BRANCH: "main" });
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /origin\/main is not in this clone; the clone step must fetch the pull request's target branch \(plugin-git setting fetch_target_branch: true\)/);
+  assert.match(
+    missing.stderr,
+    /origin\/main is not in this clone; the clone step must fetch the pull request's target branch \(plugin-git setting fetch_target_branch: true\)/,
+  );
 });
 
 test("--ci on a push: the commits of the push (previous pipeline's commit, else the first parent)", () => {
@@ -240,5 +271,9 @@ test("--ci on a push: the commits of the push (previous pipeline's commit, else 
   assert.match(last.stdout, /^sam \(uid 2003\): reactivated$/m);
   const root = repo();
   root.commit(EXAMPLE, "only");
-  assert.deepEqual(accessDiff(["--ci"], root.dir, { CI_PIPELINE_EVENT: "push" }), { code: 0, stdout: "", stderr: "access-diff --ci: nothing to compare with (HEAD is a root commit)" });
+  assert.deepEqual(accessDiff(["--ci"], root.dir, { CI_PIPELINE_EVENT: "push" }), {
+    code: 0,
+    stdout: "",
+    stderr: "access-diff --ci: nothing to compare with (HEAD is a root commit)",
+  });
 });

@@ -60,7 +60,10 @@ test(`with Forgejo and Kubernetes on, one user's resource inputs stay under ${FU
   try {
     const roster = readExampleRoster();
     const { resources } = await runProgram({ roster, config: { ...FORGEJO_CONFIG, ...KUBE_CONFIG } });
-    assert.ok(resources.some((r) => r.name === "emo-code-clone") && resources.some((r) => r.name === "nadia-kubeconfig"), "the Forgejo and Kubernetes parts are on");
+    assert.ok(
+      resources.some((r) => r.name === "emo-code-clone") && resources.some((r) => r.name === "nadia-kubeconfig"),
+      "the Forgejo and Kubernetes parts are on",
+    );
     // A dynamic resource stores its provider's code (`__provider`, Pulumi's design: delete runs
     // the code in the state, see components/forgejo/provider.ts); it is the same for every
     // resource of a kind and bounded on its own. Everything else counts against the budget.
@@ -74,7 +77,8 @@ test(`with Forgejo and Kubernetes on, one user's resource inputs stay under ${FU
     console.log(`# provider code per Forgejo resource: ${code} bytes (${dynamic.length} resources)`);
     // The clone, credential and kubeconfig commands are host-library calls, not scripts.
     for (const r of resources.filter((x) => /-(code-clone|git-credentials|kubeconfig)$/.test(x.name)))
-      for (const f of ["create", "delete"]) if (r.inputs[f]) assert.ok(String(unsecret(r.inputs[f])).startsWith(hostLibrary().path + " "), `${r.name}.${f} is a library call`);
+      for (const f of ["create", "delete"])
+        if (r.inputs[f]) assert.ok(String(unsecret(r.inputs[f])).startsWith(hostLibrary().path + " "), `${r.name}.${f} is a library call`);
     console.log(`# input bytes per user (Forgejo and Kubernetes on): ${JSON.stringify(Object.fromEntries(per))}`);
   } finally {
     setForgejoPreflightForTests(undefined);

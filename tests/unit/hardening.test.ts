@@ -15,7 +15,8 @@ import { PROJECT_DIR } from "../../dev/mocks";
 import { AGENTS_DIR, scriptFiles, scriptSource } from "../../dev/tmux";
 
 test("remoteScript refuses a name that would end its comment line (newline, CR, quote, NUL)", () => {
-  for (const bad of ["a\nrm -rf /", "a\rb", "it's", "a\0b", "x\u2028y", ""]) assert.throws(() => remoteScript(bad, "true"), /unsafe script name/, JSON.stringify(bad));
+  for (const bad of ["a\nrm -rf /", "a\rb", "it's", "a\0b", "x\u2028y", ""])
+    assert.throws(() => remoteScript(bad, "true"), /unsafe script name/, JSON.stringify(bad));
   assert.match(remoteScript("install /usr/local/lib/workstations/tmux-persist.mjs", "true"), /^bash -c '# workstations: install \/usr\/local\/lib/);
 });
 
@@ -26,10 +27,19 @@ test("the bundle refuses file names with newlines, spaces, quotes or leading dot
   fs.mkdirSync(path.join(root, "scripts/agents"), { recursive: true });
   fs.writeFileSync(path.join(root, "scripts/agents/ok.mjs"), "");
   assert.equal(loadBundle(root).files.filter((f) => f.path === "/usr/local/lib/workstations/ok.mjs").length, 1);
-  for (const [where, name] of [["scripts/agents", "evil\necho pwned"], ["scripts/agents", "two words"], ["scripts/units", "x'y.service"], ["config/claude-base/rules", ".hidden"]] as const) {
+  for (const [where, name] of [
+    ["scripts/agents", "evil\necho pwned"],
+    ["scripts/agents", "two words"],
+    ["scripts/units", "x'y.service"],
+    ["config/claude-base/rules", ".hidden"],
+  ] as const) {
     const f = path.join(root, where, name);
     fs.writeFileSync(f, "");
-    assert.throws(() => loadBundle(root), (e: Error) => e.message.includes("refusing to ship") && e.message.includes(JSON.stringify(name).slice(1, -1)), `${where}/${JSON.stringify(name)}`);
+    assert.throws(
+      () => loadBundle(root),
+      (e: Error) => e.message.includes("refusing to ship") && e.message.includes(JSON.stringify(name).slice(1, -1)),
+      `${where}/${JSON.stringify(name)}`,
+    );
     fs.rmSync(f);
   }
   assert.doesNotThrow(() => checkBundlePath("skills/commit-intent/SKILL.md"));
@@ -68,7 +78,10 @@ test("the agents import only node: builtins and their own modules, by relative p
   const entries = fs.readdirSync(AGENTS_DIR).filter((f) => f.endsWith(".mjs"));
   assert.deepEqual(entries.sort(), ["claude-token-renew.mjs", "tmux-persist.mjs", "workstations-alert.mjs"]);
   const files = new Set(entries.flatMap((e) => scriptFiles(path.join(AGENTS_DIR, e))));
-  assert.ok([...files].some((f) => f.includes(`${path.sep}tmux${path.sep}`)), "tmux-persist is made of modules");
+  assert.ok(
+    [...files].some((f) => f.includes(`${path.sep}tmux${path.sep}`)),
+    "tmux-persist is made of modules",
+  );
   for (const f of files) {
     const rel = path.relative(AGENTS_DIR, f);
     assert.ok(!rel.startsWith("..") && fs.existsSync(f), `${rel}: imported, and inside scripts/agents`);

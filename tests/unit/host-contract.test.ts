@@ -36,8 +36,24 @@ function contractValues(): string[] {
 
 // Absolute paths of the OS itself that agents and units may name (not the program's contract).
 const SYSTEM_PATHS = [
-  "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin", "/run/systemd/system", "/run/user", "/proc", "/dev/null",
-  "/etc/passwd", "/etc/shells", "/bin/bash", "/bin/sh", "/usr/bin/env", "/usr/bin/tmux", "/usr/bin/git", "/tmp",
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin",
+  "/run/systemd/system",
+  "/run/user",
+  "/proc",
+  "/dev/null",
+  "/etc/passwd",
+  "/etc/shells",
+  "/bin/bash",
+  "/bin/sh",
+  "/usr/bin/env",
+  "/usr/bin/tmux",
+  "/usr/bin/git",
+  "/tmp",
 ];
 
 // Contract folders whose contents are not each named in the contract (per-user entries and
@@ -64,13 +80,17 @@ test("the agents' defaults are the contract's values", async () => {
   const users = await load(path.join(agentsDir, "common/users.mjs"));
   assert.equal(users.USERS_FILE, C.USERS_INDEX, "common/users.mjs USERS_FILE");
   assert.equal(users.USERS_INDEX_VERSION, C.USERS_INDEX_VERSION, "common/users.mjs USERS_INDEX_VERSION");
-  const all = files(agentsDir).map((f) => fs.readFileSync(f, "utf8")).join("\n");
+  const all = files(agentsDir)
+    .map((f) => fs.readFileSync(f, "utf8"))
+    .join("\n");
   for (const v of [C.TMUX_STATE_DIR, C.TOKEN_RENEW_CONFIG, C.ALERT_SOCKET])
     assert.ok(all.includes(`'${v}'`) || all.includes(`"${v}"`), `an agent default is ${v}`);
 });
 
 test("the users.json the account verb writes is what the agents' reader accepts", async () => {
-  const { readUsersIndex } = (await load(path.join(agentsDir, "common/users.mjs"))) as { readUsersIndex: (f: string) => { version: number; users: C.UsersIndexEntry[] } };
+  const { readUsersIndex } = (await load(path.join(agentsDir, "common/users.mjs"))) as {
+    readUsersIndex: (f: string) => { version: number; users: C.UsersIndexEntry[] };
+  };
   const plan = planRoster(parseRoster(readExampleRoster(), "roster.example.yaml").roster!);
   // Built exactly as rebuild_index does: the version header, then the users.d entries joined by commas.
   const doc = `{"version":${C.USERS_INDEX_VERSION},"users":[${plan.users.map(C.usersEntry).sort().join(",")}]}\n`;
@@ -98,7 +118,9 @@ test("units run the shipped entry points by absolute path, and their names are t
     assert.ok(u.path.startsWith(C.UNIT_DIR + "/"), u.path);
   }
   const names = b.units.map((u) => path.basename(u.path));
-  for (const n of [C.UNITS.tmuxSaveTimer, C.UNITS.tmuxRestore, C.UNITS.alertSocket, C.UNITS.tokenRenewTimer(""), C.UNITS.refreshCloneTimer("")]) assert.ok(names.includes(n), `unit ${n} exists`);
+  for (const n of [C.UNITS.tmuxSaveTimer, C.UNITS.tmuxRestore, C.UNITS.alertSocket, C.UNITS.tokenRenewTimer(""), C.UNITS.refreshCloneTimer("")])
+    assert.ok(names.includes(n), `unit ${n} exists`);
   for (const f of b.files) if (f.link) assert.equal(path.dirname(f.link), C.BIN_DIR);
-  for (const f of b.files.filter((x) => x.path.startsWith(C.LIB_DIR + "/"))) assert.ok(!f.path.startsWith(C.HOST_LIB_DIR + "/"), `${f.path}: the host library's folder`);
+  for (const f of b.files.filter((x) => x.path.startsWith(C.LIB_DIR + "/")))
+    assert.ok(!f.path.startsWith(C.HOST_LIB_DIR + "/"), `${f.path}: the host library's folder`);
 });

@@ -34,12 +34,21 @@ interface Repo {
   head: string;
 }
 /** A repository whose last push (base..head) brought two commits; `edit` shapes the head. */
-function pushRepo(opts: { stackConfig?: Record<string, unknown>; headStackConfig?: Record<string, unknown>; editHead?: (r: { users: Array<Record<string, unknown>> }) => void; subjects?: string[]; copyProgram?: boolean } = {}): Repo {
+function pushRepo(
+  opts: {
+    stackConfig?: Record<string, unknown>;
+    headStackConfig?: Record<string, unknown>;
+    editHead?: (r: { users: Array<Record<string, unknown>> }) => void;
+    subjects?: string[];
+    copyProgram?: boolean;
+  } = {},
+): Repo {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-notify-"));
   scratch.push(dir);
   const git = (...a: string[]) => execFileSync("git", ["-C", dir, ...a], { encoding: "utf8", env: { ...process.env, ...GIT_ENV } }).trim();
   git("init", "-q", "-b", "master");
-  const stack = (cfg: Record<string, unknown>) => fs.writeFileSync(path.join(dir, "Pulumi.devvm.yaml"), YAML.stringify({ config: { "workstations:roster": "roster.yaml", ...cfg } }));
+  const stack = (cfg: Record<string, unknown>) =>
+    fs.writeFileSync(path.join(dir, "Pulumi.devvm.yaml"), YAML.stringify({ config: { "workstations:roster": "roster.yaml", ...cfg } }));
   stack(opts.stackConfig ?? { "workstations:adminSource": "roster" });
   fs.writeFileSync(path.join(dir, "roster.yaml"), EXAMPLE);
   if (opts.copyProgram) {
@@ -85,7 +94,12 @@ function ciEnv(r: Repo, over: Record<string, string | undefined> = {}): NodeJS.P
 async function notify(r: Repo, over: Record<string, string | undefined> = {}) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await run(ciEnv(r, over), r.dir, (l) => out.push(l), (l) => err.push(l));
+  const code = await run(
+    ciEnv(r, over),
+    r.dir,
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out, err };
 }
 
@@ -97,12 +111,17 @@ test("a non-admin push to master: exactly one message naming the pusher, the sub
   assert.equal(slack.delivered.length, 1);
   assert.equal(slack.posts.length, 1);
   const text = slack.delivered[0].text;
-  assert.match(text, /^Non-admin push to master of viktor\/infra by \*ebarzin\* \(commit author: Emo Barzin\): this push is a deploy \(deploy success when notified\)\./);
+  assert.match(
+    text,
+    /^Non-admin push to master of viktor\/infra by \*ebarzin\* \(commit author: Emo Barzin\): this push is a deploy \(deploy success when notified\)\./,
+  );
   assert.match(text, /^• [0-9a-f]{7} Fix a typo in the README$/m);
   assert.match(text, /^• [0-9a-f]{7} Give nadia a second namespace$/m);
   assert.ok(!text.includes("body line"), "subjects only");
   assert.match(text, /^Pipeline: https:\/\/ci\.example\.test\/repos\/3\/pipeline\/42$/m);
-  assert.deepEqual(res.out, ["notify-nonadmin-push: sent: ebarzin is not an admin (roster this commit: viktor; roster before the push (" + r.base.slice(0, 7) + "): viktor)"]);
+  assert.deepEqual(res.out, [
+    "notify-nonadmin-push: sent: ebarzin is not an admin (roster this commit: viktor; roster before the push (" + r.base.slice(0, 7) + "): viktor)",
+  ]);
   assert.equal(slack.delivered[0].path, "/services/T000/B000/fakewebhooksecret");
 });
 
@@ -199,7 +218,8 @@ test("Slack failures: 500, no answer, unreachable: exit 1 and one clear line wit
   const gone = await notify(r, { SLACK_WEBHOOK: `http://127.0.0.1:${port}/services/T1/B1/closedportsecret` });
   assert.equal(gone.code, 1);
   assert.match(gone.err[0], /^notify-nonadmin-push: could not reach Slack \(ECONNREFUSED\); the message was not delivered/);
-  for (const l of [...e500.err, ...hang.err, ...gone.err, ...e500.out, ...hang.out, ...gone.out]) assert.ok(!/fakewebhooksecret|closedportsecret|127\.0\.0\.1/.test(l), l);
+  for (const l of [...e500.err, ...hang.err, ...gone.err, ...e500.out, ...hang.out, ...gone.out])
+    assert.ok(!/fakewebhooksecret|closedportsecret|127\.0\.0\.1/.test(l), l);
   assert.equal(slack.delivered.length, 0);
   const none = await notify(r, { SLACK_WEBHOOK: undefined });
   assert.equal(none.code, 2);
@@ -213,8 +233,11 @@ test("the CLI: exit status and output of the npm script", async () => {
   // Asynchronously: the fake Slack answers from this process.
   const cli = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
     const env = { ...ciEnv(r), PATH: process.env.PATH, TS_NODE_PROJECT: path.join(ROOT, "tsconfig.json") } as NodeJS.ProcessEnv;
-    execFile(process.execPath, ["--require", require.resolve("ts-node/register/transpile-only"), path.join(ROOT, "tools/notify-nonadmin-push.ts")], { cwd: r.dir, env }, (e, stdout, stderr) =>
-      resolve({ status: e ? (typeof e.code === "number" ? e.code : null) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      ["--require", require.resolve("ts-node/register/transpile-only"), path.join(ROOT, "tools/notify-nonadmin-push.ts")],
+      { cwd: r.dir, env },
+      (e, stdout, stderr) => resolve({ status: e ? (typeof e.code === "number" ? e.code : null) : 0, stdout, stderr }),
     );
   });
   assert.equal(cli.status, 1, cli.stderr);
@@ -253,7 +276,13 @@ test("a failing notify never changes the deploy's status: the deploy workflow's 
   };
   const go = async (upExit: number) => {
     const stub = stubPulumi();
-    const env = { ...ciEnv(r), SLACK_WEBHOOK: "", PATH: `${stub.bin}:${process.env.PATH}`, HOME: process.env.HOME ?? "/root", STUB_UP_EXIT: String(upExit) } as Record<string, string>;
+    const env = {
+      ...ciEnv(r),
+      SLACK_WEBHOOK: "",
+      PATH: `${stub.bin}:${process.env.PATH}`,
+      HOME: process.env.HOME ?? "/root",
+      STUB_UP_EXIT: String(upExit),
+    } as Record<string, string>;
     delete env.CI_PIPELINE_STATUS;
     const res = await runWorkflow(deploy, { cwd: r.dir, event: "push", branch: "master", env, secrets, from: "up", timeoutMs: 120_000 });
     return { res, calls: fs.readFileSync(stub.log, "utf8") };
@@ -265,7 +294,10 @@ test("a failing notify never changes the deploy's status: the deploy workflow's 
   const [up, n] = ok.res.steps;
   assert.equal(up.name, "up");
   assert.equal(up.code, 0, up.stderr);
-  assert.match(ok.calls, /^argv:up --stack devvm --yes --diff --refresh --non-interactive --message woodpecker https:\/\/ci\.example\.test\/repos\/3\/pipeline\/42 [0-9a-f]{40}$/m);
+  assert.match(
+    ok.calls,
+    /^argv:up --stack devvm --yes --diff --refresh --non-interactive --message woodpecker https:\/\/ci\.example\.test\/repos\/3\/pipeline\/42 [0-9a-f]{40}$/m,
+  );
   assert.match(ok.calls, /^argv:config set --secret --stack devvm workstations:sshPrivateKey$/m, "the key goes to Pulumi on stdin");
   assert.ok(ok.calls.includes("stdin:-----BEGIN OPENSSH PRIVATE KEY-----"));
   assert.ok(!/^argv:.*stubkeymaterial/m.test(ok.calls), "never in argv");

@@ -32,7 +32,10 @@ test("plan of the example roster: roles map to the SPEC §2 grants", () => {
   assert.deepEqual(by.sam.grants.timers, [], "suspended users get no timers");
   assert.equal(by.sam.grants.linger, false);
   assert.deepEqual(plan.branchProtection.pushWhitelist, ["ebarzin", "viktor"]);
-  assert.deepEqual(plan.offboarded.map((o) => o.name), ["olga"]);
+  assert.deepEqual(
+    plan.offboarded.map((o) => o.name),
+    ["olga"],
+  );
   assert.deepEqual(plan.reservedUids, [2000, 2001, 2002, 2003, 2004]);
   assert.deepEqual(plan.admins, ["viktor"]);
   for (const u of plan.users) assert.ok(u.groups.includes(USERS_GROUP));
@@ -53,23 +56,44 @@ test("overrides beat role defaults, and unset overrides keep them", () => {
 const role = fc.constantFrom("admin", "power-user", "namespace-owner" as const);
 const state = fc.constantFrom("active", "suspended", "offboarded" as const);
 const rosterArb: fc.Arbitrary<Roster> = fc
-  .uniqueArray(fc.record({ role, state, wl: fc.boolean(), perm: fc.constantFrom(undefined, "none", "read", "write", "admin" as const), nsCount: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 30, selector: () => Math.random() })
-  .chain((entries) =>
-    fc.shuffledSubarray(Array.from({ length: 500 }, (_, i) => 1000 + i * 7), { minLength: entries.length, maxLength: entries.length }).map((uids) => {
-      const users = entries.map((e, i) => {
-        const perm = e.perm ?? (e.role === "namespace-owner" ? "read" : undefined);
-        const canWl = perm === undefined ? e.role !== "namespace-owner" : perm === "write" || perm === "admin";
-        return {
-          name: `u${i}`, uid: uids[i], role: e.role, email: `u${i}@example.com`, forgejo: `F${i}`,
-          sshKeys: [KEYS[i]], shell: "/bin/bash" as const, groups: [],
-          namespaces: e.role === "namespace-owner" ? Array.from({ length: e.nsCount }, (_, j) => `ns-${i}-${j}`) : [],
-          overrides: { ...(e.perm ? { forgejoPermission: e.perm } : {}), ...(e.wl && canWl ? { pushWhitelist: true, mergeWhitelist: true } : {}) },
-          state: e.state, credentialRotation: 0,
-        };
-      });
-      users[0] = { ...users[0], role: "admin", state: "active", namespaces: [], overrides: {} };
-      return { version: 1 as const, users };
+  .uniqueArray(
+    fc.record({
+      role,
+      state,
+      wl: fc.boolean(),
+      perm: fc.constantFrom(undefined, "none", "read", "write", "admin" as const),
+      nsCount: fc.integer({ min: 1, max: 3 }),
     }),
+    { minLength: 1, maxLength: 30, selector: () => Math.random() },
+  )
+  .chain((entries) =>
+    fc
+      .shuffledSubarray(
+        Array.from({ length: 500 }, (_, i) => 1000 + i * 7),
+        { minLength: entries.length, maxLength: entries.length },
+      )
+      .map((uids) => {
+        const users = entries.map((e, i) => {
+          const perm = e.perm ?? (e.role === "namespace-owner" ? "read" : undefined);
+          const canWl = perm === undefined ? e.role !== "namespace-owner" : perm === "write" || perm === "admin";
+          return {
+            name: `u${i}`,
+            uid: uids[i],
+            role: e.role,
+            email: `u${i}@example.com`,
+            forgejo: `F${i}`,
+            sshKeys: [KEYS[i]],
+            shell: "/bin/bash" as const,
+            groups: [],
+            namespaces: e.role === "namespace-owner" ? Array.from({ length: e.nsCount }, (_, j) => `ns-${i}-${j}`) : [],
+            overrides: { ...(e.perm ? { forgejoPermission: e.perm } : {}), ...(e.wl && canWl ? { pushWhitelist: true, mergeWhitelist: true } : {}) },
+            state: e.state,
+            credentialRotation: 0,
+          };
+        });
+        users[0] = { ...users[0], role: "admin", state: "active", namespaces: [], overrides: {} };
+        return { version: 1 as const, users };
+      }),
   );
 
 test("property: generated rosters validate and their plans keep the invariants", () => {
@@ -97,12 +121,30 @@ test("property: generated rosters validate and their plans keep the invariants",
       }
       // offboarded users get nothing planned
       const off = roster.users.filter((u) => u.state === "offboarded").map((u) => u.name);
-      assert.deepEqual(plan.users.filter((u) => off.includes(u.name)), []);
+      assert.deepEqual(
+        plan.users.filter((u) => off.includes(u.name)),
+        [],
+      );
       // suspended users hold nothing: the grants are the cut; active users hold their profile
       for (const u of plan.users) {
         const g = u.grants;
         if (u.state === "suspended") {
-          assert.deepEqual(g, { login: false, sshKeys: [], sudo: false, linger: false, timers: [], tmuxPersist: false, claudeTokenRenew: false, vault: null, forgejo: null, kube: null }, u.name);
+          assert.deepEqual(
+            g,
+            {
+              login: false,
+              sshKeys: [],
+              sudo: false,
+              linger: false,
+              timers: [],
+              tmuxPersist: false,
+              claudeTokenRenew: false,
+              vault: null,
+              forgejo: null,
+              kube: null,
+            },
+            u.name,
+          );
           continue;
         }
         assert.equal(g.login, true);
@@ -123,14 +165,22 @@ test("property: generated rosters validate and their plans keep the invariants",
 
 test("property: any duplicated uid or name in a valid roster is rejected at the duplicate", () => {
   fc.assert(
-    fc.property(rosterArb.filter((r) => r.users.length >= 2), fc.nat(), fc.constantFrom("uid", "name" as const), (roster, k, field) => {
-      const i = 1 + (k % (roster.users.length - 1));
-      const users = roster.users.map((u) => ({ ...u }));
-      (users[i] as any)[field] = users[0][field];
-      const r = parseRoster(YAML.stringify({ ...roster, users }), "dup.yaml");
-      assert.ok(!r.roster);
-      assert.ok(r.problems.some((p) => p.path === `users[${i}].${field}` && /unique/.test(p.message)), JSON.stringify(r.problems));
-    }),
+    fc.property(
+      rosterArb.filter((r) => r.users.length >= 2),
+      fc.nat(),
+      fc.constantFrom("uid", "name" as const),
+      (roster, k, field) => {
+        const i = 1 + (k % (roster.users.length - 1));
+        const users = roster.users.map((u) => ({ ...u }));
+        (users[i] as any)[field] = users[0][field];
+        const r = parseRoster(YAML.stringify({ ...roster, users }), "dup.yaml");
+        assert.ok(!r.roster);
+        assert.ok(
+          r.problems.some((p) => p.path === `users[${i}].${field}` && /unique/.test(p.message)),
+          JSON.stringify(r.problems),
+        );
+      },
+    ),
     { numRuns: 100 },
   );
 });

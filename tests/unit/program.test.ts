@@ -15,14 +15,20 @@ function editRoster(text: string, edit: (doc: any) => void): string {
 
 test("exactly one UserWorkstation per active or suspended entry; offboarded create nothing", async () => {
   const { resources } = await runProgram({ roster: readExampleRoster() });
-  const ws = resources.filter((r) => r.type === "workstations:index:UserWorkstation").map((r) => r.name).sort();
+  const ws = resources
+    .filter((r) => r.type === "workstations:index:UserWorkstation")
+    .map((r) => r.name)
+    .sort();
   assert.deepEqual(ws, ["emo", "nadia", "sam", "viktor"]);
   assert.equal(resources.filter((r) => r.name.includes("olga")).length, 0, "offboarded olga (no purge approval) must create nothing");
   assert.equal(resources.filter((r) => r.type === "workstations:index:Host").length, 1);
   // Each workstation owns account, home and units commands.
   for (const u of ws)
     assert.deepEqual(
-      commands(resources).filter((r) => r.name.startsWith(`${u}-`)).map((r) => r.name).sort(),
+      commands(resources)
+        .filter((r) => r.name.startsWith(`${u}-`))
+        .map((r) => r.name)
+        .sort(),
       [`${u}-account`, `${u}-home`, `${u}-units`, ...(u === "sam" ? [] : [`${u}-vault-credential`])].sort(),
     );
 });
@@ -33,7 +39,11 @@ test("an approved purge creates only a UserPurge for that user", async () => {
   });
   const { resources } = await runProgram({ roster });
   const olga = resources.filter((r) => r.name.startsWith("olga"));
-  assert.deepEqual(olga.map((r) => `${r.type} ${r.name}`).sort(), ["command:local:Command olga-purge-vault", "command:remote:Command olga-purge", "workstations:index:UserPurge olga"]);
+  assert.deepEqual(olga.map((r) => `${r.type} ${r.name}`).sort(), [
+    "command:local:Command olga-purge-vault",
+    "command:remote:Command olga-purge",
+    "workstations:index:UserPurge olga",
+  ]);
   const cmd = olga.find((r) => r.name === "olga-purge")!;
   assert.match(cmd.inputs.create, / purge 'NAME=olga' 'UID_=2004' .*'APPROVED_BY=viktor'/);
   assert.match(hostLibrary().content, /verb_purge\(\) \{[^]*tar --numeric-owner/, "the purge verb archives with tar");
@@ -58,7 +68,10 @@ test("no secret value appears in any command string, argv, or non-secret input o
   // Every secret does reach where it must (so the check above is not vacuous).
   assert.deepEqual([...seen].sort(), [...markers].sort());
   // Secrets travel only on stdin of the delivery commands, or in connections and the provider.
-  const carriers = resources.filter((r) => /S3CR3T-SECRET-ID|S3CR3T-SLACK/.test(JSON.stringify(unsecret(r.inputs.stdin ?? "")))).map((r) => r.name).sort();
+  const carriers = resources
+    .filter((r) => /S3CR3T-SECRET-ID|S3CR3T-SLACK/.test(JSON.stringify(unsecret(r.inputs.stdin ?? ""))))
+    .map((r) => r.name)
+    .sort();
   assert.deepEqual(carriers, ["emo-vault-credential", "host-slack-webhook", "nadia-vault-credential", "viktor-vault-credential"]);
   const outs = await new Promise<unknown>((res) => pulumi.all(program.workstations.map((w) => [w.userName, w.uid, w.home, w.state, w.groups])).apply(res));
   for (const m of markers) assert.ok(!JSON.stringify(outs).includes(m));
@@ -71,7 +84,11 @@ test("vault: shared mount and approle once; per-user policy, role and credential
   assert.equal(of("vault:index/authBackend:AuthBackend").length, 1);
   assert.equal(of("vault:kv/secretBackendV2:SecretBackendV2")[0].inputs.casRequired, true);
   const policies = of("vault:index/policy:Policy");
-  assert.deepEqual(policies.map((p) => p.inputs.name).sort(), ["claude-renew-emo", "claude-renew-nadia", "claude-renew-viktor"], "suspended sam has no Vault access");
+  assert.deepEqual(
+    policies.map((p) => p.inputs.name).sort(),
+    ["claude-renew-emo", "claude-renew-nadia", "claude-renew-viktor"],
+    "suspended sam has no Vault access",
+  );
   const emo = policies.find((p) => p.inputs.name === "claude-renew-emo")!.inputs.policy as string;
   assert.match(emo, /path "claude-tokens\/data\/users\/emo"/);
   assert.doesNotMatch(emo, /viktor|nadia|\*|delete|list/);
@@ -88,10 +105,17 @@ test("the policy text equals the one in docs/CONTRACTS.md", async () => {
 
 test("rotation: bumping credentialRotation replaces only that user's secret_id and delivery", async () => {
   const before = await runProgram({ roster: readExampleRoster() });
-  const after = await runProgram({ roster: editRoster(readExampleRoster(), (d) => { d.users.find((u: any) => u.name === "emo").credentialRotation = 1; }) });
+  const after = await runProgram({
+    roster: editRoster(readExampleRoster(), (d) => {
+      d.users.find((u: any) => u.name === "emo").credentialRotation = 1;
+    }),
+  });
   const key = (r: { type: string; name: string }) => `${r.type}::${r.name}`;
   const b = new Map(before.resources.map((r) => [key(r), JSON.stringify(unsecret(r.inputs))]));
-  const changed = after.resources.filter((r) => b.get(key(r)) !== JSON.stringify(unsecret(r.inputs))).map((r) => r.name).sort();
+  const changed = after.resources
+    .filter((r) => b.get(key(r)) !== JSON.stringify(unsecret(r.inputs)))
+    .map((r) => r.name)
+    .sort();
   assert.deepEqual(changed, ["emo-vault-credential", "emo-vault-secret-id"]);
 });
 
@@ -119,7 +143,13 @@ test("an invalid roster creates no resource at all", async () => {
 });
 
 test("missing config keys fail with the key and the exact pulumi config set command", async () => {
-  for (const [key, secret] of [["host", false], ["hostKey", false], ["sshPrivateKey", true], ["vaultAddress", false], ["claudeClientId", false]] as const) {
+  for (const [key, secret] of [
+    ["host", false],
+    ["hostKey", false],
+    ["sshPrivateKey", true],
+    ["vaultAddress", false],
+    ["claudeClientId", false],
+  ] as const) {
     await assert.rejects(runProgram({ roster: readExampleRoster(), config: { [key]: undefined } }), (e: Error) => {
       assert.match(e.message, new RegExp(`workstations:${key}\\b`));
       assert.match(e.message, new RegExp(`pulumi config set ${secret ? "--secret " : ""}--stack test workstations:${key} `));
@@ -130,7 +160,10 @@ test("missing config keys fail with the key and the exact pulumi config set comm
 });
 
 test("a missing roster file names the file and the config key", async () => {
-  await assert.rejects(runProgram({ roster: "", config: { roster: "/nonexistent/roster.yaml" } }), /\/nonexistent\/roster\.yaml:1:1: .*ENOENT.*workstations:roster/);
+  await assert.rejects(
+    runProgram({ roster: "", config: { roster: "/nonexistent/roster.yaml" } }),
+    /\/nonexistent\/roster\.yaml:1:1: .*ENOENT.*workstations:roster/,
+  );
 });
 
 test("every remote command verifies the host key and sends no environment over SSH", async () => {

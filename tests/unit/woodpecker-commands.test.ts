@@ -30,7 +30,12 @@ test("deploy runs the same check steps as preview, so running preview's runs dep
   const wf = loadWorkflows();
   const checks = (name: string, last: string) => {
     const steps = stepsOf(wf.get(name)!);
-    return steps.slice(0, steps.findIndex((s) => s.name === last)).map((s) => ({ name: s.name, image: s.image, commands: commandsOf(s) }));
+    return steps
+      .slice(
+        0,
+        steps.findIndex((s) => s.name === last),
+      )
+      .map((s) => ({ name: s.name, image: s.image, commands: commandsOf(s) }));
   };
   assert.deepEqual(checks("deploy", "up"), checks("preview", "preview"));
 });
@@ -98,7 +103,10 @@ test(
     assert.match(byName.get("unit-tests")!.stdout, /^# fail 0$/m, show("unit-tests"));
     assert.ok(Number(/^# pass (\d+)$/m.exec(byName.get("unit-tests")!.stdout)?.[1]) >= 30, show("unit-tests"));
     assert.match(byName.get("unit-tests")!.stdout, /^# skipped 1$/m, "only this file skips itself in the clone");
-    const skipped = byName.get("preview-pull-request")!.stdout.split("\n").filter((l) => l.startsWith("preview skipped:"));
+    const skipped = byName
+      .get("preview-pull-request")!
+      .stdout.split("\n")
+      .filter((l) => l.startsWith("preview skipped:"));
     assert.equal(skipped.length, 1, show("preview-pull-request"));
     assert.equal(
       skipped[0],

@@ -50,8 +50,7 @@ export function readmeCiSection(readme: string): string {
 }
 
 const asList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
-const eventsOf = (when: unknown): Set<string> =>
-  new Set(conditions(when).flatMap((c) => (c.event === undefined ? EVENTS : asList(c.event))));
+const eventsOf = (when: unknown): Set<string> => new Set(conditions(when).flatMap((c) => (c.event === undefined ? EVENTS : asList(c.event))));
 
 function secretRefs(v: unknown, out: string[] = []): string[] {
   if (Array.isArray(v)) v.forEach((x) => secretRefs(x, out));
@@ -150,7 +149,10 @@ export function lintWorkflow(name: string, doc: Doc, readme: string, pkg: { depe
 
 export function schemaErrors(name: string, doc: Doc): string[] {
   if (validate(doc)) return [];
-  return (validate.errors ?? []).map((e) => `${name}: schema: ${e.instancePath || "/"} ${e.message}${e.params && "additionalProperty" in e.params ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ""}`);
+  return (validate.errors ?? []).map(
+    (e) =>
+      `${name}: schema: ${e.instancePath || "/"} ${e.message}${e.params && "additionalProperty" in e.params ? ` (${(e.params as { additionalProperty: string }).additionalProperty})` : ""}`,
+  );
 }
 
 const README = fs.readFileSync(path.join(REPO, "README.md"), "utf8");
@@ -185,31 +187,112 @@ const step = (d: Doc, n: string) => {
 const variants: Mutation[] = [
   { name: "unknown top-level key", file: "preview", expect: /schema: \/ must NOT have additional properties \(pipeline\)/, mutate: (d) => (d.pipeline = {}) },
   { name: "unknown step key", file: "deploy", expect: /schema: \/steps\/0/, mutate: (d) => (step(d, "install").enviroment = { A: "1" }) },
-  { name: "v2-style secrets: on a step", file: "deploy", expect: /schema: \/steps\/4 must NOT have additional properties \(secrets\)/, mutate: (d) => (step(d, "up").secrets = ["pulumi_config_passphrase"]) },
   {
-    name: "a secret on the pull-request step", file: "preview", expect: /step preview-pull-request: secret\(s\) pulumi_config_passphrase on a step that can run on pull_request/,
+    name: "v2-style secrets: on a step",
+    file: "deploy",
+    expect: /schema: \/steps\/4 must NOT have additional properties \(secrets\)/,
+    mutate: (d) => (step(d, "up").secrets = ["pulumi_config_passphrase"]),
+  },
+  {
+    name: "a secret on the pull-request step",
+    file: "preview",
+    expect: /step preview-pull-request: secret\(s\) pulumi_config_passphrase on a step that can run on pull_request/,
     mutate: (d) => (step(d, "preview-pull-request").environment = { PULUMI_CONFIG_PASSPHRASE: { from_secret: "pulumi_config_passphrase" } }),
   },
-  { name: "the secret step widened to pull requests", file: "preview", expect: /step preview: secret\(s\) .* can run on pull_request/, mutate: (d) => (step(d, "preview").when = [{ event: ["push", "pull_request"] }]) },
-  { name: "a step with no when in a workflow open to pull requests", file: "preview", expect: /step preview: secret\(s\)/, mutate: (d) => delete step(d, "preview").when },
+  {
+    name: "the secret step widened to pull requests",
+    file: "preview",
+    expect: /step preview: secret\(s\) .* can run on pull_request/,
+    mutate: (d) => (step(d, "preview").when = [{ event: ["push", "pull_request"] }]),
+  },
+  {
+    name: "a step with no when in a workflow open to pull requests",
+    file: "preview",
+    expect: /step preview: secret\(s\)/,
+    mutate: (d) => delete step(d, "preview").when,
+  },
   { name: "missing top-level when", file: "deploy", expect: /deploy: no top-level when/, mutate: (d) => delete d.when },
   { name: "a when condition without event", file: "deploy", expect: /top-level when condition has no event/, mutate: (d) => (d.when = [{ branch: "master" }]) },
-  { name: "unpinned image (latest)", file: "preview", expect: /step install: image not pinned: .*:latest/, mutate: (d) => (step(d, "install").image = "node:latest") },
-  { name: "unpinned image (no tag)", file: "deploy", expect: /step up: image not pinned: .*no tag/, mutate: (d) => (step(d, "up").image = "pulumi/pulumi-nodejs") },
-  { name: "unpinned clone image", file: "deploy", expect: /clone git: image not pinned/, mutate: (d) => ((d.clone as { git: Step }).git.image = "docker.io/woodpeckerci/plugin-git") },
-  { name: "a step with neither commands nor settings (image only)", file: "preview", expect: /step roster-check: neither commands nor plugin settings/, mutate: (d) => delete step(d, "roster-check").commands },
-  { name: "a step with neither commands nor image", file: "deploy", expect: /schema: \/steps\/2 must have required property 'image'/, mutate: (d) => { const s = step(d, "roster-check"); delete s.commands; delete s.image; } },
+  {
+    name: "unpinned image (latest)",
+    file: "preview",
+    expect: /step install: image not pinned: .*:latest/,
+    mutate: (d) => (step(d, "install").image = "node:latest"),
+  },
+  {
+    name: "unpinned image (no tag)",
+    file: "deploy",
+    expect: /step up: image not pinned: .*no tag/,
+    mutate: (d) => (step(d, "up").image = "pulumi/pulumi-nodejs"),
+  },
+  {
+    name: "unpinned clone image",
+    file: "deploy",
+    expect: /clone git: image not pinned/,
+    mutate: (d) => ((d.clone as { git: Step }).git.image = "docker.io/woodpeckerci/plugin-git"),
+  },
+  {
+    name: "a step with neither commands nor settings (image only)",
+    file: "preview",
+    expect: /step roster-check: neither commands nor plugin settings/,
+    mutate: (d) => delete step(d, "roster-check").commands,
+  },
+  {
+    name: "a step with neither commands nor image",
+    file: "deploy",
+    expect: /schema: \/steps\/2 must have required property 'image'/,
+    mutate: (d) => {
+      const s = step(d, "roster-check");
+      delete s.commands;
+      delete s.image;
+    },
+  },
   // The schema alone accepts this one: commands_step's `if: {properties: {detach: {const: true}}}`
   // holds vacuously when `detach` is absent, so it never requires `commands`.
-  { name: "commands removed from a step with environment", file: "deploy", expect: /step up: neither commands nor plugin settings/, mutate: (d) => delete step(d, "up").commands },
-  { name: "an unescaped $ in a command", file: "deploy", expect: /unescaped \$/, mutate: (d) => (step(d, "up").commands as string[]).push('echo "$CI_COMMIT_SHA"') },
-  { name: "a secret printed to the log", file: "deploy", expect: /prints the secret variable SLACK_WEBHOOK/, mutate: (d) => (step(d, "notify-nonadmin-push").commands as string[]).unshift('echo "$${SLACK_WEBHOOK}"') },
-  { name: "an undocumented secret", file: "deploy", expect: /secret not_in_readme is not documented/, mutate: (d) => (step(d, "up").environment!.X = { from_secret: "not_in_readme" }) },
+  {
+    name: "commands removed from a step with environment",
+    file: "deploy",
+    expect: /step up: neither commands nor plugin settings/,
+    mutate: (d) => delete step(d, "up").commands,
+  },
+  {
+    name: "an unescaped $ in a command",
+    file: "deploy",
+    expect: /unescaped \$/,
+    mutate: (d) => (step(d, "up").commands as string[]).push('echo "$CI_COMMIT_SHA"'),
+  },
+  {
+    name: "a secret printed to the log",
+    file: "deploy",
+    expect: /prints the secret variable SLACK_WEBHOOK/,
+    mutate: (d) => (step(d, "notify-nonadmin-push").commands as string[]).unshift('echo "$${SLACK_WEBHOOK}"'),
+  },
+  {
+    name: "an undocumented secret",
+    file: "deploy",
+    expect: /secret not_in_readme is not documented/,
+    mutate: (d) => (step(d, "up").environment!.X = { from_secret: "not_in_readme" }),
+  },
   { name: "deploy without concurrency", file: "deploy", expect: /not limited to one at a time/, mutate: (d) => delete d.concurrency },
-  { name: "notify without failure: ignore", file: "deploy", expect: /must have failure: ignore/, mutate: (d) => delete step(d, "notify-nonadmin-push").failure },
-  { name: "notify only on success", file: "deploy", expect: /must run on success and failure/, mutate: (d) => (step(d, "notify-nonadmin-push").when = [{ event: "push", branch: "master" }]) },
+  {
+    name: "notify without failure: ignore",
+    file: "deploy",
+    expect: /must have failure: ignore/,
+    mutate: (d) => delete step(d, "notify-nonadmin-push").failure,
+  },
+  {
+    name: "notify only on success",
+    file: "deploy",
+    expect: /must run on success and failure/,
+    mutate: (d) => (step(d, "notify-nonadmin-push").when = [{ event: "push", branch: "master" }]),
+  },
   { name: "a bad event name", file: "preview", expect: /schema: \/when/, mutate: (d) => (d.when = [{ event: "pull-request" }]) },
-  { name: "a Pulumi image out of step with the SDK", file: "deploy", expect: /Pulumi image 3\.1\.0 is not the @pulumi\/pulumi version/, mutate: (d) => (step(d, "up").image = "docker.io/pulumi/pulumi-nodejs:3.1.0") },
+  {
+    name: "a Pulumi image out of step with the SDK",
+    file: "deploy",
+    expect: /Pulumi image 3\.1\.0 is not the @pulumi\/pulumi version/,
+    mutate: (d) => (step(d, "up").image = "docker.io/pulumi/pulumi-nodejs:3.1.0"),
+  },
 ];
 
 for (const v of variants) {
@@ -218,14 +301,20 @@ for (const v of variants) {
     v.mutate(doc);
     const errs = lintAll(v.file, doc);
     assert.ok(errs.length > 0, "expected at least one problem");
-    assert.ok(errs.some((e) => v.expect.test(e)), `no problem matched ${v.expect}:\n${errs.join("\n")}`);
+    assert.ok(
+      errs.some((e) => v.expect.test(e)),
+      `no problem matched ${v.expect}:\n${errs.join("\n")}`,
+    );
   });
 }
 
 test("at least six broken variants, covering every kind the issue names", () => {
   assert.ok(variants.length >= 6);
   for (const kind of ["unknown", "secrets:", "pull-request step", "unpinned", "missing top-level when", "neither commands"])
-    assert.ok(variants.some((v) => v.name.includes(kind)), kind);
+    assert.ok(
+      variants.some((v) => v.name.includes(kind)),
+      kind,
+    );
 });
 
 test("every step's commands, as the agent's /bin/sh -e script, pass shellcheck", () => {
@@ -234,7 +323,14 @@ test("every step's commands, as the agent's /bin/sh -e script, pass shellcheck",
   for (const [name, doc] of workflows)
     for (const s of stepsOf(doc)) {
       const f = path.join(dir, `${name}.${s.name}.sh`);
-      fs.writeFileSync(f, "#!/bin/sh\nset -e\n" + commandsOf(s).map((c) => unescape(c)).join("\n") + "\n");
+      fs.writeFileSync(
+        f,
+        "#!/bin/sh\nset -e\n" +
+          commandsOf(s)
+            .map((c) => unescape(c))
+            .join("\n") +
+          "\n",
+      );
       files.push(f);
     }
   const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", ...files], { encoding: "utf8" });
