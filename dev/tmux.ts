@@ -228,37 +228,12 @@ export function makeSession(env: Env, u: TUser, name: string, windows: WindowSpe
   for (const w of windows) {
     const nameArgs = w.name !== undefined ? ["-n", lit(w.name)] : [];
     const first = w.panes[0];
-    const out = sid
-      ? tmux(env, u, [
-          "new-window",
-          "-d",
-          "-t",
-          `${sid}:`,
-          "-c",
-          lit(first.cwd),
-          ...nameArgs,
-          "-P",
-          "-F",
-          `#{session_id}${sep}#{pane_id}`,
-          ...(first.cmd ?? []),
-        ]).stdout
-      : tmux(env, u, [
-          "new-session",
-          "-d",
-          "-s",
-          lit(name),
-          "-x",
-          "200",
-          "-y",
-          "60",
-          "-c",
-          lit(first.cwd),
-          ...nameArgs,
-          "-P",
-          "-F",
-          `#{session_id}${sep}#{pane_id}`,
-          ...(first.cmd ?? []),
-        ]).stdout;
+    const pane0 = ["-c", lit(first.cwd), ...nameArgs, "-P", "-F", `#{session_id}${sep}#{pane_id}`, ...(first.cmd ?? [])];
+    const out = tmux(
+      env,
+      u,
+      sid ? ["new-window", "-d", "-t", `${sid}:`, ...pane0] : ["new-session", "-d", "-s", lit(name), "-x", "200", "-y", "60", ...pane0],
+    ).stdout;
     const [s, pane] = out.trim().split(sep);
     sid = s;
     let last = pane;

@@ -8,7 +8,7 @@
  */
 import * as crypto from "crypto";
 import { UserPlan } from "../plan";
-import { Params, shq, Verb } from "./shell";
+import { Params, shq, userParams, Verb } from "./shell";
 
 /** First line of a managed kubeconfig; the hash is of everything after that line. */
 export const KUBECONFIG_HEADER_PREFIX = "# managed-by: workstations (kubeconfig; edit it and this file is left alone) sha256:";
@@ -33,9 +33,7 @@ const CLASSIFY = `classify() {
   esac
 }`;
 
-export function kubeconfigParams(u: Pick<UserPlan, "name" | "uid">): Params {
-  return { NAME: u.name, UID_: u.uid };
-}
+export const kubeconfigParams = (u: Pick<UserPlan, "name" | "uid">): Params => userParams(u);
 
 /**
  * Verbs of the host library. `kubeconfig-deliver` writes stdin (a `guardedKubeconfig`) to

@@ -82,6 +82,11 @@ export function unwrapScript(command: string): string {
 /** Parameters of one host-library verb call: NAME=value pairs (booleans become 1/0). */
 export type Params = Readonly<Record<string, string | number | boolean>>;
 
+/** The parameters of a verb that needs only the user: `NAME` and `UID_`. */
+export function userParams(u: { name: string; uid: number }): Params {
+  return { NAME: u.name, UID_: u.uid };
+}
+
 /**
  * One verb of the host library (hostLib.ts): a static bash body, installed once on the host.
  * A user's remote command is `<library> <verb> NAME=value…` and carries only the parameters.

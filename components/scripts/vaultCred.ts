@@ -4,11 +4,9 @@
  * ~/.config/claude-token-renew/vault.json, mode 0600.
  */
 import { UserPlan } from "../plan";
-import { Params, Verb } from "./shell";
+import { Params, userParams, Verb } from "./shell";
 
-export function vaultCredParams(u: Pick<UserPlan, "name" | "uid">): Params {
-  return { NAME: u.name, UID_: u.uid };
-}
+export const vaultCredParams = (u: Pick<UserPlan, "name" | "uid">): Params => userParams(u);
 
 export const VAULT_CRED_VERBS: readonly Verb[] = [
   {
