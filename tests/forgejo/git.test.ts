@@ -7,13 +7,11 @@
  */
 import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as os from "node:os";
-import { unwrapScript } from "../../components/scripts/shell";
 import { credentialLine, FORGEJO_VERBS } from "../../components/scripts/clone";
-import { cloneScript, gitCredentialsDeliverScript, gitCredentialsRemoveScript, hostLibrary } from "../../components/scripts/hostLib";
+import { cloneScript, gitCredentialsDeliverScript, gitCredentialsRemoveScript } from "../../components/scripts/hostLib";
+import { runRemote } from "../../dev/hostlib";
 import { authUrl, createLocalUser, Gitea, git, gitOk, LocalUser, project, Project, requireRoot, ROOT, run, startGitea, tmp } from "./lib";
 
 const PROGRAM = `import * as pulumi from "@pulumi/pulumi";
@@ -45,20 +43,9 @@ const gitStatus = async (user: string, secret: string) =>
       headers: { Authorization: `Basic ${Buffer.from(`${user}:${secret}`).toString("base64")}` },
     })
   ).status;
-/**
- * Runs a generated remote command here, as root, like the command provider runs it over ssh:
- * a host-library call runs this version of the library from a private copy (not installed
- * into this machine's /usr/local/lib).
- */
-let libCopy = "";
+/** Runs a generated remote command here, as root, like the command provider runs it over ssh (dev/hostlib.ts). */
 const remote = (cmd: string, input = "") => {
-  const lib = hostLibrary();
-  if (!libCopy) {
-    libCopy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ws-lib-")), path.basename(lib.path));
-    fs.writeFileSync(libCopy, lib.content, { mode: 0o755 });
-  }
-  const script = cmd.startsWith(lib.path + " ") ? libCopy + cmd.slice(lib.path.length) : unwrapScript(cmd);
-  const r = spawnSync("bash", ["-c", script], { input, encoding: "utf8" });
+  const r = runRemote(cmd, input);
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   return r.stdout;
 };

@@ -283,7 +283,7 @@ const rosterArb = fc
     return { version: 1, users };
   });
 
-test("property: every whitelisted user is a write collaborator or the repo owner; resources exist exactly for plan.forgejo.access", async () => {
+test("property: every whitelisted user is a write collaborator or the repo owner; resources exist exactly for plan.grants.forgejo", async () => {
   stubPreflight();
   await fc.assert(
     fc.asyncProperty(rosterArb, fc.boolean(), async (roster, ownerIsUser) => {

@@ -87,12 +87,17 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
   async function conversations(user: string): Promise<Map<string, { uuid: string; argv: string[]; cwd: string }>> {
     const ps = await panes(user);
     const byPid = new Map(ps.map((p) => [p.panePid, `${p.session}/${p.window}/${p.pane}`]));
-    const alive = new Set((await sh(`ps -e -o pid= -o stat= | awk '$2 !~ /Z/ {print $1}'`)).stdout.split(/\s+/).filter(Boolean).map(Number));
+    // pid -> the process's start (epoch seconds). The log outlives reboots and a new boot
+    // hands out the same small pids again, so an entry counts only if its process is the one
+    // alive now: started no later than the entry was written.
+    const [now, ...rows] = (await sh(`date +%s; ps -e -o pid= -o etimes= -o stat= | awk '$3 !~ /Z/ {print $1, $2}'`)).stdout.trim().split("\n");
+    const started = new Map(rows.map((l) => l.trim().split(/\s+/).map(Number)).map(([pid, age]) => [pid, Number(now) - age]));
     const out = new Map<string, { uuid: string; argv: string[]; cwd: string }>();
     for (const e of await fakeLog(user)) {
       if (e.event !== "start" && e.event !== "clear") continue;
       const key = byPid.get(e.pid) ?? byPid.get(e.ppid);
-      if (key && alive.has(e.pid)) out.set(key, { uuid: e.uuid, argv: e.argv, cwd: e.cwd });
+      const since = started.get(e.pid);
+      if (key && since !== undefined && e.time / 1000 >= since - 2) out.set(key, { uuid: e.uuid, argv: e.argv, cwd: e.cwd });
     }
     return out;
   }
