@@ -129,22 +129,10 @@ test("property: generated rosters validate and their plans keep the invariants",
       for (const u of plan.users) {
         const g = u.grants;
         if (u.state === "suspended") {
-          assert.deepEqual(
-            g,
-            {
-              login: false,
-              sshKeys: [],
-              sudo: false,
-              linger: false,
-              timers: [],
-              tmuxPersist: false,
-              claudeTokenRenew: false,
-              vault: null,
-              forgejo: null,
-              kube: null,
-            },
-            u.name,
-          );
+          // every grant, including any added later, is off: false, empty or null
+          for (const [k, v] of Object.entries(g))
+            assert.ok(v === false || v === null || (Array.isArray(v) && v.length === 0), `${u.name}: suspended but ${k} = ${JSON.stringify(v)}`);
+          assert.ok(Object.keys(g).length >= 10, "the grants were checked");
           continue;
         }
         assert.equal(g.login, true);
