@@ -65,22 +65,30 @@ function required(cfg: pulumi.Config, key: string, example: string, hint?: strin
 
 const FORGEJO_KEYS = ["forgejoUrlFromHost", "forgejoRepo", "forgejoAdminUser", "forgejoAdminPassword"];
 
+/**
+ * The switch key of an optional part (Forgejo, Kubernetes): its value, or undefined when the
+ * part is off. Another key of the part set without the switch is an error naming them.
+ */
+function partSwitch(cfg: pulumi.Config, key: string, others: readonly string[], part: string, family: string, example: string): string | undefined {
+  const v = cfg.get(key);
+  if (v !== undefined && v.trim() !== "") return v;
+  const set = others.filter((k) => pulumi.runtime.getConfig(`${NS}:${k}`) !== undefined);
+  if (set.length)
+    throw new ConfigError(
+      key,
+      `${part} is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`,
+      example,
+      false,
+      `or remove the other ${family}* keys to turn the ${part} parts off`,
+    );
+  return undefined;
+}
+
 /** The Forgejo keys: all off without `forgejoUrl`; with it, the rest are required. */
 function loadForgejoConfig(cfg: pulumi.Config): ForgejoConfig | undefined {
   const isUrl = (v: string) => /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v);
-  const url = cfg.get("forgejoUrl");
-  if (url === undefined || url.trim() === "") {
-    const set = FORGEJO_KEYS.filter((k) => pulumi.runtime.getConfig(`${NS}:${k}`) !== undefined);
-    if (set.length)
-      throw new ConfigError(
-        "forgejoUrl",
-        `Forgejo is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`,
-        "https://forgejo.example.internal",
-        false,
-        "or remove the other forgejo* keys to turn the Forgejo parts off",
-      );
-    return undefined;
-  }
+  const url = partSwitch(cfg, "forgejoUrl", FORGEJO_KEYS, "Forgejo", "forgejo", "https://forgejo.example.internal");
+  if (url === undefined) return undefined;
   if (!isUrl(url)) throw new ConfigError("forgejoUrl", "Config key is not an http(s) URL", "https://forgejo.example.internal");
   const urlFromHost = cfg.get("forgejoUrlFromHost") ?? url;
   if (!isUrl(urlFromHost)) throw new ConfigError("forgejoUrlFromHost", "Config key is not an http(s) URL", url);
@@ -110,19 +118,8 @@ const KUBE_KEYS = ["kubeCaCert", "kubeOidcIssuer", "kubeOidcClientId", "kubeUser
 /** The Kubernetes keys: all off without `kubeApiServer`; with it, CA, issuer and client id are required. */
 export function loadKubeConfig(cfg: pulumi.Config): KubeConfig | undefined {
   const isHttps = (v: string) => /^https:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v);
-  const server = cfg.get("kubeApiServer");
-  if (server === undefined || server.trim() === "") {
-    const set = KUBE_KEYS.filter((k) => pulumi.runtime.getConfig(`${NS}:${k}`) !== undefined);
-    if (set.length)
-      throw new ConfigError(
-        "kubeApiServer",
-        `Kubernetes is half configured (${set.map((k) => `${NS}:${k}`).join(", ")} set); missing config key`,
-        "https://k8s.example.internal:6443",
-        false,
-        "or remove the other kube* keys to turn the Kubernetes parts off",
-      );
-    return undefined;
-  }
+  const server = partSwitch(cfg, "kubeApiServer", KUBE_KEYS, "Kubernetes", "kube", "https://k8s.example.internal:6443");
+  if (server === undefined) return undefined;
   if (!isHttps(server.trim())) throw new ConfigError("kubeApiServer", "Config key is not an https URL", "https://k8s.example.internal:6443");
   const ca = required(cfg, "kubeCaCert", '-- "$(cat ca.crt)"', "the PEM of the CA that signed the API server's certificate");
   if (!/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(ca))

@@ -165,17 +165,18 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
   const saSubjects: { kind: string; name: string; namespace: string }[] = [];
   g.namespaceAdmin.forEach((ns) => {
     const nsOpts = { ...opts, dependsOn: namespaces.filter((_, i) => p.namespaces[i] === ns) };
-    ready.push(
+    // `admin` in the namespace, for the user and for their dashboard ServiceAccount.
+    const adminBinding = (resource: string, name: string, who: { kind: string; name: string; apiGroup?: string; namespace?: string }) =>
       new k8s.rbac.v1.RoleBinding(
-        `${p.name}-owner-${ns}`,
+        resource,
         {
-          metadata: { name: n.ownerBinding, namespace: ns, labels },
+          metadata: { name, namespace: ns, labels },
           roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
-          subjects: [subject],
+          subjects: [who],
         },
         nsOpts,
-      ),
-    );
+      );
+    ready.push(adminBinding(`${p.name}-owner-${ns}`, n.ownerBinding, subject));
     const sa = new k8s.core.v1.ServiceAccount(
       `${p.name}-dashboard-sa-${ns}`,
       {
@@ -186,18 +187,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
     );
     const saSubject = { kind: "ServiceAccount", name: n.dashboardAccount, namespace: ns };
     saSubjects.push(saSubject);
-    ready.push(
-      sa,
-      new k8s.rbac.v1.RoleBinding(
-        `${p.name}-dashboard-binding-${ns}`,
-        {
-          metadata: { name: n.dashboardBinding, namespace: ns, labels },
-          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
-          subjects: [saSubject],
-        },
-        nsOpts,
-      ),
-    );
+    ready.push(sa, adminBinding(`${p.name}-dashboard-binding-${ns}`, n.dashboardBinding, saSubject));
     // A long-lived token: the API server's tokens controller fills `data.token`. The whole
     // `data` is a secret output, so the token is encrypted in the state.
     const secret = new k8s.core.v1.Secret(

@@ -8,7 +8,7 @@
  */
 import * as crypto from "crypto";
 import { UserPlan } from "../plan";
-import { Params, shq, userParams, Verb } from "./shell";
+import { Params, shq, userParams, userVerb, Verb } from "./shell";
 
 /** First line of a managed kubeconfig; the hash is of everything after that line. */
 export const KUBECONFIG_HEADER_PREFIX = "# managed-by: workstations (kubeconfig; edit it and this file is left alone) sha256:";
@@ -41,11 +41,9 @@ export const kubeconfigParams = (u: Pick<UserPlan, "name" | "uid">): Params => u
  * removes it only while it is still exactly the managed one.
  */
 export const KUBECONFIG_VERBS: readonly Verb[] = [
-  {
-    name: "kubeconfig-deliver",
-    root: true,
-    params: ["NAME", "UID_"],
-    body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
+  userVerb(
+    "kubeconfig-deliver",
+    `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
 inner=$(cat <<'EOS'
 set -euo pipefail
 umask 077
@@ -67,12 +65,10 @@ EOS
 )
 setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" kubeconfig ${shq(KUBECONFIG_HEADER_PREFIX)}
 echo "kubeconfig of $NAME converged"`,
-  },
-  {
-    name: "kubeconfig-remove",
-    root: true,
-    params: ["NAME", "UID_"],
-    body: `getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
+  ),
+  userVerb(
+    "kubeconfig-remove",
+    `getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
 inner=$(cat <<'EOS'
 set -euo pipefail
 PREFIX=$1
@@ -87,5 +83,5 @@ EOS
 )
 setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" kubeconfig-remove ${shq(KUBECONFIG_HEADER_PREFIX)}
 echo "kubeconfig of $NAME removed"`,
-  },
+  ),
 ];

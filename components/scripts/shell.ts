@@ -82,6 +82,11 @@ export function unwrapScript(command: string): string {
 /** Parameters of one host-library verb call: NAME=value pairs (booleans become 1/0). */
 export type Params = Readonly<Record<string, string | number | boolean>>;
 
+/** A root verb that takes only the user (`NAME`, `UID_`). */
+export function userVerb(name: string, body: string): Verb {
+  return { name, root: true, params: ["NAME", "UID_"], body };
+}
+
 /** The parameters of a verb that needs only the user: `NAME` and `UID_`. */
 export function userParams(u: { name: string; uid: number }): Params {
   return { NAME: u.name, UID_: u.uid };

@@ -4,16 +4,14 @@
  * ~/.config/claude-token-renew/vault.json, mode 0600.
  */
 import { UserPlan } from "../plan";
-import { Params, userParams, Verb } from "./shell";
+import { Params, userParams, userVerb, Verb } from "./shell";
 
 export const vaultCredParams = (u: Pick<UserPlan, "name" | "uid">): Params => userParams(u);
 
 export const VAULT_CRED_VERBS: readonly Verb[] = [
-  {
-    name: "vault-deliver",
-    root: true,
-    params: ["NAME", "UID_"],
-    body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
+  userVerb(
+    "vault-deliver",
+    `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
 setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c '
 set -euo pipefail
 umask 077
@@ -23,14 +21,12 @@ t=$(mktemp "$d/.vault.XXXXXX"); cat >"$t"
 if [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$t" "$f" && [ "$(stat -c %a "$f")" = 600 ]; then rm -f "$t"; exit 0; fi
 chmod 0600 "$t"; mv -f "$t" "$f"; echo "changed: $f (credential rotated)"'
 echo "vault credential of $NAME delivered"`,
-  },
-  {
-    name: "vault-remove",
-    root: true,
-    params: ["NAME", "UID_"],
-    body: `getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
+  ),
+  userVerb(
+    "vault-remove",
+    `getent passwd "$NAME" >/dev/null || { echo "no user $NAME"; exit 0; }
 h=$(getent passwd "$NAME" | cut -d: -f6)
 setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- rm -f "$h/.config/claude-token-renew/vault.json"
 echo "vault credential of $NAME removed"`,
-  },
+  ),
 ];

@@ -193,7 +193,11 @@ describe("tmux-persist with real claude", { skip: skip ?? false, timeout: 30 * 6
     C.waitScreen(env, A, "twin1", "twin1's own conversation", (t) => t.includes(a1));
     C.waitScreen(env, A, "twin2", "twin2's own conversation", (t) => t.includes(a2));
     assert.ok(!C.capture(env, A, "twin1").includes(a2) && !C.capture(env, A, "twin2").includes(a1), "not each other's");
-    const now = L.waitFor("both claudes", () => live(A).size === 2 && live(A));
+    // both by name: another session (a claude restored from an earlier test) must not count
+    const now = L.waitFor("both claudes", () => {
+      const m = live(A);
+      return m.has("twin1") && m.has("twin2") && m;
+    });
     assert.equal(now.get("twin1")!.sessionId, snap.get("twin1").uuid);
     assert.equal(now.get("twin2")!.sessionId, snap.get("twin2").uuid);
   });
