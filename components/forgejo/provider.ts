@@ -29,6 +29,25 @@ import * as pulumi from "@pulumi/pulumi";
 import * as api from "./api";
 import { providerVersion } from "./version";
 
+/**
+ * `pulumi.dynamic.Resource` typed with its outputs `O`: each field of `O` is an
+ * `Output` property (the engine sets them), so the Outputs interfaces are the one place the
+ * resources' shapes are written.
+ */
+function typedResource<O>() {
+  return pulumi.dynamic.Resource as unknown as new (
+    provider: pulumi.dynamic.ResourceProvider,
+    name: string,
+    props: pulumi.Inputs,
+    opts?: pulumi.CustomResourceOptions,
+    module?: string,
+    type?: string,
+  ) => pulumi.dynamic.Resource & { readonly [K in keyof O]-?: pulumi.Output<O[K]> };
+}
+
+/** `I` as resource args: every field an `Input`; the `Opt` fields optional (the constructor has defaults). */
+type ArgsOf<I, Opt extends keyof I = never> = { [K in Exclude<keyof I, Opt>]: pulumi.Input<I[K]> } & { [K in Opt]?: pulumi.Input<I[K]> };
+
 /** The provider code's version (changes with every edit of this module or ./api). */
 export const PROVIDER_VERSION = providerVersion();
 
@@ -185,26 +204,11 @@ export const collaboratorProvider = {
   },
 };
 
-export interface ForgejoCollaboratorArgs {
-  /** Forgejo URL as the Pulumi runner reaches it. */
-  url: pulumi.Input<string>;
-  /** `owner/name` */
-  repo: pulumi.Input<string>;
-  user: pulumi.Input<string>;
-  permission: pulumi.Input<CollaboratorPermission>;
-  /** Defaults to PROVIDER_VERSION; tests may pin it. */
-  providerVersion?: pulumi.Input<string>;
-}
+/** Args of `ForgejoCollaborator` (the fields of `CollaboratorInputs`). */
+export type ForgejoCollaboratorArgs = ArgsOf<CollaboratorInputs, "providerVersion">;
 
 /** A user's collaborator permission on a repo. Delete removes the collaboration (never the account). */
-export class ForgejoCollaborator extends pulumi.dynamic.Resource {
-  declare public readonly url: pulumi.Output<string>;
-  declare public readonly repo: pulumi.Output<string>;
-  declare public readonly user: pulumi.Output<string>;
-  /** The permission (after a refresh: the server's). */
-  declare public readonly permission: pulumi.Output<CollaboratorPermission>;
-  declare public readonly providerVersion: pulumi.Output<string>;
-
+export class ForgejoCollaborator extends typedResource<CollaboratorOutputs>() {
   constructor(name: string, args: ForgejoCollaboratorArgs, opts?: pulumi.CustomResourceOptions) {
     super(collaboratorProvider, name, { providerVersion: PROVIDER_VERSION, ...args }, opts, "forgejo", "Collaborator");
   }
@@ -357,31 +361,14 @@ export const branchProtectionProvider = {
   },
 };
 
-export interface ForgejoBranchProtectionArgs {
-  url: pulumi.Input<string>;
-  repo: pulumi.Input<string>;
-  /** Default `master`. */
-  branch?: pulumi.Input<string>;
-  pushWhitelist: pulumi.Input<pulumi.Input<string>[]>;
-  mergeWhitelist: pulumi.Input<pulumi.Input<string>[]>;
-  providerVersion?: pulumi.Input<string>;
-}
+/** Args of `ForgejoBranchProtection` (the fields of `BranchProtectionInputs`; `branch` defaults to `master`). */
+export type ForgejoBranchProtectionArgs = ArgsOf<BranchProtectionInputs, "branch" | "providerVersion">;
 
 /**
  * The protection rule of one branch. Make every whitelisted user a write collaborator first
  * (`dependsOn`): the write is read back and fails if the server dropped anyone.
  */
-export class ForgejoBranchProtection extends pulumi.dynamic.Resource {
-  declare public readonly url: pulumi.Output<string>;
-  declare public readonly repo: pulumi.Output<string>;
-  declare public readonly branch: pulumi.Output<string>;
-  declare public readonly pushWhitelist: pulumi.Output<string[]>;
-  declare public readonly mergeWhitelist: pulumi.Output<string[]>;
-  declare public readonly server: pulumi.Output<string>;
-  declare public readonly dialect: pulumi.Output<api.Dialect>;
-  declare public readonly policyDrift: pulumi.Output<string[]>;
-  declare public readonly providerVersion: pulumi.Output<string>;
-
+export class ForgejoBranchProtection extends typedResource<BranchProtectionOutputs>() {
   constructor(name: string, args: ForgejoBranchProtectionArgs, opts?: pulumi.CustomResourceOptions) {
     super(
       branchProtectionProvider,
@@ -499,28 +486,11 @@ export const accessTokenProvider = {
   },
 };
 
-export interface ForgejoAccessTokenArgs {
-  url: pulumi.Input<string>;
-  user: pulumi.Input<string>;
-  /** Unique per user (e.g. `workstations-<rotation>`). */
-  tokenName: pulumi.Input<string>;
-  /** Default GIT_TOKEN_SCOPES. */
-  scopes?: pulumi.Input<pulumi.Input<string>[]>;
-  providerVersion?: pulumi.Input<string>;
-}
+/** Args of `ForgejoAccessToken` (the fields of `AccessTokenInputs`; `scopes` defaults to GIT_TOKEN_SCOPES). */
+export type ForgejoAccessTokenArgs = ArgsOf<AccessTokenInputs, "scopes" | "providerVersion">;
 
 /** A user's access token. `token` is a secret output; delete revokes it. */
-export class ForgejoAccessToken extends pulumi.dynamic.Resource {
-  declare public readonly url: pulumi.Output<string>;
-  declare public readonly user: pulumi.Output<string>;
-  declare public readonly tokenName: pulumi.Output<string>;
-  declare public readonly scopes: pulumi.Output<string[]>;
-  declare public readonly tokenId: pulumi.Output<number>;
-  declare public readonly lastEight: pulumi.Output<string>;
-  /** The token (secret). */
-  declare public readonly token: pulumi.Output<string>;
-  declare public readonly providerVersion: pulumi.Output<string>;
-
+export class ForgejoAccessToken extends typedResource<AccessTokenOutputs>() {
   constructor(name: string, args: ForgejoAccessTokenArgs, opts?: pulumi.CustomResourceOptions) {
     super(
       accessTokenProvider,
