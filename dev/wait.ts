@@ -13,18 +13,29 @@ export function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Polls `fn` every `everyMs` until it returns a truthy value; throws `timed out waiting for <what>`. */
+/**
+ * Polls `fn` every `everyMs` until it returns a truthy value; throws `timed out waiting for
+ * <what>`. With `retryErrors`, a probe that throws counts as "not yet" and the last error is
+ * named in the timeout (for probes of a host that is still booting).
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => Promise<T | null | false | undefined> | T | null | false | undefined,
   timeoutMs = 30_000,
   everyMs = 250,
+  retryErrors = false,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let last: unknown;
   for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      if (!retryErrors) throw e;
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
     await sleep(everyMs);
   }
 }

@@ -5,6 +5,7 @@
  */
 import * as path from "node:path";
 import { LIB_DIR, loadBundle } from "../../components/bundle";
+import { USERS_INDEX, USERS_INDEX_VERSION, UsersIndex } from "../../components/hostContract";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -40,4 +41,21 @@ export function installAgentsScript(root: string = ROOT): string {
 export async function installAgents(sh: (cmd: string, stdin?: string) => Promise<unknown>, root: string = ROOT): Promise<string[]> {
   await sh("bash -s", installAgentsScript(root));
   return agentFiles(root).map((f) => f.path);
+}
+
+/** Writes the host's users.json for test users (active, tmux persisted, no token renewal), as the account verb would. */
+export async function installUsersIndex(sh: (cmd: string, stdin?: string) => Promise<unknown>, users: readonly { name: string; uid: number }[]): Promise<void> {
+  const doc: UsersIndex = {
+    version: USERS_INDEX_VERSION,
+    users: users.map((u) => ({
+      name: u.name,
+      uid: u.uid,
+      home: `/home/${u.name}`,
+      state: "active",
+      email: `${u.name}@example.com`,
+      tmuxPersist: true,
+      claudeTokenRenew: false,
+    })),
+  };
+  await sh(`install -d -m 0755 /etc/workstations && cat > ${USERS_INDEX} && chmod 0644 ${USERS_INDEX}`, JSON.stringify(doc, null, 2));
 }

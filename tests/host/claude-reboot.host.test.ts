@@ -13,7 +13,8 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { boot, createHost, destroyHost, poweroff, run, type TestHost } from "../../dev/testhost/testhost";
-import { installAgents } from "../../dev/testhost/agents";
+import { installAgents, installUsersIndex } from "../../dev/testhost/agents";
+import { sleep, waitFor as wait } from "../../dev/wait";
 import { FakeAnthropicMessages, lastUserText, requestTexts } from "../../dev/fakes/anthropic-messages";
 import * as C from "../../dev/claude";
 
@@ -31,7 +32,6 @@ const SESSIONS: Record<string, [string, string, string]> = {
 };
 const BIND = "/opt/claude-code";
 const claudeSkip = C.claudeSkip();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("real claude on the systemd host: save, poweroff, boot, every conversation resumed", { skip: claudeSkip ?? false, timeout: 25 * 60_000 }, () => {
   let h: TestHost;
@@ -41,20 +41,8 @@ describe("real claude on the systemd host: save, poweroff, boot, every conversat
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const as = (user: string, cmd: string) =>
     sh(`runuser -u ${user} -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=/home/${user} sh -c ${q(cmd)}`);
-  async function waitFor<T>(what: string, fn: () => Promise<T | null | false | undefined>, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v) return v;
-      } catch (e) {
-        last = e;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-      await sleep(300);
-    }
-  }
+  // probes of a host that may still be booting: a thrown probe is "not yet" (dev/wait.ts)
+  const waitFor = <T>(what: string, fn: () => Promise<T | null | false | undefined>, timeoutMs = 60_000) => wait(what, fn, timeoutMs, 300, true);
   const capture = async (user: string, s: string) =>
     (await run(h, `runuser -u ${user} -- tmux -u capture-pane -p -J -S -200 -t ${q("=" + s + ":")}`, { check: false })).stdout;
   /** pid, argv, cwd and session file of the claude in session s (found through the session files: tmux field) */
@@ -96,19 +84,7 @@ describe("real claude on the systemd host: save, poweroff, boot, every conversat
     );
     await sh(`ln -sfn ${BIND}/node_modules/.bin/claude /usr/local/bin/claude`);
     for (const u of USERS) await sh(`useradd -m -u ${u.uid} -U -G users -s /bin/bash ${u.name}`);
-    const doc = {
-      version: 1,
-      users: USERS.map((u) => ({
-        name: u.name,
-        uid: u.uid,
-        home: `/home/${u.name}`,
-        state: "active",
-        email: `${u.name}@example.com`,
-        tmuxPersist: true,
-        claudeTokenRenew: false,
-      })),
-    };
-    await sh("cat > /etc/workstations/users.json && chmod 0644 /etc/workstations/users.json", JSON.stringify(doc, null, 2));
+    await installUsersIndex(sh, USERS);
     // each user's Claude config as a first run would leave it, pointed at the fake
     for (const u of USERS) {
       const projects = Object.values(SESSIONS)

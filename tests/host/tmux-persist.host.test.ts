@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { boot, createHost, destroyHost, poweroff, run, type TestHost } from "../../dev/testhost/testhost";
-import { installAgents } from "../../dev/testhost/agents";
+import { installAgents, installUsersIndex } from "../../dev/testhost/agents";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const UNITS = ["tmux-persist-restore.service", "tmux-persist-save.service", "tmux-persist-save.timer"];
@@ -114,19 +114,7 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
     for (const u of UNITS) await sh(`cat > /etc/systemd/system/${u}`, fs.readFileSync(path.join(ROOT, "scripts/units", u), "utf8"));
     await sh("cat > /usr/local/bin/claude && chmod 0755 /usr/local/bin/claude", fs.readFileSync(path.join(ROOT, "tests/tmux/fake-claude"), "utf8"));
     for (const u of USERS) await sh(`useradd -m -u ${u.uid} -U -G users -s /bin/bash ${u.name}`);
-    const doc = {
-      version: 1,
-      users: USERS.map((u) => ({
-        name: u.name,
-        uid: u.uid,
-        home: `/home/${u.name}`,
-        state: "active",
-        email: `${u.name}@example.com`,
-        tmuxPersist: true,
-        claudeTokenRenew: false,
-      })),
-    };
-    await sh("cat > /etc/workstations/users.json && chmod 0644 /etc/workstations/users.json", JSON.stringify(doc, null, 2));
+    await installUsersIndex(sh, USERS);
     await sh("systemctl daemon-reload && systemctl enable --now tmux-persist-restore.service tmux-persist-save.timer");
   });
 
