@@ -33,27 +33,32 @@ test("server detection: Gitea >= 1.23 and Forgejo >= 7 are spoken, everything el
 
 test("protection bodies: the same whitelists, each dialect's way to refuse force push and bind admins", () => {
   const spec = { branch: "master", pushWhitelist: ["ebarzin", "viktor"], mergeWhitelist: ["viktor"] };
-  const common = {
-    enable_push: true,
-    enable_push_whitelist: true,
-    push_whitelist_usernames: ["ebarzin", "viktor"],
-    push_whitelist_teams: [],
-    push_whitelist_deploy_keys: true,
-    enable_merge_whitelist: true,
-    merge_whitelist_usernames: ["viktor"],
-    merge_whitelist_teams: [],
+  const absent = Symbol("not in the body");
+  // Per field: [the Gitea body (created), the Forgejo body (updated)].
+  const fields: Record<string, [unknown, unknown]> = {
+    enable_push: [true, true],
+    enable_push_whitelist: [true, true],
+    push_whitelist_usernames: [
+      ["ebarzin", "viktor"],
+      ["ebarzin", "viktor"],
+    ],
+    push_whitelist_teams: [[], []],
+    push_whitelist_deploy_keys: [true, true],
+    enable_merge_whitelist: [true, true],
+    merge_whitelist_usernames: [["viktor"], ["viktor"]],
+    merge_whitelist_teams: [[], []],
+    enable_force_push: [false, absent],
+    enable_force_push_allowlist: [false, absent],
+    force_push_allowlist_usernames: [[], absent],
+    force_push_allowlist_teams: [[], absent],
+    force_push_allowlist_deploy_keys: [false, absent],
+    block_admin_merge_override: [true, absent],
+    apply_to_admins: [absent, true],
+    rule_name: ["master", absent], // only when the rule is created
   };
-  assert.deepEqual(protectionBody("gitea", spec, true), {
-    ...common,
-    enable_force_push: false,
-    enable_force_push_allowlist: false,
-    force_push_allowlist_usernames: [],
-    force_push_allowlist_teams: [],
-    force_push_allowlist_deploy_keys: false,
-    block_admin_merge_override: true,
-    rule_name: "master",
-  });
-  assert.deepEqual(protectionBody("forgejo", spec, false), { ...common, apply_to_admins: true });
+  const body = (i: 0 | 1) => Object.fromEntries(Object.entries(fields).flatMap(([k, v]) => (v[i] === absent ? [] : [[k, v[i]]])));
+  assert.deepEqual(protectionBody("gitea", spec, true), body(0));
+  assert.deepEqual(protectionBody("forgejo", spec, false), body(1));
   assert.ok(
     !("enable_force_push" in protectionBody("forgejo", spec, true)),
     "Forgejo has no force-push fields (it refuses every force push on a protected branch)",
