@@ -8,11 +8,19 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 
 export const PROJECT_DIR = path.resolve(__dirname, "..");
-export const SECRET_KEY_MARKER = "-----BEGIN OPENSSH PRIVATE KEY-----\nS3CR3T-MARKER-b64-not-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
-export const VAULT_TOKEN_MARKER = "hvs.S3CR3T-VAULT-TOKEN-MARKER";
-export const SLACK_MARKER = "https://hooks.slack.test/services/S3CR3T-SLACK-MARKER";
+/**
+ * The secret config of the program under mocks (`workstations:<key>`, each set as a secret),
+ * marked values a test looks for in what would be stored or printed in plaintext. The Forgejo
+ * admin password is in the config only where a test turns Forgejo on.
+ */
+export const SECRET_CONFIG = {
+  sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nS3CR3T-MARKER-b64-not-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n",
+  vaultToken: "hvs.S3CR3T-VAULT-TOKEN-MARKER",
+  slackWebhook: "https://hooks.slack.test/services/S3CR3T-SLACK-MARKER",
+  forgejoAdminPassword: "S3CR3T-FORGEJO-ADMIN-PASSWORD",
+} as const;
+/** The start of every AppRole secret_id the mocks hand out. */
 export const SECRET_ID_MARKER = "S3CR3T-SECRET-ID";
-export const FORGEJO_PASSWORD_MARKER = "S3CR3T-FORGEJO-ADMIN-PASSWORD";
 export const TEST_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForMocksOnly0000000000000000000";
 
 export interface Captured {
@@ -70,11 +78,11 @@ export function baseConfig(rosterFile: string): Record<string, string> {
     "workstations:host": "devvm.test",
     "workstations:sshPort": "2222",
     "workstations:hostKey": TEST_HOST_KEY,
-    "workstations:sshPrivateKey": SECRET_KEY_MARKER,
+    "workstations:sshPrivateKey": SECRET_CONFIG.sshPrivateKey,
     "workstations:vaultAddress": "http://127.0.0.1:8200",
-    "workstations:vaultToken": VAULT_TOKEN_MARKER,
+    "workstations:vaultToken": SECRET_CONFIG.vaultToken,
     "workstations:claudeClientId": "test-client-id",
-    "workstations:slackWebhook": SLACK_MARKER,
+    "workstations:slackWebhook": SECRET_CONFIG.slackWebhook,
   };
 }
 
@@ -89,7 +97,10 @@ export async function runProgram(opts: RunOptions): Promise<{ resources: Capture
     if (v === undefined) delete cfg[key];
     else cfg[key] = v;
   }
-  pulumi.runtime.setAllConfig(cfg, ["workstations:sshPrivateKey", "workstations:vaultToken", "workstations:slackWebhook", "workstations:forgejoAdminPassword"]);
+  pulumi.runtime.setAllConfig(
+    cfg,
+    Object.keys(SECRET_CONFIG).map((k) => `workstations:${k}`),
+  );
   captured = [];
   const { loadConfig } = await import("../components/config");
   const { buildProgram } = await import("../components/program");

@@ -13,11 +13,12 @@ import { setForgejoPreflightForTests } from "../../components/forgejo";
 import { PreflightInput } from "../../components/forgejo/api";
 import { planRoster } from "../../components/plan";
 import { parseRoster } from "../../components/roster/load";
-import { Captured, commands, FORGEJO_PASSWORD_MARKER, readExampleRoster, redactSecrets, runProgram, setResourceHook, unsecret } from "../../dev/mocks";
+import { Captured, commands, readExampleRoster, redactSecrets, runProgram, SECRET_CONFIG, setResourceHook, unsecret } from "../../dev/mocks";
 import { ed25519Key } from "../../dev/sshkeys";
 
 const T = "pulumi-nodejs:dynamic/forgejo";
 const TOKEN_MARKER = "S3CR3T-FORGEJO-TOKEN-0123456789abcdef";
+const FORGEJO_PASSWORD_MARKER = SECRET_CONFIG.forgejoAdminPassword;
 const FORGEJO = {
   forgejoUrl: "http://forgejo.runner.test:3000/",
   forgejoUrlFromHost: "http://forgejo.internal:3000/",
