@@ -395,9 +395,6 @@ const sshKey = z.string().superRefine((line, ctx) => {
 
 // ---- groups: an allow-list policy ----
 
-/** The only system groups a user may be given: device access with no reach into other users' data. */
-export const ALLOWED_SYSTEM_GROUPS: ReadonlySet<string> = new Set(["audio", "plugdev", "users", "video"]);
-
 /**
  * Every group that Debian (base-passwd, systemd, udev) and common packages create as a
  * system group, plus the reserved names. None may be given through `groups` unless it is in
@@ -584,6 +581,12 @@ export const SYSTEM_GROUPS: ReadonlySet<string> = new Set([
   "administrator",
   ...RESERVED_NAMES,
 ]);
+
+/**
+ * The only system groups (of SYSTEM_GROUPS) a user may be given: device access with no reach
+ * into other users' data.
+ */
+export const ALLOWED_SYSTEM_GROUPS: ReadonlySet<string> = new Set(["audio", "plugdev", "users", "video"]);
 
 /** Why `g` may not be given through a user's `groups`, or undefined when it may (roster side only). */
 export function groupProblem(g: string): string | undefined {
