@@ -31,7 +31,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgv, UsageError } from './common/args.mjs';
+import { parseArgv, tryParse, UsageError } from './common/args.mjs';
 import { isMain } from './common/main.mjs';
 import { readUsersIndex, USERS_FILE, USERS_INDEX_VERSION, UsersFileError } from './common/users.mjs';
 
@@ -266,13 +266,12 @@ function parseArgs(argv) {
  * @param {string[]} argv @returns {Promise<{code: number, answer: string}>}
  */
 export async function handle(argv) {
-  let opts;
-  try {
-    opts = parseArgs(argv);
-  } catch (e) {
-    log(`usage: ${e instanceof Error ? e.message : String(e)}`);
+  const args = tryParse(parseArgs, argv);
+  if (args.refused !== undefined) {
+    log(`usage: ${args.refused}`);
     return { code: 2, answer: 'error usage' };
   }
+  const opts = args.opts;
   if (opts.help) {
     process.stderr.write(`${usage()}\n`);
     return { code: 0, answer: '' };

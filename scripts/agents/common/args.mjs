@@ -3,6 +3,7 @@
  * Command-line options of the agents: `--name value`, `--name=value`, flags, short aliases
  * and positional words. Unknown options and missing values are usage errors.
  */
+import { errMsg } from './log.mjs';
 
 export class UsageError extends Error {}
 
@@ -42,4 +43,21 @@ export function parseArgv(argv, spec) {
     } else throw new UsageError(`unknown option --${name.slice(0, 40)}`);
   }
   return { opts, positional };
+}
+
+/**
+ * Runs an agent's parser (parseArgv and the agent's own checks, which throw on a bad command
+ * line): its options, or why the command line is refused (each agent's main reports that in
+ * its own way and exits with its usage code).
+ * @template T
+ * @param {(argv: string[]) => T} parse
+ * @param {string[]} argv
+ * @returns {{opts: T, refused?: undefined} | {opts?: undefined, refused: string}}
+ */
+export function tryParse(parse, argv) {
+  try {
+    return { opts: parse(argv) };
+  } catch (e) {
+    return { refused: errMsg(e) };
+  }
 }

@@ -1,8 +1,8 @@
 // @ts-check
 /** tmux-persist: the command line (options, usage) and main. */
-import { parseArgv } from '../common/args.mjs';
+import { parseArgv, tryParse } from '../common/args.mjs';
 import { USERS_FILE } from '../common/users.mjs';
-import { EXIT, FatalError, LOGCFG, USER_RE, UsageError, errMsg, log } from './core.mjs';
+import { EXIT, FatalError, LOGCFG, USER_RE, UsageError, log } from './core.mjs';
 import { cmdStatus } from './plan.mjs';
 import { cmdRestore } from './restore.mjs';
 import { cmdSave } from './save.mjs';
@@ -91,13 +91,12 @@ export function parseArgs(argv) {
 
 /** @param {string[]} argv @returns {Promise<number>} */
 export async function main(argv) {
-  let o;
-  try {
-    o = parseArgs(argv);
-  } catch (e) {
-    process.stderr.write(`tmux-persist: ${errMsg(e)}\n${usage()}\n`);
+  const parsed = tryParse(parseArgs, argv);
+  if (parsed.refused !== undefined) {
+    process.stderr.write(`tmux-persist: ${parsed.refused}\n${usage()}\n`);
     return EXIT.USAGE;
   }
+  const o = parsed.opts;
   if (o.help) {
     process.stdout.write(usage() + '\n');
     return EXIT.OK;

@@ -1,7 +1,7 @@
 // @ts-check
 /** claude-token-renew: the command line (options, usage) and main. */
-import { parseArgv } from '../common/args.mjs';
-import { EXIT, LOGCFG, UsageError, errMsg, log, out } from './core.mjs';
+import { parseArgv, tryParse } from '../common/args.mjs';
+import { EXIT, LOGCFG, UsageError, log, out } from './core.mjs';
 import { cmdRun } from './run.mjs';
 import { cmdStatus } from './status.mjs';
 
@@ -42,14 +42,12 @@ export function parseArgs(argv) {
 
 /** @param {string[]} argv @returns {Promise<number>} */
 export async function main(argv) {
-  let parsed;
-  try {
-    parsed = parseArgs(argv);
-  } catch (e) {
-    process.stderr.write(`${errMsg(e)}\n${usage()}\n`);
+  const parsed = tryParse(parseArgs, argv);
+  if (parsed.refused !== undefined) {
+    process.stderr.write(`${parsed.refused}\n${usage()}\n`);
     return EXIT.USAGE;
   }
-  const { cmd, rest, opts } = parsed;
+  const { cmd, rest, opts } = parsed.opts;
   if (opts.help || cmd === 'help') {
     out(usage());
     return EXIT.OK;
