@@ -1,6 +1,7 @@
 // ESLint for the TypeScript of the program, tools, dev support, tests and benchmarks
 // (`npm run lint`, part of `npm test`). The host agents (.mjs) are type-checked strictly
-// instead (tsconfig.agents.json). Formatting is Prettier's (.prettierrc.json).
+// instead (tsconfig.agents.json), and so are components/forgejo/*.js (CommonJS for the
+// engine's provider process; checkJs in tsconfig.json). Formatting is Prettier's (.prettierrc.json).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 

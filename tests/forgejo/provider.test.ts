@@ -4,8 +4,10 @@
  * 1.26.3 from dev/services.ts. A small project uses a copy of components/forgejo (so a
  * code change can be made to it): create, a no-op up, a whitelist change that updates only the
  * protection, drift made by hand found by refresh and put back by up, token rotation, suspend,
- * a provider code change (update, never replace) and then delete with the code in the state,
- * and the state as an attacker sees it (no token, no admin password in plaintext).
+ * a provider code change (nothing in the state changes; the next run uses it), delete without
+ * the code on disk (refused, one line) and with it, the first version's state (its code
+ * serialised in the state) migrated by one update, and the state as an attacker sees it (no
+ * token, no admin password in plaintext).
  */
 import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
@@ -30,9 +32,12 @@ export const tokenValues = Object.fromEntries(spec.users.map((u, i) => [u.name, 
 export const tokenIds = Object.fromEntries(spec.users.map((u, i) => [u.name, tokens[i].tokenId]));
 `;
 
-const EMPTY_PROGRAM = `// nothing: every resource left in the state is deleted with the code stored in the state
+const EMPTY_PROGRAM = `// nothing: every resource left in the state is deleted (the stored loader runs forgejo/providers.js)
 export const empty = true;
 `;
+
+/** The last commit with the first version of components/forgejo (the whole client serialised into each resource's state). */
+const FIRST_VERSION = "19ed79f";
 
 let g: Gitea;
 let p: Project;
@@ -66,7 +71,7 @@ before(async () => {
   for (const u of ["alice", "bob"]) await g.user(u);
   const mod = path.join(ROOT, "components/forgejo");
   const files: Record<string, string> = {};
-  for (const f of ["api.ts", "provider.ts", "version.ts"]) files[`forgejo/${f}`] = fs.readFileSync(path.join(mod, f), "utf8");
+  for (const f of ["api.js", "providers.js", "provider.ts"]) files[`forgejo/${f}`] = fs.readFileSync(path.join(mod, f), "utf8");
   p = project("provider", PROGRAM, files);
   p.config("t:url", g.f.url);
   p.config("t:repo", repo());
@@ -303,32 +308,92 @@ test("suspend bob: his collaboration, token and whitelist entry go; his account 
   assert.equal((await g.f.api("GET", "users/bob")).status, 200, "the Forgejo account is never deleted");
 });
 
-test("a change of the provider code is an update of every resource (never a replace), then delete runs the code in the state", async () => {
-  const providerFile = path.join(p.dir, "forgejo/provider.ts");
-  const marker = `provider-code-change-${Date.now()}`;
-  // inside a function the providers capture, so it is part of the serialised code
-  const src = fs.readFileSync(providerFile, "utf8");
-  assert.ok(src.includes("the Forgejo provider has no admin credential"));
-  fs.writeFileSync(providerFile, src.replace("the Forgejo provider has no admin credential", `the Forgejo provider (${marker}) has no admin credential`));
-  const pre = p.ok(["preview", "--diff"]);
-  assert.deepEqual(summary(pre), { "to update": 3, unchanged: 1 }, pre);
-  assert.match(pre, /providerVersion\s*: "1\+[0-9a-f]{12}" => "1\+[0-9a-f]{12}"/);
-  const up = p.ok(["up", "--yes"]);
-  assert.deepEqual(summary(up), { updated: 3, unchanged: 1 }, up);
-  for (const r of stateResources(p)) assert.ok(String(r.outputs.__provider).includes(marker), `${r.urn} stores the new code`);
+test("a change of the provider code changes nothing in the state and is used by the next run; delete needs the code on disk and says so", async () => {
+  const implFile = path.join(p.dir, "forgejo/providers.js");
+  const src = fs.readFileSync(implFile, "utf8");
+  const diffLine = "const changes = replaces.length > 0 || olds.permission !== news.permission || olds.url !== news.url;";
+  assert.ok(src.includes(diffLine));
+  // A code change that makes every collaborator differ: the state holds the loader (about
+  // 1 KB), not the code, so the change itself is no diff, and the next run uses the new code.
+  fs.writeFileSync(implFile, src.replace(diffLine, "const changes = true;"));
+  for (const r of stateResources(p)) {
+    const loader = String(r.outputs.__provider);
+    assert.ok(loader.length < 1536 && loader.includes("providers.js") && !loader.includes("forgejoRequest"), `${r.urn}: ${loader.length} bytes of provider`);
+    assert.equal(r.outputs.providerSchema, "2");
+  }
+  const pre = p.ok(["preview"]);
+  assert.deepEqual(summary(pre), { "to update": 1, unchanged: 3 }, pre);
+  fs.writeFileSync(implFile, src);
   p.ok(["preview", "--expect-no-changes"]);
 
-  // Delete with the code from the state: the program no longer imports the module, and the
-  // module is gone from disk.
+  // Delete when the code is gone from disk: one line saying where it looked, nothing changed.
   const aliceToken = tokens().alice;
+  const before = stateResources(p).map((x) => x.urn);
   fs.writeFileSync(path.join(p.dir, "index.ts"), EMPTY_PROGRAM);
-  fs.rmSync(path.join(p.dir, "forgejo"), { recursive: true });
+  const away = path.join(p.dir, "forgejo-away");
+  fs.renameSync(path.join(p.dir, "forgejo"), away);
+  const gone = p.pulumi(["up", "--yes"]);
+  assert.notEqual(gone.code, 0);
+  assert.match(gone.out, /the Forgejo provider's code is not at \S*forgejo\/providers\.js: run pulumi in a checkout of this program/);
+  assert.deepEqual(
+    stateResources(p).map((x) => x.urn),
+    before,
+  );
+  assert.equal(await permission("alice"), "write");
+  assert.equal(await gitStatus("alice", aliceToken), 200);
+  // With the code back, delete runs it.
+  fs.renameSync(away, path.join(p.dir, "forgejo"));
   const del = p.ok(["up", "--yes"]);
   assert.deepEqual(summary(del), { deleted: 3, unchanged: 1 }, del);
   assert.equal(await permission("alice"), "none");
   assert.equal(await gitStatus("alice", aliceToken), 401);
   assert.equal((await g.f.api("GET", `repos/${repo()}/branch_protections/master`)).status, 404);
   assert.deepEqual(stateResources(p), []);
+});
+
+/** The first version of components/forgejo, which serialised the whole client into the state (from git). */
+function firstVersionFiles(): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const f of ["api.ts", "provider.ts", "version.ts"]) {
+    const r = git(["-C", ROOT, "show", `${FIRST_VERSION}:components/forgejo/${f}`]);
+    assert.equal(r.code, 0, `the first version of the Forgejo provider (git show ${FIRST_VERSION}) is needed for this test: ${r.out}`);
+    files[`forgejo-v1/${f}`] = r.stdout;
+  }
+  return files;
+}
+
+test("state of the first version (its code serialised in the state) becomes this version's with one update per resource: no replace, the token kept", async () => {
+  for (const [f, text] of Object.entries(firstVersionFiles())) {
+    fs.mkdirSync(path.dirname(path.join(p.dir, f)), { recursive: true });
+    fs.writeFileSync(path.join(p.dir, f), text);
+  }
+  setSpec({ users: [{ name: "alice", permission: "write" }], push: ["alice"], merge: ["alice"], rotation: "1" });
+  fs.writeFileSync(path.join(p.dir, "index.ts"), PROGRAM.replace("./forgejo/provider", "./forgejo-v1/provider"));
+  p.ok(["up", "--yes"]);
+  const old = stateResources(p);
+  assert.equal(old.length, 3);
+  for (const r of old)
+    assert.ok(String(r.outputs.__provider).includes("forgejoRequest") && /^1\+/.test(r.outputs.providerVersion), `${r.urn} is first-version state`);
+  const token = tokens().alice;
+  seenSecrets.push(token);
+
+  fs.writeFileSync(path.join(p.dir, "index.ts"), PROGRAM);
+  const pre = p.ok(["preview", "--diff"]);
+  assert.deepEqual(summary(pre), { "to update": 3, unchanged: 1 }, pre);
+  const up = p.ok(["up", "--yes"]);
+  assert.deepEqual(summary(up), { updated: 3, unchanged: 1 }, up);
+  for (const r of stateResources(p)) {
+    assert.ok(String(r.outputs.__provider).length < 1536, `${r.urn} stores the loader`);
+    assert.equal(r.outputs.providerSchema, "2");
+    assert.equal(r.outputs.providerVersion, undefined);
+  }
+  assert.equal(tokens().alice, token, "the token is kept");
+  assert.equal(await gitStatus("alice", token), 200);
+  assert.equal(await permission("alice"), "write");
+  p.ok(["preview", "--expect-no-changes"]);
+  fs.writeFileSync(path.join(p.dir, "index.ts"), EMPTY_PROGRAM);
+  assert.deepEqual(summary(p.ok(["up", "--yes"])), { deleted: 3, unchanged: 1 });
+  assert.equal(await gitStatus("alice", token), 401);
 });
 
 test("git with a token the provider made (write:repository fetches and pushes); the credential from the CLI's environment works too", async () => {

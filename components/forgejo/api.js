@@ -1,62 +1,65 @@
+// @ts-check
 /**
  * The Forgejo/Gitea REST API v1 as the Forgejo resources and the program's preflight use it.
  *
+ * Plain CommonJS (type-checked from its JSDoc, `allowJs`/`checkJs`): it runs in the engine's
+ * dynamic-provider process, which loads ./providers.js by path and has no TypeScript loader
+ * (see provider.ts), as well as in the program.
+ *
  * This module has NO imports and its functions use only their arguments and Node 20 globals
- * (`fetch`, `Buffer`, `AbortSignal`): the dynamic provider's code is serialised into the
- * state with everything it references, and the preflight runs these same functions in a
- * child process from their source text (see preflight.ts and PREFLIGHT_FUNCTIONS below).
- * Keep it that way: no imports, and no module-level values but functions (and the list of
- * them at the end).
+ * (`fetch`, `Buffer`, `AbortSignal`): the preflight runs these same functions in a child
+ * process from their source text (see preflight.ts and PREFLIGHT_FUNCTIONS below). Keep it
+ * that way: no imports, and no module-level values but functions (and the list of them at
+ * the end).
+ */
+"use strict";
+
+/**
+ * A site admin's login. Never an input or output of a resource: read at run time.
+ * @typedef {{ user: string; password: string }} ForgejoCredentials
  */
 
-/** A site admin's login. Never an input or output of a resource: read at run time. */
-export interface ForgejoCredentials {
-  user: string;
-  password: string;
-}
+/** @typedef {{ status: number; json: any; text: string }} ApiAnswer */
 
-export interface ApiAnswer {
-  status: number;
-  json: any;
-  text: string;
-}
+/**
+ * Which field names the server's branch protection speaks (see protectionBody).
+ * @typedef {"gitea" | "forgejo"} Dialect
+ */
 
-/** Which field names the server's branch protection speaks (see protectionBody). */
-export type Dialect = "gitea" | "forgejo";
+/**
+ * `version`: the version string the server reports, e.g. "1.26.3" or "11.0.1+gitea-1.22.0".
+ * @typedef {{ kind: "gitea" | "forgejo"; version: string; dialect: Dialect }} ServerInfo
+ */
 
-export interface ServerInfo {
-  kind: "gitea" | "forgejo";
-  /** The version string the server reports, e.g. "1.26.3" or "11.0.1+gitea-1.22.0". */
-  version: string;
-  dialect: Dialect;
-}
-
-/** The API base of a server URL given with or without a trailing slash or `/api/v1`. */
-export function apiBase(url: string): string {
+/**
+ * The API base of a server URL given with or without a trailing slash or `/api/v1`.
+ * @param {string} url @returns {string}
+ */
+function apiBase(url) {
   return url.replace(/\/+$/, "").replace(/\/api\/v1$/, "") + "/api/v1";
 }
 
-/** The server URL without a trailing slash (for messages). */
-export function displayUrl(url: string): string {
+/**
+ * The server URL without a trailing slash (for messages).
+ * @param {string} url @returns {string}
+ */
+function displayUrl(url) {
   return url.replace(/\/+$/, "").replace(/\/api\/v1$/, "");
 }
 
 /**
  * One API call. `creds` = Basic auth (token creation for another user needs a site admin's
  * Basic auth; an admin token is refused there). Network failures throw one line naming the URL.
+ * @param {string} url @param {ForgejoCredentials | undefined} creds @param {string} method @param {string} path
+ * @param {unknown} [body] @param {number} [timeoutMs] @returns {Promise<ApiAnswer>}
  */
-export async function forgejoRequest(
-  url: string,
-  creds: ForgejoCredentials | undefined,
-  method: string,
-  path: string,
-  body?: unknown,
-  timeoutMs = 20000,
-): Promise<ApiAnswer> {
-  const headers: Record<string, string> = { Accept: "application/json" };
+async function forgejoRequest(url, creds, method, path, body, timeoutMs = 20000) {
+  /** @type {Record<string, string>} */
+  const headers = { Accept: "application/json" };
   if (creds) headers.Authorization = "Basic " + Buffer.from(`${creds.user}:${creds.password}`, "utf8").toString("base64");
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res: Response;
+  /** @type {Response} */
+  let res;
   try {
     res = await fetch(apiBase(url) + path, {
       method,
@@ -66,12 +69,13 @@ export async function forgejoRequest(
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (e) {
-    const err = e as Error & { cause?: { code?: string; message?: string } };
+    const err = /** @type {Error & { cause?: { code?: string; message?: string } }} */ (e);
     const why = err.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
     throw new Error(`Forgejo at ${displayUrl(url)} is unreachable (${method} ${path}: ${why})`, { cause: e });
   }
   const text = await res.text();
-  let json: any = null;
+  /** @type {any} */
+  let json = null;
   try {
     json = text ? JSON.parse(text) : null;
   } catch {
@@ -80,8 +84,11 @@ export async function forgejoRequest(
   return { status: res.status, json, text };
 }
 
-/** One line for an unexpected answer: method, path, status and the server's message. */
-export function answerError(url: string, method: string, path: string, a: ApiAnswer, what?: string): Error {
+/**
+ * One line for an unexpected answer: method, path, status and the server's message.
+ * @param {string} url @param {string} method @param {string} path @param {ApiAnswer} a @param {string} [what] @returns {Error}
+ */
+function answerError(url, method, path, a, what) {
   const msg = (a.json && typeof a.json.message === "string" ? a.json.message : a.text).replace(/\s+/g, " ").trim().slice(0, 300);
   return new Error(`Forgejo at ${displayUrl(url)}: ${what ? what + ": " : ""}${method} ${path} answered HTTP ${a.status}${msg ? ` (${msg})` : ""}`);
 }
@@ -91,12 +98,13 @@ export function answerError(url: string, method: string, path: string, a: ApiAns
  * answered). Forgejo 7+ reports `<forgejo version>+gitea-<gitea version>`; Gitea a bare
  * semver. Supported: Forgejo >= 7 (branch protection has `apply_to_admins`) and Gitea >= 1.23
  * (force-push allowlist fields, and `block_admin_merge_override`). Throws one line otherwise.
+ * @param {string} url @param {string} version @param {string} [forgejoVersion] @returns {ServerInfo}
  */
-export function classifyServer(url: string, version: string, forgejoVersion?: string): ServerInfo {
+function classifyServer(url, version, forgejoVersion) {
   const where = displayUrl(url);
-  const major = (v: string) => /^v?(\d+)\.(\d+)/.exec(v);
+  const major = (/** @type {string} */ v) => /^v?(\d+)\.(\d+)/.exec(v);
   if (/\+gitea-/.test(version) || forgejoVersion) {
-    const v = /\+gitea-/.test(version) ? version : (forgejoVersion as string);
+    const v = /\+gitea-/.test(version) ? version : /** @type {string} */ (forgejoVersion);
     const m = major(v);
     if (!m || Number(m[1]) < 7)
       throw new Error(`Forgejo at ${where} is version ${v}: not supported (this program speaks Forgejo >= 7.0 and Gitea >= 1.23); upgrade the server`);
@@ -112,8 +120,11 @@ export function classifyServer(url: string, version: string, forgejoVersion?: st
   return { kind: "gitea", version, dialect: "gitea" };
 }
 
-/** Asks the server what it is. */
-export async function detectServer(url: string, creds?: ForgejoCredentials): Promise<ServerInfo> {
+/**
+ * Asks the server what it is.
+ * @param {string} url @param {ForgejoCredentials} [creds] @returns {Promise<ServerInfo>}
+ */
+async function detectServer(url, creds) {
   // Anonymous first (a wrong credential must not look like "not a Forgejo"); with the
   // credential when the server requires sign-in for everything.
   let v = await forgejoRequest(url, undefined, "GET", "/version");
@@ -123,24 +134,23 @@ export async function detectServer(url: string, creds?: ForgejoCredentials): Pro
       `Forgejo at ${displayUrl(url)} refused the admin credential${creds ? ` of ${creds.user}` : ""} (HTTP ${v.status} on GET /version): check workstations:forgejoAdminUser and workstations:forgejoAdminPassword (or FORGEJO_ADMIN_PASSWORD)`,
     );
   if (v.status !== 200 || !v.json || typeof v.json.version !== "string") throw answerError(url, "GET", "/version", v, "not a Forgejo or Gitea API");
-  let forgejoVersion: string | undefined;
+  /** @type {string | undefined} */
+  let forgejoVersion;
   if (!/\+gitea-/.test(v.json.version)) {
     // Forgejo before 7 reported a Gitea-like version; only Forgejo has this endpoint.
     const fv = await fetch(displayUrl(url) + "/api/forgejo/v1/version", { signal: AbortSignal.timeout(10000) }).catch(() => undefined);
     if (fv && fv.status === 200) {
-      const j = (await fv.json().catch(() => null)) as { version?: unknown } | null;
+      const j = /** @type {{ version?: unknown } | null} */ (await fv.json().catch(() => null));
       if (j && typeof j.version === "string") forgejoVersion = j.version;
     }
   }
   return classifyServer(url, v.json.version, forgejoVersion);
 }
 
-/** What the program wants on master (the whitelists come from the plan). */
-export interface ProtectionSpec {
-  branch: string;
-  pushWhitelist: string[];
-  mergeWhitelist: string[];
-}
+/**
+ * What the program wants on master (the whitelists come from the plan).
+ * @typedef {{ branch: string; pushWhitelist: string[]; mergeWhitelist: string[] }} ProtectionSpec
+ */
 
 /**
  * The request body of a branch protection in the server's dialect. Common: push only by the
@@ -150,9 +160,11 @@ export interface ProtectionSpec {
  *   its push whitelist binds admins and owners too (tested on 1.26.3).
  * - Forgejo: has no force-push fields (a protected branch refuses every force push and
  *   deletion); `apply_to_admins: true` makes the rules bind repository admins.
+ * @param {Dialect} dialect @param {ProtectionSpec} spec @param {boolean} create @returns {Record<string, unknown>}
  */
-export function protectionBody(dialect: Dialect, spec: ProtectionSpec, create: boolean): Record<string, unknown> {
-  const body: Record<string, unknown> = {
+function protectionBody(dialect, spec, create) {
+  /** @type {Record<string, unknown>} */
+  const body = {
     enable_push: true,
     enable_push_whitelist: true,
     push_whitelist_usernames: [...spec.pushWhitelist],
@@ -178,9 +190,13 @@ export function protectionBody(dialect: Dialect, spec: ProtectionSpec, create: b
   return body;
 }
 
-/** Where a protection read from the server departs from the fixed policy; empty = conforms. */
-export function protectionPolicyDrift(dialect: Dialect, live: any): string[] {
-  const want: Record<string, unknown> = {
+/**
+ * Where a protection read from the server departs from the fixed policy; empty = conforms.
+ * @param {Dialect} dialect @param {any} live @returns {string[]}
+ */
+function protectionPolicyDrift(dialect, live) {
+  /** @type {Record<string, unknown>} */
+  const want = {
     enable_push: true,
     enable_push_whitelist: true,
     push_whitelist_deploy_keys: true,
@@ -188,7 +204,8 @@ export function protectionPolicyDrift(dialect: Dialect, live: any): string[] {
   };
   if (dialect === "gitea") Object.assign(want, { enable_force_push: false, block_admin_merge_override: true });
   else want.apply_to_admins = true;
-  const drift: string[] = [];
+  /** @type {string[]} */
+  const drift = [];
   for (const [k, v] of Object.entries(want)) if (live[k] !== v) drift.push(`${k} is ${JSON.stringify(live[k])}, wants ${JSON.stringify(v)}`);
   for (const k of ["push_whitelist_teams", "merge_whitelist_teams"])
     if (Array.isArray(live[k]) && live[k].length > 0) drift.push(`${k} is ${JSON.stringify(live[k])}, wants []`);
@@ -197,41 +214,39 @@ export function protectionPolicyDrift(dialect: Dialect, live: any): string[] {
   return drift;
 }
 
-/** Lower-cased, de-duplicated, sorted: Forgejo user names are case-insensitive. */
-export function normNames(xs: readonly string[] | null | undefined): string[] {
+/**
+ * Lower-cased, de-duplicated, sorted: Forgejo user names are case-insensitive.
+ * @param {readonly string[] | null | undefined} xs @returns {string[]}
+ */
+function normNames(xs) {
   return [...new Set((xs ?? []).map((x) => String(x).toLowerCase()))].sort();
 }
 
-export function sameNames(a: readonly string[] | null | undefined, b: readonly string[] | null | undefined): boolean {
+/** @param {readonly string[] | null | undefined} a @param {readonly string[] | null | undefined} b @returns {boolean} */
+function sameNames(a, b) {
   const x = normNames(a);
   const y = normNames(b);
   return x.length === y.length && x.every((v, i) => v === y[i]);
 }
 
-export interface PreflightInput {
-  url: string;
-  /** `owner/name` */
-  repo: string;
-  adminUser: string;
-  adminPassword: string;
-  /** Forgejo users the program will grant something to: each must exist. */
-  users: string[];
-}
+/**
+ * `repo`: `owner/name`; `users`: Forgejo users the program will grant something to (each must exist).
+ * @typedef {{ url: string; repo: string; adminUser: string; adminPassword: string; users: string[] }} PreflightInput
+ */
 
-export interface PreflightResult {
-  ok: boolean;
-  /** One line: what is wrong and where (URL, repo, users), or what was found. */
-  message: string;
-  server?: ServerInfo;
-}
+/**
+ * `message`: one line, what is wrong and where (URL, repo, users), or what was found.
+ * @typedef {{ ok: boolean; message: string; server?: ServerInfo }} PreflightResult
+ */
 
 /**
  * Everything the Forgejo resources need, checked before any resource exists: the server
  * answers and speaks a supported version, the admin credential works and is a site admin,
  * the infra repo exists with a master branch, and every roster Forgejo user exists.
  * Stops at the first failing stage and says it in one line.
+ * @param {PreflightInput} i @returns {Promise<PreflightResult>}
  */
-export async function preflightCheck(i: PreflightInput): Promise<PreflightResult> {
+async function preflightCheck(i) {
   const where = displayUrl(i.url);
   const creds = { user: i.adminUser, password: i.adminPassword };
   try {
@@ -256,7 +271,8 @@ export async function preflightCheck(i: PreflightInput): Promise<PreflightResult
     const br = await forgejoRequest(i.url, creds, "GET", `${repoPath}/branches/master`);
     if (br.status === 404) return { ok: false, message: `Forgejo at ${where}: the infra repo ${i.repo} has no master branch; push one first` };
     if (br.status !== 200) throw answerError(i.url, "GET", `${repoPath}/branches/master`, br, `reading ${i.repo} master`);
-    const missing: string[] = [];
+    /** @type {string[]} */
+    const missing = [];
     for (const u of [...new Set(i.users)].sort()) {
       const r = await forgejoRequest(i.url, creds, "GET", `/users/${encodeURIComponent(u)}`);
       if (r.status === 404) missing.push(u);
@@ -269,7 +285,7 @@ export async function preflightCheck(i: PreflightInput): Promise<PreflightResult
       };
     return { ok: true, message: `Forgejo at ${where}: ${server.kind} ${server.version}, repo ${i.repo}, ${i.users.length} roster user(s) present`, server };
   } catch (e) {
-    return { ok: false, message: (e as Error).message };
+    return { ok: false, message: /** @type {Error} */ (e).message };
   }
 }
 
@@ -278,4 +294,19 @@ export async function preflightCheck(i: PreflightInput): Promise<PreflightResult
  * `String(f)` of each (plus a small driver) with `node -e`, so the check is synchronous for
  * the program and runs before any resource is registered.
  */
-export const PREFLIGHT_FUNCTIONS = [apiBase, displayUrl, forgejoRequest, answerError, classifyServer, detectServer, preflightCheck];
+const PREFLIGHT_FUNCTIONS = [apiBase, displayUrl, forgejoRequest, answerError, classifyServer, detectServer, preflightCheck];
+
+module.exports = {
+  apiBase,
+  displayUrl,
+  forgejoRequest,
+  answerError,
+  classifyServer,
+  detectServer,
+  protectionBody,
+  protectionPolicyDrift,
+  normNames,
+  sameNames,
+  preflightCheck,
+  PREFLIGHT_FUNCTIONS,
+};
