@@ -5,14 +5,19 @@
 import * as fs from "fs";
 import * as http from "http";
 
-/** The whole request body as text ("" when the request errors). */
-export function readBody(req: http.IncomingMessage): Promise<string> {
+/** The whole request body as bytes (empty when the request errors). */
+export function readBodyBytes(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", () => resolve(""));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", () => resolve(Buffer.alloc(0)));
   });
+}
+
+/** The whole request body as text ("" when the request errors). */
+export async function readBody(req: http.IncomingMessage): Promise<string> {
+  return (await readBodyBytes(req)).toString("utf8");
 }
 
 /** Answers `status` with `body` as JSON. */
@@ -47,16 +52,21 @@ export function readJsonLines<T>(file: string): T[] {
 }
 
 /**
- * A loopback HTTP server for the fakes: `listen` starts it and sets `url`; `stop` ends it,
- * open keep-alive connections included (a client's pooled socket must not keep it alive).
+ * A loopback HTTP server for the fakes and the test proxies: a subclass answers in `handle`;
+ * `start` listens (on `port`, 0 = a free one), sets `url` and resolves to the server; `stop`
+ * ends it, open connections included (a client's pooled keep-alive socket, or a request the
+ * fake never answers, must not keep it alive).
  */
-export class LoopbackServer {
+export abstract class LoopbackServer {
   url = "";
   private server: http.Server | null = null;
   private readonly sockets = new Set<import("net").Socket>();
 
-  async listen(handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void, port = 0): Promise<void> {
-    const server = http.createServer((req, res) => void handler(req, res));
+  /** Answers one request. */
+  protected abstract handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> | void;
+
+  async start(port = 0): Promise<this> {
+    const server = http.createServer((req, res) => void this.handle(req, res));
     server.on("connection", (s) => {
       this.sockets.add(s);
       s.on("close", () => this.sockets.delete(s));
@@ -64,6 +74,7 @@ export class LoopbackServer {
     await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
     this.server = server;
     this.url = `http://127.0.0.1:${(server.address() as import("net").AddressInfo).port}`;
+    return this;
   }
 
   async stop(): Promise<void> {

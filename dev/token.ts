@@ -3,7 +3,7 @@
 // docs/CONTRACTS.md, a counting/hooking Vault proxy, a Claude Code stand-in that refreshes
 // under Claude's own locks, and the alert socket (the real notifier behind an emulation of
 // systemd's Accept=yes socket).
-import { jsonOrText } from "./http";
+import { jsonOrText, LoopbackServer, readBodyBytes } from "./http";
 import { freePort, sleep } from "./wait";
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
@@ -12,7 +12,6 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import type { AddressInfo } from "node:net";
 import type { ClaudeAiOauth, FakeAnthropicOAuth } from "./fakes/anthropic-oauth";
 import type { FakeSlack } from "./fakes/slack";
 import { startVault } from "./services";
@@ -151,14 +150,14 @@ export interface ProxiedRequest {
   status: number;
 }
 
-export class VaultProxy {
-  private server: http.Server | null = null;
+export class VaultProxy extends LoopbackServer {
   readonly requests: ProxiedRequest[] = [];
   /** Runs before a request is forwarded (e.g. to make a competing write for a CAS conflict). */
   before: ((method: string, p: string) => Promise<void>) | null = null;
   down = false;
-  url = "";
-  constructor(readonly target: string) {}
+  constructor(readonly target: string) {
+    super();
+  }
 
   get kvWrites(): ProxiedRequest[] {
     return this.requests.filter((r) => r.method !== "GET" && /^\/v1\/claude-tokens\/(data|metadata)\//.test(r.path));
@@ -170,43 +169,30 @@ export class VaultProxy {
     this.requests.length = 0;
   }
 
-  async start(): Promise<this> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", async () => {
-        const method = req.method ?? "GET";
-        const p = req.url ?? "/";
-        if (this.down) {
-          req.socket.destroy();
-          return;
-        }
-        try {
-          if (this.before) await this.before(method, p);
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(req.headers))
-            if (typeof v === "string" && k !== "host" && k !== "content-length" && k !== "connection") headers[k] = v;
-          const body = chunks.length ? Buffer.concat(chunks) : undefined;
-          const r = await fetch(`${this.target}${p}`, { method, headers, body });
-          const text = await r.text();
-          this.requests.push({ method, path: p, status: r.status });
-          res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "application/json" });
-          res.end(text);
-        } catch (e) {
-          this.requests.push({ method, path: p, status: 599 });
-          res.writeHead(502);
-          res.end(String(e));
-        }
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
-  }
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections?.();
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
-    this.server = null;
+  protected async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const raw = await readBodyBytes(req);
+    const method = req.method ?? "GET";
+    const p = req.url ?? "/";
+    if (this.down) {
+      req.socket.destroy();
+      return;
+    }
+    try {
+      if (this.before) await this.before(method, p);
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers))
+        if (typeof v === "string" && k !== "host" && k !== "content-length" && k !== "connection") headers[k] = v;
+      const body = raw.length ? raw : undefined;
+      const r = await fetch(`${this.target}${p}`, { method, headers, body });
+      const text = await r.text();
+      this.requests.push({ method, path: p, status: r.status });
+      res.writeHead(r.status, { "content-type": r.headers.get("content-type") ?? "application/json" });
+      res.end(text);
+    } catch (e) {
+      this.requests.push({ method, path: p, status: 599 });
+      res.writeHead(502);
+      res.end(String(e));
+    }
   }
 }
 
@@ -224,6 +210,28 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   ms: number;
+}
+
+/**
+ * Runs `NODE args` (asynchronously: the fakes it talks to live in this process) with `env` as
+ * its whole environment. `input` is written to its stdin (none: stdin is /dev/null);
+ * `started` sees the child while it runs.
+ */
+export function runNode(args: string[], o: { env: Record<string, string>; input?: string; started?: (child: ChildProcess) => void }): Promise<RunResult> {
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, args, { env: o.env, stdio: [o.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    o.started?.(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      resolve({ code: code ?? -1, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+    });
+    if (o.input !== undefined) child.stdin!.end(o.input);
+  });
 }
 
 export interface AlertSocketOptions {
@@ -481,21 +489,9 @@ export class AgentEnv {
   async run(cmd = "run", extra: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
     if (!this.alerts.listening) await this.alerts.start();
     const n0 = this.alerts.outputs.length;
-    const t0 = process.hrtime.bigint();
-    const r = await new Promise<RunResult>((resolve, reject) => {
-      const child = spawn(NODE, this.args(cmd, extra), {
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: this.home, LANG: "C.UTF-8", ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      this.currentPid = child.pid ?? null;
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      child.on("error", reject);
-      child.on("close", (code) => {
-        resolve({ code: code ?? -1, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
-      });
+    const r = await runNode(this.args(cmd, extra), {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: this.home, LANG: "C.UTF-8", ...env },
+      started: (child) => (this.currentPid = child.pid ?? null),
     });
     this.currentPid = null;
     await this.alerts.idle();

@@ -144,9 +144,9 @@ export class FakeAnthropicMessages extends LoopbackServer {
     return this.requests.filter((r) => r.method === "POST" && r.path === "/v1/messages");
   }
 
-  async start(): Promise<this> {
-    await this.listen((req, res) => this.handle(req, res), this.opts.port ?? 0);
-    return this;
+  /** Listens on `opts.port` (default: a free port). */
+  start(port = this.opts.port ?? 0): Promise<this> {
+    return super.start(port);
   }
 
   /** A control file changes the failure modes: {"failNext": [{kind, ...}, ...], "failAll": {...}|null}. */
@@ -175,7 +175,7 @@ export class FakeAnthropicMessages extends LoopbackServer {
     if (this.opts.recordFile) fs.appendFileSync(this.opts.recordFile, JSON.stringify(r) + "\n");
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  protected async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://x");
     const raw = await readBody(req);
     let body: any = null;

@@ -96,11 +96,6 @@ export class FakeAnthropicOAuth extends LoopbackServer {
     return `${this.url}/api/oauth/profile`;
   }
 
-  async start(): Promise<this> {
-    await this.listen((req, res) => this.handle(req, res));
-    return this;
-  }
-
   /** A fresh interactive login: a new token family for `email`. */
   login(email: string, o: { accessTtlSeconds?: number; loginTtlSeconds?: number; orgName?: string } = {}): ClaudeAiOauth {
     const now = this.now();
@@ -164,7 +159,7 @@ export class FakeAnthropicOAuth extends LoopbackServer {
     return { access, refresh, accessExpiresAt };
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  protected async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://x");
     const body = await readBody(req);
     if (req.method === "POST" && url.pathname === "/v1/oauth/token") return this.token(req, res, body);

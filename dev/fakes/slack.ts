@@ -1,7 +1,7 @@
 // Fake Slack incoming webhook, for tests only: records every post, can be told to fail or to
 // hang (never answer, for timeouts).
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
+import { LoopbackServer, readBody } from "../http";
 
 export interface SlackPost {
   at: number;
@@ -12,14 +12,12 @@ export interface SlackPost {
   delivered: boolean;
 }
 
-export class FakeSlack {
-  private server: http.Server | null = null;
+export class FakeSlack extends LoopbackServer {
   readonly posts: SlackPost[] = [];
   private failQueue: number[] = [];
   private failStatus: number | null = null;
   private hangCount = 0;
   private hangAllPosts = false;
-  url = "";
 
   /** The webhook URL (what the notifier's slack-webhook credential holds). */
   get webhookUrl(): string {
@@ -50,51 +48,34 @@ export class FakeSlack {
     this.posts.length = 0;
   }
 
-  async start(): Promise<this> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        const raw = Buffer.concat(chunks).toString("utf8");
-        let body: unknown = raw;
-        try {
-          body = JSON.parse(raw);
-        } catch {
-          /* keep raw */
-        }
-        const text = typeof body === "object" && body !== null && typeof (body as { text?: unknown }).text === "string" ? (body as { text: string }).text : "";
-        if (this.hangAllPosts || this.hangCount > 0) {
-          if (!this.hangAllPosts) this.hangCount--;
-          this.posts.push({ at: Date.now(), path: req.url ?? "/", body, text, delivered: false });
-          return; // no answer; the connection stays open until the client gives up or stop()
-        }
-        const fail = req.method !== "POST" ? 405 : (this.failQueue.shift() ?? this.failStatus);
-        this.posts.push({ at: Date.now(), path: req.url ?? "/", body, text, delivered: !fail && text !== "" });
-        if (fail) {
-          res.writeHead(fail, { "content-type": "text/plain" });
-          res.end(fail === 404 ? "no_service" : "internal_error");
-          return;
-        }
-        if (!text) {
-          res.writeHead(400, { "content-type": "text/plain" });
-          res.end("no_text");
-          return;
-        }
-        res.writeHead(200, { "content-type": "text/plain" });
-        res.end("ok");
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    if (this.server) {
-      this.server.closeAllConnections?.();
-      await new Promise<void>((r) => this.server!.close(() => r()));
+  protected async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const raw = await readBody(req);
+    let body: unknown = raw;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      /* keep raw */
     }
-    this.server = null;
+    const text = typeof body === "object" && body !== null && typeof (body as { text?: unknown }).text === "string" ? (body as { text: string }).text : "";
+    if (this.hangAllPosts || this.hangCount > 0) {
+      if (!this.hangAllPosts) this.hangCount--;
+      this.posts.push({ at: Date.now(), path: req.url ?? "/", body, text, delivered: false });
+      return; // no answer; the connection stays open until the client gives up or stop()
+    }
+    const fail = req.method !== "POST" ? 405 : (this.failQueue.shift() ?? this.failStatus);
+    this.posts.push({ at: Date.now(), path: req.url ?? "/", body, text, delivered: !fail && text !== "" });
+    if (fail) {
+      res.writeHead(fail, { "content-type": "text/plain" });
+      res.end(fail === 404 ? "no_service" : "internal_error");
+      return;
+    }
+    if (!text) {
+      res.writeHead(400, { "content-type": "text/plain" });
+      res.end("no_text");
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end("ok");
   }
 }
 

@@ -2,13 +2,13 @@
 // Accept=yes socket (dev/token.ts AlertSocket), with the fake Slack. No Vault needed.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { loadBundle } from "../../components/bundle";
 import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
 import { agentFiles } from "../../dev/agents";
-import { AlertSocket, AlertSocketOptions, deadAddr, findLeaks, NODE, NOTIFIER, REPO, RunResult, sendToAlertSocket, tmpdir } from "../../dev/token";
+import { AlertSocket, AlertSocketOptions, deadAddr, findLeaks, NOTIFIER, REPO, RunResult, runNode, sendToAlertSocket, tmpdir } from "../../dev/token";
 
 let slack: FakeSlack;
 let dir: string;
@@ -74,27 +74,17 @@ const lastLog = (s: AlertSocket) => s.outputs[s.outputs.length - 1].stderr;
  * The notifier run directly (stdin/stdout pipes) with an explicit instance name. Async: the
  * fake Slack lives in this process.
  */
-function direct(
+async function direct(
   instance: string,
   input: string,
   env: Record<string, string> = { CREDENTIALS_DIRECTORY: credsDir },
 ): Promise<{ code: number; answer: string; log: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(NODE, [NOTIFIER, "--instance", instance, "--users-file", usersFile, "--host-label", "testhost", "--slack-timeout", "1"], {
-      env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8", ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let answer = "";
-    let log = "";
-    c.stdout.on("data", (d) => (answer += d));
-    c.stderr.on("data", (d) => (log += d));
-    c.on("error", reject);
-    c.on("close", (code) => {
-      seen.push({ code: code ?? -1, ms: 0, stdout: answer, stderr: log });
-      resolve({ code: code ?? -1, answer, log });
-    });
-    c.stdin.end(input);
+  const r = await runNode([NOTIFIER, "--instance", instance, "--users-file", usersFile, "--host-label", "testhost", "--slack-timeout", "1"], {
+    env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8", ...env },
+    input,
   });
+  seen.push(r);
+  return { code: r.code, answer: r.stdout, log: r.stderr };
 }
 
 test("an alert from an active roster user reaches Slack, prefixed with the user and the host", async () => {
