@@ -11,7 +11,7 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { startFakeAnthropic } from "../dev/fakes/anthropic-oauth";
-import { addVaultUser, AgentEnv, claudeStandInRefresh, NODE, setupVaultLayout, startRealVault, tmpdir, VaultProxy } from "../dev/token";
+import { addVaultUser, AgentEnv, NODE, setupVaultLayout, startRealVault, tmpdir, VaultProxy } from "../dev/token";
 
 const argv = process.argv.slice(2);
 const RUNS = Number(argv[argv.indexOf("--runs") + 1]) || 20;
@@ -79,14 +79,7 @@ async function main() {
       for (let i = 0; i < 96; i++) {
         clock.t += 15 * 60_000;
         if (claudeFirst) {
-          const r = await claudeStandInRefresh({
-            credFile: e.credFile,
-            home: e.home,
-            tokenUrl: oauth.tokenUrl,
-            clientId: oauth.opts.clientId,
-            marginMs: 90 * 60_000,
-            now: () => clock.t,
-          });
+          const r = await e.claudeRefresh(90 * 60_000);
           if (r === "refreshed") claudeRefreshes++;
         }
         const r = await e.run();

@@ -12,8 +12,8 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import type { ClaudeAiOauth, FakeAnthropicOAuth } from "./fakes/anthropic-oauth";
-import type { FakeSlack } from "./fakes/slack";
+import { ClaudeAiOauth, FakeAnthropicOAuth, FakeOAuthOptions, startFakeAnthropic } from "./fakes/anthropic-oauth";
+import { FakeSlack, startFakeSlack } from "./fakes/slack";
 import { startVault } from "./services";
 
 export const REPO = path.resolve(__dirname, "..");
@@ -475,6 +475,23 @@ export class AgentEnv {
     }
   }
 
+  /**
+   * Claude Code refreshing this user's login itself (claudeStandInRefresh on this home,
+   * against this env's fake OAuth, on its clock when it has one): by default whatever the
+   * token's expiry.
+   */
+  claudeRefresh(marginMs = 1e12): ReturnType<typeof claudeStandInRefresh> {
+    const clock = this.clock;
+    return claudeStandInRefresh({
+      credFile: this.credFile,
+      home: this.home,
+      tokenUrl: this.o.oauth.tokenUrl,
+      clientId: this.o.oauth.opts.clientId,
+      marginMs,
+      now: clock ? () => clock.t : undefined,
+    });
+  }
+
   args(cmd: string, extra: string[] = []): string[] {
     const a = [AGENT, cmd, "--config", this.configFile, "--user", this.o.user, "--home", this.home, "--alert-socket", this.alertSocketPath, ...extra];
     if (this.clock) a.push("--now", String(this.clock.t));
@@ -502,6 +519,83 @@ export class AgentEnv {
   cleanup(): void {
     void this.alerts.stop();
     fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// The world of a Vault-backed token suite
+
+export interface TokenSuiteOptions {
+  /** the temp dir's prefix */
+  prefix: string;
+  /** the first letter of the users `newUser` makes (`a1`, `a2`, ...) */
+  users?: string;
+  /** the fake OAuth's options; its clock is the suite's `clock` when `clocked` */
+  oauth?: Omit<FakeOAuthOptions, "now">;
+  clocked?: boolean;
+  /** the fake Slack, and a VaultProxy in front of Vault that `newUser`'s agents talk to */
+  slackAndProxy?: boolean;
+}
+
+/**
+ * What a token suite runs against, made in `before` (`start`) and ended in `after` (`stop`):
+ * a temp dir, a real Vault with the CONTRACTS layout, the fake OAuth and, with `slackAndProxy`,
+ * the fake Slack and a counting proxy in front of Vault. `envs` are the suite's AgentEnvs
+ * (`stop` cleans them up); `clock` is the agents' `--now` (and the fake OAuth's when `clocked`).
+ */
+export class TokenSuite {
+  dir = "";
+  vault!: VaultHandle;
+  oauth!: FakeAnthropicOAuth;
+  /** with `slackAndProxy` only */
+  slack!: FakeSlack;
+  /** with `slackAndProxy` only */
+  proxy!: VaultProxy;
+  readonly clock = { t: Date.now() };
+  readonly envs: AgentEnv[] = [];
+  private n = 0;
+
+  constructor(readonly opts: TokenSuiteOptions) {}
+
+  async start(): Promise<void> {
+    this.dir = tmpdir(this.opts.prefix);
+    this.vault = await startRealVault(this.dir);
+    await setupVaultLayout(this.vault);
+    this.oauth = await startFakeAnthropic({ ...this.opts.oauth, ...(this.opts.clocked ? { now: () => this.clock.t } : {}) });
+    if (this.opts.slackAndProxy) {
+      this.slack = await startFakeSlack();
+      this.proxy = await new VaultProxy(this.vault.addr).start();
+    }
+  }
+
+  /**
+   * A new Vault user (an AppRole of its own) and its AgentEnv, talking to the proxy, alerting
+   * the fake Slack; on the suite's clock unless `clock` is false.
+   */
+  async newUser(o: { config?: Record<string, unknown>; vaultAddr?: string; clock?: boolean } = {}): Promise<AgentEnv & { cred: AppRoleCred }> {
+    const user = `${this.opts.users ?? "u"}${++this.n}`;
+    const cred = await addVaultUser(this.vault, user);
+    const e = new AgentEnv({
+      user,
+      email: `${user}@example.com`,
+      vaultAddr: o.vaultAddr ?? this.proxy.url,
+      oauth: this.oauth,
+      slack: this.slack,
+      appRole: cred,
+      config: o.config,
+      clock: o.clock === false ? undefined : this.clock,
+    });
+    this.envs.push(e);
+    return Object.assign(e, { cred });
+  }
+
+  async stop(): Promise<void> {
+    for (const e of this.envs) e.cleanup();
+    await this.proxy?.stop();
+    await this.slack?.stop();
+    await this.oauth?.stop();
+    await this.vault?.stop();
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -3,8 +3,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { FakeAnthropicOAuth, FailMode, startFakeAnthropic } from "../../dev/fakes/anthropic-oauth";
-import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
+import { FailMode } from "../../dev/fakes/anthropic-oauth";
 import {
   addVaultUser,
   AgentEnv,
@@ -14,34 +13,24 @@ import {
   EXIT,
   findLeaks,
   readVaultSecret,
-  setupVaultLayout,
   sha256,
-  startRealVault,
-  tmpdir,
-  VaultHandle,
+  TokenSuite,
   vaultApi,
   VaultProxy,
 } from "../../dev/token";
 
-let vault: VaultHandle;
-let dir: string;
-let oauth: FakeAnthropicOAuth;
-let slack: FakeSlack;
-let proxy: VaultProxy;
-const clock = { t: Date.now() };
-const envs: AgentEnv[] = [];
-const secrets: string[] = [];
-let n = 0;
-
-before(async () => {
-  dir = tmpdir("ctr-alerts-");
-  vault = await startRealVault(dir);
-  await setupVaultLayout(vault);
+const suite = new TokenSuite({
+  prefix: "ctr-alerts-",
+  users: "a",
   // Neutral token prefixes: the agent's "sk-ant-" pattern scrub cannot hide a leak here.
-  oauth = await startFakeAnthropic({ now: () => clock.t, accessPrefix: "ACCESSTOKEN", refreshPrefix: "REFRESHTOKEN" });
-  slack = await startFakeSlack();
-  proxy = await new VaultProxy(vault.addr).start();
+  oauth: { accessPrefix: "ACCESSTOKEN", refreshPrefix: "REFRESHTOKEN" },
+  clocked: true,
+  slackAndProxy: true,
 });
+const { clock, envs } = suite;
+const secrets: string[] = [];
+
+before(() => suite.start());
 after(async () => {
   for (const e of envs) {
     try {
@@ -52,66 +41,49 @@ after(async () => {
   }
   const leaks = findLeaks(
     envs.flatMap((e) => e.outputs),
-    [...oauth.issued, ...secrets, slack.webhookUrl],
+    [...suite.oauth.issued, ...secrets, suite.slack.webhookUrl],
   );
-  const slackLeaks = findLeaks([{ code: 0, ms: 0, stdout: slack.posts.map((p) => p.text).join("\n"), stderr: "" }], [...oauth.issued, ...secrets]);
-  for (const e of envs) e.cleanup();
-  await proxy?.stop();
-  await slack?.stop();
-  await oauth?.stop();
-  await vault?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  const slackLeaks = findLeaks([{ code: 0, ms: 0, stdout: suite.slack.posts.map((p) => p.text).join("\n"), stderr: "" }], [...suite.oauth.issued, ...secrets]);
+  await suite.stop();
   assert.deepEqual(leaks, [], "no token, secret_id, Vault token or webhook in any agent output");
   assert.deepEqual(slackLeaks, [], "no secret in any Slack message");
 });
 
 async function newUser(opts: { config?: Record<string, unknown>; vaultAddr?: string } = {}): Promise<AgentEnv & { cred: AppRoleCred }> {
-  const user = `a${++n}`;
-  const cred = await addVaultUser(vault, user);
-  secrets.push(cred.secret_id, cred.role_id);
-  const e = new AgentEnv({
-    user,
-    email: `${user}@example.com`,
-    vaultAddr: opts.vaultAddr ?? proxy.url,
-    oauth,
-    slack,
-    appRole: cred,
-    config: opts.config,
-    clock,
-  });
-  envs.push(e);
-  return Object.assign(e, { cred });
+  const e = await suite.newUser(opts);
+  secrets.push(e.cred.secret_id, e.cred.role_id);
+  return e;
 }
-const postsFor = (user: string) => slack.delivered.filter((p) => p.text.includes(` ${user} (`));
+const postsFor = (user: string) => suite.slack.delivered.filter((p) => p.text.includes(` ${user} (`));
 
 test("invalid_grant: exactly one alert over many runs, no retry loop, notice shown; a fresh login resolves once", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 }); // inside the 1 h margin
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 }); // inside the 1 h margin
   e.writeCreds(l);
-  oauth.revokeFamily(l.refreshToken); // e.g. revoked by a reuse elsewhere
-  const tokenReq0 = oauth.tokenRequests;
+  suite.oauth.revokeFamily(l.refreshToken); // e.g. revoked by a reuse elsewhere
+  const tokenReq0 = suite.oauth.tokenRequests;
   for (let i = 0; i < 6; i++) {
     const r = await e.run();
     assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
     clock.t += 15 * 60_000;
   }
-  assert.equal(oauth.tokenRequests - tokenReq0, 1, "the dead refresh token is presented once, never again");
+  assert.equal(suite.oauth.tokenRequests - tokenReq0, 1, "the dead refresh token is presented once, never again");
   const alerts = postsFor(e.o.user);
   assert.equal(alerts.length, 1, alerts.map((p) => p.text).join("\n"));
   assert.match(alerts[0].text, /login required/i);
   assert.match(alerts[0].text, /invalid_grant/);
   assert.match(e.notice() ?? "", /\/login/);
   assert.match(e.notice() ?? "", new RegExp(e.o.email));
-  assert.equal(await readVaultSecret(vault, e.o.user), null, "a dead login is not pushed");
+  assert.equal(await readVaultSecret(suite.vault, e.o.user), null, "a dead login is not pushed");
 
   // The user logs in again interactively.
-  const fresh = oauth.login(`${e.o.user}@example.com`);
+  const fresh = suite.oauth.login(`${e.o.user}@example.com`);
   e.writeCreds(fresh);
   const r = await e.run();
   assert.equal(r.code, EXIT.OK, describeRun(r));
   assert.match(r.stdout, /resolved:login-required/);
   assert.equal(e.notice(), null, "notice removed");
-  const v = await readVaultSecret(vault, e.o.user);
+  const v = await readVaultSecret(suite.vault, e.o.user);
   assert.equal(v?.custom.refreshTokenSha256, sha256(fresh.refreshToken));
   for (let i = 0; i < 3; i++) assert.equal((await e.run()).code, EXIT.OK);
   const all = postsFor(e.o.user);
@@ -126,10 +98,10 @@ for (const [label, mode] of [
 ] as [string, FailMode][]) {
   test(`${label} from the token endpoint: backoff and retry, no SSO alert`, async () => {
     const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
-    const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+    const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
     e.writeCreds(l);
-    oauth.failNext(mode, 1);
-    const req0 = oauth.tokenRequests;
+    suite.oauth.failNext(mode, 1);
+    const req0 = suite.oauth.tokenRequests;
     let r = await e.run();
     assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
     assert.match(r.stdout, /refresh-deferred/);
@@ -137,7 +109,7 @@ for (const [label, mode] of [
     // within the backoff window: no new token request
     clock.t += 60_000;
     r = await e.run();
-    assert.equal(oauth.tokenRequests - req0, 1, "backing off");
+    assert.equal(suite.oauth.tokenRequests - req0, 1, "backing off");
     // after the window (>= 5 min * 1.2, or Retry-After): retried and fine
     clock.t += 10 * 60_000;
     r = await e.run();
@@ -146,13 +118,13 @@ for (const [label, mode] of [
     assert.equal(e.state().backoff, null);
     assert.deepEqual(postsFor(e.o.user), [], "no alert at all");
     assert.equal(e.notice(), null);
-    assert.equal(oauth.revocations, 0);
+    assert.equal(suite.oauth.revocations, 0);
   });
 }
 
 test("token endpoint unreachable (network error): no SSO alert, local untouched", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
   e.writeConfig({ tokenUrl: `${await deadAddr()}/v1/oauth/token` });
   const text0 = fs.readFileSync(e.credFile, "utf8");
@@ -163,12 +135,12 @@ test("token endpoint unreachable (network error): no SSO alert, local untouched"
   }
   assert.equal(fs.readFileSync(e.credFile, "utf8"), text0);
   assert.deepEqual(postsFor(e.o.user), []);
-  assert.ok(oauth.isLiveRefresh(l.refreshToken));
+  assert.ok(suite.oauth.isLiveRefresh(l.refreshToken));
 });
 
 test('login deadline: one "ends soon" alert, then one "login required" when it passes, then one resolved', async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`, { loginTtlSeconds: 2 * 86400 }); // < 3 warn days
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { loginTtlSeconds: 2 * 86400 }); // < 3 warn days
   e.writeCreds(l);
   for (let i = 0; i < 4; i++) {
     const r = await e.run();
@@ -180,16 +152,16 @@ test('login deadline: one "ends soon" alert, then one "login required" when it p
   assert.match(posts[0].text, /ends soon/);
   assert.match(e.notice() ?? "", /Heads up/);
   clock.t = l.refreshTokenExpiresAt! + 60_000;
-  const tokenReq0 = oauth.tokenRequests;
+  const tokenReq0 = suite.oauth.tokenRequests;
   for (let i = 0; i < 3; i++) {
     const r = await e.run();
     assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
   }
-  assert.equal(oauth.tokenRequests, tokenReq0, "an expired login is not even tried");
+  assert.equal(suite.oauth.tokenRequests, tokenReq0, "an expired login is not even tried");
   posts = postsFor(e.o.user);
   assert.equal(posts.length, 2, posts.map((p) => p.text).join("\n"));
   assert.match(posts[1].text, /login required/i);
-  e.writeCreds(oauth.login(`${e.o.user}@example.com`));
+  e.writeCreds(suite.oauth.login(`${e.o.user}@example.com`));
   assert.equal((await e.run()).code, EXIT.OK);
   posts = postsFor(e.o.user);
   assert.equal(posts.length, 3);
@@ -199,15 +171,15 @@ test('login deadline: one "ends soon" alert, then one "login required" when it p
 
 test("Slack down: the alert is retried on the next run and delivered exactly once", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
-  oauth.revokeFamily(l.refreshToken);
-  slack.failAll(500);
+  suite.oauth.revokeFamily(l.refreshToken);
+  suite.slack.failAll(500);
   try {
     assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
     assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
   } finally {
-    slack.failAll(null);
+    suite.slack.failAll(null);
   }
   assert.equal(postsFor(e.o.user).length, 0);
   assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
@@ -218,19 +190,19 @@ test("Slack down: the alert is retried on the next run and delivered exactly onc
 
 test("notifier unreachable (no socket) or Slack timing out: the alert is retried next run and delivered exactly once", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
-  oauth.revokeFamily(l.refreshToken);
+  suite.oauth.revokeFamily(l.refreshToken);
   let r = await e.run("run", ["--alert-socket", path.join(e.root, "gone.sock")]);
   assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
   assert.match(r.stderr, /alert socket \S*gone\.sock: .*ENOENT.*will retry the alert next run/);
-  slack.hangAll(true);
+  suite.slack.hangAll(true);
   try {
     r = await e.run();
     assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
     assert.match(r.stderr, /the notifier did not send the alert \(error slack timed out after 2 s\); will retry/);
   } finally {
-    slack.hangAll(false);
+    suite.slack.hangAll(false);
   }
   assert.equal(postsFor(e.o.user).length, 0);
   r = await e.run();
@@ -243,24 +215,24 @@ test("notifier unreachable (no socket) or Slack timing out: the alert is retried
 test("Slack disabled on the host: the alert counts as handled (journal only), not retried", async () => {
   const e = await newUser();
   fs.writeFileSync(e.slackFile, "");
-  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
-  oauth.revokeFamily(l.refreshToken);
+  suite.oauth.revokeFamily(l.refreshToken);
   const r = await e.run();
   assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
   assert.match(r.stderr, /Slack is disabled on this host; alert not sent: .*login required/i);
   assert.match(r.stdout, /alerted:login-required/);
-  fs.writeFileSync(e.slackFile, slack.webhookUrl);
+  fs.writeFileSync(e.slackFile, suite.slack.webhookUrl);
   assert.equal((await e.run()).code, EXIT.LOGIN_REQUIRED);
   assert.equal(postsFor(e.o.user).length, 0, "not re-sent once Slack is enabled");
   assert.match(e.notice() ?? "", /needs attention/);
 });
 
 test("Vault down after a good sync: local untouched even when corrupt or near expiry", async () => {
-  const p2 = await new VaultProxy(vault.addr).start();
+  const p2 = await new VaultProxy(suite.vault.addr).start();
   try {
     const e = await newUser({ vaultAddr: p2.url });
-    const l = oauth.login(`${e.o.user}@example.com`);
+    const l = suite.oauth.login(`${e.o.user}@example.com`);
     e.writeCreds(l);
     assert.equal((await e.run()).code, EXIT.OK);
     p2.down = true;
@@ -269,7 +241,7 @@ test("Vault down after a good sync: local untouched even when corrupt or near ex
     let r = await e.run();
     assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
     assert.equal(fs.readFileSync(e.credFile, "utf8"), text0);
-    assert.ok(oauth.isLiveRefresh(l.refreshToken), "not rotated while Vault is down");
+    assert.ok(suite.oauth.isLiveRefresh(l.refreshToken), "not rotated while Vault is down");
     fs.writeFileSync(e.credFile, "{broken");
     r = await e.run();
     assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
@@ -287,52 +259,54 @@ test("Vault down after a good sync: local untouched even when corrupt or near ex
 
 test("a revoked or expired Vault token re-authenticates with AppRole", async () => {
   const e = await newUser();
-  e.writeCreds(oauth.login(`${e.o.user}@example.com`));
+  e.writeCreds(suite.oauth.login(`${e.o.user}@example.com`));
   assert.equal((await e.run()).code, EXIT.OK);
   const cacheFile = path.join(e.stateDir, "vault-token.json");
   assert.equal(fs.statSync(cacheFile).mode & 0o777, 0o600);
   const t1 = JSON.parse(fs.readFileSync(cacheFile, "utf8")).token;
   secrets.push(t1);
   // the cached token is reused while valid
-  proxy.reset();
+  suite.proxy.reset();
   assert.equal((await e.run()).code, EXIT.OK);
-  assert.equal(proxy.logins.length, 0);
+  assert.equal(suite.proxy.logins.length, 0);
   // revoked
-  assert.equal((await vaultApi(vault.addr, vault.rootToken, "POST", "auth/token/revoke", { token: t1 })).status, 204);
-  proxy.reset();
+  assert.equal((await vaultApi(suite.vault.addr, suite.vault.rootToken, "POST", "auth/token/revoke", { token: t1 })).status, 204);
+  suite.proxy.reset();
   let r = await e.run();
   assert.equal(r.code, EXIT.OK, describeRun(r));
-  assert.equal(proxy.logins.length, 1);
+  assert.equal(suite.proxy.logins.length, 1);
   const t2 = JSON.parse(fs.readFileSync(cacheFile, "utf8")).token;
   secrets.push(t2);
   assert.notEqual(t2, t1);
   // expired (by its recorded TTL)
   fs.writeFileSync(cacheFile, JSON.stringify({ token: t2, expiresAt: Date.now() - 1000 }), { mode: 0o600 });
-  proxy.reset();
+  suite.proxy.reset();
   r = await e.run();
   assert.equal(r.code, EXIT.OK, describeRun(r));
-  assert.equal(proxy.logins.length, 1);
+  assert.equal(suite.proxy.logins.length, 1);
 });
 
 test("permission denied (secret_id revoked, policy gone) does not loop; one alert; resolved when fixed", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
   // the policy is removed and the secret_id destroyed (as on suspend), while a token is cached
   assert.equal((await e.run()).code, EXIT.OK);
-  await vaultApi(vault.addr, vault.rootToken, "DELETE", `sys/policies/acl/claude-renew-${e.o.user}`);
-  const acc = await vaultApi(vault.addr, vault.rootToken, "LIST", `auth/approle/role/claude-renew-${e.o.user}/secret-id`);
+  await vaultApi(suite.vault.addr, suite.vault.rootToken, "DELETE", `sys/policies/acl/claude-renew-${e.o.user}`);
+  const acc = await vaultApi(suite.vault.addr, suite.vault.rootToken, "LIST", `auth/approle/role/claude-renew-${e.o.user}/secret-id`);
   for (const a of acc.json.data.keys as string[])
-    await vaultApi(vault.addr, vault.rootToken, "POST", `auth/approle/role/claude-renew-${e.o.user}/secret-id-accessor/destroy`, { secret_id_accessor: a });
+    await vaultApi(suite.vault.addr, suite.vault.rootToken, "POST", `auth/approle/role/claude-renew-${e.o.user}/secret-id-accessor/destroy`, {
+      secret_id_accessor: a,
+    });
   clock.t += 7.5 * 3600_000;
   const text0 = fs.readFileSync(e.credFile, "utf8");
   for (let i = 0; i < 3; i++) {
-    proxy.reset();
+    suite.proxy.reset();
     const t0 = Date.now();
     const r = await e.run();
     assert.equal(r.code, EXIT.VAULT_DENIED, describeRun(r));
-    assert.ok(proxy.requests.length <= 3, `bounded: ${proxy.requests.map((q) => `${q.method} ${q.path} ${q.status}`).join(", ")}`);
-    assert.ok(proxy.logins.length <= 1);
+    assert.ok(suite.proxy.requests.length <= 3, `bounded: ${suite.proxy.requests.map((q) => `${q.method} ${q.path} ${q.status}`).join(", ")}`);
+    assert.ok(suite.proxy.logins.length <= 1);
     assert.ok(Date.now() - t0 < 10_000);
   }
   assert.equal(fs.readFileSync(e.credFile, "utf8"), text0);
@@ -340,7 +314,7 @@ test("permission denied (secret_id revoked, policy gone) does not loop; one aler
   assert.equal(posts.length, 1);
   assert.match(posts[0].text, /cannot use Vault/);
   // the program re-creates the policy and a secret_id
-  const cred = await addVaultUser(vault, e.o.user);
+  const cred = await addVaultUser(suite.vault, e.o.user);
   secrets.push(cred.secret_id);
   e.writeAppRole(cred);
   const r = await e.run();
@@ -352,41 +326,41 @@ test("permission denied (secret_id revoked, policy gone) does not loop; one aler
 
 test("identity mismatch: refused (no refresh, no Vault write), reported once, resolved by the right login", async () => {
   const e = await newUser();
-  const wrong = oauth.login("someone.else@example.com", { accessTtlSeconds: 1800 });
+  const wrong = suite.oauth.login("someone.else@example.com", { accessTtlSeconds: 1800 });
   e.writeCreds(wrong);
-  proxy.reset();
-  const refreshes0 = oauth.refreshes;
+  suite.proxy.reset();
+  const refreshes0 = suite.oauth.refreshes;
   for (let i = 0; i < 3; i++) {
     const r = await e.run();
     assert.equal(r.code, EXIT.IDENTITY_MISMATCH, describeRun(r));
     assert.match(r.stderr, /someone\.else@example\.com/);
   }
-  assert.equal(oauth.refreshes, refreshes0, "another identity is not renewed");
-  assert.equal(proxy.kvWrites.length, 0, "nor stored in this user’s Vault path");
-  assert.equal(await readVaultSecret(vault, e.o.user), null);
+  assert.equal(suite.oauth.refreshes, refreshes0, "another identity is not renewed");
+  assert.equal(suite.proxy.kvWrites.length, 0, "nor stored in this user’s Vault path");
+  assert.equal(await readVaultSecret(suite.vault, e.o.user), null);
   let posts = postsFor(e.o.user);
   assert.equal(posts.length, 1);
   assert.match(posts[0].text, /identity mismatch/i);
   assert.match(e.notice() ?? "", /someone\.else@example\.com/);
-  assert.ok(oauth.profileRequests > 0);
+  assert.ok(suite.oauth.profileRequests > 0);
 
-  e.writeCreds(oauth.login(e.o.email));
+  e.writeCreds(suite.oauth.login(e.o.email));
   const r = await e.run();
   assert.equal(r.code, EXIT.OK, describeRun(r));
   posts = postsFor(e.o.user);
   assert.equal(posts.length, 2);
   assert.match(posts[1].text, /resolved/);
-  assert.ok(await readVaultSecret(vault, e.o.user));
+  assert.ok(await readVaultSecret(suite.vault, e.o.user));
 });
 
 test("no token ever appears in stdout/stderr, even with verbose failures", async () => {
   const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
-  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l, { mcpOAuth: { s: { accessToken: "MCPSECRETTOKEN-1234567890" } } });
   secrets.push("MCPSECRETTOKEN-1234567890");
   await e.run();
   await e.run("status", ["--json"]);
-  oauth.failNext({ kind: "5xx" });
+  suite.oauth.failNext({ kind: "5xx" });
   clock.t += 8 * 3600_000;
   await e.run();
   clock.t += 3600_000;
@@ -395,7 +369,7 @@ test("no token ever appears in stdout/stderr, even with verbose failures", async
   await e.run();
   await e.run("status");
   await e.run("status", ["--json"]);
-  const leaks = findLeaks(e.outputs, [...oauth.issued, ...secrets]);
+  const leaks = findLeaks(e.outputs, [...suite.oauth.issued, ...secrets]);
   assert.deepEqual(leaks, []);
   assert.ok(e.outputs.length >= 6);
 });
@@ -404,19 +378,19 @@ test("a refresh answer lost after the server rotated (timeout after rotation): r
   // The server spent the old token but the new one never arrived: the login is lost whatever
   // the client does. The agent must not alert on the ambiguous failure itself, and must not loop.
   const e = await newUser({ config: { httpTimeoutSeconds: 1 } });
-  const l = oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
+  const l = suite.oauth.login(`${e.o.user}@example.com`, { accessTtlSeconds: 1800 });
   e.writeCreds(l);
-  oauth.failNext({ kind: "drop-after-rotate" });
+  suite.oauth.failNext({ kind: "drop-after-rotate" });
   let r = await e.run();
   assert.equal(r.code, EXIT.TRANSIENT, describeRun(r));
   assert.deepEqual(postsFor(e.o.user), []);
   clock.t += 10 * 60_000;
-  const req0 = oauth.tokenRequests;
+  const req0 = suite.oauth.tokenRequests;
   for (let i = 0; i < 4; i++) {
     r = await e.run();
     assert.equal(r.code, EXIT.LOGIN_REQUIRED, describeRun(r));
     clock.t += 15 * 60_000;
   }
-  assert.equal(oauth.tokenRequests - req0, 1);
+  assert.equal(suite.oauth.tokenRequests - req0, 1);
   assert.equal(postsFor(e.o.user).length, 1);
 });

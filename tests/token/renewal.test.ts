@@ -3,74 +3,38 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { FakeAnthropicOAuth, startFakeAnthropic } from "../../dev/fakes/anthropic-oauth";
-import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
+import { startFakeAnthropic } from "../../dev/fakes/anthropic-oauth";
 import {
-  addVaultUser,
   AgentEnv,
   claudeStandInRefresh,
   describeRun,
   EXIT,
   findLeaks,
   readVaultSecret,
-  setupVaultLayout,
   sha256,
   sleep,
-  startRealVault,
-  tmpdir,
-  VaultHandle,
+  TokenSuite,
   vaultApi,
-  VaultProxy,
   writeVaultSecret,
 } from "../../dev/token";
 
-let vault: VaultHandle;
-let dir: string;
-let oauth: FakeAnthropicOAuth;
-let slack: FakeSlack;
-let proxy: VaultProxy;
-const clock = { t: Date.now() };
-const envs: AgentEnv[] = [];
+const suite = new TokenSuite({ prefix: "ctr-renew-", users: "r", clocked: true, slackAndProxy: true });
+const { clock, envs } = suite;
 const secretIds: string[] = [];
-let n = 0;
 
-before(async () => {
-  dir = tmpdir("ctr-renew-");
-  vault = await startRealVault(dir);
-  await setupVaultLayout(vault);
-  oauth = await startFakeAnthropic({ now: () => clock.t });
-  slack = await startFakeSlack();
-  proxy = await new VaultProxy(vault.addr).start();
-});
+before(() => suite.start());
 after(async () => {
   const leaks = findLeaks(
     envs.flatMap((e) => e.outputs),
-    [...oauth.issued, ...secretIds, slack.webhookUrl],
+    [...suite.oauth.issued, ...secretIds, suite.slack.webhookUrl],
   );
-  for (const e of envs) e.cleanup();
-  await proxy?.stop();
-  await slack?.stop();
-  await oauth?.stop();
-  await vault?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await suite.stop();
   assert.deepEqual(leaks, [], "no token, secret_id or webhook in any agent output");
 });
 
-async function newUser(opts: { config?: Record<string, unknown>; manualClock?: boolean } = {}): Promise<AgentEnv> {
-  const user = `r${++n}`;
-  const cred = await addVaultUser(vault, user);
-  secretIds.push(cred.secret_id);
-  const e = new AgentEnv({
-    user,
-    email: `${user}@example.com`,
-    vaultAddr: proxy.url,
-    oauth,
-    slack,
-    appRole: cred,
-    config: opts.config,
-    clock: opts.manualClock === false ? undefined : clock,
-  });
-  envs.push(e);
+async function newUser(opts: { config?: Record<string, unknown>; clock?: boolean } = {}): Promise<AgentEnv> {
+  const e = await suite.newUser(opts);
+  secretIds.push(e.cred.secret_id);
   return e;
 }
 
@@ -82,7 +46,7 @@ async function runOk(e: AgentEnv, expect: number = EXIT.OK) {
 
 test("refresh near expiry: Vault gets the new version; the local file keeps mcpOAuth and other keys at 0600", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`); // 8 h access token
+  const l = suite.oauth.login(`${e.o.user}@example.com`); // 8 h access token
   const extra = { mcpOAuth: { "linear|abc": { serverName: "linear", accessToken: "mcp-access" } }, someFutureKey: [1, 2, 3] };
   e.writeCreds(l, extra);
   fs.chmodSync(e.credFile, 0o644); // even a loose file ends up 0600 after a write
@@ -91,7 +55,7 @@ test("refresh near expiry: Vault gets the new version; the local file keeps mcpO
   let r = await runOk(e);
   assert.match(r.stdout, /pushed-to-vault\(v1\)/);
   assert.doesNotMatch(r.stdout, /refreshed/);
-  let v = await readVaultSecret(vault, e.o.user);
+  let v = await readVaultSecret(suite.vault, e.o.user);
   assert.equal(v?.version, 1);
   assert.equal(v?.custom.refreshTokenSha256, sha256(l.refreshToken));
   assert.equal(v?.data.email, e.o.email);
@@ -99,10 +63,10 @@ test("refresh near expiry: Vault gets the new version; the local file keeps mcpO
 
   // 7.5 h later the access token is within the 1 h margin.
   clock.t += 7.5 * 3600_000;
-  const refreshes0 = oauth.refreshes;
+  const refreshes0 = suite.oauth.refreshes;
   r = await runOk(e);
   assert.match(r.stdout, /refreshed/);
-  assert.equal(oauth.refreshes, refreshes0 + 1);
+  assert.equal(suite.oauth.refreshes, refreshes0 + 1);
   const local = e.readCreds();
   assert.notEqual(local.claudeAiOauth.refreshToken, l.refreshToken);
   const exp = local.claudeAiOauth.expiresAt - (clock.t + 8 * 3600_000); // computed at the answer
@@ -114,20 +78,20 @@ test("refresh near expiry: Vault gets the new version; the local file keeps mcpO
   assert.deepEqual(local.someFutureKey, extra.someFutureKey);
   assert.equal(e.credMode(), 0o600);
   assert.equal(fs.readdirSync(e.claudeDir).filter((f) => f.includes(".tmp.")).length, 0, "no temp files left");
-  v = await readVaultSecret(vault, e.o.user);
+  v = await readVaultSecret(suite.vault, e.o.user);
   assert.equal(v?.version, 2);
   assert.deepEqual(v?.data.claudeAiOauth, local.claudeAiOauth);
   assert.equal(v?.custom.refreshTokenSha256, sha256(local.claudeAiOauth.refreshToken));
   assert.equal(v?.custom.expiresAt, String(local.claudeAiOauth.expiresAt));
-  assert.equal(oauth.revocations, 0);
+  assert.equal(suite.oauth.revocations, 0);
 
   // Nothing to do: zero Vault writes, zero Anthropic calls.
-  proxy.reset();
-  const req0 = oauth.tokenRequests + oauth.profileRequests;
+  suite.proxy.reset();
+  const req0 = suite.oauth.tokenRequests + suite.oauth.profileRequests;
   r = await runOk(e);
   assert.match(r.stdout, /nothing to do/);
-  assert.equal(proxy.kvWrites.length, 0);
-  assert.equal(oauth.tokenRequests + oauth.profileRequests, req0);
+  assert.equal(suite.proxy.kvWrites.length, 0);
+  assert.equal(suite.oauth.tokenRequests + suite.oauth.profileRequests, req0);
 
   // status sees the same thing and writes nothing
   const cache0 = fs.readFileSync(path.join(e.stateDir, "vault-token.json"), "utf8");
@@ -137,34 +101,27 @@ test("refresh near expiry: Vault gets the new version; the local file keeps mcpO
   assert.equal(st.vault.inSync, true);
   assert.equal(st.vault.version, 2);
   assert.equal(st.identityVerified.email, e.o.email);
-  assert.equal(proxy.kvWrites.length, 0);
+  assert.equal(suite.proxy.kvWrites.length, 0);
   assert.equal(fs.readFileSync(path.join(e.stateDir, "vault-token.json"), "utf8"), cache0);
 });
 
 test("a rotation Claude did itself is pushed (detected by refresh-token hash), without the agent refreshing", async () => {
   const e = await newUser();
-  e.writeCreds(oauth.login(`${e.o.user}@example.com`));
+  e.writeCreds(suite.oauth.login(`${e.o.user}@example.com`));
   await runOk(e);
-  const res = await claudeStandInRefresh({
-    credFile: e.credFile,
-    home: e.home,
-    tokenUrl: oauth.tokenUrl,
-    clientId: oauth.opts.clientId,
-    marginMs: 1e12,
-    now: () => clock.t,
-  });
+  const res = await e.claudeRefresh();
   assert.equal(res, "refreshed");
-  const refreshes0 = oauth.refreshes;
+  const refreshes0 = suite.oauth.refreshes;
   const r = await runOk(e);
   assert.match(r.stdout, /pushed-to-vault\(v2\)/);
-  assert.equal(oauth.refreshes, refreshes0, "the agent did not rotate");
-  const v = await readVaultSecret(vault, e.o.user);
+  assert.equal(suite.oauth.refreshes, refreshes0, "the agent did not rotate");
+  const v = await readVaultSecret(suite.vault, e.o.user);
   assert.equal(v?.custom.refreshTokenSha256, sha256(e.readCreds().claudeAiOauth.refreshToken));
 });
 
 test("the race: 10 agent runs while a claude stand-in refreshes under its locks -> zero revocations", async () => {
   // Both sides want to refresh every time (huge margin, real clock), so they contend constantly.
-  const e = await newUser({ config: { refreshMarginSeconds: 1e9 }, manualClock: false });
+  const e = await newUser({ config: { refreshMarginSeconds: 1e9 }, clock: false });
   const o2 = await startFakeAnthropic({ accessTtlSeconds: 3600 });
   e.writeConfig({ refreshMarginSeconds: 1e9, tokenUrl: o2.tokenUrl, profileUrl: o2.profileUrl, clientId: o2.opts.clientId });
   try {
@@ -209,7 +166,7 @@ test("the race: 10 agent runs while a claude stand-in refreshes under its locks 
     // settle: a normal run brings Vault in step
     e.writeConfig({ refreshMarginSeconds: 60, tokenUrl: o2.tokenUrl, profileUrl: o2.profileUrl, clientId: o2.opts.clientId });
     await runOk(e);
-    const v = await readVaultSecret(vault, e.o.user);
+    const v = await readVaultSecret(suite.vault, e.o.user);
     assert.equal(v?.custom.refreshTokenSha256, sha256(e.readCreds().claudeAiOauth.refreshToken));
     assert.equal(fs.existsSync(path.join(e.claudeDir, ".oauth_refresh.lock")), false);
     assert.equal(fs.existsSync(path.join(e.home, ".claude.lock")), false);
@@ -222,7 +179,7 @@ test("the race: 10 agent runs while a claude stand-in refreshes under its locks 
 for (const kind of ["missing", "truncated", "invalid JSON", "symlink", "no claudeAiOauth"] as const) {
   test(`recovery: local file ${kind} -> restored from Vault`, async () => {
     const e = await newUser();
-    const l = oauth.login(`${e.o.user}@example.com`);
+    const l = suite.oauth.login(`${e.o.user}@example.com`);
     e.writeCreds(l, { mcpOAuth: { a: 1 } });
     await runOk(e); // v1 in Vault
     const full = fs.readFileSync(e.credFile, "utf8");
@@ -254,7 +211,7 @@ for (const kind of ["missing", "truncated", "invalid JSON", "symlink", "no claud
     assert.deepEqual(e.readCreds().claudeAiOauth, l);
     if (kind === "no claudeAiOauth") assert.deepEqual(e.readCreds().mcpOAuth, { a: 2 }, "other keys kept");
     assert.equal(fs.readFileSync(decoy, "utf8"), '{"not":"this"}', "symlink target untouched");
-    assert.ok(oauth.isLiveRefresh(l.refreshToken));
+    assert.ok(suite.oauth.isLiveRefresh(l.refreshToken));
     const again = await runOk(e);
     assert.match(again.stdout, /nothing to do/);
   });
@@ -262,62 +219,41 @@ for (const kind of ["missing", "truncated", "invalid JSON", "symlink", "no claud
 
 test("recovery: a strictly newer Vault copy replaces an older local file (e.g. home restored from backup)", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`);
+  const l = suite.oauth.login(`${e.o.user}@example.com`);
   e.writeCreds(l, { mcpOAuth: { keep: 1 } });
   await runOk(e);
   const old = fs.readFileSync(e.credFile, "utf8");
   clock.t += 60_000;
-  await claudeStandInRefresh({
-    credFile: e.credFile,
-    home: e.home,
-    tokenUrl: oauth.tokenUrl,
-    clientId: oauth.opts.clientId,
-    marginMs: 1e12,
-    now: () => clock.t,
-  });
+  await e.claudeRefresh();
   await runOk(e); // pushes the rotated token (v2)
   fs.writeFileSync(e.credFile, old, { mode: 0o600 }); // the old (spent!) copy comes back
   const r = await runOk(e);
   assert.match(r.stdout, /restored-from-vault\(v2\)/);
-  assert.equal(oauth.revocations, 0, "the spent token was never presented");
-  assert.ok(oauth.isLiveRefresh(e.readCreds().claudeAiOauth.refreshToken));
+  assert.equal(suite.oauth.revocations, 0, "the spent token was never presented");
+  assert.ok(suite.oauth.isLiveRefresh(e.readCreds().claudeAiOauth.refreshToken));
   assert.deepEqual(e.readCreds().mcpOAuth, { keep: 1 });
 });
 
 test("a stale Vault copy is never restored over a newer local file (even if its metadata claims newer)", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`);
+  const l = suite.oauth.login(`${e.o.user}@example.com`);
   e.writeCreds(l);
   await runOk(e); // v1 = l
   clock.t += 60_000;
-  await claudeStandInRefresh({
-    credFile: e.credFile,
-    home: e.home,
-    tokenUrl: oauth.tokenUrl,
-    clientId: oauth.opts.clientId,
-    marginMs: 1e12,
-    now: () => clock.t,
-  });
+  await e.claudeRefresh();
   const newer = e.readCreds().claudeAiOauth;
   // Vault still holds l (older). Lie in its metadata: claim it is newer.
-  await vaultApi(vault.addr, vault.rootToken, "POST", `claude-tokens/metadata/users/${e.o.user}`, {
+  await vaultApi(suite.vault.addr, suite.vault.rootToken, "POST", `claude-tokens/metadata/users/${e.o.user}`, {
     custom_metadata: { refreshTokenSha256: sha256(l.refreshToken), expiresAt: String(newer.expiresAt + 3600_000) },
   });
   const r = await runOk(e);
   assert.doesNotMatch(r.stdout, /restored/);
   assert.match(r.stdout, /pushed-to-vault\(v2\)/);
   assert.deepEqual(e.readCreds().claudeAiOauth, newer);
-  assert.equal(oauth.revocations, 0);
+  assert.equal(suite.oauth.revocations, 0);
   // plain case: Vault older by metadata too -> push, never restore
   clock.t += 60_000;
-  await claudeStandInRefresh({
-    credFile: e.credFile,
-    home: e.home,
-    tokenUrl: oauth.tokenUrl,
-    clientId: oauth.opts.clientId,
-    marginMs: 1e12,
-    now: () => clock.t,
-  });
+  await e.claudeRefresh();
   const newest = e.readCreds().claudeAiOauth;
   const r2 = await runOk(e);
   assert.match(r2.stdout, /pushed-to-vault\(v3\)/);
@@ -326,21 +262,21 @@ test("a stale Vault copy is never restored over a newer local file (even if its 
 
 test("CAS conflict with a newer competing write -> re-read, restore it, never overwrite", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`);
+  const l = suite.oauth.login(`${e.o.user}@example.com`);
   e.writeCreds(l);
   let competing: any = null;
-  proxy.before = async (method, p) => {
+  suite.proxy.before = async (method, p) => {
     if (method === "POST" && p === `/v1/claude-tokens/data/users/${e.o.user}` && !competing) {
       // Another writer rotated the same login and stored it first.
       clock.t += 60_000;
-      const r = await fetch(oauth.tokenUrl, {
+      const r = await fetch(suite.oauth.tokenUrl, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ grant_type: "refresh_token", refresh_token: l.refreshToken, client_id: oauth.opts.clientId }),
+        body: JSON.stringify({ grant_type: "refresh_token", refresh_token: l.refreshToken, client_id: suite.oauth.opts.clientId }),
       });
       const j: any = await r.json();
       competing = { ...l, accessToken: j.access_token, refreshToken: j.refresh_token, expiresAt: clock.t + j.expires_in * 1000 };
-      await writeVaultSecret(vault, e.o.user, competing, e.o.email);
+      await writeVaultSecret(suite.vault, e.o.user, competing, e.o.email);
     }
   };
   try {
@@ -349,34 +285,27 @@ test("CAS conflict with a newer competing write -> re-read, restore it, never ov
     assert.match(r.stdout, /restored-from-vault\(v1\)/);
     assert.doesNotMatch(r.stdout, /pushed-to-vault/);
   } finally {
-    proxy.before = null;
+    suite.proxy.before = null;
   }
-  const v = await readVaultSecret(vault, e.o.user);
+  const v = await readVaultSecret(suite.vault, e.o.user);
   assert.equal(v?.version, 1, "the competing version was not overwritten");
   assert.equal(v?.data.claudeAiOauth.refreshToken, competing.refreshToken);
   assert.deepEqual(e.readCreds().claudeAiOauth, competing);
-  assert.equal(oauth.revocations, 0);
+  assert.equal(suite.oauth.revocations, 0);
 });
 
 test("CAS conflict with an older competing write -> re-read, then push with the new version", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`);
+  const l = suite.oauth.login(`${e.o.user}@example.com`);
   e.writeCreds(l);
   await runOk(e); // v1
   clock.t += 60_000;
-  await claudeStandInRefresh({
-    credFile: e.credFile,
-    home: e.home,
-    tokenUrl: oauth.tokenUrl,
-    clientId: oauth.opts.clientId,
-    marginMs: 1e12,
-    now: () => clock.t,
-  });
+  await e.claudeRefresh();
   let fired = false;
-  proxy.before = async (method, p) => {
+  suite.proxy.before = async (method, p) => {
     if (method === "POST" && p === `/v1/claude-tokens/data/users/${e.o.user}` && !fired) {
       fired = true;
-      await writeVaultSecret(vault, e.o.user, l, e.o.email); // v2 = the old token again
+      await writeVaultSecret(suite.vault, e.o.user, l, e.o.email); // v2 = the old token again
     }
   };
   try {
@@ -384,26 +313,19 @@ test("CAS conflict with an older competing write -> re-read, then push with the 
     assert.match(r.stdout, /cas-conflict/);
     assert.match(r.stdout, /pushed-to-vault\(v3\)/);
   } finally {
-    proxy.before = null;
+    suite.proxy.before = null;
   }
-  const v = await readVaultSecret(vault, e.o.user);
+  const v = await readVaultSecret(suite.vault, e.o.user);
   assert.equal(v?.custom.refreshTokenSha256, sha256(e.readCreds().claudeAiOauth.refreshToken));
 });
 
 test("the order this host saw rotations in beats expiresAt (the clock stepped back)", async () => {
   const e = await newUser();
-  const l = oauth.login(`${e.o.user}@example.com`);
+  const l = suite.oauth.login(`${e.o.user}@example.com`);
   e.writeCreds(l);
   await runOk(e); // v1 = l, seen first
   clock.t -= 3600_000; // NTP steps the clock back an hour; Claude rotates now
-  await claudeStandInRefresh({
-    credFile: e.credFile,
-    home: e.home,
-    tokenUrl: oauth.tokenUrl,
-    clientId: oauth.opts.clientId,
-    marginMs: 1e12,
-    now: () => clock.t,
-  });
+  await e.claudeRefresh();
   const rotated = e.readCreds().claudeAiOauth;
   assert.ok(rotated.expiresAt < l.expiresAt, "the newer token has the smaller expiresAt");
   const r = await runOk(e);
@@ -413,15 +335,15 @@ test("the order this host saw rotations in beats expiresAt (the clock stepped ba
   // and an old copy put back while Vault is down is still known to be old once it is up
   const rotatedText = fs.readFileSync(e.credFile, "utf8");
   e.writeCreds(l);
-  proxy.down = true;
+  suite.proxy.down = true;
   try {
     assert.equal((await e.run()).code, EXIT.TRANSIENT);
   } finally {
-    proxy.down = false;
+    suite.proxy.down = false;
   }
   const r2 = await runOk(e);
   assert.match(r2.stdout, /restored-from-vault\(v2\)/);
   assert.deepEqual(e.readCreds(), JSON.parse(rotatedText));
-  assert.equal(oauth.revocations, 0);
+  assert.equal(suite.oauth.revocations, 0);
   clock.t += 3600_000;
 });
