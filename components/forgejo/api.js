@@ -74,14 +74,20 @@ async function forgejoRequest(url, creds, method, path, body, timeoutMs = 20000)
     throw new Error(`Forgejo at ${displayUrl(url)} is unreachable (${method} ${path}: ${why})`, { cause: e });
   }
   const text = await res.text();
-  /** @type {any} */
-  let json = null;
+  return { status: res.status, json: parseJson(text), text };
+}
+
+/**
+ * The JSON of an answer's body; null for an empty or non-JSON body (an HTML error page).
+ * @param {string} text @returns {any}
+ */
+function parseJson(text) {
+  if (!text) return null;
   try {
-    json = text ? JSON.parse(text) : null;
+    return JSON.parse(text);
   } catch {
-    json = null;
+    return null;
   }
-  return { status: res.status, json, text };
 }
 
 /**
@@ -294,7 +300,7 @@ async function preflightCheck(i) {
  * `String(f)` of each (plus a small driver) with `node -e`, so the check is synchronous for
  * the program and runs before any resource is registered.
  */
-const PREFLIGHT_FUNCTIONS = [apiBase, displayUrl, forgejoRequest, answerError, classifyServer, detectServer, preflightCheck];
+const PREFLIGHT_FUNCTIONS = [apiBase, displayUrl, forgejoRequest, parseJson, answerError, classifyServer, detectServer, preflightCheck];
 
 module.exports = {
   apiBase,

@@ -36,32 +36,6 @@ import type {
 } from "./providers";
 import { STATE_SCHEMA } from "./providers";
 
-export type {
-  AccessTokenInputs,
-  AccessTokenOutputs,
-  BranchProtectionInputs,
-  BranchProtectionOutputs,
-  CollaboratorInputs,
-  CollaboratorOutputs,
-  CollaboratorPermission,
-} from "./providers";
-
-/**
- * `pulumi.dynamic.Resource` typed with its outputs `O`: each field of `O` is an
- * `Output` property (the engine sets them), so the Outputs types are the one place the
- * resources' shapes are written.
- */
-function typedResource<O>() {
-  return pulumi.dynamic.Resource as unknown as new (
-    provider: pulumi.dynamic.ResourceProvider,
-    name: string,
-    props: pulumi.Inputs,
-    opts?: pulumi.CustomResourceOptions,
-    module?: string,
-    type?: string,
-  ) => pulumi.dynamic.Resource & { readonly [K in keyof O]-?: pulumi.Output<O[K]> };
-}
-
 /** `I` as resource args: every field an `Input`; the `Opt` fields optional (the constructor has defaults). */
 type ArgsOf<I, Opt extends keyof I = never> = { [K in Exclude<keyof I, Opt>]: pulumi.Input<I[K]> } & { [K in Opt]?: pulumi.Input<I[K]> };
 
@@ -108,72 +82,73 @@ const PROVIDERS = {
   accessToken: forgejoProvider("accessToken"),
 };
 
-// ---------------------------------------------------------------------------------------
-// Collaborator
+/**
+ * The class of one kind of Forgejo resource, typed from its Inputs `I` and Outputs `O` (each
+ * field of `O` an `Output` property the engine sets, so those types are the one place a
+ * resource's shape is written). `defaults` fill the optional args (`providerSchema` always);
+ * `outputs`, the outputs that are not inputs, are registered unknown; `secret` outputs are
+ * always secret, whatever the caller passes.
+ */
+function forgejoResource<I, O extends I, Opt extends keyof I>(spec: {
+  kind: Kind;
+  type: string;
+  defaults: () => { [K in Exclude<Opt, "providerSchema">]: I[K] };
+  outputs: Exclude<keyof O, keyof I>[];
+  secret?: Exclude<keyof O, keyof I>[];
+}) {
+  type Args = ArgsOf<I, Opt | ("providerSchema" & keyof I)>;
+  return class extends pulumi.dynamic.Resource {
+    constructor(name: string, args: Args, opts?: pulumi.CustomResourceOptions) {
+      const unknowns = Object.fromEntries(spec.outputs.map((k) => [k, undefined]));
+      const secret = [...new Set([...(spec.secret ?? []).map(String), ...(opts?.additionalSecretOutputs ?? [])])];
+      super(
+        PROVIDERS[spec.kind],
+        name,
+        { providerSchema: PROVIDER_SCHEMA, ...spec.defaults(), ...args, ...unknowns },
+        secret.length ? { ...opts, additionalSecretOutputs: secret } : opts,
+        "forgejo",
+        spec.type,
+      );
+    }
+  } as unknown as new (
+    name: string,
+    args: Args,
+    opts?: pulumi.CustomResourceOptions,
+  ) => pulumi.dynamic.Resource & {
+    readonly [K in keyof O]-?: pulumi.Output<O[K]>;
+  };
+}
 
 /** Args of `ForgejoCollaborator` (the fields of `CollaboratorInputs`). */
 export type ForgejoCollaboratorArgs = ArgsOf<CollaboratorInputs, "providerSchema">;
-
 /** A user's collaborator permission on a repo. Delete removes the collaboration (never the account). */
-export class ForgejoCollaborator extends typedResource<CollaboratorOutputs>() {
-  constructor(name: string, args: ForgejoCollaboratorArgs, opts?: pulumi.CustomResourceOptions) {
-    super(PROVIDERS.collaborator, name, { providerSchema: PROVIDER_SCHEMA, ...args }, opts, "forgejo", "Collaborator");
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Branch protection
+export class ForgejoCollaborator extends forgejoResource<CollaboratorInputs, CollaboratorOutputs, "providerSchema">({
+  kind: "collaborator",
+  type: "Collaborator",
+  defaults: () => ({}),
+  outputs: [],
+}) {}
 
 /** Args of `ForgejoBranchProtection` (the fields of `BranchProtectionInputs`; `branch` defaults to `master`). */
 export type ForgejoBranchProtectionArgs = ArgsOf<BranchProtectionInputs, "branch" | "providerSchema">;
-
 /**
  * The protection rule of one branch. Make every whitelisted user a write collaborator first
  * (`dependsOn`): the write is read back and fails if the server dropped anyone.
  */
-export class ForgejoBranchProtection extends typedResource<BranchProtectionOutputs>() {
-  constructor(name: string, args: ForgejoBranchProtectionArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      PROVIDERS.branchProtection,
-      name,
-      {
-        branch: "master",
-        providerSchema: PROVIDER_SCHEMA,
-        ...args,
-        server: undefined,
-        dialect: undefined,
-        policyDrift: undefined,
-      },
-      opts,
-      "forgejo",
-      "BranchProtection",
-    );
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Access token
+export class ForgejoBranchProtection extends forgejoResource<BranchProtectionInputs, BranchProtectionOutputs, "branch" | "providerSchema">({
+  kind: "branchProtection",
+  type: "BranchProtection",
+  defaults: () => ({ branch: "master" }),
+  outputs: ["server", "dialect", "policyDrift"],
+}) {}
 
 /** Args of `ForgejoAccessToken` (the fields of `AccessTokenInputs`; `scopes` defaults to GIT_TOKEN_SCOPES). */
 export type ForgejoAccessTokenArgs = ArgsOf<AccessTokenInputs, "scopes" | "providerSchema">;
-
-/** A user's access token. `token` is a secret output; delete revokes it. */
-export class ForgejoAccessToken extends typedResource<AccessTokenOutputs>() {
-  constructor(name: string, args: ForgejoAccessTokenArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      PROVIDERS.accessToken,
-      name,
-      {
-        scopes: [...GIT_TOKEN_SCOPES],
-        providerSchema: PROVIDER_SCHEMA,
-        ...args,
-        tokenId: undefined,
-        lastEight: undefined,
-        token: undefined,
-      },
-      { ...opts, additionalSecretOutputs: [...new Set(["token", ...(opts?.additionalSecretOutputs ?? [])])] },
-      "forgejo",
-      "AccessToken",
-    );
-  }
-}
+/** A user's access token. `token` is a secret output (`additionalSecretOutputs`, always); delete revokes it. */
+export class ForgejoAccessToken extends forgejoResource<AccessTokenInputs, AccessTokenOutputs, "scopes" | "providerSchema">({
+  kind: "accessToken",
+  type: "AccessToken",
+  defaults: () => ({ scopes: [...GIT_TOKEN_SCOPES] }),
+  outputs: ["tokenId", "lastEight", "token"],
+  secret: ["token"],
+}) {}

@@ -145,7 +145,6 @@ function readable(what, props) {
 /**
  * @template I, O
  * @typedef {{
- *   check(olds: I, news: I): Promise<{ inputs: I; failures: Failure[] }>;
  *   diff(id: string, olds: O, news: I): Promise<{ changes: boolean; replaces: string[]; deleteBeforeReplace: boolean }>;
  *   create(inputs: I): Promise<{ id: string; outs: O }>;
  *   update(id: string, olds: O, news: I): Promise<{ outs: O }>;
@@ -155,15 +154,19 @@ function readable(what, props) {
  */
 
 /**
- * A provider object: the methods, with the state's schema checked wherever the engine hands
- * over stored state, and a state of the earlier schema an update (which writes this one).
+ * A provider object: `check` from the inputs' `rules` (one failure per bad field), the
+ * methods, with the state's schema checked wherever the engine hands over stored state, and a
+ * state of the earlier schema an update (which writes this one).
  * @template I, O
- * @param {string} kind @param {Methods<I, O>} m @returns {Methods<I, O> & { configure: typeof configure }}
+ * @param {string} kind @param {Record<string, (v: any) => string | undefined>} rules @param {Methods<I, O>} m
+ * @returns {Methods<I, O> & { configure: typeof configure; check(olds: I, news: I): Promise<{ inputs: I; failures: Failure[] }> }}
  */
-function provider(kind, m) {
+function provider(kind, rules, m) {
   return {
     configure,
-    check: m.check,
+    async check(_olds, news) {
+      return { inputs: news, failures: checkFields(/** @type {Record<string, any>} */ (news), rules) };
+    },
     async diff(id, olds, news) {
       readable(`Forgejo ${kind} ${id}`, olds);
       const d = await m.diff(id, olds, news);
@@ -214,16 +217,13 @@ async function readPermission(url, creds, repo, user, desired) {
 
 const collaborator = provider(
   "collaborator",
+  {
+    url: isUrl,
+    repo: isRepo,
+    user: isUser,
+    permission: (v) => (["read", "write", "admin"].includes(v) ? undefined : "must be read, write or admin"),
+  },
   /** @type {Methods<CollaboratorInputs, CollaboratorOutputs>} */ ({
-    async check(_olds, news) {
-      const failures = checkFields(news, {
-        url: isUrl,
-        repo: isRepo,
-        user: isUser,
-        permission: (v) => (["read", "write", "admin"].includes(v) ? undefined : "must be read, write or admin"),
-      });
-      return { inputs: news, failures };
-    },
     async diff(_id, olds, news) {
       /** @type {string[]} */
       const replaces = [];
@@ -355,17 +355,14 @@ async function writeProtection(inputs) {
 
 const branchProtection = provider(
   "branch protection",
+  {
+    url: isUrl,
+    repo: isRepo,
+    branch: (v) => (typeof v === "string" && /^[A-Za-z0-9._/-]{1,100}$/.test(v) && !v.includes("..") ? undefined : "must be a branch name"),
+    pushWhitelist: isUserList,
+    mergeWhitelist: isUserList,
+  },
   /** @type {Methods<BranchProtectionInputs, BranchProtectionOutputs>} */ ({
-    async check(_olds, news) {
-      const failures = checkFields(news, {
-        url: isUrl,
-        repo: isRepo,
-        branch: (v) => (typeof v === "string" && /^[A-Za-z0-9._/-]{1,100}$/.test(v) && !v.includes("..") ? undefined : "must be a branch name"),
-        pushWhitelist: isUserList,
-        mergeWhitelist: isUserList,
-      });
-      return { inputs: news, failures };
-    },
     async diff(_id, olds, news) {
       /** @type {string[]} */
       const replaces = [];
@@ -446,19 +443,16 @@ async function listTokens(url, creds, user) {
 
 const accessToken = provider(
   "access token",
+  {
+    url: isUrl,
+    user: isUser,
+    tokenName: (v) => (typeof v === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(v) ? undefined : "must be 1-64 of A-Z a-z 0-9 . _ -"),
+    scopes: (v) =>
+      Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === "string" && /^(read|write):[a-z]+$/.test(s))
+        ? undefined
+        : "must be scopes like write:repository",
+  },
   /** @type {Methods<AccessTokenInputs, AccessTokenOutputs>} */ ({
-    async check(_olds, news) {
-      const failures = checkFields(news, {
-        url: isUrl,
-        user: isUser,
-        tokenName: (v) => (typeof v === "string" && /^[A-Za-z0-9._-]{1,64}$/.test(v) ? undefined : "must be 1-64 of A-Z a-z 0-9 . _ -"),
-        scopes: (v) =>
-          Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === "string" && /^(read|write):[a-z]+$/.test(s))
-            ? undefined
-            : "must be scopes like write:repository",
-      });
-      return { inputs: news, failures };
-    },
     async diff(_id, olds, news) {
       /** @type {string[]} */
       const replaces = [];
