@@ -5,7 +5,8 @@
  */
 import * as path from "node:path";
 import { LIB_DIR, loadBundle } from "../../components/bundle";
-import { USERS_INDEX, USERS_INDEX_VERSION, UsersIndex } from "../../components/hostContract";
+import { UNITS, USERS_INDEX, USERS_INDEX_VERSION, UsersIndex } from "../../components/hostContract";
+import { run, type TestHost } from "./testhost";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -58,4 +59,23 @@ export async function installUsersIndex(sh: (cmd: string, stdin?: string) => Pro
     })),
   };
   await sh(`install -d -m 0755 /etc/workstations && cat > ${USERS_INDEX} && chmod 0644 ${USERS_INDEX}`, JSON.stringify(doc, null, 2));
+}
+
+/**
+ * Whether the boot's tmux-persist restore unit is done (active, exited) on `h`, for a
+ * `waitFor`; a failed restore throws, with the unit's journal of this boot.
+ */
+export async function restoreUnitDone(h: TestHost): Promise<boolean> {
+  const r = await run(h, `systemctl show -p ActiveState -p SubState -p Result ${UNITS.tmuxRestore}`, { check: false });
+  const st = Object.fromEntries(
+    r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split("=", 2)),
+  );
+  if (st.ActiveState === "failed" || (st.Result && st.Result !== "success")) {
+    const j = (await run(h, `journalctl -b -u ${UNITS.tmuxRestore} --no-pager`, { check: false })).stdout;
+    throw new Error(`restore failed: ${r.stdout}\n${j}`);
+  }
+  return st.ActiveState === "active" && st.SubState === "exited";
 }

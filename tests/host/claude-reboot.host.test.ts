@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { boot, createHost, destroyHost, poweroff, run, type TestHost } from "../../dev/testhost/testhost";
-import { installAgents, installUsersIndex } from "../../dev/testhost/agents";
+import { installAgents, installUsersIndex, restoreUnitDone } from "../../dev/testhost/agents";
 import { sleep, waitFor as wait } from "../../dev/wait";
 import { FakeAnthropicMessages, lastUserText, requestTexts } from "../../dev/fakes/anthropic-messages";
 import * as C from "../../dev/claude";
@@ -154,21 +154,7 @@ describe("real claude on the systemd host: save, poweroff, boot, every conversat
     const before = fake.messages.length;
     await poweroff(h);
     await boot(h);
-    await waitFor(
-      "restore unit done",
-      async () => {
-        const r = await run(h, "systemctl show -p ActiveState -p SubState -p Result tmux-persist-restore.service", { check: false });
-        const st = Object.fromEntries(
-          r.stdout
-            .trim()
-            .split("\n")
-            .map((l) => l.split("=", 2)),
-        );
-        if (st.ActiveState === "failed" || (st.Result && st.Result !== "success")) throw new Error(`restore failed: ${r.stdout}`);
-        return st.ActiveState === "active" && st.SubState === "exited";
-      },
-      180_000,
-    );
+    await waitFor("restore unit done", () => restoreUnitDone(h), 180_000);
     for (const [s, [user, cwd]] of Object.entries(SESSIONS)) {
       await waitFor(`${s}: the earlier conversation on screen`, async () => (await capture(user, s)).includes(saved[s].answer), 90_000);
       const c = await waitFor(`${s}'s resumed claude`, () => claudeOf(user, s));

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { boot, createHost, destroyHost, poweroff, run, type TestHost } from "../../dev/testhost/testhost";
-import { installAgents, installUsersIndex } from "../../dev/testhost/agents";
+import { installAgents, installUsersIndex, restoreUnitDone } from "../../dev/testhost/agents";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const UNITS = ["tmux-persist-restore.service", "tmux-persist-save.service", "tmux-persist-save.timer"];
@@ -191,24 +191,7 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
   test("poweroff then boot: the restore unit brings every session back, outside its cgroup", async () => {
     await poweroff(h);
     await boot(h);
-    await waitFor(
-      "restore unit done",
-      async () => {
-        const r = await run(h, "systemctl show -p ActiveState -p SubState -p Result tmux-persist-restore.service", { check: false });
-        const st = Object.fromEntries(
-          r.stdout
-            .trim()
-            .split("\n")
-            .map((l) => l.split("=", 2)),
-        );
-        if (st.ActiveState === "failed" || (st.Result && st.Result !== "success")) {
-          const j = (await run(h, "journalctl -b -u tmux-persist-restore.service --no-pager", { check: false })).stdout;
-          throw new Error(`restore failed: ${r.stdout}\n${j}`);
-        }
-        return st.ActiveState === "active" && st.SubState === "exited";
-      },
-      120_000,
-    );
+    await waitFor("restore unit done", () => restoreUnitDone(h), 120_000);
     for (const u of USERS) {
       const now = await panes(u.name);
       assert.deepEqual(
