@@ -7,7 +7,11 @@
  *   - the state size per user (the file backend's checkpoint, divided by the active users),
  *   - the remote commands run for a one-user edit (they must be exactly that user's).
  * Program start-up with and without type-checking (tsconfig.json vs tsconfig.pulumi.json)
- * is measured first: it needs only the CLI.
+ * is measured first: it needs only the CLI. Then the Forgejo resources alone (dynamic
+ * providers: no plugin), FORGEJO_USERS users (default 20) against the toolchain's Gitea, with
+ * the first version of components/forgejo (its client serialised into each resource's state,
+ * from git: FORGEJO_BASELINE, default 19ed79f) and with this one (a loader in the state): the
+ * state per user and a no-op preview and up of each.
  *
  * Needs the offline toolchain's CLI and language host; the roster rows also need the command
  * and vault resource plugins. Where they are missing it prints what it could measure and
@@ -108,6 +112,74 @@ function startup(env: NodeJS.ProcessEnv): void {
   measure("program start, transpile only (tsconfig.pulumi.json, the default)", {});
 }
 
+/** The program of the Forgejo rows: per user a write collaboration and a token; master's protection. */
+const FORGEJO_PROGRAM = `import * as pulumi from "@pulumi/pulumi";
+import { ForgejoAccessToken, ForgejoBranchProtection, ForgejoCollaborator } from "./forgejo/provider";
+const cfg = new pulumi.Config("t");
+const url = cfg.require("url");
+const repo = cfg.require("repo");
+const users = cfg.requireObject<string[]>("users");
+const collaborators = users.map((u) => new ForgejoCollaborator(\`collab-\${u}\`, { url, repo, user: u, permission: "write" }));
+users.forEach((u) => new ForgejoAccessToken(\`token-\${u}\`, { url, user: u, tokenName: "workstations-0" }));
+new ForgejoBranchProtection("master", { url, repo, pushWhitelist: users, mergeWhitelist: users }, { dependsOn: collaborators });
+`;
+
+/** The Forgejo resources alone, with the first version of components/forgejo and with this one. */
+async function forgejoRows(env: NodeJS.ProcessEnv): Promise<void> {
+  const n = Number(process.env.FORGEJO_USERS ?? 20);
+  const baseline = process.env.FORGEJO_BASELINE ?? "19ed79f";
+  const { startForgejo } = await import("../dev/services");
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-forgejo-"));
+  const f = await startForgejo({ dir: path.join(tmp, "gitea") });
+  try {
+    const users = Array.from({ length: n }, (_, i) => `benchuser${i}`);
+    for (const u of users) await f.createUser(u, `${u}@example.invalid`);
+    const versions: Array<[string, Record<string, string>]> = [];
+    const first: Record<string, string> = {};
+    for (const file of ["api.ts", "provider.ts", "version.ts"]) {
+      const r = spawnSync("git", ["-C", ROOT, "show", `${baseline}:components/forgejo/${file}`], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`bench:engine: the first Forgejo provider (git show ${baseline}:components/forgejo/${file}) is needed: ${r.stderr}`);
+      first[file] = r.stdout;
+    }
+    versions.push([`Forgejo resources only, first version (client in the state, ${baseline})`, first]);
+    const now: Record<string, string> = {};
+    for (const file of ["api.js", "providers.js", "provider.ts"]) now[file] = fs.readFileSync(path.join(ROOT, "components/forgejo", file), "utf8");
+    versions.push(["Forgejo resources only, this version (a loader in the state)", now]);
+    for (const [label, files] of versions) {
+      const dir = fs.mkdtempSync(path.join(tmp, "proj-"));
+      fs.writeFileSync(
+        path.join(dir, "Pulumi.yaml"),
+        "name: fj-bench\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n    tsconfig: tsconfig.json\nmain: index.ts\n",
+      );
+      fs.copyFileSync(path.join(ROOT, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.json"));
+      fs.writeFileSync(path.join(dir, "package.json"), '{"name":"fj-bench","main":"index.ts"}\n');
+      fs.writeFileSync(path.join(dir, "index.ts"), FORGEJO_PROGRAM);
+      fs.mkdirSync(path.join(dir, "forgejo"));
+      for (const [file, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, "forgejo", file), text);
+      fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+      fs.mkdirSync(path.join(dir, "state"));
+      const e: NodeJS.ProcessEnv = { ...env, PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "bench" };
+      delete e.FORGEJO_ADMIN_USER; // the stack config's credential, not the caller's
+      delete e.FORGEJO_ADMIN_PASSWORD;
+      pulumiIn(dir, e, ["stack", "init", "bench"]);
+      pulumiIn(dir, e, ["config", "set", "t:url", "--", f.url]);
+      pulumiIn(dir, e, ["config", "set", "t:repo", "--", `${f.repo.owner}/${f.repo.name}`]);
+      pulumiIn(dir, e, ["config", "set", "t:users", "--", JSON.stringify(users)]);
+      pulumiIn(dir, e, ["config", "set", "workstations:forgejoAdminUser", "--", f.adminUser]);
+      pulumiIn(dir, e, ["config", "set", "--secret", "workstations:forgejoAdminPassword", "--", f.adminPassword]);
+      pulumiIn(dir, e, ["up", "--yes", "--skip-preview"]);
+      const pv = Array.from({ length: RUNS }, () => pulumiIn(dir, e, ["preview", "--expect-no-changes"]).ms);
+      const up = Array.from({ length: RUNS }, () => pulumiIn(dir, e, ["up", "--yes", "--expect-no-changes"]).ms);
+      const checkpoint = path.join(dir, "state", ".pulumi", "stacks", "fj-bench", "bench.json");
+      rows.push({ case: label, users: n, previewMs: median(pv), upMs: median(up), stateBytesPerUser: Math.round(fs.statSync(checkpoint).size / n) });
+      pulumiIn(dir, e, ["destroy", "--yes"]);
+    }
+  } finally {
+    await f.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 async function withRoster(label: string, rosterDoc: unknown): Promise<void> {
   const { changeCollector, setupE2E } = await import("../dev/e2e");
   const e = await setupE2E(`bench-${label.replace(/[^a-z0-9]+/gi, "-")}`, rosterDoc);
@@ -169,6 +241,7 @@ async function main(): Promise<void> {
   Object.assign(process.env, env);
   emptyProgram(env);
   startup(env);
+  await forgejoRows(env);
   const { loadToolchainEnv } = await import("../dev/toolchain-env");
   try {
     loadToolchainEnv();
