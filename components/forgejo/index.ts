@@ -21,7 +21,7 @@ import { PreflightInput, PreflightResult } from "./api";
 import { runPreflight } from "./preflight";
 import { ForgejoAccessToken, ForgejoBranchProtection, ForgejoCollaborator } from "./provider";
 
-export { ForgejoAccessToken, ForgejoBranchProtection, ForgejoCollaborator, GIT_TOKEN_SCOPES, PROVIDER_SCHEMA } from "./provider";
+export { ForgejoAccessToken, ForgejoBranchProtection, ForgejoCollaborator, GIT_TOKEN_SCOPES } from "./provider";
 
 /** The stack's Forgejo settings (components/config.ts reads them). */
 export interface ForgejoConfig {

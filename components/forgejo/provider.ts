@@ -13,9 +13,9 @@
  * decides the rest (checked under CLI v3.259.0, see README "Forgejo"):
  * - The engine stores each resource's provider object, serialised with everything it
  *   references, in the state (`__provider`, in inputs and outputs), and runs that stored
- *   code for delete and refresh. Serialising the providers themselves cost about 25 KB of
- *   state per user, twice. So the stored provider is the small loader of `forgejoProvider`
- *   below (a few hundred bytes): it loads providers.js by path, from the project directory
+ *   code for delete and refresh. Serialising the providers themselves cost 12.8 to 25.6 KB
+ *   of state per user, twice. So the stored provider is the small loader of `forgejoProvider`
+ *   below (about 1 KB): it loads providers.js by path, from the project directory
  *   (where the engine starts the provider process), else from where it was at deploy time.
  *   Every version of providers.js must therefore read the state earlier versions wrote; its
  *   `STATE_SCHEMAS` says which it does, and it refuses others with one line.
@@ -39,14 +39,11 @@ import { STATE_SCHEMA } from "./providers";
 /** `I` as resource args: every field an `Input`; the `Opt` fields optional (the constructor has defaults). */
 type ArgsOf<I, Opt extends keyof I = never> = { [K in Exclude<keyof I, Opt>]: pulumi.Input<I[K]> } & { [K in Opt]?: pulumi.Input<I[K]> };
 
-/** The state schema the resources are written with (providers.js `STATE_SCHEMA`). */
-export const PROVIDER_SCHEMA: string = STATE_SCHEMA;
-
 /** Narrowest scopes that let git fetch and push over HTTP (Gitea 1.26: `read:repository` fetches but cannot push). */
 export const GIT_TOKEN_SCOPES = ["write:repository"] as const;
 
 /** The implementation's file. */
-export const PROVIDERS_FILE = path.join(__dirname, "providers.js");
+const PROVIDERS_FILE = path.join(__dirname, "providers.js");
 
 type Kind = "collaborator" | "branchProtection" | "accessToken";
 
@@ -57,10 +54,9 @@ type Kind = "collaborator" | "branchProtection" | "accessToken";
  * its only method: it loads the implementation and takes over its methods, and every later
  * call (check, diff, create, update, delete, read) goes to them. It captures two strings (the
  * file relative to the project directory, and its absolute path at deploy time) and nothing
- * else of this module: keep it that way (the engine-cost test bounds its size). Exported for
- * testing.
+ * else of this module: keep it that way (the engine-cost test bounds its size).
  */
-export function forgejoProvider(kind: Kind): pulumi.dynamic.ResourceProvider {
+function forgejoProvider(kind: Kind): pulumi.dynamic.ResourceProvider {
   const fromProject = path.relative(process.cwd(), PROVIDERS_FILE);
   const atDeploy = PROVIDERS_FILE;
   return {
@@ -104,7 +100,7 @@ function forgejoResource<I, O extends I, Opt extends keyof I>(spec: {
       super(
         PROVIDERS[spec.kind],
         name,
-        { providerSchema: PROVIDER_SCHEMA, ...spec.defaults(), ...args, ...unknowns },
+        { providerSchema: STATE_SCHEMA, ...spec.defaults(), ...args, ...unknowns },
         secret.length ? { ...opts, additionalSecretOutputs: secret } : opts,
         "forgejo",
         spec.type,
