@@ -37,7 +37,11 @@ export function jsonOrText(text: string): any {
   }
 }
 
-/** The records of a JSON-lines file ([] when it does not exist yet). */
+/**
+ * The complete records of a JSON-lines file ([] when it does not exist yet). The writers (the
+ * fakes, in other processes) append while tests read, so a last line without its newline is
+ * a record still being written: it is left for the next read, never parsed half.
+ */
 export function readJsonLines<T>(file: string): T[] {
   let text: string;
   try {
@@ -45,10 +49,9 @@ export function readJsonLines<T>(file: string): T[] {
   } catch {
     return [];
   }
-  return text
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as T);
+  const lines = text.split("\n");
+  lines.pop(); // "" after the last newline, or the record being written
+  return lines.filter(Boolean).map((l) => JSON.parse(l) as T);
 }
 
 /**
