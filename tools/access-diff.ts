@@ -24,7 +24,8 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { OffboardedPlan, Plan, planRoster, UserPlan } from "../components/plan";
 import { formatProblem, parseRoster, RosterProblem } from "../components/roster/load";
-import { GRANT_AREAS, Grants, noGrants, purgeLabel, userGrants } from "./access-report";
+import { escapeControls } from "../components/roster/schema";
+import { GRANT_AREAS, Grants, noGrants, purgeLabel, terminalLines, userGrants } from "./access-report";
 
 export const STACK = "devvm";
 export const STACK_FILE = `Pulumi.${STACK}.yaml`;
@@ -236,8 +237,9 @@ export function diffPlans(base: Plan, head: Plan): UserChange[] {
   return out;
 }
 
+/** The changes as terminal lines: free text is quoted by the grant labels, any other control character escaped. */
 export function formatDiff(changes: UserChange[]): string {
-  return changes.map((c) => [c.header, ...c.lines].join("\n")).join("\n");
+  return terminalLines(changes.flatMap((c) => [c.header, ...c.lines]));
 }
 
 // ---------------------------------------------------------------- CLI
@@ -339,7 +341,7 @@ export function accessDiff(args: string[], repo: string, env: NodeJS.ProcessEnv 
   }
   const changes = diffPlans(basePlan, head.plan);
   if (!changes.length) return { code: 0, stdout: "", stderr: err.join("\n") };
-  return { code: 0, stdout: `access changes ${baseLabel} → ${headLabel}${note}:\n${formatDiff(changes)}`, stderr: err.join("\n") };
+  return { code: 0, stdout: `${escapeControls(`access changes ${baseLabel} → ${headLabel}${note}:`)}\n${formatDiff(changes)}`, stderr: err.join("\n") };
 }
 
 function main(): void {

@@ -10,6 +10,7 @@
  */
 import { OffboardedPlan, Plan, planRoster, UserPlan } from "../components/plan";
 import { loadRoster, RosterError } from "../components/roster/load";
+import { escapeControls, quoteText } from "../components/roster/schema";
 
 /** The areas of a grant, in the order reports print them. */
 export const GRANT_AREAS = ["login", "groups", "sudo", "forgejo", "kubernetes", "dashboard", "vault", "units"] as const;
@@ -17,10 +18,10 @@ export type GrantArea = (typeof GRANT_AREAS)[number];
 /** Per area, the grants as short, stable strings (equal plans give equal strings). */
 export type Grants = Record<GrantArea, string[]>;
 
-/** An ssh key as a reviewer recognises it: type, the end of the blob, the comment. */
+/** An ssh key as a reviewer recognises it: type, the end of the blob, the comment (free text, quoted). */
 export function keyLabel(key: string): string {
-  const [type, blob = "", ...comment] = key.trim().split(/\s+/);
-  return `${type} …${blob.replace(/=+$/, "").slice(-8)}${comment.length ? " " + comment.join(" ") : ""}`;
+  const [type, blob = "", ...comment] = key.trim().split(" ");
+  return `${type} …${blob.replace(/=+$/, "").slice(-8)}${comment.length ? " " + quoteText(comment.join(" ")) : ""}`;
 }
 
 /** Everything the plan gives one active or suspended user, per area: its `grants`, read as they are. */
@@ -59,8 +60,23 @@ export function noGrants(): Grants {
   return { login: [], groups: [], sudo: [], forgejo: [], kubernetes: [], dashboard: [], vault: [], units: [] };
 }
 
+/** The purge approval; its reason is free text, printed quoted. */
 export function purgeLabel(p: NonNullable<OffboardedPlan["purge"]>): string {
-  return `purge approved by ${p.approvedBy} on ${p.approvedOn}${p.reason ? ` (${p.reason})` : ""}`;
+  return `purge approved by ${p.approvedBy} on ${p.approvedOn}${p.reason ? `, reason ${quoteText(p.reason)}` : ""}`;
+}
+
+/**
+ * Lines for a terminal: free text is already quoted (quoteText); anything else that still holds
+ * a control character (only possible when a plan is handed to the printer directly) is escaped
+ * here, so no printed line can move the cursor, erase a line or reorder text.
+ */
+export function terminalLines(lines: readonly string[]): string {
+  return lines.map(escapeControls).join("\n");
+}
+
+/** The plan as JSON with DEL, C1, separators and bidi controls escaped too (JSON.stringify leaves them raw). */
+export function planJson(plan: Plan): string {
+  return terminalLines(JSON.stringify(plan, null, 2).split("\n")); // a string's own line breaks are escaped by JSON
 }
 
 /** The human report of a plan, one block per user (what `npm run access-report` prints). */
@@ -84,7 +100,7 @@ export function formatReport(plan: Plan): string {
   }
   for (const o of plan.offboarded) out.push(`${o.name} (uid ${o.uid}, offboarded: no access${o.purge ? `; ${purgeLabel(o.purge)}` : "; home kept"})`);
   out.push(`master push whitelist: ${plan.branchProtection.pushWhitelist.join(", ")}; merge whitelist: ${plan.branchProtection.mergeWhitelist.join(", ")}`);
-  return out.join("\n");
+  return terminalLines(out);
 }
 
 function main(): void {
@@ -93,9 +109,9 @@ function main(): void {
   const file = args.find((a) => !a.startsWith("--")) ?? "roster.yaml";
   try {
     const plan = planRoster(loadRoster(file));
-    console.log(json ? JSON.stringify(plan, null, 2) : formatReport(plan));
+    console.log(json ? planJson(plan) : formatReport(plan));
   } catch (e) {
-    console.error(e instanceof RosterError ? e.message : String(e));
+    console.error(e instanceof RosterError ? e.message : escapeControls(String(e))); // a RosterError's lines are escaped (formatProblem)
     process.exit(1);
   }
 }

@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as YAML from "yaml";
 import type { z } from "zod";
 import { planProblems } from "../plan";
-import { Roster, RosterContext, rosterSchema, rosterSchemaWith } from "./schema";
+import { escapeControls, Roster, RosterContext, rosterSchema, rosterSchemaWith } from "./schema";
 
 /** Largest roster file accepted, in bytes. */
 export const MAX_ROSTER_BYTES = 1 << 20;
@@ -24,8 +24,9 @@ export interface RosterProblem {
   message: string;
 }
 
+/** One line; a control character anywhere in it (a key's name, the file's) is written as `\uXXXX`. */
 export function formatProblem(p: RosterProblem): string {
-  return `${p.file}:${p.line}:${p.col}: ${p.path || "(document)"}: ${p.message}`;
+  return escapeControls(`${p.file}:${p.line}:${p.col}: ${p.path || "(document)"}: ${p.message}`);
 }
 
 /** Thrown when a roster is invalid. `problems` has every problem found. */

@@ -210,6 +210,49 @@ export function reservedNamespaceProblem(ns: string): string | undefined {
   return undefined;
 }
 
+// ---- free text: data, never terminal control ----
+
+/**
+ * Characters no free-text roster field may hold (purge.reason, ssh key comments): every C0
+ * control (tab and line breaks included), DEL, every C1 control (U+0080-009F: CSI, NEL, …),
+ * the line and paragraph separators and the bidi controls (U+061C, U+200E-200F, the
+ * embeddings and overrides U+202A-202E, the isolates U+2066-2069). Free text is shown in the
+ * access report and in a pull request's access diff: an escape sequence or a bidi override
+ * there could hide or reorder the lines a reviewer reads. README "Roster rules".
+ */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+export const CONTROL_CHARS = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const CONTROL_CHARS_ALL = new RegExp(CONTROL_CHARS.source, "g");
+
+const hex4 = (c: string) => c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+
+/** Why `s` is not plain text (names the first control character and where), or undefined. */
+export function controlCharProblem(s: string): string | undefined {
+  const m = CONTROL_CHARS.exec(s);
+  if (!m) return undefined;
+  return `text without control characters (U+${hex4(m[0])} at character ${m.index + 1}): free text is shown to reviewers and must not steer a terminal; no escape sequences, line breaks, tabs or bidi controls`;
+}
+
+/** `s` with every character of CONTROL_CHARS written as a JSON `\uXXXX` escape; the rest unchanged. */
+export function escapeControls(s: string): string {
+  return s.replace(CONTROL_CHARS_ALL, (c) => `\\u${hex4(c).toLowerCase()}`);
+}
+
+/** `s` as a JSON string literal that also escapes DEL, C1, separators and bidi controls: free text in a report. */
+export function quoteText(s: string): string {
+  return escapeControls(JSON.stringify(s));
+}
+
+/** A free-text field: at most `max` characters, none of CONTROL_CHARS. */
+const freeText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .superRefine((s, ctx) => {
+      const problem = controlCharProblem(s);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    });
+
 // ---- ssh public keys: RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4, OpenSSH PROTOCOL.u2f ----
 
 /** Key types a roster may hold. Anything else (ssh-dss, certificates, unknown) is refused. */
@@ -327,8 +370,8 @@ export type SshKeyParse = { ok: true; type: SshKeyType; blob: Buffer; comment: s
  * wire-format blob. `problem` says what was expected (without the word "expected").
  */
 export function parseSshPublicKey(line: string): SshKeyParse {
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  if (/[\x00-\x1f\x7f]/.test(line)) return { ok: false, problem: `${LINE_FORMAT} without control characters or line breaks` };
+  // The comment is free text: no C0, DEL, C1, separators or bidi controls (CONTROL_CHARS).
+  if (CONTROL_CHARS.test(line)) return { ok: false, problem: `${LINE_FORMAT} without control characters, line breaks or bidi controls` };
   const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?: (.*))?$/.exec(line);
   if (!m) return { ok: false, problem: LINE_FORMAT };
   const [, type, b64, comment = ""] = m;
@@ -668,8 +711,8 @@ export const purgeSchema = z.strictObject({
     const problem = calendarDateProblem(d);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
   }),
-  /** Optional ticket or reason. */
-  reason: z.string().max(500).optional(),
+  /** Optional ticket or reason: free text, no control characters (shown in the report and the diff). */
+  reason: freeText(500).optional(),
 });
 
 /** One roster entry. */

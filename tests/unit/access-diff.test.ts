@@ -11,7 +11,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { accessDiff } from "../../tools/access-diff";
+import { planRoster } from "../../components/plan";
+import { parseRoster } from "../../components/roster/load";
+import { accessDiff, diffPlans, formatDiff } from "../../tools/access-diff";
+import { formatReport, planJson } from "../../tools/access-report";
 
 const ROOT = path.resolve(__dirname, "../..");
 const EXAMPLE = fs.readFileSync(path.join(ROOT, "roster.example.yaml"), "utf8");
@@ -83,7 +86,7 @@ test("onboarding prints every grant the new user gets", () => {
   assert.equal(lines[1], "alice (uid 2010): onboarded (power-user)");
   for (const l of [
     "  + login: shell /bin/bash",
-    `  + login: ssh key ssh-ed25519 …${key.split(" ")[1].replace(/=+$/, "").slice(-8)} alice@example`,
+    `  + login: ssh key ssh-ed25519 …${key.split(" ")[1].replace(/=+$/, "").slice(-8)} "alice@example"`,
     "  + groups: workstation-users",
     "  + forgejo: alice: write collaborator on infra",
     "  + vault: policy claude-renew-alice on claude-tokens/users/alice, AppRole claude-renew-alice",
@@ -276,4 +279,48 @@ test("--ci on a push: the commits of the push (previous pipeline's commit, else 
     stdout: "",
     stderr: "access-diff --ci: nothing to compare with (HEAD is a root commit)",
   });
+});
+
+// ---- free text is data, never terminal control (issue 19, item 7) ----
+
+/** Raw control characters a terminal acts on (the output's own line breaks excepted). */
+// eslint-disable-next-line no-control-regex -- raw control characters are what must not be printed
+const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+test("an escape sequence in a purge reason cannot hide a '+ sudo' line: the checker refuses the roster", () => {
+  // In a terminal, "\x1b[1A\x1b[2K" (cursor up, erase line) printed on olga's line would erase
+  // the line above it: emo's "+ sudo".
+  const d = diffOf((r) => {
+    user(r, "emo").overrides = { sudo: true };
+    user(r, "olga").purge = { approvedBy: "viktor", approvedOn: "2026-01-15", reason: "\x1b[1A\x1b[2K" };
+  });
+  assert.equal(d.code, 1, d.out);
+  assert.equal(d.out, "");
+  assert.match(d.err, /^roster\.yaml:\d+:\d+: users\[4\]\.purge\.reason: expected text without control characters \(U\+001B at character 1\)/m);
+  assert.ok(!RAW_CONTROL.test(d.err), JSON.stringify(d.err));
+});
+
+test("even handed to the printer directly, free text is quoted and no raw control character is printed", () => {
+  const roster = parseRoster(EXAMPLE, "roster.yaml").roster!;
+  const head = structuredClone(roster);
+  const emo = head.users.find((u) => u.name === "emo")!;
+  emo.overrides = { ...emo.overrides, sudo: true };
+  emo.sshKeys = [emo.sshKeys[0].replace(/emo@example$/, "emo\r  + units: linger\u202e")];
+  const olga = head.users.find((u) => u.name === "olga")!;
+  olga.purge = { approvedBy: "viktor", approvedOn: "2026-01-15", reason: "\x1b[1A\x1b[2K\x9b1A\u2028" };
+  const diff = formatDiff(diffPlans(planRoster(roster), planRoster(head)));
+  const report = formatReport(planRoster(head));
+  for (const out of [diff, report]) assert.ok(!RAW_CONTROL.test(out), JSON.stringify(out));
+  const lines = diff.split("\n");
+  assert.ok(lines.includes("  + sudo: passwordless sudo"), diff);
+  assert.ok(lines.includes('olga (uid 2004): purge approved by viktor on 2026-01-15, reason "\\u001b[1A\\u001b[2K\\u009b1A\\u2028"'), diff);
+  assert.ok(
+    lines.some((l) => /^ {2}\+ login: ssh key ssh-ed25519 …\S{8} "emo\\r {2}\+ units: linger\\u202e"$/.test(l)),
+    diff,
+  );
+  assert.match(report, /^olga \(uid 2004, offboarded: no access; purge approved by viktor on 2026-01-15, reason "\\u001b\[1A\\u001b\[2K\\u009b1A\\u2028"\)$/m);
+  // The JSON report escapes them too (JSON.stringify leaves DEL, C1 and bidi raw).
+  const json = planJson(planRoster(head));
+  assert.ok(!RAW_CONTROL.test(json.replace(/\n/g, "")), json);
+  assert.equal(JSON.parse(json).offboarded.find((o: { name: string }) => o.name === "olga").purge.reason, "\x1b[1A\x1b[2K\x9b1A\u2028");
 });

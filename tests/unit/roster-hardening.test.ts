@@ -5,16 +5,21 @@
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { DEFAULT_PROFILES, planProblems, RoleProfile } from "../../components/plan";
-import { loadRoster, parseRoster, RosterError } from "../../components/roster/load";
+import * as YAML from "yaml";
+import { formatProblem, loadRoster, parseRoster, RosterError } from "../../components/roster/load";
 import {
   ADDON_NAMESPACES,
   ALLOWED_SYSTEM_GROUPS,
   calendarDateProblem,
+  CONTROL_CHARS,
+  controlCharProblem,
+  escapeControls,
+  quoteText,
   isSshPublicKey,
   parseSshPublicKey,
   SYSTEM_GROUPS,
@@ -23,6 +28,7 @@ import {
 import { readExampleRoster } from "../../dev/mocks";
 import { ecdsaBlob, ecPoint, ed25519Blob, ed25519Key, keyLine, rsaBlob, skEcdsaBlob, skEd25519Blob, sshMpint, sshString } from "../../dev/sshkeys";
 
+const ROOT = path.resolve(__dirname, "../..");
 const KEY = readExampleRoster().match(/ssh-ed25519 \S+/)![0];
 /** Line 1-8: viktor, the only admin; line 9 on: `viktorExtra` lines, then `extra`. */
 const base = (extra = "", viktorExtra = "") => `version: 1
@@ -512,4 +518,88 @@ test("loadRoster refuses an empty roster: nothing is applied", () => {
     () => loadRoster(f),
     (e: unknown) => e instanceof RosterError && /roster\.yaml:2:8: users: expected at least one user/.test(e.message),
   );
+});
+
+// ---- free text: data, never terminal control (issue 19, item 7) ----
+
+/** Each control character class the schema refuses in free text, in a sample value. */
+const CONTROL_SAMPLES: Array<[string, string, number]> = [
+  ["ESC (cursor up, erase line)", "\x1b[1A\x1b[2K", 0x1b],
+  ["CR", "INC-1\r", 0x0d],
+  ["LF", "a\nb", 0x0a],
+  ["TAB", "a\tb", 0x09],
+  ["NUL", "a\0", 0x00],
+  ["DEL", "a\x7fb", 0x7f],
+  ["C1 CSI", "\x9b2K", 0x9b],
+  ["C1 NEL", "a\x85b", 0x85],
+  ["bidi embedding U+202A", "a\u202ab", 0x202a],
+  ["bidi override U+202E", "\u202eevil", 0x202e],
+  ["bidi isolate U+2066", "a\u2066b", 0x2066],
+  ["bidi isolate end U+2069", "a\u2069b", 0x2069],
+  ["line separator U+2028", "a\u2028b", 0x2028],
+];
+/** A YAML double-quoted scalar of `s`, every non-printable-ASCII character as a \uXXXX escape. */
+const yamlQuote = (s: string) =>
+  `"${[...s].map((c) => (/[ -~]/.test(c) && c !== '"' && c !== "\\" ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)).join("")}"`;
+/** bob, offboarded, with an approved purge whose reason is `reason`. */
+const bobPurgeReason = (reason: string) => bob(`, state: offboarded, purge: {approvedBy: viktor, approvedOn: "2026-01-01", reason: ${yamlQuote(reason)}}`);
+const hexOf = (cp: number) => cp.toString(16).toUpperCase().padStart(4, "0");
+
+test("free text: purge.reason refuses every control character (C0, DEL, C1, separators, bidi) at its file:line:col", () => {
+  for (const [what, reason, cp] of CONTROL_SAMPLES) {
+    const text = base(bobPurgeReason(reason));
+    assert.equal(YAML.parse(text).users[1].purge.reason, reason, `${what}: the YAML holds the character`);
+    const r = parseRoster(text, "r.yaml", ctx);
+    assert.ok(!r.roster, `${what}: must be rejected`);
+    assert.equal(r.problems.length, 1, `${what}: ${JSON.stringify(r.problems)}`);
+    const p = r.problems[0];
+    assert.deepEqual([p.line, p.col, p.path], [9, text.split("\n")[8].indexOf("reason: ") + 9, "users[1].purge.reason"], what);
+    assert.match(p.message, new RegExp(`^expected text without control characters \\(U\\+${hexOf(cp)} at character \\d+\\)`), what);
+    // The checker's line is one line, and holds no raw control character itself.
+    const line = formatProblem(p);
+    assert.ok(!CONTROL_CHARS.test(line), `${what}: ${JSON.stringify(line)}`);
+  }
+  // Ordinary text (punctuation, accents, other scripts, emoji) stays accepted.
+  assert.ok(parseRoster(base(bobPurgeReason("INC-42: départ (Zoë) — 退職 ✓ \"quoted\" 'too'")), "r.yaml", ctx).roster);
+});
+
+test("free text: an ssh key comment refuses C1 and bidi controls too (C0 and DEL were refused before)", () => {
+  for (const [what, comment] of CONTROL_SAMPLES) {
+    const r = parseRoster(base(bob(`, sshKeys: [${yamlQuote(keyLine("ssh-ed25519", ed, `bob ${comment}`))}]`)), "r.yaml", ctx);
+    assert.ok(
+      r.problems.some((p) => p.path === SK && /without control characters, line breaks or bidi controls/.test(p.message)),
+      `${what}: ${JSON.stringify(r.problems)}`,
+    );
+  }
+  assert.ok(parseRoster(base(bob(`, sshKeys: ["${keyLine("ssh-ed25519", ed, "zoë@laptop (work)")}"]`)), "r.yaml", ctx).roster);
+});
+
+test("free text: an unknown key's name is escaped in the checker's line; quoteText and escapeControls", () => {
+  const r = parseRoster(base(bob(`, "\\e[2Kx\\u202e": 1`)), "r.yaml", ctx);
+  const lines = r.problems.map(formatProblem);
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(lines[0], /^r\.yaml:9:\d+: users\[1\]\.\\u001b\[2Kx\\u202e: unknown key\(s\) "\\u001b\[2Kx\\u202e"; expected only known fields$/);
+  assert.equal(quoteText('a\x1b[2K\u202e\x85"b'), '"a\\u001b[2K\\u202e\\u0085\\"b"');
+  assert.equal(escapeControls("ok\r\n"), "ok\\u000d\\u000a");
+  assert.equal(controlCharProblem("plain text"), undefined);
+});
+
+test("npm run roster:check: a purge reason with an escape sequence is one file:line:col line, printed without the escape", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-freetext-"));
+  const f = path.join(dir, "roster.yaml");
+  fs.writeFileSync(f, base(bobPurgeReason("\x1b[1A\x1b[2K")));
+  const r = spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", path.join(ROOT, "tools/roster-check.ts"), f], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stdout, "");
+  const esc = f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  assert.match(
+    r.stderr,
+    new RegExp(`^${esc}:9:\\d+: users\\[1\\]\\.purge\\.reason: expected text without control characters \\(U\\+001B at character 1\\)[^\\n]*\\n$`),
+  );
+  // eslint-disable-next-line no-control-regex -- raw control characters are what must not be printed
+  assert.ok(!/[\x00-\x09\x0b-\x1f\x7f-\x9f]/.test(r.stderr), JSON.stringify(r.stderr));
 });
