@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { ForgejoConfig } from "./forgejo";
-import { KubeConfig, USERNAME_CLAIMS, UsernameClaim } from "./kube";
+import { KubeConfig, POD_SECURITY_LEVELS, PodSecurityLevel, USERNAME_CLAIMS, UsernameClaim } from "./kube";
 
 export const NS = "workstations";
 
@@ -113,7 +113,7 @@ function loadForgejoConfig(cfg: pulumi.Config): ForgejoConfig | undefined {
   };
 }
 
-const KUBE_KEYS = ["kubeCaCert", "kubeOidcIssuer", "kubeOidcClientId", "kubeUsernameClaim", "kubeUsernamePrefix", "kubeconfig"];
+const KUBE_KEYS = ["kubeCaCert", "kubeOidcIssuer", "kubeOidcClientId", "kubeUsernameClaim", "kubeUsernamePrefix", "kubeconfig", "kubePodSecurity"];
 
 /** The Kubernetes keys: all off without `kubeApiServer`; with it, CA, issuer and client id are required. */
 export function loadKubeConfig(cfg: pulumi.Config): KubeConfig | undefined {
@@ -142,6 +142,13 @@ export function loadKubeConfig(cfg: pulumi.Config): KubeConfig | undefined {
     );
   const prefix = cfg.get("kubeUsernamePrefix") ?? "oidc:";
   if (/\s/.test(prefix)) throw new ConfigError("kubeUsernamePrefix", "Config key contains whitespace", "oidc:");
+  const podSecurity = (cfg.get("kubePodSecurity") ?? "baseline").trim();
+  if (!(POD_SECURITY_LEVELS as readonly string[]).includes(podSecurity))
+    throw new ConfigError(
+      "kubePodSecurity",
+      `Invalid value ${JSON.stringify(podSecurity)} (${POD_SECURITY_LEVELS.join("|")}: the Pod Security level owned namespaces enforce; privileged is not allowed) in config key`,
+      "baseline",
+    );
   const kubeconfig = cfg.getSecret("kubeconfig");
   return {
     apiServer: server.trim(),
@@ -150,6 +157,7 @@ export function loadKubeConfig(cfg: pulumi.Config): KubeConfig | undefined {
     oidcClientId: clientId,
     usernameClaim: claim as UsernameClaim,
     usernamePrefix: prefix,
+    podSecurity: podSecurity as PodSecurityLevel,
     ...(kubeconfig ? { kubeconfig } : {}),
   };
 }

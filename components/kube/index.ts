@@ -16,7 +16,14 @@
  *     data is a secret output; admins (tier `cluster-admin`) a ClusterRoleBinding to
  *     `cluster-admin`; and `~/.kube/config` (scripts/kubeconfig.ts).
  *   Suspending the user deletes all of those (the token Secret with them, which invalidates
- *   the token); re-activating creates them again.
+ *   the token); re-activating creates them again;
+ * - per owned namespace while the user is `admin` there, a `KubeNamespaceCut` (./cut.ts) that
+ *   every object granting access there depends on: when the access ends, its delete runs
+ *   last and removes every RoleBinding and service-account-token Secret in the namespace the
+ *   program does not manage (what the owner made while admin: ./sweep.js);
+ * - every owned Namespace carries the Pod Security admission labels of
+ *   `workstations:kubePodSecurity` (`baseline` or `restricted`): no privileged pod, host
+ *   namespaces or host paths for an owner.
  *
  * Grants are decided in components/plan.ts only; this module turns them into resources.
  */
@@ -25,13 +32,21 @@ import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as YAML from "yaml";
 import { commandConnection, HostConnection } from "../config";
-import { derivedNames, UserPlan } from "../plan";
+import { UserPlan } from "../plan";
 import { guardedKubeconfig } from "../scripts/kubeconfig";
 import { kubeconfigDeliverScript, kubeconfigRemoveScript } from "../scripts/hostLib";
+import { OWNER_LABEL, programNames } from "./sweep";
+import { KubeNamespaceCut } from "./cut";
+
+export { OWNER_LABEL };
 
 /** Username claims the program can map to a roster field. */
 export const USERNAME_CLAIMS = ["email", "preferred_username"] as const;
 export type UsernameClaim = (typeof USERNAME_CLAIMS)[number];
+
+/** Pod Security admission levels an owned namespace may enforce (`privileged` is not one). */
+export const POD_SECURITY_LEVELS = ["baseline", "restricted"] as const;
+export type PodSecurityLevel = (typeof POD_SECURITY_LEVELS)[number];
 
 /** The stack's Kubernetes settings (components/config.ts reads them). */
 export interface KubeConfig {
@@ -46,8 +61,10 @@ export interface KubeConfig {
   usernameClaim: UsernameClaim;
   /** The API server's username prefix (claimMappings.username.prefix / --oidc-username-prefix). */
   usernamePrefix: string;
-  /** Admin kubeconfig for the provider (secret); absent = the provider's default (KUBECONFIG). */
+  /** Admin kubeconfig for the provider and the access cut (secret); absent = KUBECONFIG of the CLI. */
   kubeconfig?: pulumi.Output<string>;
+  /** Pod Security admission level every owned namespace enforces (and warns about). */
+  podSecurity: PodSecurityLevel;
 }
 
 export const KUBE_OFF_MESSAGE =
@@ -55,7 +72,12 @@ export const KUBE_OFF_MESSAGE =
 
 export const DASHBOARD_NAV_ROLE = "dashboard-nav-readonly";
 export const DASHBOARD_NAV_RULES = [{ apiGroups: [""], resources: ["namespaces", "nodes"], verbs: ["get", "list", "watch"] }];
-export const OWNER_LABEL = "workstations.example/owner";
+
+/** The Pod Security admission labels of an owned namespace. */
+export function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
+  const l = "pod-security.kubernetes.io";
+  return { [`${l}/enforce`]: level, [`${l}/enforce-version`]: "latest", [`${l}/warn`]: level, [`${l}/warn-version`]: "latest" };
+}
 
 /** The username the API server sees for a user's OIDC token. */
 export function oidcUsername(cfg: Pick<KubeConfig, "usernameClaim" | "usernamePrefix">, u: Pick<UserPlan, "name" | "email">): string {
@@ -65,10 +87,9 @@ export function oidcUsername(cfg: Pick<KubeConfig, "usernameClaim" | "usernamePr
 /** Kubernetes object names of one user (all fixed, no auto-naming: bindings are found by name). */
 export function kubeNames(user: string) {
   return {
-    ownerBinding: `workstations-owner-${user}`,
-    dashboardAccount: derivedNames(user).dashboardServiceAccount,
-    dashboardBinding: `workstations-dashboard-${user}`,
-    dashboardToken: `${derivedNames(user).dashboardServiceAccount}-token`,
+    // The names in a namespace are the access cut's (sweep.js keeps a new owner's by name);
+    // dashboardAccount is plan.ts's derivedNames().dashboardServiceAccount (a test pins it).
+    ...programNames(user),
     navBinding: `workstations:dashboard-nav:${user}`,
     clusterAdminBinding: `workstations:cluster-admin:${user}`,
   };
@@ -152,7 +173,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
       new k8s.core.v1.Namespace(
         `${p.name}-ns-${ns}`,
         {
-          metadata: { name: ns, labels },
+          metadata: { name: ns, labels: { ...labels, ...podSecurityLabels(cfg.podSecurity) } },
         },
         { ...opts, retainOnDelete: true },
       ),
@@ -164,7 +185,11 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
 
   const saSubjects: { kind: string; name: string; namespace: string }[] = [];
   g.namespaceAdmin.forEach((ns) => {
-    const nsOpts = { ...opts, dependsOn: namespaces.filter((_, i) => p.namespaces[i] === ns) };
+    const nsResources = namespaces.filter((_, i) => p.namespaces[i] === ns);
+    // The cut of this namespace: everything below depends on it, so its delete runs last.
+    const cut = new KubeNamespaceCut(`${p.name}-kube-cut-${ns}`, { namespace: ns, user: p.name }, { parent, dependsOn: nsResources });
+    ready.push(cut);
+    const nsOpts = { ...opts, dependsOn: [...nsResources, cut] };
     // `admin` in the namespace, for the user and for their dashboard ServiceAccount.
     const adminBinding = (resource: string, name: string, who: { kind: string; name: string; apiGroup?: string; namespace?: string }) =>
       new k8s.rbac.v1.RoleBinding(

@@ -11,12 +11,19 @@ export const KUBE_CONFIG: Record<string, string | undefined> = {
   kubeOidcClientId: "kubernetes",
 };
 
+export interface RecordedOptions {
+  protect: boolean;
+  retainOnDelete: boolean;
+  /** Names of the resources given in `dependsOn` (a plain array; none for another form). */
+  dependsOn: string[];
+}
+
 /**
- * Records `protect` and `retainOnDelete` of every resource registered while active (the mock
- * monitor does not see resource options): wraps the SDK's registerResource.
+ * Records `protect`, `retainOnDelete` and `dependsOn` of every resource registered while
+ * active (the mock monitor does not see resource options): wraps the SDK's registerResource.
  */
-export function recordedOptions(): { get(name: string): { protect: boolean; retainOnDelete: boolean } | undefined; stop(): void } {
-  const seen = new Map<string, { protect: boolean; retainOnDelete: boolean }>();
+export function recordedOptions(): { get(name: string): RecordedOptions | undefined; stop(): void } {
+  const seen = new Map<string, RecordedOptions>();
   const orig = runtimeResource.registerResource;
   runtimeResource.registerResource = function (
     res: unknown,
@@ -30,7 +37,8 @@ export function recordedOptions(): { get(name: string): { protect: boolean; reta
     opts: any,
     ...rest: unknown[]
   ) {
-    seen.set(name, { protect: !!opts?.protect, retainOnDelete: !!opts?.retainOnDelete });
+    const deps = Array.isArray(opts?.dependsOn) ? opts.dependsOn.map((r: any) => String(r?.__name)) : [];
+    seen.set(name, { protect: !!opts?.protect, retainOnDelete: !!opts?.retainOnDelete, dependsOn: deps });
     return orig.call(this, res, parent, t, name, custom, remote, newDep, props, opts, ...rest);
   };
   return {

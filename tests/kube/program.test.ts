@@ -10,6 +10,9 @@ import { hostLibrary } from "../../components/scripts/hostLib";
 import { KUBECONFIG_VERBS } from "../../components/scripts/kubeconfig";
 import { KUBECONFIG_HEADER_PREFIX } from "../../components/scripts/kubeconfig";
 import { recordedOptions, KUBE_CONFIG, TEST_CA } from "./fixtures";
+import { kubeNames, OWNER_LABEL } from "../../components/kube";
+import { derivedNames } from "../../components/plan";
+const { programNames, OWNER_LABEL: SWEEP_OWNER_LABEL } = require("../../components/kube/sweep");
 
 const isKube = (r: Captured) => r.type.startsWith("kubernetes:") || r.type === "pulumi:providers:kubernetes" || r.type === "workstations:index:KubeCluster";
 const k8sOf = (rs: Captured[], user: string) => rs.filter((r) => r.type.startsWith("kubernetes:") && r.name.startsWith(`${user}-`));
@@ -70,7 +73,7 @@ test("example roster: shared ClusterRole, owner namespace + bindings + dashboard
     ],
   );
   assert.equal(byName(resources, "nadia-ns-nadia-apps").metadata.name, "nadia-apps");
-  assert.deepEqual(opts.get("nadia-ns-nadia-apps"), { protect: false, retainOnDelete: true });
+  assert.deepEqual(opts.get("nadia-ns-nadia-apps"), { protect: false, retainOnDelete: true, dependsOn: [] });
   const owner = byName(resources, "nadia-owner-nadia-apps");
   assert.equal(owner.metadata.namespace, "nadia-apps");
   assert.deepEqual(owner.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" });
@@ -174,4 +177,93 @@ test("username claim preferred_username binds the roster name, with the configur
   assert.deepEqual(byName(resources, "viktor-cluster-admin").subjects[0].name, "sso#viktor");
   const kc = YAML.parse((byName(resources, "nadia-kubeconfig").stdin as string).split("\n").slice(1).join("\n"));
   assert.equal(kc.users[0].user.exec.args.includes("--oidc-extra-scope=email"), false);
+});
+
+const CUT_TYPE = "pulumi-nodejs:dynamic/kube:NamespaceCut";
+
+test("the access cut: one KubeNamespaceCut per owned namespace while the owner is admin; every object granting access there depends on it", async () => {
+  const opts = recordedOptions();
+  const roster = readExampleRoster().replace("    namespaces: [nadia-apps]\n", "    namespaces: [nadia-apps, nadia-ml]\n");
+  const { resources } = await runProgram({ roster, config: KUBE_CONFIG });
+  opts.stop();
+  const cuts = resources.filter((r) => r.type === CUT_TYPE);
+  assert.deepEqual(
+    cuts.map((r) => r.name),
+    ["nadia-kube-cut-nadia-apps", "nadia-kube-cut-nadia-ml"],
+  );
+  for (const ns of ["nadia-apps", "nadia-ml"]) {
+    const cut = `nadia-kube-cut-${ns}`;
+    const inputs = unsecret(cuts.find((r) => r.name === cut)!.inputs);
+    // Only the namespace, the user and the schema: no credential, no code (a loader of sweep.js).
+    assert.deepEqual(Object.fromEntries(Object.entries(inputs).filter(([k]) => k !== "__provider")), { namespace: ns, user: "nadia", providerSchema: "1" });
+    assert.ok(String(inputs.__provider).length < 4000, `the stored provider is the loader (${String(inputs.__provider).length} chars)`);
+    assert.doesNotMatch(String(inputs.__provider), /BEGIN|token|password/i);
+    assert.deepEqual(opts.get(cut)?.dependsOn, [`nadia-ns-${ns}`], "created after its namespace");
+    for (const dependent of [`nadia-owner-${ns}`, `nadia-dashboard-binding-${ns}`, `nadia-dashboard-sa-${ns}`])
+      assert.ok(opts.get(dependent)?.dependsOn.includes(cut), `${dependent} depends on ${cut}, so the cut's delete runs after it`);
+    // The token Secret depends on the ServiceAccount, which depends on the cut.
+    assert.deepEqual(opts.get(`nadia-dashboard-token-${ns}`)?.dependsOn, [`nadia-dashboard-sa-${ns}`]);
+  }
+  // Nobody else has a cut: admins, tier none, suspended, offboarded.
+  assert.equal(resources.filter((r) => r.type === CUT_TYPE && !r.name.startsWith("nadia-")).length, 0);
+  // Suspending or offboarding nadia removes her cuts from the program (the engine then deletes them: the sweep).
+  for (const state of ["suspended", "offboarded"]) {
+    const r = await runProgram({
+      roster: roster.replace("    namespaces: [nadia-apps, nadia-ml]\n", `    namespaces: [nadia-apps, nadia-ml]\n    state: ${state}\n`),
+      config: KUBE_CONFIG,
+    });
+    assert.equal(r.resources.filter((x) => x.type === CUT_TYPE).length, 0, state);
+  }
+  // A namespace leaving its owner takes its cut along (the other stays).
+  const fewer = await runProgram({ roster, config: KUBE_CONFIG }).then(() => runProgram({ roster: readExampleRoster(), config: KUBE_CONFIG }));
+  assert.deepEqual(
+    fewer.resources.filter((x) => x.type === CUT_TYPE).map((x) => x.name),
+    ["nadia-kube-cut-nadia-apps"],
+  );
+});
+
+test("Pod Security admission: owned namespaces enforce and warn baseline by default, restricted when configured, also while suspended; privileged is refused", async () => {
+  const psa = (rs: Captured[]) => {
+    const labels = byName(rs, "nadia-ns-nadia-apps").metadata.labels;
+    return Object.fromEntries(Object.entries(labels).filter(([k]) => k.startsWith("pod-security.kubernetes.io/")));
+  };
+  const want = (level: string) => ({
+    "pod-security.kubernetes.io/enforce": level,
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": level,
+    "pod-security.kubernetes.io/warn-version": "latest",
+  });
+  assert.deepEqual(psa((await runProgram({ roster: readExampleRoster(), config: KUBE_CONFIG })).resources), want("baseline"));
+  assert.deepEqual(
+    psa((await runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubePodSecurity: "restricted" } })).resources),
+    want("restricted"),
+  );
+  const suspended = readExampleRoster().replace("    namespaces: [nadia-apps]\n", "    namespaces: [nadia-apps]\n    state: suspended\n");
+  assert.deepEqual(psa((await runProgram({ roster: suspended, config: KUBE_CONFIG })).resources), want("baseline"));
+  // The owner label stays too: the cut trusts it (owners may not update namespaces).
+  assert.equal(byName((await runProgram({ roster: suspended, config: KUBE_CONFIG })).resources, "nadia-ns-nadia-apps").metadata.labels[OWNER_LABEL], "nadia");
+  for (const bad of ["privileged", "Baseline", "none"])
+    await assert.rejects(
+      runProgram({ roster: readExampleRoster(), config: { ...KUBE_CONFIG, kubePodSecurity: bad } }),
+      new RegExp(
+        `Invalid value "${bad}" \\(baseline\\|restricted[^)]*privileged is not allowed\\) in config key: workstations:kubePodSecurity[\\s\\S]*pulumi config set --stack test workstations:kubePodSecurity baseline`,
+      ),
+    );
+  // A Pod Security key without kubeApiServer is a half configuration, like the other kube keys.
+  await assert.rejects(
+    runProgram({ roster: readExampleRoster(), config: { kubePodSecurity: "baseline" } }),
+    /half configured \(workstations:kubePodSecurity set\)/,
+  );
+});
+
+test("the program's object names in a namespace are the access cut's (sweep.js) and plan.ts's", () => {
+  for (const u of ["nadia", "olga", "a-b"]) {
+    const n = kubeNames(u);
+    assert.deepEqual(
+      { ownerBinding: n.ownerBinding, dashboardBinding: n.dashboardBinding, dashboardAccount: n.dashboardAccount, dashboardToken: n.dashboardToken },
+      programNames(u),
+    );
+    assert.equal(n.dashboardAccount, derivedNames(u).dashboardServiceAccount);
+  }
+  assert.equal(OWNER_LABEL, SWEEP_OWNER_LABEL);
 });
