@@ -2,7 +2,9 @@
  * Reads what the host component installs from the repo: bundled scripts, units, the
  * managed Claude settings, the shared Claude base and skel. Pure data out; no Pulumi.
  */
+import * as crypto from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { AGENTS_SOURCE_DIR, BIN_DIR, CLAUDE_BASE, LIB_DIR, MANAGED_SETTINGS, UNIT_DIR, UNITS_SOURCE_DIR } from "./hostContract";
 import { LAUNCHER_FILE, MIRROR_FILE, mirrorContent } from "./scripts/home";
@@ -115,4 +117,96 @@ export function loadBundle(root: string): HostBundle {
     claudeMd,
     startClaude,
   };
+}
+
+/**
+ * Everything the host component installs, as one tar archive (the host files' state is then
+ * one digest, not every file's text twice: issue 25). Entries: `MANIFEST` (one line per file:
+ * `<index> <mode> <path> <link or -> <keep 0|1>`) and `files/<index>` with the bytes. Paths
+ * are checked safe names (no whitespace), so the lines split on spaces. Deterministic: the
+ * same files give the same bytes (mtime 0, root:root, 0644 in the archive; the manifest
+ * carries the real mode), so the digest only changes with the content.
+ */
+export interface HostArchive {
+  /** sha256 of the archive bytes (hex). */
+  digest: string;
+  bytes: Buffer;
+  manifest: string;
+}
+
+export interface ArchiveFile extends BundledFile {
+  /** Never removed when a later archive leaves it out (host library versions: old deletes call them). */
+  keep?: boolean;
+}
+
+/** An absolute host path the manifest can carry: safe names, no whitespace. */
+const HOST_PATH = /^(\/[A-Za-z0-9._@+-]{1,128}){1,16}$/;
+
+function tarHeader(name: string, size: number): Buffer {
+  if (Buffer.byteLength(name) > 99) throw new Error(`tar: entry name too long: ${name}`);
+  const h = Buffer.alloc(512);
+  const put = (off: number, len: number, s: string) => h.write(s, off, len, "ascii");
+  const oct = (off: number, len: number, n: number) => put(off, len, n.toString(8).padStart(len - 1, "0") + "\0");
+  put(0, 100, name);
+  oct(100, 8, 0o644);
+  oct(108, 8, 0);
+  oct(116, 8, 0);
+  oct(124, 12, size);
+  oct(136, 12, 0);
+  put(148, 8, "        ");
+  put(156, 1, "0");
+  put(257, 8, "ustar\x0000");
+  put(265, 32, "root");
+  put(297, 32, "root");
+  let sum = 0;
+  for (const b of h) sum += b;
+  put(148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
+  return h;
+}
+
+function tarEntry(name: string, data: Buffer): Buffer[] {
+  const pad = (512 - (data.length % 512)) % 512;
+  return [tarHeader(name, data.length), data, Buffer.alloc(pad)];
+}
+
+/** The archive of `files` (each path checked, no duplicates). */
+export function hostArchive(files: readonly ArchiveFile[]): HostArchive {
+  const seen = new Set<string>();
+  const lines = files.map((f, i) => {
+    for (const p of [f.path, ...(f.link ? [f.link] : [])])
+      if (!HOST_PATH.test(p) || p.split("/").some((c) => c === "." || c === ".."))
+        throw new Error(`bundle: refusing to ship to ${JSON.stringify(p)}: not an absolute host path of safe names`);
+    if (!/^0[0-7]{3}$/.test(f.mode)) throw new Error(`bundle: bad mode ${f.mode} for ${f.path}`);
+    if (seen.has(f.path)) throw new Error(`bundle: ${f.path} is shipped twice`);
+    seen.add(f.path);
+    return `${i} ${f.mode} ${f.path} ${f.link ?? "-"} ${f.keep ? 1 : 0}\n`;
+  });
+  const manifest = lines.join("");
+  const parts = [
+    ...tarEntry("MANIFEST", Buffer.from(manifest)),
+    ...files.flatMap((f, i) => tarEntry(`files/${i}`, Buffer.from(f.content, "utf8"))),
+    Buffer.alloc(1024),
+  ];
+  const bytes = Buffer.concat(parts);
+  return { digest: crypto.createHash("sha256").update(bytes).digest("hex"), bytes, manifest };
+}
+
+/**
+ * Writes the archive where the engine and the command provider read it (content-addressed in
+ * the OS temp dir, so the path is the same on every run of this content) and returns the path.
+ */
+export function writeHostArchive(a: HostArchive, dir = os.tmpdir()): string {
+  const file = path.join(dir, `workstations-host-files-${a.digest.slice(0, 32)}.tar`);
+  let same = false;
+  try {
+    same = fs.readFileSync(file).equals(a.bytes);
+  } catch {
+    /* not there yet */
+  }
+  if (!same) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, a.bytes, { mode: 0o644 });
+    fs.renameSync(tmp, file);
+  }
+  return file;
 }

@@ -2,13 +2,14 @@ import * as crypto from "crypto";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { HostBundle } from "./bundle";
+import { hostArchive, HostBundle, writeHostArchive } from "./bundle";
 import { commandConnection, HostConnection } from "./config";
 import { SLACK_WEBHOOK_FILE } from "./hostContract";
 export { SLACK_WEBHOOK_FILE };
 
-import { hostLibInstallScript, hostLibrary, hostLibRemoveScript } from "./scripts/hostLib";
+import { hostLibrary } from "./scripts/hostLib";
 import { installFileScript, preflightDeleteScript, preflightScript, removeFileScript, unitsApplyScript, unitsDeleteScript } from "./scripts/host";
+import { HOST_FILES_ARCHIVE, hostFilesInstallScript, hostFilesRemoveScript } from "./scripts/hostFiles";
 
 /** Arguments of the host component. */
 export interface WorkstationHostArgs {
@@ -36,36 +37,51 @@ export class WorkstationHost extends pulumi.ComponentResource {
   /** Depend on this to run after the host is ready (everything installed, units loaded). */
   public readonly ready: pulumi.Resource[];
   public readonly installedFiles: pulumi.Output<string[]>;
+  /** sha256 of the host files' archive (what the install resource's inputs carry). */
+  public readonly filesDigest: string;
 
   constructor(name: string, args: WorkstationHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workstations:index:Host", name, {}, opts);
     const connection = commandConnection(args.connection);
+    // No `update` anywhere: a changed command runs `create` again (the scripts converge), and
+    // the state holds each script once instead of twice.
     const preflight = new command.remote.Command(
       `${name}-preflight`,
       {
         connection,
         addPreviousOutputInEnv: false,
         create: preflightScript(args.shells),
-        update: preflightScript(args.shells),
         delete: preflightDeleteScript(),
       },
       { parent: this },
     );
 
-    const files = args.bundle.files.map(
-      (f) =>
-        new command.remote.Command(
-          `${name}-file-${f.path}`,
-          {
-            connection,
-            addPreviousOutputInEnv: false,
-            create: installFileScript(f),
-            update: installFileScript(f),
-            delete: removeFileScript(f),
-            stdin: f.content,
-          },
-          { parent: this, dependsOn: [preflight], deleteBeforeReplace: true },
-        ),
+    // The shipped files as one archive (components/bundle.ts): the copy's state keeps the
+    // asset's hash and the install's inputs the digest, not the files' text (issue 25).
+    // Host library versions are kept on the host (a user resource's delete calls the version
+    // it was created with); the install's delete removes them all.
+    const lib = hostLibrary();
+    const archive = hostArchive([...args.bundle.files, { path: lib.path, mode: "0755", content: lib.content, keep: true }]);
+    const stage = new command.remote.CopyToRemote(
+      `${name}-files-copy`,
+      {
+        connection,
+        source: new pulumi.asset.FileAsset(writeHostArchive(archive)),
+        remotePath: HOST_FILES_ARCHIVE,
+        // A new host (address or port) gets its own copy; the archive's hash decides the rest.
+        triggers: [args.connection.host, args.connection.port],
+      },
+      { parent: this, dependsOn: [preflight] },
+    );
+    const files = new command.remote.Command(
+      `${name}-files`,
+      {
+        connection,
+        addPreviousOutputInEnv: false,
+        create: hostFilesInstallScript(archive.digest),
+        delete: hostFilesRemoveScript(),
+      },
+      { parent: this, dependsOn: [stage] },
     );
     const slackFile = { path: SLACK_WEBHOOK_FILE, mode: "0600" };
     const slack = new command.remote.Command(
@@ -74,28 +90,11 @@ export class WorkstationHost extends pulumi.ComponentResource {
         connection,
         addPreviousOutputInEnv: false,
         create: installFileScript(slackFile),
-        update: installFileScript(slackFile),
         delete: removeFileScript(slackFile),
         stdin: args.slackWebhook ? pulumi.secret(args.slackWebhook) : "",
       },
       { parent: this, dependsOn: [preflight], additionalSecretOutputs: ["stdin"] },
     );
-    files.push(slack);
-    // The per-user logic, once per host (scripts/hostLib.ts). No `update`: a new library
-    // version runs create again, which adds that version beside the old ones.
-    const lib = hostLibrary();
-    const hostLib = new command.remote.Command(
-      `${name}-lib`,
-      {
-        connection,
-        addPreviousOutputInEnv: false,
-        create: hostLibInstallScript(),
-        delete: hostLibRemoveScript(),
-        stdin: lib.content,
-      },
-      { parent: this, dependsOn: [preflight] },
-    );
-    files.push(hostLib);
     const digest = crypto
       .createHash("sha256")
       .update(args.bundle.units.map((u) => `${path.basename(u.path)}\0${u.content}`).join("\0"))
@@ -107,14 +106,15 @@ export class WorkstationHost extends pulumi.ComponentResource {
         connection,
         addPreviousOutputInEnv: false,
         create: unitsApplyScript(digest, args.bundle.enable),
-        update: unitsApplyScript(digest, args.bundle.enable),
         delete: unitsDeleteScript(args.bundle.enable),
       },
-      { parent: this, dependsOn: files },
+      { parent: this, dependsOn: [files, slack] },
     );
 
-    this.ready = [preflight, ...files, units];
+    // The units run after everything else here: depending on them is depending on all of it.
+    this.ready = [units];
     this.installedFiles = pulumi.output(args.bundle.files.map((f) => f.path));
-    this.registerOutputs({ installedFiles: this.installedFiles });
+    this.filesDigest = archive.digest;
+    this.registerOutputs({});
   }
 }

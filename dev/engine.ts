@@ -9,7 +9,9 @@
  *    in reverse registration order, after creates and updates.
  * The real engine is exercised by the e2e suite; this replays the same scripts quickly.
  */
-import { Captured, commands, runProgram, RunOptions, unsecret } from "./mocks";
+import * as fs from "fs";
+import { shq } from "../components/scripts/shell";
+import { Captured, runProgram, RunOptions, unsecret } from "./mocks";
 
 export interface CommandSpec {
   name: string;
@@ -34,10 +36,26 @@ export function specOf(r: Captured): CommandSpec {
   return { name: r.name, create, update, delete: del, stdin };
 }
 
+/**
+ * A CopyToRemote (the host files' archive) as a command: its create writes the asset's bytes
+ * to the remote path (the archive is UTF-8 text and ASCII headers, so a string carries it
+ * exactly). The engine's copy has no delete and runs again only when the asset's hash (here:
+ * the bytes) or the remote path changes.
+ */
+async function copySpec(r: Captured): Promise<CommandSpec> {
+  const { remotePath } = unsecret(r.inputs);
+  const file = await (r.inputs.source as { path: Promise<string> }).path;
+  return { name: r.name, create: `cat > ${shq(remotePath)}`, stdin: fs.readFileSync(file, "utf8") };
+}
+
 /** Captures the command specs the program generates for a roster, in registration order. */
 export async function capture(opts: RunOptions): Promise<CommandSpec[]> {
   const { resources } = await runProgram(opts);
-  return commands(resources).map(specOf);
+  return Promise.all(
+    resources
+      .filter((r) => r.type === "command:remote:Command" || r.type === "command:remote:CopyToRemote")
+      .map((r) => (r.type === "command:remote:CopyToRemote" ? copySpec(r) : specOf(r))),
+  );
 }
 
 /** Counts `changed:` lines in a script's stdout (the scripts' idempotency signal). */

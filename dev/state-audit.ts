@@ -7,6 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 
@@ -34,12 +35,30 @@ function walk(dir: string): string[] {
   });
 }
 
-/** Everything an attacker with the state would read. Throws if the CLI export fails. */
+/**
+ * Everything an attacker with the state would read. Throws if the CLI export fails. The export
+ * goes to a file (`--file`), not a pipe: a large stack's export overflowed spawnSync's output
+ * buffer (`spawnSync pulumi ENOBUFS`, issue 25).
+ */
 export function readStateAsAttacker(o: AuditOptions): StateText[] {
-  const r = spawnSync("pulumi", ["--non-interactive", "stack", "export", "--stack", o.stack], { cwd: o.cwd, env: o.env, encoding: "utf8", timeout: 120_000 });
-  if (r.error || r.status !== 0) throw new Error(`pulumi stack export failed (${r.status}): ${r.error?.message ?? ""}${r.stderr}`);
-  if (/--show-secrets/.test(r.stderr)) throw new Error("unexpected: the export mentions --show-secrets");
-  const out: StateText[] = [{ where: "pulumi stack export", text: r.stdout }];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ws-audit-export-"));
+  const file = path.join(tmp, "export.json");
+  let text: string;
+  try {
+    const r = spawnSync("pulumi", ["--non-interactive", "stack", "export", "--stack", o.stack, "--file", file], {
+      cwd: o.cwd,
+      env: o.env,
+      encoding: "utf8",
+      timeout: 300_000,
+      maxBuffer: 64 << 20,
+    });
+    if (r.error || r.status !== 0) throw new Error(`pulumi stack export failed (${r.status}): ${r.error?.message ?? ""}${r.stderr}`);
+    if (/--show-secrets/.test(r.stderr + r.stdout)) throw new Error("unexpected: the export mentions --show-secrets");
+    text = fs.readFileSync(file, "utf8");
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const out: StateText[] = [{ where: "pulumi stack export", text }];
   for (const f of walk(o.backendDir)) {
     let buf = fs.readFileSync(f);
     if (f.endsWith(".gz")) buf = zlib.gunzipSync(buf);

@@ -286,7 +286,7 @@ test("a new host library version reaches every user; a delete runs the version i
       for (const part of ["account", "home", "units"]) assert.ok(updated.includes(`${u.name}-${part}`), `${u.name}-${part} not updated: ${updated}`);
     }
     assert.deepEqual(
-      actions.filter((a) => a.name !== "host-lib" && changes(a.stdout).length).map((a) => a.name),
+      actions.filter((a) => a.name !== "host-files" && changes(a.stdout).length).map((a) => a.name),
       [],
       "the new version converges with no change",
     );
@@ -307,11 +307,13 @@ test("a new host library version reaches every user; a delete runs the version i
 });
 
 test("destroy everything: nothing the host component copied is left behind; homes and accounts stay", async () => {
-  const copied = [...engine.state.values()].filter((s) => /-file-\//.test(s.name)).map((s) => s.name.replace(/^.*?-file-/, ""));
+  // The host files ship as one archive (components/host.ts): its manifest lists them.
+  const copied = (await sh("cut -d' ' -f3 /var/lib/workstations/host-files.manifest")).split("\n");
   assert.ok(copied.includes("/etc/claude-code/managed-settings.json") && copied.length > 5);
+  assert.equal(await sh(`for f in ${copied.join(" ")}; do [ -e "$f" ] || echo "$f"; done; true`), "", "installed before the destroy");
   const actions = await engine.destroy(() => true);
-  assert.ok(actions.length > copied.length);
-  const left = await sh(`for f in ${copied.join(" ")}; do [ -e "$f" ] && echo "$f"; done; true`);
+  assert.ok(actions.some((a) => a.op === "delete" && a.name === "host-files"));
+  const left = await sh(`for f in ${copied.join(" ")} /usr/local/lib/workstations/lib; do [ -e "$f" ] && echo "$f"; done; true`);
   assert.equal(left, "", "copied files left behind");
   assert.equal(await sh("ls /usr/local/bin | grep -E 'tmux-persist|claude-token-renew|workstations-' || true"), "");
   assert.equal(await sh("test -e /etc/ssh/sshd_config.d/50-workstations.conf && echo yes || echo no"), "no");

@@ -7,8 +7,12 @@
  */
 import { afterEach, test } from "node:test";
 import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import { hostArchive, loadBundle } from "../../components/bundle";
 import * as YAML from "yaml";
 import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
 import { syntheticRoster } from "../../bench/eval";
@@ -117,13 +121,63 @@ test("a new host library version changes every user's commands; nothing per-user
     assert.ok(b.get(n)!.includes(libBefore.path) && a.get(n)!.includes(hostLibrary().path), `${n} calls the library by its versioned path`);
     assert.ok(!b.get(n)!.includes("rebuild_index()"), `${n} carries script text`);
   }
-  for (const n of b.keys()) if (!perUser.test(n) && n !== "host-lib") assert.equal(a.get(n), b.get(n), `${n} must not change with the library`);
-  assert.notEqual(a.get("host-lib"), b.get("host-lib"), "the library resource installs the new version");
+  for (const n of b.keys()) if (!perUser.test(n) && n !== "host-files") assert.equal(a.get(n), b.get(n), `${n} must not change with the library`);
+  assert.notEqual(a.get("host-files"), b.get("host-files"), "the host files' install (its archive digest) installs the new version");
+});
+
+/** The host component's inputs (every resource named host…), example roster: was 1.2 MB of state with the files' text. */
+export const HOST_INPUT_BUDGET = 24 * 1024;
+
+test(`the host files are one archive: the state keeps its digest, no shipped file's text; the host's inputs stay under ${HOST_INPUT_BUDGET} bytes`, async () => {
+  const { resources, program } = await runProgram({ roster: readExampleRoster() });
+  const host = resources.filter((r) => /^host(-|$)/.test(r.name));
+  const bytes = host.reduce((n, r) => n + Buffer.byteLength(JSON.stringify(unsecret(r.inputs))), 0);
+  console.log(`# host component input bytes: ${bytes} (${host.map((r) => r.name).join(", ")})`);
+  assert.ok(bytes <= HOST_INPUT_BUDGET, `${bytes} bytes of host inputs, over ${HOST_INPUT_BUDGET}`);
+  const shipped = loadBundle(PROJECT_DIR).files.filter((f) => f.content.length > 2000);
+  assert.ok(shipped.length >= 5);
+  const all = JSON.stringify(resources.map((r) => unsecret(r.inputs)));
+  for (const f of shipped) assert.ok(!all.includes(f.content.slice(200, 400)), `${f.path}'s text is in a resource's inputs`);
+  // The copy's asset is the archive whose digest the install checks.
+  const copy = host.find((r) => r.type === "command:remote:CopyToRemote")!;
+  const file = await copy.inputs.source.path;
+  const digest = crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+  assert.equal(digest, program.host.filesDigest);
+  assert.ok(String(unsecret(host.find((r) => r.name === "host-files")!.inputs.create)).includes(digest));
+  // Everything a user's resources wait for is one resource (its dependencies are a list of URNs in the state).
+  assert.equal(program.host.ready.length, 1);
+});
+
+test("the archive: deterministic, every file and the library with its mode, extractable by tar", () => {
+  const b = loadBundle(PROJECT_DIR);
+  const lib = hostLibrary();
+  const files = [...b.files, { path: lib.path, mode: "0755", content: lib.content, keep: true }];
+  const a = hostArchive(files);
+  assert.equal(hostArchive(files).digest, a.digest, "same files, same bytes");
+  assert.notEqual(hostArchive([...files.slice(1), files[0]]).digest, a.digest);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-archive-"));
+  const tar = spawnSync("tar", ["-x", "-C", dir], { input: a.bytes });
+  assert.equal(tar.status, 0, String(tar.stderr));
+  const lines = fs.readFileSync(path.join(dir, "MANIFEST"), "utf8").trim().split("\n");
+  assert.equal(lines.length, files.length);
+  lines.forEach((l, i) => {
+    const [idx, mode, p, link, keep] = l.split(" ");
+    assert.deepEqual(
+      [Number(idx), mode, p, link, keep],
+      [i, files[i].mode, files[i].path, (files[i] as { link?: string }).link ?? "-", p === lib.path ? "1" : "0"],
+    );
+    assert.equal(fs.readFileSync(path.join(dir, "files", idx), "utf8"), files[i].content, p);
+  });
+  assert.throws(() => hostArchive([{ path: "/etc/a b", mode: "0644", content: "" }]), /refusing to ship/);
+  assert.throws(() => hostArchive([{ path: "/etc/../x", mode: "0644", content: "" }]), /refusing to ship/);
+  assert.throws(() => hostArchive([files[0], files[0]]), /shipped twice/);
 });
 
 test("create and update share one command (no update script is stored)", async () => {
   const { resources } = await runProgram({ roster: readExampleRoster() });
-  for (const r of resources.filter((x) => /^(viktor|emo)-(account|home|units|vault-credential)$/.test(x.name))) {
+  for (const r of resources.filter(
+    (x) => /^((viktor|emo)-(account|home|units|vault-credential)|host-.*)$/.test(x.name) && x.type === "command:remote:Command",
+  )) {
     assert.equal(r.inputs.update, undefined, `${r.name} stores a separate update`);
     assert.ok(r.inputs.create);
   }

@@ -169,7 +169,7 @@ test("a missing roster file names the file and the config key", async () => {
 test("every remote command verifies the host key and sends no environment over SSH", async () => {
   const { resources } = await runProgram({ roster: readExampleRoster() });
   const remote = commands(resources);
-  assert.ok(remote.length > 20);
+  assert.ok(remote.length >= 15);
   for (const r of remote) {
     const c = unsecret(r.inputs.connection);
     assert.equal(c.hostKey, TEST_HOST_KEY, `${r.name} checks the host key`);
@@ -177,4 +177,8 @@ test("every remote command verifies the host key and sends no environment over S
     assert.equal(r.inputs.addPreviousOutputInEnv, false, `${r.name} would need AcceptEnv`);
     assert.equal(r.inputs.environment, undefined, `${r.name} would need AcceptEnv`);
   }
+  // The host files' copy (sftp) checks the host key too.
+  const copies = resources.filter((r) => r.type === "command:remote:CopyToRemote");
+  assert.equal(copies.length, 1);
+  for (const r of copies) assert.equal(unsecret(r.inputs.connection).hostKey, TEST_HOST_KEY, `${r.name} checks the host key`);
 });

@@ -39,7 +39,7 @@ test("every generated remote script and the host library pass shellcheck (and ba
   fs.writeFileSync(libFile, lib.content);
   files.push(libFile);
   assert.ok(libCalls >= 12, `per-user commands are library calls (${libCalls})`);
-  assert.ok(files.length > 15);
+  assert.ok(files.length >= 8, `remote scripts found: ${files.length}`);
   for (const f of files) {
     const n = spawnSync("bash", ["-n", f], { encoding: "utf8" });
     assert.equal(n.status, 0, `${f}: ${n.stderr}`);
