@@ -1,35 +1,41 @@
 /**
  * `npm run access-diff -- BASE_REF [HEAD_REF|FILE]`: who gains or loses what between two
- * rosters, from the plan of each (a reviewer reads grants, not a YAML diff).
+ * versions of the repository, from the plan of each (a reviewer reads grants, not a YAML diff).
  *
- * The base roster is `git show BASE_REF:<roster>`; the head is the working tree (default),
- * another ref, or a file. `<roster>` is the stack's `workstations:roster` (Pulumi.devvm.yaml,
- * default roster.yaml) or `--roster PATH`. Both are planned with `planRoster` and compared
- * through `userGrants` (tools/access-report.ts), the same reading of `UserPlan` the access
- * report prints. Prints nothing when no grant and no account fact changed.
+ * Each side is read the way the program deploys it (tools/access-side.ts): its own stack
+ * config's `workstations:roster` (Pulumi.devvm.yaml, else Pulumi.yaml's default, else
+ * roster.yaml), that roster, planned by its own planning code: the base commit's code plans the
+ * base, so a pull request that changes DEFAULT_PROFILES or points the roster key at another
+ * file shows what that grants. The head is the working tree (default), another ref, or a
+ * roster file (planned with the working tree's code). `--roster PATH` reads PATH on both sides.
+ * Both plans are compared through `userGrants` (tools/access-report.ts), the same reading of
+ * `UserPlan` the access report prints.
+ *
+ * Besides the users, `!` lines under the header say what else changed access: the roster key,
+ * the planning code, this tooling and CI, the rest of the program, the stack config's keys, and
+ * a side whose own code could not run (planned with this checkout's code instead).
+ * Prints nothing when none of that and no grant or account fact changed.
  *
  * `--ci` takes the base from Woodpecker's environment: on a pull request the merge base of
  * the target branch (`origin/$CI_COMMIT_TARGET_BRANCH`, fetched by the clone step), on a push
  * the commit before the push (`pushBase`).
  *
  * Lines: `+`/`-` a grant added/removed, `~` an account fact changed, `!` needs attention (a
- * uid change, a rename, a removal from the roster, an approved purge).
+ * uid change, a rename, a removal from the roster, an approved purge). Free text is quoted and
+ * no control character is printed raw.
  * `-C REPO` runs in another checkout (default: the current directory).
  * Exit 0 (printed or empty), 1 the head roster is invalid (the checker's file:line:col lines
- * on stderr), 2 usage or git errors.
+ * on stderr), 2 usage, config or git errors.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { OffboardedPlan, Plan, planRoster, UserPlan } from "../components/plan";
-import { formatProblem, parseRoster, RosterProblem } from "../components/roster/load";
-import { escapeControls } from "../components/roster/schema";
+import { OffboardedPlan, Plan, UserPlan } from "../components/plan";
 import { GRANT_AREAS, Grants, noGrants, purgeLabel, terminalLines, userGrants } from "./access-report";
+import { loadSide, NS, plannerClosure, ROSTER_KEY, Side, SideTree, STACK, STACK_FILE, StackConfig, TOOL_ROOT } from "./access-side";
 
-export const STACK = "devvm";
-export const STACK_FILE = `Pulumi.${STACK}.yaml`;
-export const NS = "workstations";
+export { NS, STACK, STACK_FILE };
 
 // ---------------------------------------------------------------- git and stack config
 
@@ -104,20 +110,6 @@ export function pushBase(repo: string, env: NodeJS.ProcessEnv): { sha?: string; 
 }
 
 // ---------------------------------------------------------------- the diff
-
-/** One side of the comparison. `plan` is undefined when the roster is invalid or absent. */
-export interface Side {
-  label: string;
-  plan?: Plan;
-  problems?: RosterProblem[];
-  missing?: boolean;
-}
-
-export function planSide(label: string, text: string | undefined): Side {
-  if (text === undefined) return { label, missing: true };
-  const r = parseRoster(text, label);
-  return r.roster ? { label, plan: planRoster(r.roster) } : { label, problems: r.problems };
-}
 
 type Entry = { kind: "user"; u: UserPlan } | { kind: "offboarded"; o: OffboardedPlan };
 const EMPTY: Plan = {
@@ -242,6 +234,68 @@ export function formatDiff(changes: UserChange[]): string {
   return terminalLines(changes.flatMap((c) => [c.header, ...c.lines]));
 }
 
+// ---------------------------------------------------------------- what else changed: code and config
+
+/** Files whose change changes what a roster plans to, besides the planner's own module closure. */
+const PLANNING = /^(components\/plan\.ts|components\/roster\/|components\/hostContract\.ts|tools\/access-report\.ts)/;
+/** What prints this diff and runs CI's checks (and the dependencies all of it runs on). */
+const TOOLING = /^(tools\/(access-diff|access-side|roster-check)\.ts|\.woodpecker\/|package\.json$|package-lock\.json$)/;
+/** The rest of the program: how a plan becomes accounts, sudoers, tokens and bindings. */
+const PROGRAM = /^(components\/|scripts\/|config\/|index\.ts$|Pulumi\.yaml$|tsconfig[^/]*\.json$)/;
+
+/** Files changed from `base` to `head` (a commit, or the working tree with its untracked files). */
+export function changedFiles(repo: string, base: string, head?: string): string[] {
+  const git = (...a: string[]) => {
+    const r = spawnSync("git", ["-C", repo, ...a], { encoding: "utf8", maxBuffer: 64 << 20 });
+    if (r.status !== 0) throw new Error(`git ${a[0]}: ${(r.stderr || "").trim().split("\n")[0]}`);
+    return r.stdout.split("\0").filter(Boolean);
+  };
+  const files = git("diff", "--name-only", "-z", "--no-renames", base, ...(head ? [head] : []));
+  if (!head) files.push(...git("ls-files", "-z", "--others", "--exclude-standard"));
+  return [...new Set(files)].sort();
+}
+
+const some = (xs: string[]) => (xs.length > 4 ? `${xs.slice(0, 4).join(", ")} and ${xs.length - 4} more` : xs.join(", "));
+
+/** Config keys whose effective value differs (the roster key has its own line). */
+function changedKeys(b: StackConfig, h: StackConfig): string[] {
+  const keys = new Set([...Object.keys(b.values), ...Object.keys(h.values)]);
+  return [...keys].filter((k) => k !== ROSTER_KEY && JSON.stringify(b.values[k]) !== JSON.stringify(h.values[k])).sort();
+}
+
+/** The `!` lines about the repository: the roster key, planning code, tooling, program code, stack config, a fallback. */
+export function repositoryFlags(base: Side, head: Side, changed: string[] | undefined, planner: string[]): string[] {
+  const out: string[] = [];
+  if (base.config && head.config && base.roster !== head.roster)
+    out.push(
+      `! ${ROSTER_KEY} ${base.roster} → ${head.roster} (${head.config.rosterFrom}): the program applies ${head.roster} from now on; the users below are compared across the two files`,
+    );
+  if (changed) {
+    const planning = changed.filter((f) => PLANNING.test(f) || planner.includes(f));
+    const tooling = changed.filter((f) => !planning.includes(f) && TOOLING.test(f));
+    const program = changed.filter((f) => !planning.includes(f) && !tooling.includes(f) && PROGRAM.test(f));
+    if (planning.length)
+      out.push(`! planning code changed (${some(planning)}): each side was planned with its own code, so what the change grants is in the lines below`);
+    if (tooling.length)
+      out.push(`! access tooling changed (${some(tooling)}): this diff and CI's roster check are the head's own code; review these files as access changes`);
+    if (program.length)
+      out.push(`! program code changed (${some(program)}): how the plan is applied (accounts, sudoers, Forgejo, Vault, Kubernetes) is not shown per user`);
+  }
+  if (base.config && head.config) {
+    const keys = changedKeys(base.config, head.config);
+    if (keys.length) out.push(`! stack config changed (${head.config.stackFile}): ${some(keys)}`);
+  }
+  for (const [which, s] of [
+    ["base", base],
+    ["head", head],
+  ] as const)
+    if (s.fallback)
+      out.push(
+        `! the ${which}'s planning code could not run (${s.fallback}): the ${which} was planned with this checkout's code, so a change to the planning code is not in the lines below`,
+      );
+  return out;
+}
+
 // ---------------------------------------------------------------- CLI
 
 export interface DiffResult {
@@ -250,98 +304,115 @@ export interface DiffResult {
   stderr: string;
 }
 
-/** Runs the command on `args`, in `repo`, with `env` (Woodpecker's, for --ci). */
-export function accessDiff(args: string[], repo: string, env: NodeJS.ProcessEnv = process.env): DiffResult {
-  const err: string[] = [];
-  const usage = "usage: npm run access-diff -- BASE_REF [HEAD_REF|FILE] [--roster PATH] [-C REPO]   or   npm run access-diff -- --ci";
+interface Args {
+  ci: boolean;
+  baseRef?: string;
+  headArg?: string;
+  roster?: string;
+  repo: string;
+}
+
+const USAGE = "usage: npm run access-diff -- BASE_REF [HEAD_REF|FILE] [--roster PATH] [-C REPO]   or   npm run access-diff -- --ci";
+const fail = (code: 1 | 2, stderr: string): DiffResult => ({ code, stdout: "", stderr: terminalLines(stderr.split("\n")) });
+
+function parseArgs(args: string[], repo: string): Args | DiffResult {
   const pos: string[] = [];
-  let rosterPath: string | undefined;
-  let ci = false;
+  const o: Args = { ci: false, repo };
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--ci") ci = true;
-    else if (args[i] === "--roster") rosterPath = args[++i];
-    else if (args[i] === "-C") repo = path.resolve(args[++i] ?? ".");
-    else if (args[i].startsWith("--roster=")) rosterPath = args[i].slice(9);
-    else if (args[i] === "-h" || args[i] === "--help") return { code: 0, stdout: usage, stderr: "" };
-    else if (args[i].startsWith("-")) return { code: 2, stdout: "", stderr: `access-diff: unknown option ${args[i]}\n${usage}` };
+    if (args[i] === "--ci") o.ci = true;
+    else if (args[i] === "--roster") o.roster = args[++i];
+    else if (args[i] === "-C") o.repo = path.resolve(args[++i] ?? ".");
+    else if (args[i].startsWith("--roster=")) o.roster = args[i].slice(9);
+    else if (args[i] === "-h" || args[i] === "--help") return { code: 0, stdout: USAGE, stderr: "" };
+    else if (args[i].startsWith("-")) return fail(2, `access-diff: unknown option ${args[i]}\n${USAGE}`);
     else pos.push(args[i]);
   }
-  if (ci ? pos.length > 1 : pos.length < 1 || pos.length > 2) return { code: 2, stdout: "", stderr: usage };
-  if (!rosterPath) {
-    try {
-      const stackFile = path.join(repo, STACK_FILE);
-      rosterPath = parseStackConfig(fs.existsSync(stackFile) ? fs.readFileSync(stackFile, "utf8") : undefined).roster;
-    } catch (e) {
-      return { code: 2, stdout: "", stderr: `access-diff: ${STACK_FILE}: ${(e as Error).message}` };
-    }
-  }
+  if (o.ci ? pos.length > 1 : pos.length < 1 || pos.length > 2) return fail(2, USAGE);
+  o.baseRef = o.ci ? undefined : pos[0];
+  o.headArg = o.ci ? pos[0] : pos[1];
+  return o;
+}
 
-  let baseRef: string | undefined = pos[0];
-  const headArg: string | undefined = ci ? pos[0] : pos[1];
-  if (ci) {
-    const event = env.CI_PIPELINE_EVENT ?? "";
-    if (event.startsWith("pull_request")) {
-      const target = env.CI_COMMIT_TARGET_BRANCH || env.CI_COMMIT_BRANCH;
-      if (!target) return { code: 2, stdout: "", stderr: "access-diff --ci: a pull request without CI_COMMIT_TARGET_BRANCH" };
-      const tip = resolveCommit(repo, `origin/${target}`) ?? resolveCommit(repo, target);
-      if (!tip)
-        return {
-          code: 2,
-          stdout: "",
-          stderr: `access-diff --ci: origin/${target} is not in this clone; the clone step must fetch the pull request's target branch (plugin-git setting fetch_target_branch: true)`,
-        };
-      const mb = spawnSync("git", ["-C", repo, "merge-base", tip, "HEAD"], { encoding: "utf8" });
-      baseRef = mb.status === 0 ? mb.stdout.trim() : tip;
-    } else if (event === "push" || event === "manual") {
-      const b = pushBase(repo, env);
-      if (!b.sha) {
-        err.push(`access-diff --ci: nothing to compare with (${b.how})`);
-        return { code: 0, stdout: "", stderr: err.join("\n") };
-      }
-      baseRef = b.sha;
-    } else {
-      return { code: 2, stdout: "", stderr: `access-diff --ci: no base for pipeline event ${JSON.stringify(event)} (pull_request or push)` };
-    }
+/** The base commit: the ref given, or for --ci the pull request's merge base or the push's base. */
+function baseCommit(o: Args, env: NodeJS.ProcessEnv): { sha: string } | { result: DiffResult } {
+  if (!o.ci) {
+    const sha = resolveCommit(o.repo, o.baseRef!);
+    return sha ? { sha } : { result: fail(2, `access-diff: cannot read ${o.baseRef}: not a commit of ${o.repo}`) };
   }
-
-  // Head: a file, a ref, or the working tree.
-  let headLabel: string;
-  let headText: string | undefined;
-  if (headArg === undefined) {
-    headLabel = rosterPath;
-    const f = path.resolve(repo, rosterPath);
-    headText = fs.existsSync(f) ? fs.readFileSync(f, "utf8") : undefined;
-  } else if (fs.existsSync(path.resolve(repo, headArg)) && fs.statSync(path.resolve(repo, headArg)).isFile()) {
-    headLabel = headArg;
-    headText = fs.readFileSync(path.resolve(repo, headArg), "utf8");
-  } else {
-    headLabel = `${headArg}:${rosterPath}`;
-    const r = gitShow(repo, headArg, rosterPath);
-    if (r.error) return { code: 2, stdout: "", stderr: `access-diff: cannot read ${headLabel}: ${r.error}` };
-    headText = r.text;
+  const event = env.CI_PIPELINE_EVENT ?? "";
+  if (event.startsWith("pull_request")) {
+    const target = env.CI_COMMIT_TARGET_BRANCH || env.CI_COMMIT_BRANCH;
+    if (!target) return { result: fail(2, "access-diff --ci: a pull request without CI_COMMIT_TARGET_BRANCH") };
+    const tip = resolveCommit(o.repo, `origin/${target}`) ?? resolveCommit(o.repo, target);
+    if (!tip)
+      return {
+        result: fail(
+          2,
+          `access-diff --ci: origin/${target} is not in this clone; the clone step must fetch the pull request's target branch (plugin-git setting fetch_target_branch: true)`,
+        ),
+      };
+    const mb = spawnSync("git", ["-C", o.repo, "merge-base", tip, "HEAD"], { encoding: "utf8" });
+    return { sha: mb.status === 0 ? mb.stdout.trim() : tip };
   }
-  const head = planSide(headLabel, headText);
-  if (head.missing) return { code: 2, stdout: "", stderr: `access-diff: ${headLabel}: no roster file` };
-  if (!head.plan) return { code: 1, stdout: "", stderr: head.problems!.map(formatProblem).join("\n") };
+  if (event === "push" || event === "manual") {
+    const b = pushBase(o.repo, env);
+    return b.sha ? { sha: b.sha } : { result: { code: 0, stdout: "", stderr: `access-diff --ci: nothing to compare with (${b.how})` } };
+  }
+  return { result: fail(2, `access-diff --ci: no base for pipeline event ${JSON.stringify(event)} (pull_request or push)`) };
+}
 
-  const short = /^[0-9a-f]{40,64}$/.test(baseRef!) ? baseRef!.slice(0, 12) : baseRef!;
-  const baseLabel = `${short}:${rosterPath}`;
-  const br = gitShow(repo, baseRef!, rosterPath);
-  if (br.error) return { code: 2, stdout: "", stderr: `access-diff: cannot read ${baseLabel}: ${br.error}` };
-  const base = planSide(baseLabel, br.text);
-  let basePlan = base.plan;
+/** The head: a roster file given by hand, another commit, or the working tree. */
+function headTree(o: Args): { tree: SideTree; file?: string; name?: string } | { result: DiffResult } {
+  if (o.headArg === undefined) return { tree: new SideTree(o.repo) };
+  const f = path.resolve(o.repo, o.headArg);
+  if (fs.existsSync(f) && fs.statSync(f).isFile()) return { tree: new SideTree(o.repo), file: o.headArg };
+  const sha = resolveCommit(o.repo, o.headArg);
+  if (!sha) return { result: fail(2, `access-diff: cannot read ${o.headArg}: neither a file nor a commit of ${o.repo}`) };
+  return { tree: new SideTree(o.repo, sha), name: o.headArg };
+}
+
+/** Runs the command on `args`, in `repo`, with `env` (Woodpecker's, for --ci). */
+export function accessDiff(args: string[], repo: string, env: NodeJS.ProcessEnv = process.env): DiffResult {
+  const o = parseArgs(args, repo);
+  if ("code" in o) return o;
+  const b = baseCommit(o, env);
+  if ("result" in b) return b.result;
+  const h = headTree(o);
+  if ("result" in h) return h.result;
+  const baseTree = new SideTree(o.repo, b.sha);
+  const nodeModules = fs.existsSync(path.join(o.repo, "node_modules")) ? path.join(o.repo, "node_modules") : path.join(TOOL_ROOT, "node_modules");
+  try {
+    const head = loadSide(h.tree, { name: h.name, roster: o.roster, file: h.file, nodeModules });
+    if ("missing" in head.planned) return fail(2, `access-diff: ${head.label}: no roster file`);
+    if ("problems" in head.planned) return fail(1, head.planned.problems.join("\n"));
+    const short = /^[0-9a-f]{40,64}$/.test(o.baseRef ?? b.sha) ? b.sha.slice(0, 12) : o.baseRef!;
+    const base = loadSide(baseTree, { name: short, roster: o.roster, nodeModules });
+    return report(o, b.sha, h, base, head, head.planned.plan);
+  } catch (e) {
+    return fail(2, `access-diff: ${(e as Error).message}`);
+  } finally {
+    baseTree.cleanup();
+    h.tree.cleanup();
+  }
+}
+
+/** The printed diff of two planned sides. */
+function report(o: Args, baseSha: string, h: { tree: SideTree; file?: string }, base: Side, head: Side, headPlan: Plan): DiffResult {
+  const err: string[] = [];
+  let basePlan = EMPTY;
   let note = "";
-  if (base.missing) {
-    basePlan = EMPTY;
-    note = ` (the base has no ${rosterPath})`;
-  } else if (!basePlan) {
-    basePlan = EMPTY;
-    note = ` (the base roster does not pass today's checker, ${base.problems!.length} problem(s): every grant is shown as added)`;
-    err.push(...base.problems!.map((p) => `base: ${formatProblem(p)}`));
-  }
-  const changes = diffPlans(basePlan, head.plan);
-  if (!changes.length) return { code: 0, stdout: "", stderr: err.join("\n") };
-  return { code: 0, stdout: `${escapeControls(`access changes ${baseLabel} → ${headLabel}${note}:`)}\n${formatDiff(changes)}`, stderr: err.join("\n") };
+  if ("missing" in base.planned) note = ` (the base has no ${base.roster})`;
+  else if ("problems" in base.planned) {
+    note = ` (the base roster does not pass its checker, ${base.planned.problems.length} problem(s): every grant is shown as added)`;
+    err.push(...base.planned.problems.map((l) => `base: ${l}`));
+  } else basePlan = base.planned.plan;
+  const changed = changedFiles(o.repo, baseSha, h.tree.sha);
+  const flags = repositoryFlags(base, h.file !== undefined ? { ...head, config: undefined } : head, changed, plannerClosure());
+  const changes = diffPlans(basePlan, headPlan);
+  const stderr = terminalLines(err);
+  if (!changes.length && !flags.length) return { code: 0, stdout: "", stderr };
+  const out = [`access changes ${base.label} → ${head.label}${note}:`, ...flags.map((f) => `  ${f}`)];
+  return { code: 0, stdout: terminalLines(out) + (changes.length ? `\n${formatDiff(changes)}` : ""), stderr };
 }
 
 function main(): void {

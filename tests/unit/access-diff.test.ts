@@ -35,7 +35,23 @@ function sshKey(comment: string): string {
   return `ssh-ed25519 ${Buffer.concat([len(Buffer.from("ssh-ed25519")), len(raw)]).toString("base64")} ${comment}`;
 }
 
-function repo(): { dir: string; git: (...a: string[]) => string; commit: (r: R | string, msg: string) => string; write: (r: R | string) => void } {
+/** What a checkout needs to plan a roster with its own code (and the stack config naming the roster). */
+const CODE = ["components", "tools", "package.json", "tsconfig.json", "Pulumi.yaml", "Pulumi.devvm.yaml"];
+
+interface Repo {
+  dir: string;
+  git: (...a: string[]) => string;
+  commit: (r: R | string, msg: string) => string;
+  write: (r: R | string) => void;
+  /** Rewrites a file of the checkout (relative path) through `edit`. */
+  edit: (file: string, edit: (text: string) => string) => void;
+}
+
+/**
+ * A scratch repository: this project's planning code, its stack config and node_modules (a
+ * link, ignored), as a real checkout has them; `code: false` leaves only what the test writes.
+ */
+function repo(o: { code?: boolean } = {}): Repo {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-adiff-"));
   scratch.push(dir);
   const git = (...a: string[]) =>
@@ -44,6 +60,11 @@ function repo(): { dir: string; git: (...a: string[]) => string; commit: (r: R |
       env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@x", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@x" },
     }).trim();
   git("init", "-q", "-b", "master");
+  if (o.code !== false) {
+    for (const f of CODE) fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
+    fs.writeFileSync(path.join(dir, ".gitignore"), "node_modules\n");
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  }
   const write = (r: R | string) => fs.writeFileSync(path.join(dir, "roster.yaml"), typeof r === "string" ? r : YAML.stringify(r));
   const commit = (r: R | string, msg: string) => {
     write(r);
@@ -51,7 +72,14 @@ function repo(): { dir: string; git: (...a: string[]) => string; commit: (r: R |
     git("commit", "-qm", msg);
     return git("rev-parse", "HEAD");
   };
-  return { dir, git, commit, write };
+  const edit = (file: string, f: (text: string) => string) => {
+    const p = path.join(dir, file);
+    const before = fs.readFileSync(p, "utf8");
+    const after = f(before);
+    assert.notEqual(after, before, `the edit of ${file} changed nothing`);
+    fs.writeFileSync(p, after);
+  };
+  return { dir, git, commit, write, edit };
 }
 const base = (): R => YAML.parse(EXAMPLE);
 const user = (r: R, n: string) => r.users.find((u) => u.name === n)!;
@@ -211,11 +239,11 @@ test("HEAD may be a ref or a file; a bad ref is a usage error", () => {
   assert.match(accessDiff(["HEAD", "other.yaml"], g.dir, {}).stdout, /^emo \(uid 2001\): reactivated$/m);
   const bad = accessDiff(["no-such-ref"], g.dir, {});
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /^access-diff: cannot read no-such-ref:roster\.yaml: /);
+  assert.match(bad.stderr, /^access-diff: cannot read no-such-ref: not a commit of /);
   assert.equal(accessDiff([], g.dir, {}).code, 2);
 });
 
-test("a base without a roster, or with one today's checker refuses, shows every grant as added", () => {
+test("a base without a roster, or with one its checker refuses, shows every grant as added", () => {
   const g = repo();
   fs.writeFileSync(path.join(g.dir, "README"), "x");
   g.git("add", "-A");
@@ -229,7 +257,7 @@ test("a base without a roster, or with one today's checker refuses, shows every 
   g.write(EXAMPLE);
   const inv = accessDiff(["HEAD"], g.dir, {});
   assert.equal(inv.code, 0);
-  assert.match(inv.stdout, /does not pass today's checker, 1 problem\(s\)/);
+  assert.match(inv.stdout, /does not pass its checker, 1 problem\(s\)/);
   assert.match(inv.stderr, /^base: HEAD:roster\.yaml:\d+:\d+: users\[1\]\.uid: /m);
 });
 
@@ -323,4 +351,152 @@ test("even handed to the printer directly, free text is quoted and no raw contro
   const json = planJson(planRoster(head));
   assert.ok(!RAW_CONTROL.test(json.replace(/\n/g, "")), json);
   assert.equal(JSON.parse(json).offboarded.find((o: { name: string }) => o.name === "olga").purge.reason, "\x1b[1A\x1b[2K\x9b1A\u2028");
+});
+
+// ---- every change in access: each side's own code, config and roster (issue 19, item 6) ----
+
+/** The `!` lines about the repository (under the header, before the users). */
+const repoFlags = (out: string) => out.split("\n").filter((l) => /^ {2}! /.test(l) && !/^ {2}! (renamed|removed|uid|destructive)/.test(l));
+const GIVE_POWER_USERS_SUDO = (t: string) => t.replace(/("power-user": \{\n\s+groups: \[\],\n\s+sudo: )false/, "$1true");
+
+test("a PR that edits DEFAULT_PROFILES to give sudo shows '+ sudo': the base is planned with the base's code", () => {
+  const g = repo();
+  const c1 = g.commit(EXAMPLE, "base");
+  g.edit("components/plan.ts", GIVE_POWER_USERS_SUDO);
+  const expectSudo = (out: string, how: string) => {
+    assert.match(out, /^emo \(uid 2001\)\n {2}\+ sudo: passwordless sudo$/m, `${how}:\n${out}`);
+    assert.deepEqual(
+      repoFlags(out),
+      ["  ! planning code changed (components/plan.ts): each side was planned with its own code, so what the change grants is in the lines below"],
+      how,
+    );
+    assert.ok(!/^sam /m.test(out), `${how}: a suspended power-user gets nothing`);
+  };
+  // The working tree, a committed ref, and CI's view of the pull request.
+  const wt = accessDiff(["HEAD"], g.dir, {});
+  assert.equal(wt.code, 0, wt.stderr);
+  expectSudo(wt.stdout, "working tree");
+  g.git("checkout", "-qb", "pr");
+  g.git("commit", "-qam", "power-users get sudo");
+  expectSudo(accessDiff([c1, "HEAD"], g.dir, {}).stdout, "HEAD as a ref");
+  const ci = accessDiff(["--ci"], g.dir, { CI_PIPELINE_EVENT: "pull_request", CI_COMMIT_TARGET_BRANCH: "master" });
+  assert.equal(ci.code, 0, ci.stderr);
+  expectSudo(ci.stdout, "--ci");
+  // and the other way round: a base whose code gave sudo, a head that takes it away
+  assert.match(accessDiff(["HEAD", c1], g.dir, {}).stdout, /^emo \(uid 2001\)\n {2}- sudo: passwordless sudo$/m);
+});
+
+test("a PR that points workstations:roster at another file shows the change and the new file's grants", () => {
+  const g = repo();
+  // The base already holds a second roster (a stale copy, say) that gives emo sudo.
+  const other = base();
+  user(other, "emo").overrides = { sudo: true, pushWhitelist: true, mergeWhitelist: true };
+  fs.writeFileSync(path.join(g.dir, "team.yaml"), YAML.stringify(other));
+  const c1 = g.commit(EXAMPLE, "base");
+  g.edit("Pulumi.devvm.yaml", (t) => t.replace("workstations:roster: roster.yaml", "workstations:roster: team.yaml"));
+  const d = accessDiff(["HEAD"], g.dir, {});
+  assert.equal(d.code, 0, d.stderr);
+  const lines = d.stdout.split("\n");
+  assert.equal(lines[0], "access changes HEAD:roster.yaml → team.yaml:");
+  assert.deepEqual(repoFlags(d.stdout), [
+    "  ! workstations:roster roster.yaml → team.yaml (Pulumi.devvm.yaml): the program applies team.yaml from now on; the users below are compared across the two files",
+  ]);
+  assert.match(d.stdout, /^emo \(uid 2001\)\n {2}\+ sudo: passwordless sudo$/m);
+
+  // The same through Pulumi.yaml's project default (the stack file no longer sets the key).
+  g.git("checkout", "-q", "--", "Pulumi.devvm.yaml");
+  g.edit("Pulumi.devvm.yaml", (t) => t.replace(/^ {2}workstations:roster: roster\.yaml\n/m, ""));
+  g.edit("Pulumi.yaml", (t) => t.replace("default: roster.yaml", "default: team.yaml"));
+  const p = accessDiff([c1], g.dir, {}).stdout;
+  assert.match(p, /^ {2}! workstations:roster roster\.yaml → team\.yaml \(Pulumi\.yaml \(project default\)\): /m, p);
+  assert.match(p, /^emo \(uid 2001\)\n {2}\+ sudo: passwordless sudo$/m, p);
+
+  // And through Pulumi.yaml's stackConfigDir (a stack file elsewhere).
+  g.git("checkout", "-q", "--", "Pulumi.devvm.yaml", "Pulumi.yaml");
+  fs.mkdirSync(path.join(g.dir, "stacks"));
+  fs.writeFileSync(path.join(g.dir, "stacks/Pulumi.devvm.yaml"), "config:\n  workstations:roster: team.yaml\n");
+  g.edit("Pulumi.yaml", (t) => t.replace("runtime:", "stackConfigDir: stacks\nruntime:"));
+  const s = accessDiff([c1], g.dir, {}).stdout;
+  assert.match(s, /^ {2}! workstations:roster roster\.yaml → team\.yaml \(stacks\/Pulumi\.devvm\.yaml\): /m, s);
+  assert.match(s, /^emo \(uid 2001\)\n {2}\+ sudo: passwordless sudo$/m, s);
+  // A key that leaves the repository is refused (the diff could not show it).
+  fs.writeFileSync(path.join(g.dir, "stacks/Pulumi.devvm.yaml"), "config:\n  workstations:roster: ../elsewhere/roster.yaml\n");
+  const out = accessDiff([c1], g.dir, {});
+  assert.equal(out.code, 2);
+  assert.match(
+    out.stderr,
+    /^access-diff: workstations:roster in stacks\/Pulumi\.devvm\.yaml is "\.\.\/elsewhere\/roster\.yaml": expected a file inside the repository/,
+  );
+});
+
+test("changes to this tooling, the rest of the program and the stack config's keys are flagged", () => {
+  const g = repo();
+  g.commit(EXAMPLE, "base");
+  g.edit("tools/access-diff.ts", (t) => t + "\n// reviewed\n");
+  g.edit("components/scripts/account.ts", (t) => t + "\n// sudoers\n");
+  g.edit("Pulumi.devvm.yaml", (t) => t.replace("workstations:adminSource: roster", "workstations:adminSource: config\n  workstations:admins: [emo]"));
+  const d = accessDiff(["HEAD"], g.dir, {});
+  assert.equal(d.code, 0, d.stderr);
+  assert.deepEqual(repoFlags(d.stdout), [
+    "  ! access tooling changed (tools/access-diff.ts): this diff and CI's roster check are the head's own code; review these files as access changes",
+    "  ! program code changed (components/scripts/account.ts): how the plan is applied (accounts, sudoers, Forgejo, Vault, Kubernetes) is not shown per user",
+    "  ! stack config changed (Pulumi.devvm.yaml): workstations:adminSource, workstations:admins",
+  ]);
+  // A comment in the stack file is no change.
+  g.git("checkout", "-q", "--", ".");
+  g.edit("Pulumi.devvm.yaml", (t) => t + "# reviewed\n");
+  assert.deepEqual(accessDiff(["HEAD"], g.dir, {}), { code: 0, stdout: "", stderr: "" });
+});
+
+test("when a side's own planning code cannot run, it is planned with this checkout's code and the diff says so", () => {
+  // A base whose planner throws.
+  const g = repo();
+  g.edit("components/plan.ts", (t) => t.replace(/^import /m, 'throw new Error("the base planner is broken");\nimport '));
+  g.commit(EXAMPLE, "broken planner");
+  g.git("checkout", "-q", "-b", "fix");
+  fs.copyFileSync(path.join(ROOT, "components/plan.ts"), path.join(g.dir, "components/plan.ts"));
+  const r = base();
+  user(r, "emo").state = "suspended";
+  g.write(r);
+  const d = accessDiff(["master"], g.dir, {});
+  assert.equal(d.code, 0, d.stderr);
+  assert.ok(
+    repoFlags(d.stdout).includes(
+      "  ! the base's planning code could not run (exit 1: Error: the base planner is broken): the base was planned with this checkout's code, so a change to the planning code is not in the lines below",
+    ),
+    d.stdout,
+  );
+  assert.match(d.stdout, /^emo \(uid 2001\): suspended$/m);
+  // A repository with a roster and no code at all: both sides.
+  const bare = repo({ code: false });
+  bare.commit(EXAMPLE, "base");
+  bare.write(r);
+  const b = accessDiff(["HEAD"], bare.dir, {}).stdout;
+  for (const which of ["base", "head"])
+    assert.ok(
+      repoFlags(b).some((l) => l.startsWith(`  ! the ${which}'s planning code could not run (it has no tools/access-report.ts)`)),
+      b,
+    );
+  assert.match(b, /^emo \(uid 2001\): suspended$/m);
+});
+
+test("CI's roster check checks the configured roster (workstations:roster), not only roster.yaml", () => {
+  const g = repo();
+  g.commit(EXAMPLE, "base");
+  const bad = base();
+  user(bad, "emo").uid = 2000; // a duplicate uid
+  fs.writeFileSync(path.join(g.dir, "team.yaml"), YAML.stringify(bad));
+  g.edit("Pulumi.devvm.yaml", (t) => t.replace("workstations:roster: roster.yaml", "workstations:roster: team.yaml"));
+  // preview.yaml's roster-check step, as written, in the checkout (deploy.yaml runs the same step).
+  const wf = YAML.parse(fs.readFileSync(path.join(ROOT, ".woodpecker/preview.yaml"), "utf8"));
+  const step = wf.steps.find((s: { name: string }) => s.name === "roster-check");
+  const run = spawnSync("bash", ["-ec", step.commands.join("\n")], { cwd: g.dir, encoding: "utf8", env: { ...process.env, npm_config_loglevel: "silent" } });
+  assert.equal(run.status, 1, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stderr, /^team\.yaml:\d+:\d+: users\[1\]\.uid: expected a unique uid: 2000 is already used by users\[0\] \(viktor\)$/m);
+  assert.match(run.stdout + run.stderr, /workstations:roster in Pulumi\.devvm\.yaml/);
+  // With the key back on roster.yaml the same command checks (and passes) roster.yaml.
+  g.git("checkout", "-q", "--", "Pulumi.devvm.yaml");
+  const ok = spawnSync("bash", ["-ec", step.commands.join("\n")], { cwd: g.dir, encoding: "utf8" });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /^roster\.yaml: ok \(5 users: 3 active, 1 suspended, 1 offboarded\)/m);
 });
