@@ -52,9 +52,13 @@ export const LAUNCHER_FILE = `${SHARE_DIR}/start-claude.sh`;
 /** Claude Code's managed (policy) settings. */
 export const MANAGED_SETTINGS = "/etc/claude-code/managed-settings.json";
 
-/** Runtime directory: the host lock of the remote scripts and the notifier socket. */
+/** Runtime directory: the notifier socket (users connect to it) and root's private part. */
 export const RUN_DIR = "/run/workstations";
 export const ALERT_SOCKET = `${RUN_DIR}/alert.sock`;
+/** Root-only (0700) runtime directory: nothing in it can be opened by a user. */
+export const ROOT_RUN_DIR = `${RUN_DIR}/root`;
+/** The host-wide lock of the root verbs (0600 in ROOT_RUN_DIR: a user cannot hold it). */
+export const HOST_LOCK_FILE = `${ROOT_RUN_DIR}/lock`;
 /** The node the units run the agents with (absolute: no PATH lookup as root). */
 export const NODE = "/usr/bin/node";
 

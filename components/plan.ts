@@ -91,6 +91,8 @@ export interface UserPlan {
   state: Exclude<LifecycleState, "offboarded">;
   email: string;
   forgejoUser: string;
+  /** The email the Forgejo account `forgejoUser` must have: the roster's `forgejoEmail`, else `email` (checked by the Forgejo preflight). */
+  forgejoEmail: string;
   shell: string;
   home: string;
   /** Supplementary groups, sorted, including the managed workstation-* groups (kept while suspended). */
@@ -99,6 +101,8 @@ export interface UserPlan {
   namespaces: string[];
   /** The roster's per-user rotation counter (Vault secret_id, Forgejo token). */
   credentialRotation: number;
+  /** Take over an existing account this program did not create (roster `adopt`). */
+  adopt: boolean;
   /**
    * The role's profile after the user's overrides: what this entry would hold if active.
    * For reports only ("tier namespace, no binding while suspended"); nothing applies it.
@@ -213,11 +217,13 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
     state: u.state,
     email: u.email,
     forgejoUser: u.forgejo,
+    forgejoEmail: u.forgejoEmail ?? u.email,
     shell: u.shell,
     home: names.home,
     groups: sorted([USERS_GROUP, ...p.groups, ...u.groups]),
     namespaces,
     credentialRotation: u.credentialRotation,
+    adopt: u.adopt,
     profile: p,
     grants: u.state === "active" ? activeGrants(u, p, namespaces) : SUSPENDED_GRANTS,
   };

@@ -173,12 +173,24 @@ function diffEntries(name: string, b: Entry | undefined, h: Entry | undefined, r
     flag(
       `uid ${uidB} → ${uidH}: a changed uid is a re-onboarding under a new uid; while the account exists with uid ${uidB} the account script refuses it (uids are pinned); keep ${uidB}, or migrate the account by hand first`,
     );
+  if (h?.kind === "user" && h.u.adopt && !(b?.kind === "user" && b.u.adopt))
+    flag(
+      `adoption: the existing account ${name} (uid ${uidH}), which this program did not create, is taken over and gets this entry's keys, groups and sudo; check it is that person's account`,
+    );
   if (b?.kind === "user" && h?.kind === "user") {
     if (b.u.role !== h.u.role) fact(`role ${b.u.role} → ${h.u.role}`);
     if (b.u.email !== h.u.email) fact(`email (Claude identity) ${b.u.email} → ${h.u.email}`);
     if (b.u.forgejoUser !== h.u.forgejoUser) fact(`Forgejo user ${b.u.forgejoUser} → ${h.u.forgejoUser}`);
     if (b.u.credentialRotation !== h.u.credentialRotation && h.u.grants.vault)
       fact(`Vault credential rotated (credentialRotation ${b.u.credentialRotation} → ${h.u.credentialRotation})`);
+  }
+  // The forgejoEmail exception: a token login checked against another address than the user's email.
+  if (h?.kind === "user" && h.u.forgejoEmail && h.u.forgejoEmail !== h.u.email) {
+    const same = b?.kind === "user" && b.u.forgejoUser === h.u.forgejoUser && (b.u.forgejoEmail ?? b.u.email) === h.u.forgejoEmail;
+    if (!same)
+      flag(
+        `forgejoEmail exception: the Forgejo login ${h.u.forgejoUser} is checked against ${h.u.forgejoEmail}, not ${name}'s email ${h.u.email}; confirm that account is ${name}'s`,
+      );
   }
   const pb = b?.kind === "offboarded" ? b.o.purge : undefined;
   const ph = h?.kind === "offboarded" ? h.o.purge : undefined;

@@ -728,8 +728,14 @@ export const userSchema = z.strictObject({
   role: z.enum(ROLES),
   /** Enterprise email: the user's Claude identity. */
   email: z.email({ message: "an email address" }),
-  /** Forgejo username. */
+  /** Forgejo username. The preflight refuses it unless that account's email is `forgejoEmail` (else `email`). */
   forgejo: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?$/, { message: "a Forgejo username" }),
+  /**
+   * The exception: the email of the user's Forgejo account when it is not `email` (e.g. a
+   * contractor whose Forgejo account has their own company's address). The preflight then
+   * checks the `forgejo` login against this address; the access diff flags it (README "Forgejo").
+   */
+  forgejoEmail: z.email({ message: "an email address (the Forgejo account's)" }).optional(),
   /** OpenSSH public keys, one per line of authorized_keys. */
   sshKeys: z.array(sshKey).default([]),
   /** Login shell. */
@@ -742,6 +748,12 @@ export const userSchema = z.strictObject({
   state: z.enum(STATES).default("active"),
   /** Bump to rotate this user's machine credentials (the Vault AppRole secret_id). */
   credentialRotation: z.number().int().min(0).default(0),
+  /**
+   * The account already exists on the host and this program did not create it: take it over.
+   * Without it, an existing account that is not in the host's uid ledger is refused (a roster
+   * entry naming someone else's account must not hand it the entry's keys, groups and sudo).
+   */
+  adopt: z.boolean().default(false),
   /** Only for offboarded users: the approval for the destructive purge. */
   purge: purgeSchema.optional(),
 });

@@ -40,16 +40,37 @@ rebuild_index() {
 }
 user_exists() { getent passwd "$NAME" >/dev/null; }
 kill_sessions() {
-  # End sessions and every process of the user; wait until none is left.
-  if [ -d /run/systemd/system ]; then loginctl terminate-user "$NAME" 2>/dev/null || true; fi
+  # End every process of the user, its sessions, units and scopes included. pgrep then
+  # pkill misses a process that forks and lets its parent exit, again and again; kill(-1)
+  # sent AS THE USER reaches every process of the uid in one pass of the kernel's task list,
+  # atomically against fork (a fork racing it fails with the fatal signal pending).
   local i
+  if [ -d /run/systemd/system ]; then
+    loginctl terminate-user "$NAME" 2>/dev/null || true
+    systemctl stop "user@$UID_.service" 2>/dev/null || true
+    stop_user_scopes
+  fi
   for i in $(seq 1 50); do
-    pgrep -u "$UID_" >/dev/null 2>&1 || return 0
+    pgrep -u "$UID_" >/dev/null 2>&1 || pgrep -U "$UID_" >/dev/null 2>&1 || return 0
     [ "$i" = 1 ] && changed "processes of $NAME killed"
-    pkill -KILL -u "$UID_" 2>/dev/null || true
+    as_user /bin/bash -c 'kill -KILL -1' 2>/dev/null || true
     sleep 0.2
   done
-  die "processes of $NAME (uid $UID_) still running after 10s"
+  die "processes of $NAME (uid $UID_) still running after 10s: $(pgrep -a -u "$UID_" | head -n 5 | tr '\n' ';')"
+}
+# The transient scopes tmux-persist starts the user's servers in (tmux-persist.slice, named
+# tmux-persist-<user>-<base36 time>.scope): stopped, so nothing of the user's is left there.
+stop_user_scopes() {
+  local u rest
+  for u in $(systemctl list-units --all --no-legend --plain --type=scope 'tmux-persist-*.scope' 2>/dev/null | awk '{print $1}'); do
+    case "$u" in "tmux-persist-$NAME-"*.scope) ;; *) continue ;; esac
+    rest=\${u#"tmux-persist-$NAME-"}
+    rest=\${rest%.scope}
+    [[ "$rest" =~ ^[0-9a-z]+$ ]] || continue # another user whose name starts with NAME-
+    systemctl kill --signal=KILL "$u" 2>/dev/null || true
+    systemctl stop "$u" 2>/dev/null || true
+    changed "stopped $u"
+  done
 }
 stop_user_units() {
   [ -d /run/systemd/system ] || return 0
@@ -101,6 +122,7 @@ export function accountApplyParams(u: UserPlan): Params {
     LINGER: g.linger,
     KEYS_B64: Buffer.from(keys).toString("base64"),
     ENTRY: usersEntry(u),
+    ADOPT: u.adopt,
   };
 }
 
@@ -118,7 +140,7 @@ export const ACCOUNT_VERBS: readonly Verb[] = [
   {
     name: "account-apply",
     root: true,
-    params: ["NAME", "UID_", "SHELL_", "STATE", "HOME_", "GROUPS_", "LOGIN", "SUDO", "LINGER", "KEYS_B64", "ENTRY"],
+    params: ["NAME", "UID_", "SHELL_", "STATE", "HOME_", "GROUPS_", "LOGIN", "SUDO", "LINGER", "KEYS_B64", "ENTRY", "ADOPT"],
     body: `SAFE_SYSTEM_GROUPS='${[...ALLOWED_SYSTEM_GROUPS].sort().join(" ")}'
 install -d -m 0755 ${ETC_DIR} ${USERS_DIR} ${KEYS_DIR}
 install -d -m 0700 ${STATE_DIR}
@@ -133,6 +155,10 @@ owner=$(getent passwd "$UID_" | cut -d: -f1 || true)
 if user_exists; then
   cur=$(id -u "$NAME")
   [ "$cur" = "$UID_" ] || die "$NAME exists on $host with uid $cur but roster.yaml pins $UID_; fix the roster or migrate the account by hand"
+  # An account this program did not create (not in the ledger) is never taken over by
+  # default: a roster entry naming it would otherwise hand it the entry's keys, groups and
+  # sudo, and a later purge would treat it as the program's.
+  grep -qx "$UID_ $NAME" ${LEDGER} || [ "$ADOPT" = 1 ] || die "account $NAME (uid $cur) already exists on $host and this program did not create it (not in ${LEDGER}); to take it over, set adopt: true on its roster entry (README 'Adopting an existing account'); nothing changed"
 fi
 gowner=$(getent group "$UID_" | cut -d: -f1 || true)
 [ -z "$gowner" ] || [ "$gowner" = "$NAME" ] || die "gid $UID_ belongs to group '$gowner' on $host; $NAME needs gid = uid"
@@ -195,9 +221,11 @@ else
   remove_file "${SUDOERS_DIR}/ws-$NAME"
 fi
 set_linger "$LINGER"
-[ "$LOGIN" = 1 ] || { stop_user_units; kill_sessions; }
+# The users index first: the host agents (tmux-persist's restore, the renewal timer) read
+# the new state before the sessions end, so none starts anything for a suspended user.
 printf '%s\\n' "$ENTRY" | write_file "${USERS_DIR}/$NAME.json" 0644 root:root
 rebuild_index
+[ "$LOGIN" = 1 ] || { stop_user_units; kill_sessions; }
 echo "account $NAME uid=$UID_ state=$STATE changes=$changes"`,
   },
   {
@@ -205,9 +233,9 @@ echo "account $NAME uid=$UID_ state=$STATE changes=$changes"`,
     root: true,
     params: ["NAME", "UID_"],
     body: `install -d -m 0755 ${ETC_DIR} ${USERS_DIR}
-cut_access
 remove_file "${USERS_DIR}/$NAME.json"
 rebuild_index
+cut_access
 echo "cut $NAME uid=$UID_ changes=$changes (account and home kept)"`,
   },
   {

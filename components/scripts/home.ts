@@ -49,7 +49,7 @@ export const HOME_VERBS: readonly Verb[] = [
     params: ["NAME", "UID_", "HOME_", "MIRROR_SHA", "LAUNCHER_SHA"],
     body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
 [ -d "$HOME_" ] || die "home $HOME_ of $NAME is missing on $(hostname)"
-setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash "$WS_LIB" home-user "MIRROR_SHA=$MIRROR_SHA" "LAUNCHER_SHA=$LAUNCHER_SHA"
+as_user /bin/bash "$WS_LIB" home-user "MIRROR_SHA=$MIRROR_SHA" "LAUNCHER_SHA=$LAUNCHER_SHA"
 echo "home $NAME converged"`,
   },
   {
@@ -61,8 +61,12 @@ echo "home $NAME converged"`,
 mirror=${MIRROR_FILE} launcher=${LAUNCHER_FILE}
 [ "$(sha256sum <"$mirror" | cut -d' ' -f1)" = "$MIRROR_SHA" ] || die "$mirror on $(hostname) is not the managed mirror this program wants; run pulumi up again (the host component installs it first)"
 [ "$(sha256sum <"$launcher" | cut -d' ' -f1)" = "$LAUNCHER_SHA" ] || die "$launcher on $(hostname) is not the launcher this program wants; run pulumi up again"
+# Anything that is not what the program writes there (a directory or a file where the other
+# belongs, a fifo, a symlink where a file belongs) is the user's: a warning, left alone.
+theirs() { echo "warning: $1 is not $2 (the user's); left alone" >&2; }
 put() { # put PATH MODE: stdin -> PATH atomically when content or mode differ
   local f=$1 mode=$2 t
+  if [ -L "$f" ] || { [ -e "$f" ] && [ ! -f "$f" ]; }; then theirs "$f" "a regular file"; cat >/dev/null; return 0; fi
   t=$(mktemp "$(dirname "$f")/.ws.XXXXXX"); cat >"$t"
   if [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$t" "$f" && [ "$(stat -c %a "$f")" = "\${mode#0}" ]; then rm -f "$t"; return 0; fi
   chmod "$mode" "$t"; mv -f "$t" "$f"; changed "$f"
@@ -77,17 +81,22 @@ link() { # link NAME TARGET: ~/.claude/NAME -> TARGET, never replacing user cont
     ln -s "$2" "$p"; changed "$p -> $2"
   fi
 }
-[ -d "$HOME/.claude" ] || { mkdir -p "$HOME/.claude"; changed "$HOME/.claude"; }
-[ "$(stat -c %a "$HOME/.claude")" = 700 ] || { chmod 0700 "$HOME/.claude"; changed "$HOME/.claude mode"; }
-${links}
-s="$HOME/.claude/settings.json"
-if [ ! -e "$s" ] && [ ! -L "$s" ]; then printf '{}\\n' | put "$s" 0600
-elif [ -f "$s" ] && [ ! -L "$s" ] && [ "$(stat -c %a "$s")" != 600 ]; then chmod 0600 "$s"; changed "$s mode 0600"
+dir_ok() { # dir_ok DIR: DIR is a directory (made 0700 when missing), else the user's
+  if [ -L "$1" ] || { [ -e "$1" ] && [ ! -d "$1" ]; }; then theirs "$1" "a directory"; return 1; fi
+  [ -d "$1" ] || { mkdir -m 0700 "$1"; changed "$1"; }
+}
+if dir_ok "$HOME/.claude"; then
+  [ "$(stat -c %a "$HOME/.claude")" = 700 ] || { chmod 0700 "$HOME/.claude"; changed "$HOME/.claude mode"; }
+${links.replace(/^/gm, "  ")}
+  s="$HOME/.claude/settings.json"
+  if [ ! -e "$s" ] && [ ! -L "$s" ]; then printf '{}\\n' | put "$s" 0600
+  elif [ -f "$s" ] && [ ! -L "$s" ] && [ "$(stat -c %a "$s")" != 600 ]; then chmod 0600 "$s"; changed "$s mode 0600"
+  fi
 fi
 # ~/.codex/AGENTS.md: regenerate only while it is still exactly what we wrote last time.
 m="$HOME/.codex/AGENTS.md"
-[ -d "$HOME/.codex" ] || { mkdir -p "$HOME/.codex"; chmod 0700 "$HOME/.codex"; changed "$HOME/.codex"; }
-if [ ! -e "$m" ] && [ ! -L "$m" ]; then
+if ! dir_ok "$HOME/.codex"; then :
+elif [ ! -e "$m" ] && [ ! -L "$m" ]; then
   put "$m" 0644 <"$mirror"
 elif [ -f "$m" ] && [ ! -L "$m" ]; then
   first=$(head -n 1 "$m")

@@ -51,6 +51,7 @@ PREFIX=$1
 ${CLASSIFY}
 d="$HOME/.kube" f="$HOME/.kube/config"
 [ ! -L "$d" ] || { echo "warning: $d is a symlink; kubeconfig not written" >&2; exit 0; }
+if [ -e "$d" ] && [ ! -d "$d" ]; then echo "warning: $d is not a directory (the user's); kubeconfig not written" >&2; exit 0; fi
 [ -d "$d" ] || { mkdir -p "$d"; echo "changed: $d"; }
 [ "$(stat -c %a "$d")" = 700 ] || { chmod 0700 "$d"; echo "changed: $d mode 0700"; }
 t=$(mktemp "$d/.config.XXXXXX")
@@ -63,7 +64,7 @@ chmod 0600 "$t"; mv -f "$t" "$f"
 echo "changed: $f"
 EOS
 )
-setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" kubeconfig ${shq(KUBECONFIG_HEADER_PREFIX)}
+as_user /bin/bash -c "$inner" kubeconfig ${shq(KUBECONFIG_HEADER_PREFIX)}
 echo "kubeconfig of $NAME converged"`,
   ),
   userVerb(
@@ -81,7 +82,7 @@ case "$state" in
 esac
 EOS
 )
-setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- /bin/bash -c "$inner" kubeconfig-remove ${shq(KUBECONFIG_HEADER_PREFIX)}
+user_step "removing the kubeconfig" /bin/bash -c "$inner" kubeconfig-remove ${shq(KUBECONFIG_HEADER_PREFIX)}
 echo "kubeconfig of $NAME removed"`,
   ),
 ];

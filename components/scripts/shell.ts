@@ -6,7 +6,7 @@
  * state. Values are embedded with `shq` (single-quote escaping), which is exact for any
  * string without NUL.
  */
-import { RUN_DIR } from "../hostContract";
+import { HOST_LOCK_FILE, ROOT_RUN_DIR, RUN_DIR } from "../hostContract";
 
 /** Single-quotes a string for bash. */
 export function shq(s: string): string {
@@ -34,10 +34,47 @@ changed() { echo "changed: $*"; changes=$((changes + 1)); }
 die() { echo "error: $*" >&2; exit 1; }
 `;
 
-/** One writer at a time for /etc/passwd, the uid ledger and the users index. */
+/**
+ * One writer at a time for /etc/passwd, the uid ledger and the users index. The lock lives
+ * in a root-only directory, mode 0600: `flock` works on a read-only open, so a lock any user
+ * can open is a lock any user can hold (and with it stop every root verb, their own cut
+ * included). It is fd 9; `as_user` closes it (and every other fd above 2) before a user's
+ * process starts.
+ */
 export const HOST_LOCK = `install -d -m 0755 ${RUN_DIR}
-exec 9>${RUN_DIR}/lock
-flock -w 120 9 || die "another workstations script holds ${RUN_DIR}/lock for over 120s"
+install -d -m 0700 ${ROOT_RUN_DIR}
+[ -e ${HOST_LOCK_FILE} ] || (umask 077; : >>${HOST_LOCK_FILE})
+exec 9>>${HOST_LOCK_FILE}
+flock -w 120 9 || die "another workstations script holds ${HOST_LOCK_FILE} for over 120s"
+`;
+
+/**
+ * Running something as the user, from a root verb. `as_user` drops to the user ($UID_, its
+ * own groups) with setpriv and a reset environment, closes every file descriptor above 2
+ * first (no fd of root's, the lock included, reaches a user's process or anything it
+ * forks), and bounds the time (`AS_USER_TIMEOUT`, default 600 s). `user_step` is for the
+ * user-side part of a delete: whatever the user planted, it warns and returns 0, so a delete
+ * the cut waits for can never fail because of the user (docs/CONTRACTS.md, "The cut").
+ */
+export const USER_FUNCS = `close_fds() {
+  # (no redirection on the loop: bash would keep stderr's saved copy above 2, close it here,
+  # and restore a closed stderr)
+  local p fd
+  for p in /proc/"$BASHPID"/fd/*; do
+    fd=\${p##*/}
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+  done
+}
+as_user() {
+  ( close_fds; exec timeout -k 10 "\${AS_USER_TIMEOUT:-600}" setpriv --reuid="$UID_" --regid="$UID_" --init-groups --reset-env -- "$@" )
+}
+user_step() {
+  local what=$1 rc=0
+  shift
+  AS_USER_TIMEOUT=60 as_user "$@" || rc=$?
+  [ "$rc" = 0 ] || echo "warning: $what of $NAME did not complete as the user (exit $rc); whatever is there is left as it is" >&2
+  return 0
+}
 `;
 
 /** File helpers root's scripts use. */

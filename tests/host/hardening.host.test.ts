@@ -45,6 +45,7 @@ function rosterUser(name: string, uid: number, extra: Partial<RosterUser> = {}):
     overrides: {},
     state: "active",
     credentialRotation: 0,
+    adopt: false,
     ...extra,
   };
 }

@@ -89,6 +89,7 @@ const rosterArb: fc.Arbitrary<Roster> = fc
             overrides: { ...(e.perm ? { forgejoPermission: e.perm } : {}), ...(e.wl && canWl ? { pushWhitelist: true, mergeWhitelist: true } : {}) },
             state: e.state,
             credentialRotation: 0,
+            adopt: false,
           };
         });
         users[0] = { ...users[0], role: "admin", state: "active", namespaces: [], overrides: {} };
