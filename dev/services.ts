@@ -113,13 +113,13 @@ export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
   while (pidAlive(pid)) await sleep(50);
 }
 
-interface Started {
+export interface Started {
   child: ChildProcess;
   pid: number;
   exited: () => string | null;
 }
 
-function startProcess(
+export function startProcess(
   bin: string,
   args: string[],
   opts: { cwd: string; env: NodeJS.ProcessEnv; log: string; detached: boolean; dropStdout?: boolean },
@@ -144,7 +144,7 @@ function startProcess(
   return { child, pid: child.pid, exited: () => exit };
 }
 
-async function waitFor(what: string, started: Started, log: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+export async function waitFor(what: string, started: Started, log: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ex = started.exited();
@@ -283,6 +283,8 @@ export interface StartForgejoOptions {
   repoName?: string;
   detached?: boolean;
   timeoutMs?: number;
+  /** Gitea/Forgejo as an OAuth2 provider (`[oauth2] ENABLED`), e.g. for Woodpecker's login (dev/woodpecker.ts). */
+  oauth2?: boolean;
 }
 
 const TOKEN_SCOPES = [
@@ -297,7 +299,7 @@ const TOKEN_SCOPES = [
   "write:user",
 ];
 
-function appIni(o: { dir: string; port: number; staticRoot: string; runUser: string; secretKey: string; internalToken: string }): string {
+function appIni(o: { dir: string; port: number; staticRoot: string; runUser: string; secretKey: string; internalToken: string; oauth2: boolean }): string {
   const d = o.dir;
   return `APP_NAME = workstations-dev
 RUN_USER = ${o.runUser}
@@ -336,7 +338,7 @@ MIN_PASSWORD_LENGTH = 8
 PASSWORD_COMPLEXITY = off
 
 [oauth2]
-ENABLED = false
+ENABLED = ${o.oauth2}${o.oauth2 ? `\nJWT_SECRET = ${randomSecret(32)}` : ""}
 
 [service]
 DISABLE_REGISTRATION = true
@@ -414,7 +416,11 @@ export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoSe
   const url = `http://127.0.0.1:${port}/`;
   const conf = path.join(dir, "custom", "conf", "app.ini");
   const runUser = os.userInfo().username;
-  fs.writeFileSync(conf, appIni({ dir, port, staticRoot, runUser, secretKey: randomSecret(32), internalToken: internalToken() }), { mode: 0o600 });
+  fs.writeFileSync(
+    conf,
+    appIni({ dir, port, staticRoot, runUser, secretKey: randomSecret(32), internalToken: internalToken(), oauth2: opts.oauth2 ?? false }),
+    { mode: 0o600 },
+  );
 
   const log = path.join(dir, `${kind}.log`);
   fs.rmSync(log, { force: true });

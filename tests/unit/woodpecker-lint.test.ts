@@ -1,15 +1,21 @@
 /**
  * The lint of `.woodpecker/*.yaml` (`npm run lint:woodpecker`, and part of `npm test`).
  *
- * `woodpecker-cli lint` cannot be installed here, so every workflow is validated against the
- * JSON schema its linter uses (Woodpecker v3.17.0, draft-07, vendored unchanged in
- * tests/fixtures, and byte-compared with ../shared/woodpecker/schema.json when that exists),
- * with ajv. On top of the schema, the rules the schema cannot express:
+ * Woodpecker's own linter first: `woodpecker-cli lint --strict .woodpecker` (3.17.0, from the
+ * toolchain; under CI=true a missing binary fails, elsewhere the test says it skipped and why),
+ * with broken variants it must refuse. Then every workflow is validated against the JSON
+ * schema that linter uses (Woodpecker v3.17.0, draft-07, vendored unchanged in tests/fixtures,
+ * and byte-compared with ../shared/woodpecker/schema.json when that exists), with ajv, so the
+ * schema part runs without the binary too. On top of the schema, the rules neither can express:
  * - every workflow has a `when` whose every condition names its events;
  * - no `from_secret` reaches a step that can run on a pull_request event (Woodpecker gives
  *   pull requests no secrets; referencing one fails the pipeline at compile time);
  * - every `from_secret` name is documented in the README's CI section;
- * - every image is pinned: a digest, or a tag with a major.minor version (no `latest`);
+ * - every image is pinned: a digest, or a tag with a major.minor version (no `latest`); a step
+ *   image may be `${WORKSTATIONS_CI_SHELL:-<pinned image>}` (a local-backend server sets it to a
+ *   shell), no other variable;
+ * - no command's text holds an outcome line (`preview skipped`, `deploy stopped`): Woodpecker
+ *   prints each command before running it, so every log would show it;
  * - every step has `commands` (or, for a plugin, `settings`);
  * - every `$` in commands is escaped as `$$` (Woodpecker substitutes variables when compiling);
  * - no command echoes or prints a secret variable to the log;
@@ -27,7 +33,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import Ajv from "ajv";
 import addFormats from "ajv-formats";
-import { commandsOf, conditions, Doc, loadWorkflows, REPO, Step, stepsOf, unescape } from "../fixtures/woodpecker";
+import { findWoodpeckerBinary, WOODPECKER_VERSION } from "../../dev/woodpecker";
+import { commandsOf, conditions, Doc, loadWorkflows, REPO, Step, stepsOf, unescape, WORKFLOW_DIR } from "../fixtures/woodpecker";
 
 const VENDORED = path.join(REPO, "tests/fixtures/woodpecker-schema-v3.17.0.json");
 const SHARED = path.join(REPO, "..", "shared", "woodpecker", "schema.json");
@@ -75,9 +82,15 @@ function imagesOf(doc: Doc): Array<{ where: string; image: unknown }> {
   return out;
 }
 
+/** The variable a step image may use: `${WORKSTATIONS_CI_SHELL:-IMAGE}` (see .woodpecker/*.yaml). */
+export const SHELL_VARIABLE = /^\$\{WORKSTATIONS_CI_SHELL:-([^}$]+)\}$/;
+
 /** Why an image reference is not pinned, or undefined. */
 export function unpinned(image: unknown): string | undefined {
   if (typeof image !== "string" || !image) return "has no image";
+  const shell = SHELL_VARIABLE.exec(image);
+  if (shell) return unpinned(shell[1]);
+  if (image.includes("$")) return `${image} uses a variable: only \${WORKSTATIONS_CI_SHELL:-<pinned image>} is allowed`;
   if (/@sha256:[0-9a-f]{64}$/.test(image)) return undefined;
   const lastSlash = image.lastIndexOf("/");
   const colon = image.lastIndexOf(":");
@@ -87,6 +100,9 @@ export function unpinned(image: unknown): string | undefined {
   if (!/\d+\.\d+/.test(tag)) return `${image}: tag ${tag} is not a version (major.minor at least) nor a digest`;
   return undefined;
 }
+
+/** Lines a step prints as its outcome; they must not appear in a command's trace. */
+export const OUTCOME_PHRASES = ["preview skipped", "deploy stopped"];
 
 /** Every rule beyond the schema; returns one line per problem. */
 export function lintWorkflow(name: string, doc: Doc, readme: string, pkg: { dependencies?: Record<string, string> }): string[] {
@@ -121,6 +137,10 @@ export function lintWorkflow(name: string, doc: Doc, readme: string, pkg: { depe
         for (const v of secretVars)
           if (new RegExp(`\\$\\$\\{?${v}\\b`).test(line) && /\b(echo|printf|cat|tee)\b/.test(line) && !/\|/.test(line.replace(/\|\|/g, "")))
             errs.push(`${where}: a command prints the secret variable ${v} to the log: ${line.trim()}`);
+    for (const c of cmds)
+      for (const phrase of OUTCOME_PHRASES)
+        if (c.includes(phrase))
+          errs.push(`${where}: the command's text holds "${phrase}": Woodpecker prints the command first, so every log of this step would show it`);
     const notify = cmds.some((c) => c.includes("notify-nonadmin-push"));
     if (notify) {
       if (s.failure !== "ignore") errs.push(`${where}: the notify step must have failure: ignore (a Slack failure must not fail the deploy)`);
@@ -176,6 +196,10 @@ test("the image rule accepts digests and versioned tags only", () => {
   assert.equal(unpinned("node:20.19-bookworm"), undefined);
   assert.equal(unpinned("registry.local:5000/x/pulumi-nodejs:3.270.0"), undefined);
   for (const bad of ["node", "node:latest", "node:lts", "node:20", "node:bookworm", "registry.local:5000/node"]) assert.ok(unpinned(bad), bad);
+  assert.equal(unpinned("${WORKSTATIONS_CI_SHELL:-docker.io/library/node:22.12-bookworm}"), undefined);
+  assert.match(unpinned("${WORKSTATIONS_CI_SHELL:-node:latest}") ?? "", /:latest/);
+  assert.match(unpinned("${NODE_IMAGE:-node:22.12}") ?? "", /uses a variable/);
+  assert.match(unpinned("docker.io/library/node:${TAG}") ?? "", /uses a variable/);
 });
 
 type Mutation = { name: string; file: "preview" | "deploy"; expect: RegExp; mutate: (d: Doc) => void };
@@ -288,6 +312,32 @@ const variants: Mutation[] = [
   },
   { name: "a bad event name", file: "preview", expect: /schema: \/when/, mutate: (d) => (d.when = [{ event: "pull-request" }]) },
   {
+    name: "the skip line written out in the command (its trace shows it in every preview log)",
+    file: "preview",
+    expect: /step preview: the command's text holds "preview skipped"/,
+    mutate: (d) => {
+      const cmds = step(d, "preview").commands as string[];
+      cmds[0] = cmds[0].replace(/printf 'preview %s: %s\\n' skipped "([^"]*)"/, 'echo "preview skipped: $1"');
+      assert.match(cmds[0], /echo "preview skipped: /);
+    },
+  },
+  {
+    name: "the stop line written out in the deploy's command",
+    file: "deploy",
+    expect: /step up: the command's text holds "deploy stopped"/,
+    mutate: (d) => {
+      const cmds = step(d, "up").commands as string[];
+      cmds[0] = cmds[0].replace(/printf 'deploy %s: %s\\n' stopped "([^"]*)"/, 'echo "deploy stopped: $1"');
+      assert.match(cmds[0], /echo "deploy stopped: /);
+    },
+  },
+  {
+    name: "an image from another variable",
+    file: "deploy",
+    expect: /step up: image not pinned: .*uses a variable/,
+    mutate: (d) => (step(d, "up").image = "${PULUMI_IMAGE:-docker.io/pulumi/pulumi-nodejs:3.270.0}"),
+  },
+  {
     name: "a Pulumi image out of step with the SDK",
     file: "deploy",
     expect: /Pulumi image 3\.1\.0 is not the @pulumi\/pulumi version/,
@@ -336,5 +386,75 @@ test("every step's commands, as the agent's /bin/sh -e script, pass shellcheck",
   const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", ...files], { encoding: "utf8" });
   assert.equal(sc.error, undefined, "shellcheck must be installed (bash dev/setup)");
   assert.equal(sc.status, 0, sc.stdout + sc.stderr);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------
+// Woodpecker's own linter, `woodpecker-cli lint --strict`
+
+/** woodpecker-cli, or a skip reason; under CI=true a missing binary fails the test instead. */
+function woodpeckerCli(t: { skip: (why: string) => void }): string | undefined {
+  const cli = findWoodpeckerBinary("woodpecker-cli");
+  if (cli) return cli;
+  const why = "woodpecker-cli not found (toolchain or PATH): bash dev/toolchain build woodpecker";
+  if (process.env.CI === "true") assert.fail(`${why} (CI=true: a missing prerequisite fails)`);
+  t.skip(`SKIPPED (not under CI): ${why}`);
+  return undefined;
+}
+
+function cliLint(cli: string, target: string): { code: number | null; out: string } {
+  const r = spawnSync(cli, ["lint", "--strict", target], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: os.tmpdir(), WOODPECKER_DISABLE_UPDATE_CHECK: "true", WOODPECKER_LOG_LEVEL: "error" },
+    timeout: 60_000,
+  });
+  assert.equal(r.error, undefined, String(r.error));
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+test(`woodpecker-cli ${WOODPECKER_VERSION} lint --strict accepts .woodpecker/`, (t) => {
+  const cli = woodpeckerCli(t);
+  if (!cli) return;
+  const v = spawnSync(cli, ["--version"], { encoding: "utf8" });
+  assert.match(v.stdout, new RegExp(`version ${WOODPECKER_VERSION.replace(/\./g, "\\.")}\\b`), "the linter is the version the schema is from");
+  const r = cliLint(cli, WORKFLOW_DIR);
+  assert.equal(r.code, 0, r.out);
+  for (const name of workflows.keys()) assert.match(r.out, new RegExp(`# ${name}\\.yaml\\n✅ Config is valid`), r.out);
+});
+
+test("woodpecker-cli lint --strict refuses broken variants (a warning is an error under --strict)", (t) => {
+  const cli = woodpeckerCli(t);
+  if (!cli) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-wp-cli-"));
+  const cases: Array<{ name: string; file: string; edit: (text: string) => string; expect: RegExp }> = [
+    // Only a warning without --strict (checked below): --strict is what makes it fail.
+    {
+      name: "v2-style secrets on a step",
+      file: "deploy",
+      edit: (x) => x.replace("    environment:\n", "    secrets: [vault_token]\n    environment:\n"),
+      expect: /Additional property secrets is not allowed/,
+    },
+    { name: "an unknown top-level key", file: "preview", edit: (x) => `pipeline: {}\n${x}`, expect: /pipeline/ },
+    { name: "not YAML", file: "deploy", edit: (x) => x.replace("steps:\n", "steps:\n  - name: [\n"), expect: /yaml|parse/i },
+  ];
+  for (const c of cases) {
+    const f = path.join(dir, `${c.file}.yaml`);
+    const text = fs.readFileSync(path.join(WORKFLOW_DIR, `${c.file}.yaml`), "utf8");
+    const broken = c.edit(text);
+    assert.notEqual(broken, text, `${c.name}: the edit changed nothing`);
+    fs.writeFileSync(f, broken);
+    const r = cliLint(cli, f);
+    assert.notEqual(r.code, 0, `${c.name}: accepted\n${r.out}`);
+    assert.match(r.out, c.expect, c.name);
+    fs.rmSync(f);
+  }
+  // The first case is only a warning for the plain lint: --strict is what refuses it.
+  fs.writeFileSync(path.join(dir, "deploy.yaml"), cases[0].edit(fs.readFileSync(path.join(WORKFLOW_DIR, "deploy.yaml"), "utf8")));
+  const plain = spawnSync(cli, ["lint", path.join(dir, "deploy.yaml")], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "", HOME: os.tmpdir(), WOODPECKER_DISABLE_UPDATE_CHECK: "true" },
+  });
+  assert.equal(plain.status, 0, `${plain.stdout}${plain.stderr}`);
+  assert.match(`${plain.stdout}`, /warnings/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
