@@ -481,7 +481,14 @@ function runCase(
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   };
   const byUser = (spawns: SpawnSpec[]): SpawnSpec[][] =>
-    users.map((u) => spawns.filter((c) => (c.uid !== undefined ? c.uid === u.uid : c.args.some((a, k) => a === "-u" && c.args[k + 1] === u.name))));
+    users.map((u) =>
+      spawns.filter((c) =>
+        c.uid !== undefined
+          ? c.uid === u.uid
+          : // runuser -u NAME (a server start), setpriv --reuid UID (the cwd check as the user)
+            c.args.some((a, k) => (a === "-u" && c.args[k + 1] === u.name) || (a === "--reuid" && c.args[k + 1] === String(u.uid))),
+      ),
+    );
   const once = (label: string, f: () => L.TPResult): void => {
     for (const u of users) L.rebootUser(env, u);
     lastTimeline = null;

@@ -6,7 +6,7 @@
  */
 import { readJsonLines } from "./http";
 import { sleepSync, waitForSync } from "./wait";
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -188,6 +188,63 @@ export function asUser(env: Env, u: TUser, cmd: string[], allowFail = false): Sp
 
 export function tmux(env: Env, u: TUser, args: string[], allowFail = false): SpawnSyncReturns<string> {
   return asUser(env, u, ["tmux", "-u", ...args], allowFail);
+}
+
+const UNSHARE = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount", "--mount-proc"];
+/**
+ * null when `u` may make its own user and pid namespaces (unprivileged `unshare`) and set the
+ * next pid there (ns_last_pid, writable by the namespace's root: the user), else why not.
+ * What foreignPaneServer needs.
+ */
+export function userNamespaces(env: Env, u: TUser): string | null {
+  const r = asUser(env, u, [...UNSHARE, "sh", "-c", "echo 100 > /proc/sys/kernel/ns_last_pid && sh -c 'echo $$'"], true);
+  return r.status === 0 && r.stdout.trim() === "101" ? null : `unprivileged user+pid namespaces unusable here: ${(r.stderr || r.stdout).trim()}`;
+}
+
+/**
+ * A user's own tmux server that reports other processes as its pane pids, with stock tmux and
+ * nothing but the user's own rights: the server runs in the user's own user+pid namespace
+ * (`unshare`), where pids are the namespace's and the user is root enough to set the next one
+ * (ns_last_pid). So a new pane gets, in the namespace, the number that on the host is the
+ * target's pid, and root's client (on the user's default socket, as the user) reads that as
+ * pane_pid. Session `session`: window 0 a plain pane, then one window per target, every pane
+ * running `cat` in `cwd` (so tmux's own pane_current_path is `cwd`). Returns once root's view of
+ * the server shows every target as a pane pid; stopped by killUser.
+ */
+export function foreignPaneServer(env: Env, u: TUser, session: string, cwd: string, targets: number[]): void {
+  asUser(env, u, ["mkdir", "-p", "-m", "700", `/tmp/tmux-${u.uid}`]);
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const script = [
+    `T="tmux -S /tmp/tmux-${u.uid}/default"`,
+    // the panes run cat: nothing in the namespace forks but this script
+    `$T new-session -d -s ${q(session)} -x 200 -y 60 -c ${q(cwd)} cat`,
+    // a helper forked low (targets may be neighbours) sets the next pid to the target's and
+    // becomes the client (exec: no fork), so the pane the server forks gets it; again if
+    // anything else took it in between
+    `for P in ${targets.join(" ")}; do for k in 1 2 3 4 5 6 7 8; do`,
+    `  echo 10 > /proc/sys/kernel/ns_last_pid`,
+    `  sh -c 'echo $(($1 - 1)) > /proc/sys/kernel/ns_last_pid && exec tmux -S /tmp/tmux-${u.uid}/default new-window -d -t "$2": -c "$3" cat' - "$P" ${q(session)} ${q(cwd)}`,
+    `  [ "$($T display -p -t ${q(session)}:$ '#{pane_pid}')" = "$P" ] && break`,
+    `  $T kill-window -t ${q(session)}:$`,
+    `done; done`,
+    `exec sleep 100000`,
+  ].join("\n");
+  const child = spawn("/usr/sbin/runuser", ["-u", u.name, "--", ...UNSHARE, "sh", "-c", script], {
+    env: userEnv(env, u),
+    cwd: "/",
+    detached: true,
+    stdio: "ignore",
+  });
+  child.unref();
+  waitFor(
+    `${u.name}'s server reporting pane pids ${targets.join(", ")}`,
+    () => {
+      const r = tmux(env, u, ["list-panes", "-a", "-F", "#{pane_pid}"], true);
+      const pids = new Set(r.status === 0 ? r.stdout.split("\n").map(Number) : []);
+      return targets.every((t) => pids.has(t));
+    },
+    30000,
+  );
 }
 
 /** tmux expands formats in -s/-n/-c and ends a command at an argument ending in ';'. */

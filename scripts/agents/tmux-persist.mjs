@@ -35,6 +35,29 @@
  * Save asks every user's server at once (one list-panes each), reads /proc once, and writes
  *   the users' snapshot files at once (each still temp + fsync + rename + dir fsync).
  *
+ * What a user's server may put into a snapshot (save). The server is the user's (their socket,
+ *   binary, config and namespaces: in their own user+pid namespace a stock tmux reports any
+ *   host pid as a pane pid), so its answer is input:
+ *   - A pane pid counts only while /proc/<pid> is the user's own process: opened once, its
+ *     owner and every id of its `Uid:` line the user's before and after the cwd link is read
+ *     through that handle (ownCwd). Another user's or root's process (a setuid program in the
+ *     pane, or a number a server merely names) gives no cwd and no claude; one log line.
+ *   - A pane's cwd is the first of: its claude's cwd, its own pane pid's cwd, tmux's
+ *     pane_current_path that is absolute, <= 4095 bytes, without NUL, and that the user may
+ *     enter, checked by the kernel as the user (setpriv with the user's uid, gid and groups
+ *     runs find: userDirs); else the user's home. A claude whose cwd the user may not enter is
+ *     saved as a shell. Root never stats these paths itself, on save or on restore.
+ *   - Names (session, group, window) as tmux stores them: <= 256 bytes, no NUL (other control
+ *     characters are data and round-trip; the lobby's ^[a-zA-Z0-9_-]{1,32}$ is not applied). A
+ *     session whose name breaks that is left out; a window name is not kept (the window comes
+ *     back automatically named), a group is dropped, a layout over 16 KiB is dropped; one log
+ *     line per user.
+ *   - Per user: <= 128 sessions, 512 windows, 1024 panes, and the snapshot file <= 1 MiB
+ *     (a realistic one is ~25 KB); list-panes is read up to 8 MiB. A snapshot over a cap is
+ *     refused whole with one log line naming the user (exit 1); `last` and the files stay.
+ *     Restore does not read a file over 1 MiB, and skips a pane whose cwd the user cannot
+ *     enter ("cwd not enterable by the user") or reach ("cwd missing").
+ *
  * Claude panes (save)
  *   - One pass over /proc per save reads stat (ppid, start time), cmdline and exe of every
  *     process. A process is claude when Claude's own session file names it (below), else by
@@ -42,7 +65,8 @@
  *     claude.exe), an exe/argv[0] under `.../claude/versions/<v>` (native installer), or
  *     node/bun running a script named `claude` or `@anthropic-ai/claude-code/cli.js`.
  *     pane_current_command is never used. A claude below another claude is a helper and is
- *     ignored. A claude belongs to the pane whose pane_pid is its nearest pane ancestor.
+ *     ignored. A claude belongs to the pane whose pane_pid (the user's own process) is its
+ *     nearest pane ancestor.
  *   - Session file first: <config dir>/sessions/<pid>.json, which Claude Code (2.1.332
  *     verified) keeps for every running process and rewrites on /clear and /resume. Read only
  *     for a process of that user, from ~/.claude or a CLAUDE_CONFIG_DIR inside the home,
@@ -86,7 +110,7 @@
  *
  * Restore: sessions that exist (by name) are left alone; a conversation already running (any
  *   live claude of the user, same rules) is not started twice (the pane comes back as a
- *   shell); a pane whose cwd or transcript is gone is skipped with a log line and a session
+ *   shell); a pane whose cwd (checked as the user) or transcript is gone is skipped with a log line and a session
  *   left with no pane is skipped; ambiguous / never-messaged claude panes come back as shells.
  *   Claude panes run `/bin/sh -c '<claude-bin> --resume <uuid>; exec $SHELL -l'` (with
  *   `-e CLAUDE_CONFIG_DIR=` when the conversation lives elsewhere), so a shell remains when
@@ -121,7 +145,8 @@
  * Modules (./tmux/, loaded by root: relative imports only, never through PATH):
  *   core.mjs     exit codes, rules, errors, the logger, small helpers
  *   names.mjs    Claude's project slug and tmux's name escapes (pure)
- *   client.mjs   the programs root runs (trustedBin, ROOT_ENV) and tmux run as a user
+ *   client.mjs   the programs root runs (trustedBin, ROOT_ENV), tmux and path checks run as a user
+ *   limits.mjs   the caps on what a user's server may put into a snapshot (pure)
  *   proc.mjs     the /proc scan, Claude detection, transcripts and the uuid rule
  *   users.mjs    the roster users (../common/users.mjs) checked against passwd
  *   store.mjs    snapshot files, `last`/`boot`, pruning, the run lock
@@ -137,6 +162,7 @@ export { EXIT, SNAPSHOT_FORMAT } from './tmux/core.mjs';
 export { ROOT_PATH, ROOT_ENV, trustedBin } from './tmux/client.mjs';
 export { slugify, unvis, tmuxArg, tmuxLiteral } from './tmux/names.mjs';
 export { argvUuid, isClaudeProcess, decideUuid, readOwnedDir, confinedConfigDir } from './tmux/proc.mjs';
+export { LIMITS, usableName, usablePath, screenRows } from './tmux/limits.mjs';
 export { writeFileAtomic } from './tmux/store.mjs';
 export { usage, parseArgs, main } from './tmux/cli.mjs';
 import { isMain } from './common/main.mjs';

@@ -14,7 +14,7 @@ import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as L from "../../dev/tmux";
 
 const skip = L.cannotRun();
@@ -980,6 +980,131 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
     }
   });
 
+  test("a pane pid the user's server reports for another user's or root's process: that cwd never enters the snapshot", (t) => {
+    const why = L.userNamespaces(env, A);
+    if (why) {
+      if (process.env.CI === "true") assert.fail(why);
+      t.skip(`SKIPPED (not under CI): ${why}`);
+      return;
+    }
+    const mine = dir(A, "mine");
+    const bSecret = L.userDir(B, `secret-${env.tag}-${n}`); // in B's 0700 home: A cannot enter it
+    const rootOnly = path.join(env.base, `root-only-${n}`);
+    const rootSecret = path.join(rootOnly, "secret");
+    fs.mkdirSync(rootSecret, { recursive: true, mode: 0o700 });
+    const bProc = spawn("sleep", ["600"], { cwd: bSecret, uid: B.uid, gid: B.gid, stdio: "ignore" });
+    const rootProc = spawn("sleep", ["600"], { cwd: rootSecret, stdio: "ignore" });
+    try {
+      // the real attack: A's own (stock) tmux server, in A's own user+pid namespace, gives its
+      // panes the numbers of B's and root's processes (dev/tmux.ts foreignPaneServer)
+      L.foreignPaneServer(env, A, "evil", mine, [bProc.pid!, rootProc.pid!]);
+      const r = tp("save");
+      ok(r, "save");
+      const text = fs.readFileSync(path.join(snapDir(A), "last"), "utf8");
+      assert.ok(!text.includes(bSecret), `B's cwd in A's snapshot:\n${text}`);
+      assert.ok(!text.includes(rootSecret), `root's cwd in A's snapshot:\n${text}`);
+      const panes = lastSnap(A).sessions.flatMap((s: any) => s.windows.flatMap((w: any) => w.panes));
+      for (const pid of [bProc.pid, rootProc.pid]) {
+        const p = panes.find((x: any) => x.pid === pid);
+        assert.ok(p, `the pane reported with pid ${pid} is saved`);
+        assert.equal(p.cwd, mine, "tmux's own path of the pane, checked as A");
+      }
+      assert.match(r.stderr, new RegExp(`pane pid not the user's own process; its cwd not read user=${A.name} panes=`));
+    } finally {
+      bProc.kill("SIGKILL");
+      rootProc.kill("SIGKILL");
+    }
+  });
+
+  test("a cwd the user cannot enter is neither saved nor restored; root never checks a path for the user", () => {
+    // 1. save: A's shell sits in a directory A can no longer enter
+    const locked = path.join(env.base, `locked-${n}`);
+    fs.mkdirSync(locked, { mode: 0o755 });
+    L.makeSession(env, A, "fine", [{ panes: [{ cwd: dir(A, "fine") }] }]);
+    L.makeSession(env, A, "locked", [{ panes: [{ cwd: locked }] }]);
+    fs.chmodSync(locked, 0o700);
+    const r = tp("save");
+    ok(r, "save");
+    const snap = lastSnap(A);
+    assert.ok(!JSON.stringify(snap).includes(locked), "a cwd A cannot enter is saved");
+    assert.equal(snap.sessions.find((s: any) => s.name === "locked").windows[0].panes[0].cwd, A.home);
+    assert.match(r.stderr, new RegExp(`cwd not enterable by the user; home saved instead user=${A.name} panes=1`));
+    // 2. restore of a snapshot written before that check: a root-only directory that exists
+    // and one that does not are the same to A (missing), so restore is no existence oracle
+    const rootOnly = path.join(env.base, `root-only-${n}`);
+    fs.mkdirSync(path.join(rootOnly, "exists"), { recursive: true, mode: 0o700 });
+    const fine = snap.sessions.find((s: any) => s.name === "fine");
+    const planted = (name: string, cwd: string) => ({ ...fine, name, windows: [{ ...fine.windows[0], panes: [{ ...fine.windows[0].panes[0], cwd }] }] });
+    snap.sessions = [fine, planted("exists", path.join(rootOnly, "exists")), planted("absent", path.join(rootOnly, "absent")), planted("locked", locked)];
+    fs.writeFileSync(path.join(snapDir(A), fs.readlinkSync(path.join(snapDir(A), "last"))), JSON.stringify(snap));
+    L.killUser(env, A);
+    const st = tp("status", "--json");
+    ok(st, "status");
+    const reasons = JSON.parse(st.stdout)
+      .users.find((x: any) => x.user === A.name)
+      .sessions.map((x: any) => [x.name, x.windows.flatMap((w: any) => w.panes.map((p: any) => p.reason ?? null))]);
+    assert.deepEqual(reasons, [
+      ["fine", [null]],
+      ["exists", ["cwd missing"]],
+      ["absent", ["cwd missing"]],
+      ["locked", ["cwd not enterable by the user"]],
+    ]);
+    const rr = tp("restore");
+    ok(rr, "restore");
+    assert.deepEqual(L.sessionNames(env, A), ["fine"]);
+    for (const s of ["exists", "absent"]) assert.match(rr.stderr, new RegExp(`pane skipped .*session=${s} .*reason="cwd missing"`));
+    assert.match(rr.stderr, /pane skipped .*session=locked .*reason="cwd not enterable by the user"/);
+  });
+
+  test("names over the cap are left out; a flood of sessions or an oversized snapshot is refused, the last good one kept", () => {
+    const p = dir(A, "p");
+    L.makeSession(env, A, "good", [{ name: "W".repeat(300), panes: [{ cwd: p }] }]);
+    L.makeSession(env, A, "L".repeat(300), [{ panes: [{ cwd: p }] }]);
+    const r1 = tp("save");
+    ok(r1, "save");
+    const snap = lastSnap(A);
+    assert.deepEqual(
+      snap.sessions.map((s: any) => s.name),
+      ["good"],
+    );
+    assert.equal(snap.sessions[0].windows[0].autoName, true, "a window name over the cap is not kept");
+    assert.ok(!/LLLL|WWWW/.test(JSON.stringify(snap)));
+    assert.match(r1.stderr, new RegExp(`names over the cap not saved user=${A.name} sessions=1 windowNames=1`));
+    const good = fs.readlinkSync(path.join(snapDir(A), "last"));
+    const goodText = fs.readFileSync(path.join(snapDir(A), good), "utf8");
+    const refusedOnce = (r: L.TPResult) => {
+      assert.equal(r.status, 1, r.stderr);
+      const lines = r.stderr.split("\n").filter((l) => l.includes("snapshot over the cap refused; previous snapshot kept"));
+      assert.equal(lines.length, 1, r.stderr);
+      assert.ok(lines[0].includes(`user=${A.name} `), lines[0]);
+      assert.equal(fs.readlinkSync(path.join(snapDir(A), "last")), good);
+      assert.deepEqual(snapFiles(A), [good]);
+      assert.equal(fs.readFileSync(path.join(snapDir(A), good), "utf8"), goodText);
+      assert.ok(!fs.readdirSync(snapDir(A)).some((f) => f.includes(".tmp-")), "no temp file left");
+    };
+    // a flood: 129 more sessions (over the 128 cap), made by one tmux client
+    L.tmux(
+      env,
+      A,
+      Array.from({ length: 129 }, (_, i) => [";", "new-session", "-d", "-s", `f${i}`, "cat"])
+        .flat()
+        .slice(1),
+    );
+    refusedOnce(tp("save"));
+    // within every count, but 300 panes in a ~3.8 KB path: over the 1 MiB snapshot cap
+    L.killUser(env, A);
+    const deep = dir(A, Array.from({ length: 15 }, (_, i) => String(i).padEnd(250, "d")).join("/"));
+    const windows = Array.from({ length: 299 }, () => [";", "new-window", "-d", "cat"]).flat();
+    const made = spawnSync("/usr/sbin/runuser", ["-u", A.name, "--", "tmux", "new-session", "-d", "-s", "deep", "cat", ...windows], {
+      cwd: deep, // tmux starts panes of a detached client in the client's cwd
+      env: L.userEnv(env, A),
+      encoding: "utf8",
+    });
+    assert.equal(made.status, 0, made.stderr);
+    assert.equal(L.livePanes(env, A).filter((x) => x.cwd === deep).length, 300);
+    refusedOnce(tp("save"));
+  });
+
   test("exit codes: usage 2, bad users file 3", () => {
     assert.equal(spawnSync(process.execPath, [L.SCRIPT], { encoding: "utf8" }).status, 2);
     assert.equal(tp("save", "--keep", "0").status, 2);
@@ -1038,6 +1163,45 @@ describe("tmux-persist rules (pure functions)", () => {
     assert.deepEqual(src.match(/from ['"](node:)?child_process['"]/g), ["from 'node:child_process'"]);
     assert.match(src, /^import \{ spawn, spawnSync \} from 'node:child_process';$/m);
     assert.ok(!/require\(|import\(['"](node:)?child_process['"]\)(?!\.)/.test(src));
+  });
+
+  test("what a user's server may put into a snapshot: names and paths within their caps", () => {
+    assert.ok(m.usablePath("/home/u/tab\there\nnl ✓"));
+    assert.ok(m.usablePath("/" + "x".repeat(4094)));
+    assert.ok(!m.usablePath("/" + "x".repeat(4095)), "4096 bytes: longer than any cwd");
+    assert.ok(!m.usablePath("/" + "ü".repeat(2048)), "the cap is in bytes");
+    assert.ok(!m.usablePath("relative/x"));
+    assert.ok(!m.usablePath("/a\0b"));
+    assert.ok(m.usableName("tab\tname ✓") && m.usableName("x".repeat(256)));
+    assert.ok(!m.usableName("x".repeat(257)) && !m.usableName("a\0b"));
+    // a forged list (tmux itself never sends these): left out or reduced, counted
+    const row = { sessionId: "$1", session: "s", group: null, windowId: "@1", windowIndex: 0, windowName: "w", autoName: false, layout: "abcd,80x24,0,0,0" };
+    const pane = (k: number) => ({
+      paneId: `%${k}`,
+      paneIndex: k,
+      paneActive: k === 0,
+      panePid: 100 + k,
+      paneDead: false,
+      tmuxPath: "/",
+      baseIndex: 0,
+      windowActive: true,
+    });
+    const out = m.screenRows([
+      { ...row, ...pane(0) },
+      { ...row, ...pane(1), sessionId: "$2", session: "nul\0name" },
+      { ...row, ...pane(2), windowId: "@2", windowIndex: 1, windowName: "n".repeat(300), layout: "x".repeat(20000), group: "g\0" },
+    ]);
+    assert.deepEqual(
+      out.rows.map((r: any) => [r.session, r.windowName, r.autoName, r.layout.length, r.group]),
+      [
+        ["s", "w", false, 16, null],
+        ["s", "", true, 0, null],
+      ],
+    );
+    assert.deepEqual(out.left, { sessions: 1, windowNames: 1, groups: 1, layouts: 1 });
+    assert.equal(out.over, null);
+    const many = Array.from({ length: 1025 }, (_, k) => ({ ...row, ...pane(k), sessionId: `$${k % 100}` }));
+    assert.match(m.screenRows(many).over, /1025 panes/);
   });
 
   test("slug and tmux name escapes", () => {

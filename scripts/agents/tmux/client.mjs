@@ -13,6 +13,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { FatalError, LOGCFG, errMsg, log } from './core.mjs';
+import { LIMITS } from './limits.mjs';
 
 /** @typedef {import('./core.mjs').Options} Options @typedef {import('./core.mjs').User} User */
 
@@ -118,10 +119,11 @@ const CLIENT_TIMEOUT = 20_000;
 const START_TIMEOUT = 30_000;
 const MAX_OUTPUT = 64 << 20;
 /**
- * Output and exit of a child started with spawn (the asynchronous twin of spawnSync's result).
- * @param {import('node:child_process').ChildProcess} child @returns {Promise<Spawned>}
+ * Output and exit of a child started with spawn (the asynchronous twin of spawnSync's result);
+ * more than `max` bytes of stdout kill it (error "output too large").
+ * @param {import('node:child_process').ChildProcess} child @param {number} [max] @returns {Promise<Spawned>}
  */
-function collect(child) {
+function collect(child, max = MAX_OUTPUT) {
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
@@ -130,7 +132,7 @@ function collect(child) {
     if (child.stdout) {
       child.stdout.setEncoding('utf8');
       child.stdout.on('data', (/** @type {string} */ d) => {
-        if (stdout.length + d.length > MAX_OUTPUT) {
+        if (stdout.length + d.length > max) {
           error = error || new Error('output too large');
           child.kill('SIGKILL');
         } else stdout += d;
@@ -176,13 +178,13 @@ function tmuxAs(u, args) {
 }
 /**
  * Run one tmux client as the user; the same program, user and environment as tmuxAs, without
- * blocking (the clients of several users run at once).
- * @param {User} u @param {string[]} args @returns {Promise<TmuxResult>}
+ * blocking (the clients of several users run at once). At most `max` bytes of its answer are read.
+ * @param {User} u @param {string[]} args @param {number} [max] @returns {Promise<TmuxResult>}
  */
-async function tmuxAsync(u, args) {
+async function tmuxAsync(u, args, max = MAX_OUTPUT) {
   countCall(u);
   const t0 = performance.now();
-  const r = await collect(spawn(trustedBin('tmux'), ['-u', ...args], { ...clientOpts(u), timeout: CLIENT_TIMEOUT }));
+  const r = await collect(spawn(trustedBin('tmux'), ['-u', ...args], { ...clientOpts(u), timeout: CLIENT_TIMEOUT }), max);
   return tmuxResult(u, args, t0, r, false);
 }
 
@@ -285,10 +287,20 @@ const PANE_FIELDS = [
  *   windowActive: boolean, paneId: string, paneIndex: number, paneActive: boolean,
  *   panePid: number, paneDead: boolean, tmuxPath: string, baseIndex: number|null}} PaneRow
  */
-/** @param {User} u @returns {Promise<{state: 'ok'|'none'|'error', rows: PaneRow[], error?: string}>} */
+/** a number field of list-panes: digits only (a server that sends anything else is refused) @param {string} f @param {string} what */
+function count(f, what) {
+  if (!/^[0-9]{1,9}$/.test(f)) throw new Error(`tmux answered ${what} ${JSON.stringify(f.slice(0, 40))}, not a number`);
+  return Number(f);
+}
+/**
+ * Every pane of the user's server. The server is the user's: its answer is read up to
+ * LIMITS.listBytes, numbers must be numbers, and what may be saved of it is decided later
+ * (limits.mjs screenRows; pane pids in proc.mjs ownCwd; paths by userDirs).
+ * @param {User} u @returns {Promise<{state: 'ok'|'none'|'error', rows: PaneRow[], error?: string}>}
+ */
 export async function listPanes(u) {
   if (noSocket(u)) return { state: 'none', rows: [] };
-  const r = await tmuxAsync(u, ['list-panes', '-a', '-F', fmt(PANE_FIELDS)]);
+  const r = await tmuxAsync(u, ['list-panes', '-a', '-F', fmt(PANE_FIELDS)], LIMITS.listBytes);
   if (!r.ok) return r.noServer ? { state: 'none', rows: [] } : { state: 'error', rows: [], error: r.stderr };
   try {
     const rows = parseRecords(r.stdout, PANE_FIELDS.length).map((f) => ({
@@ -296,15 +308,15 @@ export async function listPanes(u) {
       session: f[1],
       group: f[2] === '1' && f[3] ? f[3] : null,
       windowId: f[4],
-      windowIndex: Number(f[5]),
+      windowIndex: count(f[5], 'window_index'),
       windowName: f[6],
       autoName: f[7] === '1' || f[7] === 'on',
       layout: f[8],
       windowActive: f[9] === '1',
       paneId: f[10],
-      paneIndex: Number(f[11]),
+      paneIndex: count(f[11], 'pane_index'),
       paneActive: f[12] === '1',
-      panePid: Number(f[13]),
+      panePid: count(f[13], 'pane_pid'),
       paneDead: f[14] === '1',
       tmuxPath: f[15],
       baseIndex: /^[0-9]+$/.test(f[16]) ? Number(f[16]) : null,
@@ -330,4 +342,54 @@ export async function listSessions(u) {
   } catch (e) {
     return { state: 'error', names: new Set(), ids: new Map(), error: errMsg(e) };
   }
+}
+
+/** argv bytes of paths per find (well below ARG_MAX, and MAX_ARG_STRLEN per path) */
+const FIND_CHUNK = 128 << 10;
+/**
+ * Which of `paths` the user may enter, decided by the kernel with the user's own credentials:
+ * root never stats them. find runs as the user (setpriv: the user's uid, gid and supplementary
+ * groups, no new privileges) and answers, per path it can reach, whether it is a directory the
+ * user may search ('ok') or not ('no'); a path the user cannot reach at all is 'missing' (for
+ * the user it does not exist). Paths must be absolute (limits.mjs usablePath), so find never
+ * reads one as an option or an expression. Only answers about the paths asked are taken, and
+ * '/' is asked each time: without its 'ok' the answer is not trusted (throws), as for a
+ * find that failed, timed out or was killed. The user may tamper with a process of their own,
+ * but it can only answer about the user's own paths, and root acts on none of them.
+ * @param {User} u @param {Iterable<string>} paths @returns {Promise<Map<string, 'ok'|'no'|'missing'>>}
+ */
+export async function userDirs(u, paths) {
+  /** @type {Map<string, 'ok'|'no'|'missing'>} */
+  const out = new Map();
+  /** @type {string[][]} */
+  const chunks = [[]];
+  let size = 0;
+  for (const p of new Set(paths)) {
+    if (!p.startsWith('/') || p.includes('\0')) throw new Error(`not an absolute path: ${JSON.stringify(p)}`);
+    out.set(p, 'missing');
+    const n = Buffer.byteLength(p) + 1;
+    if (size + n > FIND_CHUNK && chunks[chunks.length - 1].length) {
+      chunks.push([]);
+      size = 0;
+    }
+    chunks[chunks.length - 1].push(p);
+    size += n;
+  }
+  for (const chunk of chunks) {
+    if (!chunk.length) continue;
+    const args = ['--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', '--no-new-privs', '--',
+      trustedBin('find'), '-H', '/', ...chunk, '-maxdepth', '0',
+      '(', '-type', 'd', '-executable', '-printf', 'y%p\\0', ')', '-o', '-printf', 'n%p\\0'];
+    const max = chunk.reduce((n, p) => n + Buffer.byteLength(p) + 2, 4);
+    const r = await collect(spawn(trustedBin('setpriv'), args, { cwd: '/', env: { ...ROOT_ENV }, stdio: ['ignore', 'pipe', 'pipe'], timeout: CLIENT_TIMEOUT }), max);
+    if (r.error || r.signal || (r.status !== 0 && r.status !== 1)) throw new Error(`checking paths as ${u.name} failed: ${(r.error ? errMsg(r.error) : r.signal || `exit ${r.status}`)} ${r.stderr.trim().slice(0, 200)}`);
+    let root = false;
+    for (const rec of r.stdout.split('\0')) {
+      const p = rec.slice(1);
+      if (p === '/' && rec[0] === 'y') root = true;
+      if (out.has(p) && (rec[0] === 'y' || rec[0] === 'n')) out.set(p, rec[0] === 'y' ? 'ok' : 'no');
+    }
+    if (!root) throw new Error(`checking paths as ${u.name} failed: no answer for /`);
+  }
+  return out;
 }

@@ -4,10 +4,10 @@
  * restore, the live sessions and the conversations already running, decide per session,
  * window and pane what a restore does (create, skip, claude or shell) and why.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { EXIT, PARALLEL, errMsg, inParallel } from './core.mjs';
-import { listSessions } from './client.mjs';
+import { listSessions, userDirs } from './client.mjs';
+import { LIMITS, usableName, usablePath } from './limits.mjs';
 import { Transcripts, confinedConfigDir, findClaudes, resolveClaudes, scanProc } from './proc.mjs';
 import { loadSnapshot, stateDirOf } from './store.mjs';
 import { loadUsers } from './users.mjs';
@@ -33,21 +33,20 @@ import { loadUsers } from './users.mjs';
  *   sessions: SessionPlan[], error?: string}} UserPlan
  */
 
-/** @param {string} p */
-function isDir(p) {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
+/** @typedef {Map<string, 'ok'|'no'|'missing'>} Dirs what the user may enter (client.mjs userDirs) */
+/** Why a pane cannot come back in `cwd`, or null. @param {Dirs} dirs @param {string} cwd */
+function cwdProblem(dirs, cwd) {
+  const d = usablePath(cwd) ? dirs.get(cwd) : 'missing';
+  return d === 'ok' ? null : d === 'no' ? 'cwd not enterable by the user' : 'cwd missing';
 }
 
 /**
  * @param {User} u @param {{file: string, snap: Snapshot}|null} loaded
  * @param {{state: string, names: Set<string>}} live @param {Set<string>} running
- * @param {Transcripts} tx @returns {UserPlan}
+ * @param {Transcripts} tx @param {Dirs} dirs the snapshot's cwds, checked as the user
+ * @returns {UserPlan}
  */
-export function planUser(u, loaded, live, running, tx) {
+export function planUser(u, loaded, live, running, tx, dirs) {
   /** @type {UserPlan} */
   const plan = {
     user: u.name,
@@ -73,19 +72,26 @@ export function planUser(u, loaded, live, running, tx) {
       sp.reason = 'session exists';
       continue;
     }
+    if (!s.name || !usableName(s.name)) {
+      sp.action = 'skip';
+      sp.reason = `name over ${LIMITS.nameBytes} bytes or with a NUL`;
+      continue;
+    }
     if (s.group && groupHead.has(s.group)) {
       sp.joinGroup = groupHead.get(s.group);
       continue;
     }
     for (const w of s.windows) {
+      const autoName = !!w.autoName || !usableName(w.name);
       /** @type {WindowPlan} */
-      const wp = { index: w.index, name: w.name, autoName: !!w.autoName, layout: w.layout, active: !!w.active, complete: true, panes: [] };
+      const wp = { index: w.index, name: autoName ? '' : w.name, autoName, layout: w.layout, active: !!w.active, complete: true, panes: [] };
       for (const p of w.panes) {
         /** @type {PanePlan} */
         const pp = { index: p.index, cwd: p.cwd, active: !!p.active, action: 'shell' };
-        if (!isDir(p.cwd)) {
+        const problem = cwdProblem(dirs, p.cwd);
+        if (problem) {
           pp.action = 'skip';
-          pp.reason = 'cwd missing';
+          pp.reason = problem;
         } else if (p.claude) {
           const c = p.claude;
           if (c.status === 'ok' && c.uuid) {
@@ -161,10 +167,19 @@ export async function planAll(o, users, lives) {
     }
     return { loaded, error };
   });
-  // every server at once
+  // every server at once, and each snapshot's cwds checked as its user
   /** @type {LiveSessions[]} */
   const live = await inParallel(
     users.map((u, k) => async () => (loads[k].loaded ? listSessions(u) : { state: 'unknown', names: new Set(), ids: new Map() })),
+    PARALLEL,
+  );
+  /** @type {(Dirs|Error)[]} */
+  const dirs = await inParallel(
+    users.map((u, k) => async () => {
+      const snap = loads[k].loaded?.snap;
+      const cwds = snap ? snap.sessions.flatMap((s) => s.windows.flatMap((w) => w.panes.map((p) => p.cwd))).filter(usablePath) : [];
+      return userDirs(u, cwds).catch((e) => (e instanceof Error ? e : new Error(String(e))));
+    }),
     PARALLEL,
   );
   /** @type {UserPlan[]} */
@@ -172,12 +187,14 @@ export async function planAll(o, users, lives) {
   for (const [k, u] of users.entries()) {
     const { loaded, error } = loads[k];
     if (lives) lives.set(u.name, live[k]);
-    if (live[k].state === 'error') {
-      plans.push({ user: u.name, snapshot: loaded && loaded.file, createdAt: null, server: 'error', sessions: [], error: `tmux: ${live[k].error}` });
+    const d = dirs[k];
+    if (live[k].state === 'error' || d instanceof Error) {
+      const why = d instanceof Error ? errMsg(d) : `tmux: ${live[k].error}`;
+      plans.push({ user: u.name, snapshot: loaded && loaded.file, createdAt: null, server: live[k].state === 'error' ? 'error' : live[k].state === 'ok' ? 'running' : 'none', sessions: [], error: why });
       continue;
     }
     const tx = new Transcripts(u.uid);
-    const plan = planUser(u, loaded, live[k], runningUuids(claudes.filter((c) => c.uid === u.uid), tx), tx);
+    const plan = planUser(u, loaded, live[k], runningUuids(claudes.filter((c) => c.uid === u.uid), tx), tx, d);
     if (error) plan.error = error;
     plans.push(plan);
   }

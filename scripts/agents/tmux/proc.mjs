@@ -211,6 +211,49 @@ export function scanProc(procRoot) {
   return procs;
 }
 
+/** the four ids of a /proc/PID/status `Uid:` line (real, effective, saved, fs) @param {string|null} status */
+function statusUids(status) {
+  const m = status ? /^Uid:\s+([0-9]+)\s+([0-9]+)\s+([0-9]+)\s+([0-9]+)\s*$/m.exec(status) : null;
+  return m ? m.slice(1, 5).map(Number) : null;
+}
+/**
+ * The cwd of process `pid`, only while it is wholly `uid`'s own: /proc/<pid> is opened once,
+ * and through that one handle its owner (fstat) and every id of its `Uid:` line must be `uid`
+ * both before and after the cwd link is read. A pid that a tmux server merely names (another
+ * user's or root's process, a setuid program in the pane) gives nothing (foreign: true), and
+ * neither does a pid reused meanwhile (the handle stays on the old, dead process) or a process
+ * that changes its ids in between. cwd null: not the user's, gone, or no cwd.
+ * @param {string} procRoot @param {number} pid @param {number} uid @returns {{cwd: string|null, foreign: boolean}}
+ */
+export function ownCwd(procRoot, pid, uid) {
+  const none = { cwd: null, foreign: false };
+  if (!Number.isInteger(pid) || pid <= 0 || uid === 0) return none;
+  let fd;
+  try {
+    fd = fs.openSync(`${procRoot}/${pid}`, NOFOLLOW_DIR);
+  } catch {
+    return none;
+  }
+  const dir = `/proc/self/fd/${fd}`;
+  /** @returns {boolean|null} null: gone */
+  const owned = () => {
+    const ids = statusUids(readProcFile(`${dir}/status`, 'latin1'));
+    if (!ids) return null;
+    return fs.fstatSync(/** @type {number} */ (fd)).uid === uid && ids.every((x) => x === uid);
+  };
+  try {
+    const before = owned();
+    if (!before) return { cwd: null, foreign: before === false };
+    const cwd = fs.readlinkSync(`${dir}/cwd`);
+    const after = owned();
+    return after ? { cwd, foreign: false } : { cwd: null, foreign: after === false };
+  } catch {
+    return none;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** CLAUDE_CONFIG_DIR of a process, if readable; nothing else of the environment is kept. */
 /** @param {string} procRoot @param {number} pid */
 function claudeConfigDirOf(procRoot, pid) {
@@ -294,7 +337,7 @@ export function findClaudes(procRoot, procs, usersByUid) {
     const uid = uidOfPid(pid);
     const u = usersByUid.get(uid);
     if (!u) continue;
-    const cwd = readlinkOr(path.join(procRoot, String(pid), 'cwd'));
+    const { cwd } = ownCwd(procRoot, pid, uid);
     if (!cwd) continue;
     const own = argvUuid(p.argv);
     const configDir = confinedConfigDir(claudeConfigDirOf(procRoot, pid), u);

@@ -355,7 +355,7 @@ function restoreSteps(o, u, plan, live) {
           },
         });
       }
-      const savedLayout = W.plan.complete && k > 1;
+      const savedLayout = W.plan.complete && k > 1 && !!W.plan.layout; // none: over its cap when saved
       if (savedLayout) {
         rest.push({
           S,

@@ -9,6 +9,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { fsyncDir, symlinkAtomic, TEMP_RE, writeAtomic } from '../common/fs.mjs';
 import { FatalError, SNAPSHOT_FORMAT, errMsg, log, readOr, readlinkOr, sleepSync } from './core.mjs';
+import { LIMITS } from './limits.mjs';
 
 /** @typedef {import('./core.mjs').Options} Options @typedef {import('./core.mjs').User} User */
 export { symlinkAtomic };
@@ -77,9 +78,20 @@ export function snapshotFiles(dir) {
   }
   return names.filter((n) => /^snap-[A-Za-z0-9.-]+\.json$/.test(n)).sort().reverse();
 }
+/** A snapshot over LIMITS.snapshotBytes: refused on save, not read on restore. */
+export class SnapshotTooLarge extends Error {}
 /** @param {string} dir @param {string} file @returns {Snapshot} */
 export function readSnapshot(dir, file) {
-  const doc = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
+  const fd = fs.openSync(path.join(dir, file), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  let text;
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > LIMITS.snapshotBytes) throw new SnapshotTooLarge(`${file}: ${size} bytes, over the cap of ${LIMITS.snapshotBytes}`);
+    text = fs.readFileSync(fd, 'utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+  const doc = JSON.parse(text);
   if (!doc || doc.format !== SNAPSHOT_FORMAT || !Array.isArray(doc.sessions)) throw new Error(`${file}: not a ${SNAPSHOT_FORMAT} snapshot`);
   return doc;
 }
@@ -154,7 +166,8 @@ export async function prune(dir, keep) {
 
 
 /**
- * Write the snapshot file (not yet `last`), unless it equals `last`.
+ * Write the snapshot file (not yet `last`), unless it equals `last`; one over
+ * LIMITS.snapshotBytes is refused (SnapshotTooLarge) before anything is written.
  * @param {Options} o @param {User} u @param {Snapshot} snap @returns {Promise<string|null>} file name
  */
 export async function prepareSnapshot(o, u, snap) {
@@ -168,9 +181,12 @@ export async function prepareSnapshot(o, u, snap) {
       /* unreadable last: write a fresh one */
     }
   }
+  const text = JSON.stringify(snap, null, 1) + '\n';
+  const size = Buffer.byteLength(text);
+  if (size > LIMITS.snapshotBytes) throw new SnapshotTooLarge(`${size} bytes, over the cap of ${LIMITS.snapshotBytes}`);
   const stamp = snap.createdAt.replace(/[-:]/g, '');
   const file = `snap-${stamp}-${crypto.randomBytes(3).toString('hex')}.json`;
-  await writeFileAtomic(dir, file, JSON.stringify(snap, null, 1) + '\n');
+  await writeFileAtomic(dir, file, text);
   return file;
 }
 
