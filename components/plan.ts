@@ -90,6 +90,8 @@ export interface UserPlan {
   role: Role;
   state: Exclude<LifecycleState, "offboarded">;
   email: string;
+  /** The SSO identity (authentik username) the web surfaces map to this account: the roster's `sso`, else `name`. */
+  sso: string;
   forgejoUser: string;
   /** The email the Forgejo account `forgejoUser` must have: the roster's `forgejoEmail`, else `email` (checked by the Forgejo preflight). */
   forgejoEmail: string;
@@ -216,6 +218,7 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
     role: u.role,
     state: u.state,
     email: u.email,
+    sso: u.sso ?? u.name,
     forgejoUser: u.forgejo,
     forgejoEmail: u.forgejoEmail ?? u.email,
     shell: u.shell,

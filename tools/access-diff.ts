@@ -32,7 +32,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { OffboardedPlan, Plan, UserPlan } from "../components/plan";
-import { GRANT_AREAS, Grants, noGrants, purgeLabel, terminalLines, userGrants } from "./access-report";
+import { GRANT_AREAS, Grants, noGrants, purgeLabel, ssoOf, terminalLines, userGrants } from "./access-report";
 import { loadSide, NS, plannerClosure, ROSTER_KEY, Side, SideTree, STACK, STACK_FILE, StackConfig, TOOL_ROOT } from "./access-side";
 
 export { NS, STACK, STACK_FILE };
@@ -181,6 +181,10 @@ function diffEntries(name: string, b: Entry | undefined, h: Entry | undefined, r
     if (b.u.role !== h.u.role) fact(`role ${b.u.role} → ${h.u.role}`);
     if (b.u.email !== h.u.email) fact(`email (Claude identity) ${b.u.email} → ${h.u.email}`);
     if (b.u.forgejoUser !== h.u.forgejoUser) fact(`Forgejo user ${b.u.forgejoUser} → ${h.u.forgejoUser}`);
+    if (ssoOf(b.u) !== ssoOf(h.u))
+      flag(
+        `SSO identity ${ssoOf(b.u)} → ${ssoOf(h.u)}: whoever logs in to authentik as ${ssoOf(h.u)} reaches ${name}'s web terminal and T3 Code, and ${ssoOf(b.u)} no longer does; check ${ssoOf(h.u)} is ${name}`,
+      );
     if (b.u.credentialRotation !== h.u.credentialRotation && h.u.grants.vault)
       fact(`Vault credential rotated (credentialRotation ${b.u.credentialRotation} → ${h.u.credentialRotation})`);
   }

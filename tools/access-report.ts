@@ -55,6 +55,9 @@ export function userGrants(u: UserPlan): Grants {
   return g;
 }
 
+/** The user's SSO identity (plans made before the roster had `sso` default it to the name). */
+export const ssoOf = (u: UserPlan): string => u.sso ?? u.name;
+
 /** An offboarded user gets nothing. */
 export function noGrants(): Grants {
   return { login: [], groups: [], sudo: [], forgejo: [], kubernetes: [], dashboard: [], vault: [], units: [] };
@@ -88,6 +91,7 @@ export function formatReport(plan: Plan): string {
     const a = u.grants;
     out.push(`${u.name} (uid ${u.uid}, ${u.role}, ${u.state})`);
     out.push(`  login:      ${a.login ? `${a.sshKeys.length} ssh key(s), shell ${u.shell}` : `none (${u.state})`}; groups ${g.groups.join(",")}`);
+    out.push(`  sso:        ${ssoOf(u)}${a.login ? "" : ` (${u.state}: mapped to nothing)`}`);
     out.push(`  sudo:       ${a.sudo ? "yes (passwordless)" : "no"}`);
     out.push(
       `  forgejo:    ${a.forgejo ? `${u.forgejoUser}: ${a.forgejo.permission} on infra${a.forgejo.siteAdmin ? ", site admin" : ""}${a.forgejo.pushWhitelist ? ", master push whitelist" : ""}${a.forgejo.mergeWhitelist ? ", merge whitelist" : ""}` : "none"}`,

@@ -74,6 +74,8 @@ export const RESERVED_NAMES: ReadonlySet<string> = new Set([
   "claude",
   "ubuntu",
   "debian",
+  // the web terminal's service account (TERMINAL_ACCOUNT, components/plan/web.ts)
+  "ttyd",
 ]);
 
 /** Kubernetes system namespaces no user may own (besides every `kube-*` name). */
@@ -669,6 +671,28 @@ const namespaceName = z
     if (problem) ctx.addIssue({ code: "custom", message: problem });
   });
 
+/** ttyd refuses an `-H` header value of 30 bytes or more: the longest SSO identity, in bytes. */
+export const SSO_MAX_BYTES = 29;
+
+/**
+ * Why `id` cannot be an SSO identity (the authentik username the proxy sends as
+ * `X-authentik-username`), or undefined. It is a key of /etc/ttyd-user-map (`id=user`, `#`
+ * comments, an optional `:cwd`) and of /etc/t3-serve/dispatch.json, and the readers match
+ * the part before an `@`: so no `@`, `=`, `:`, `#`, quotes or spaces.
+ */
+export function ssoProblem(id: string): string | undefined {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id))
+    return "an SSO username (the authentik username): a letter or digit first, then letters, digits, '.', '_' or '-' (no '@': the web readers match the part before it; no '=', ':', '#' or spaces: the identity map's separators)";
+  const n = Buffer.byteLength(id);
+  if (n > SSO_MAX_BYTES) return `an SSO username under 30 bytes (ttyd refuses header values of 30 bytes or more; this one has ${n})`;
+  return undefined;
+}
+
+const ssoName = z.string().superRefine((s, ctx) => {
+  const problem = ssoProblem(s);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
 /** Per-user overrides of the role defaults. Every field is optional. */
 export const overridesSchema = z.strictObject({
   /** Passwordless sudo on the host. */
@@ -728,6 +752,12 @@ export const userSchema = z.strictObject({
   role: z.enum(ROLES),
   /** Enterprise email: the user's Claude identity. */
   email: z.email({ message: "an email address" }),
+  /**
+   * The SSO identity: the authentik username the reverse proxy sends as `X-authentik-username`,
+   * which the web surfaces map to this account. Default: `name`. Unique across the roster
+   * (case-insensitively) and under 30 bytes. README "Web access".
+   */
+  sso: ssoName.optional(),
   /** Forgejo username. The preflight refuses it unless that account's email is `forgejoEmail` (else `email`). */
   forgejo: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?$/, { message: "a Forgejo username" }),
   /**
@@ -786,6 +816,38 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/**
+ * The SSO identity, explicit or the name it defaults to: unique across the roster, offboarded
+ * entries included (case-insensitively, as authentik matches usernames), and a valid header
+ * value (a name of 30 bytes or more needs an explicit `sso`).
+ */
+function ssoChecks(users: Record<string, unknown>[], ctx: z.RefinementCtx, nameOf: (i: number) => string): void {
+  const first = new Map<string, number>();
+  users.forEach((u, i) => {
+    const explicit = typeof u.sso === "string" ? u.sso : undefined;
+    const id = explicit ?? (typeof u.name === "string" ? u.name : undefined);
+    if (id === undefined) return;
+    const path = ["users", i, explicit === undefined ? "name" : "sso"];
+    if (explicit === undefined && /^[a-z][a-z0-9_-]*$/.test(id) && Buffer.byteLength(id) > SSO_MAX_BYTES)
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: `an explicit sso for a name of ${Buffer.byteLength(id)} bytes: the SSO identity defaults to the name, and ttyd refuses header values of 30 bytes or more`,
+      });
+    const key = id.toLowerCase();
+    const prev = first.get(key);
+    if (prev === undefined) first.set(key, i);
+    else {
+      const theirs = typeof users[prev].sso === "string" ? "sso" : "name (its SSO identity by default)";
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: `a unique SSO identity: ${JSON.stringify(id)} is already the ${theirs} of users[${prev}] (${nameOf(prev)})${explicit === undefined ? "; set sso" : ""}`,
+      });
+    }
+  });
+}
+
 /** Rules across entries. Written against possibly-invalid data: every access is checked. */
 function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string): void {
   const users = (isRecord(rosterIn) && Array.isArray(rosterIn.users) ? rosterIn.users : []).map((u) => (isRecord(u) ? u : {}));
@@ -811,6 +873,7 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
   seen("uid");
   seen("forgejo");
   seen("email");
+  ssoChecks(users, ctx, nameOf);
 
   const owner = new Map<string, string>();
   users.forEach((u, i) => {
