@@ -1,11 +1,15 @@
-// The nspawn test host itself: boots, runs systemd properly, survives a real reboot,
-// and carries commands and stdin the way @pulumi/command does.
+// The test host itself, of the kind $WORKSTATIONS_TESTHOST names (nspawn by default; the VM
+// through tests/vm/testhost.vm.test.ts): boots, runs systemd properly, survives a real reboot
+// (a unit enabled for boot runs in the new boot), and carries commands and stdin the way
+// @pulumi/command does.
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import { after, before, describe, test } from "node:test";
 
-import { boot, createHost, destroyHost, isRunning, reboot, run, type TestHost } from "../../dev/testhost/testhost";
+import { boot, createHost, defaultKind, destroyHost, isRunning, reboot, run, type TestHost } from "../../dev/testhost/testhost";
+
+const kind = defaultKind();
 
 /** Units allowed to be failed on this host. None today: any failure is a regression. */
 const EXPECTED_FAILED_UNITS = new Set<string>();
@@ -27,7 +31,7 @@ async function systemState(h: TestHost): Promise<void> {
   }
 }
 
-describe("nspawn test host", { timeout: 20 * 60_000 }, () => {
+describe(`${kind} test host`, { timeout: 40 * 60_000 }, () => {
   let h: TestHost;
 
   before(async () => {
@@ -45,16 +49,20 @@ describe("nspawn test host", { timeout: 20 * 60_000 }, () => {
     assert.ok(h.privateKey.includes("OPENSSH PRIVATE KEY"));
     const keys = (await run(h, "cat /etc/ssh/ssh_host_ed25519_key.pub")).stdout.trim();
     assert.equal(keys.split(/\s+/).slice(0, 2).join(" "), h.hostKey);
-    const cfg = (await run(h, "sshd -T -C user=root,host=localhost,addr=127.0.0.1,lport=" + h.port)).stdout;
+    // nspawn shares this machine's network: sshd itself listens on the port, loopback only;
+    // the VM's sshd listens on 22, which qemu forwards from 127.0.0.1:port
+    const port = kind === "vm" ? 22 : h.port;
+    const cfg = (await run(h, "sshd -T -C user=root,host=localhost,addr=127.0.0.1,lport=" + port)).stdout;
     assert.match(cfg, /^permitrootlogin without-password$/m);
     assert.match(cfg, /^passwordauthentication no$/m);
-    assert.match(cfg, new RegExp(`^port ${h.port}$`, "m"));
-    assert.match(cfg, new RegExp(`^listenaddress 127\\.0\\.0\\.1:${h.port}$`, "m"));
+    assert.match(cfg, new RegExp(`^port ${port}$`, "m"));
+    if (kind === "nspawn") assert.match(cfg, new RegExp(`^listenaddress 127\\.0\\.0\\.1:${h.port}$`, "m"));
   });
 
   test("systemd is PID 1 and the system is running (no unexpected failed units)", async () => {
     assert.equal((await run(h, "cat /proc/1/comm")).stdout.trim(), "systemd");
-    assert.equal((await run(h, "systemd-detect-virt --container")).stdout.trim(), "systemd-nspawn");
+    if (kind === "nspawn") assert.equal((await run(h, "systemd-detect-virt --container")).stdout.trim(), "systemd-nspawn");
+    else assert.match((await run(h, "systemd-detect-virt --vm")).stdout.trim(), /^(qemu|kvm)$/);
     await systemState(h);
   });
 
@@ -101,8 +109,16 @@ describe("nspawn test host", { timeout: 20 * 60_000 }, () => {
     assert.notEqual(bad.code, 0);
   });
 
-  test("a real reboot: persistent files survive, /tmp is cleared, boot id changes, host key stays", async () => {
+  test("a real reboot: persistent files survive, /tmp is cleared, boot id changes, host key stays, a boot unit runs", async () => {
     await run(h, "echo kept > /root/persistent && echo gone > /tmp/volatile && echo gone > /run/volatile");
+    // a unit that must start at boot: it records the boot it ran in
+    const unit =
+      "[Unit]\nDescription=testhost boot probe\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n" +
+      "ExecStart=/bin/sh -c 'cat /proc/sys/kernel/random/boot_id >> /var/lib/testhost-boot-probe'\n\n[Install]\nWantedBy=multi-user.target\n";
+    await run(h, "cat > /etc/systemd/system/testhost-boot-probe.service && systemctl daemon-reload && systemctl enable testhost-boot-probe.service", {
+      stdin: unit,
+    });
+    const askedAt = Math.floor(Date.now() / 1000);
     const bootId1 = (await run(h, "cat /proc/sys/kernel/random/boot_id")).stdout.trim();
     const pid1Start1 = (await run(h, "stat -c %Z /proc/1")).stdout.trim();
     const hostKey1 = h.hostKey;
@@ -121,6 +137,14 @@ describe("nspawn test host", { timeout: 20 * 60_000 }, () => {
     assert.ok(Number(pid1Start2) >= Number(pid1Start1));
     const keys = (await run(h, "cat /etc/ssh/ssh_host_ed25519_key.pub")).stdout.trim();
     assert.equal(keys.split(/\s+/).slice(0, 2).join(" "), hostKey1);
+    // the boot unit ran once, in this boot
+    assert.equal((await run(h, "cat /var/lib/testhost-boot-probe")).stdout.trim(), bootId2);
+    assert.equal((await run(h, "systemctl is-active testhost-boot-probe.service")).stdout.trim(), "active");
+    if (kind === "vm") {
+      // a new kernel, booted after the reboot was asked for (a container shares this machine's kernel)
+      const btime = Number((await run(h, "awk '/^btime/ {print $2}' /proc/stat")).stdout.trim());
+      assert.ok(btime >= askedAt - 5, `kernel booted at ${btime}, reboot asked at ${askedAt}`);
+    }
     // the previous boot's journal is there
     const boots = (await run(h, "journalctl --list-boots --no-pager | wc -l")).stdout.trim();
     assert.ok(Number(boots) >= 2, `journal lists ${boots} boots`);
