@@ -34,6 +34,7 @@ export function userGrants(u: UserPlan): Grants {
   if (a.sudo) g.sudo.push("passwordless sudo");
   if (a.forgejo) {
     g.forgejo.push(`${u.forgejoUser}: ${a.forgejo.permission} collaborator on infra`);
+    g.forgejo.push(tokenLabel(u));
     if (a.forgejo.siteAdmin) g.forgejo.push(`${u.forgejoUser}: site admin`);
     if (a.forgejo.pushWhitelist) g.forgejo.push(`${u.forgejoUser}: master push whitelist`);
     if (a.forgejo.mergeWhitelist) g.forgejo.push(`${u.forgejoUser}: master merge whitelist`);
@@ -57,6 +58,16 @@ export function userGrants(u: UserPlan): Grants {
 
 /** The user's SSO identity (plans made before the roster had `sso` default it to the name). */
 export const ssoOf = (u: UserPlan): string => u.sso ?? u.name;
+
+/**
+ * The access token the program mints for the user's Forgejo login and writes into their
+ * `~/.git-credentials`: whose token it is, and the account email the preflight checks it
+ * against when that is the roster's `forgejoEmail` exception (older plans have no forgejoEmail).
+ */
+export function tokenLabel(u: UserPlan): string {
+  const exception = u.forgejoEmail && u.forgejoEmail !== u.email ? ` (account email ${u.forgejoEmail}: the roster's forgejoEmail exception)` : "";
+  return `access token of ${u.forgejoUser}${exception} in ~/.git-credentials`;
+}
 
 /** An offboarded user gets nothing. */
 export function noGrants(): Grants {
@@ -94,7 +105,7 @@ export function formatReport(plan: Plan): string {
     out.push(`  sso:        ${ssoOf(u)}${a.login ? "" : ` (${u.state}: mapped to nothing)`}`);
     out.push(`  sudo:       ${a.sudo ? "yes (passwordless)" : "no"}`);
     out.push(
-      `  forgejo:    ${a.forgejo ? `${u.forgejoUser}: ${a.forgejo.permission} on infra${a.forgejo.siteAdmin ? ", site admin" : ""}${a.forgejo.pushWhitelist ? ", master push whitelist" : ""}${a.forgejo.mergeWhitelist ? ", merge whitelist" : ""}` : "none"}`,
+      `  forgejo:    ${a.forgejo ? `${u.forgejoUser}: ${a.forgejo.permission} on infra${a.forgejo.siteAdmin ? ", site admin" : ""}${a.forgejo.pushWhitelist ? ", master push whitelist" : ""}${a.forgejo.mergeWhitelist ? ", merge whitelist" : ""}; ${tokenLabel(u)}` : "none"}`,
     );
     out.push(
       `  kubernetes: ${a.kube ? `tier ${a.kube.tier}${a.kube.namespaceAdmin.length ? `, owns ${a.kube.namespaceAdmin.join(",")}` : ""}${a.kube.dashboardNav ? ", dashboard-nav-readonly" : ""}${a.kube.namespaceAdmin.length ? ", dashboard token per namespace" : ""}` : "none"}${!a.kube && u.namespaces.length ? ` (owns ${u.namespaces.join(",")}: kept, no binding)` : ""}`,

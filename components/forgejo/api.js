@@ -236,8 +236,17 @@ function sameNames(a, b) {
 }
 
 /**
- * `repo`: `owner/name`; `users`: Forgejo users the program will grant something to (each must exist).
- * @typedef {{ url: string; repo: string; adminUser: string; adminPassword: string; users: string[] }} PreflightInput
+ * A roster user the program mints an access token for (it lands in that user's
+ * `~/.git-credentials`): the roster `name`, the Forgejo `login`, the `email` that login's
+ * account must have (the roster's `forgejoEmail`, else its `email`; `emailOverride` says which)
+ * and whether the role is admin (only an admin may be given a site admin's login).
+ * @typedef {{ name: string; login: string; email: string; emailOverride: boolean; admin: boolean }} PreflightIdentity
+ */
+
+/**
+ * `repo`: `owner/name`; `users`: Forgejo users the program will grant something to (each must
+ * exist); `identities`: the users it mints a token for, each checked to be that person's login.
+ * @typedef {{ url: string; repo: string; adminUser: string; adminPassword: string; users: string[]; identities: PreflightIdentity[] }} PreflightInput
  */
 
 /**
@@ -246,9 +255,38 @@ function sameNames(a, b) {
  */
 
 /**
+ * Why minting `id.login`'s access token for roster user `id.name` is refused, or undefined.
+ * The token is written into that user's `~/.git-credentials`, so the login must be theirs: not
+ * `forgejoAdminUser` (a site admin's token), not the infra repo's owner (an owner can lift
+ * master's protection), not a site admin unless the role is admin, and an account whose email
+ * is the roster's. `account` is `GET /users/{login}` as the site admin (who sees `email` and
+ * `is_admin` of every account).
+ * @param {PreflightInput} i @param {PreflightIdentity} id @param {any} account @returns {string | undefined}
+ */
+function identityProblem(i, id, account) {
+  const who = `roster user ${id.name} (forgejo: ${id.login})`;
+  const own = `give ${id.name} their own Forgejo login in the roster`;
+  const login = id.login.toLowerCase();
+  if (login === i.adminUser.toLowerCase())
+    return `${who}: ${id.login} is workstations:forgejoAdminUser, the site admin the program acts as, and its token would carry a site admin's rights; ${own}`;
+  const owner = i.repo.split("/")[0];
+  if (login === owner.toLowerCase())
+    return `${who}: ${id.login} owns the infra repo ${i.repo}, and an owner's token can lift master's protection; ${own} (or move ${i.repo} to an organisation)`;
+  if (!account || typeof account.is_admin !== "boolean")
+    return `${who}: Forgejo did not say whether ${id.login} is a site admin (GET /users/${id.login} as ${i.adminUser} has no is_admin); check that ${i.adminUser} is a site admin`;
+  if (account.is_admin && !id.admin)
+    return `${who}: ${id.login} is a Forgejo site admin and ${id.name}'s role is not admin; ${own}, one that is not a site admin`;
+  const email = typeof account.email === "string" ? account.email.trim().toLowerCase() : "";
+  if (email !== id.email.trim().toLowerCase())
+    return `${who}: the Forgejo account ${id.login} does not have ${id.name}'s ${id.emailOverride ? "forgejoEmail" : "email"} ${id.email}; ${own}, or, if ${id.login} is theirs under another address, set forgejoEmail: <that address> on ${id.name}'s entry (README "Forgejo": the identity check)`;
+  return undefined;
+}
+
+/**
  * Everything the Forgejo resources need, checked before any resource exists: the server
  * answers and speaks a supported version, the admin credential works and is a site admin,
- * the infra repo exists with a master branch, and every roster Forgejo user exists.
+ * the infra repo exists with a master branch, every roster Forgejo user exists, and every
+ * login the program mints a token for is that roster user's own (identityProblem).
  * Stops at the first failing stage and says it in one line.
  * @param {PreflightInput} i @returns {Promise<PreflightResult>}
  */
@@ -279,17 +317,29 @@ async function preflightCheck(i) {
     if (br.status !== 200) throw answerError(i.url, "GET", `${repoPath}/branches/master`, br, `reading ${i.repo} master`);
     /** @type {string[]} */
     const missing = [];
-    for (const u of [...new Set(i.users)].sort()) {
+    /** @type {Map<string, any>} */
+    const accounts = new Map();
+    for (const u of [...new Set([...i.users, ...i.identities.map((id) => id.login)])].sort()) {
       const r = await forgejoRequest(i.url, creds, "GET", `/users/${encodeURIComponent(u)}`);
       if (r.status === 404) missing.push(u);
       else if (r.status !== 200) throw answerError(i.url, "GET", `/users/${u}`, r, "checking roster users");
+      else accounts.set(u, r.json);
     }
     if (missing.length > 0)
       return {
         ok: false,
         message: `Forgejo at ${where}: roster forgejo user${missing.length > 1 ? "s" : ""} ${missing.join(", ")} do${missing.length > 1 ? "" : "es"} not exist; create the account${missing.length > 1 ? "s" : ""} (the program never creates or deletes Forgejo accounts) or fix roster.yaml`,
       };
-    return { ok: true, message: `Forgejo at ${where}: ${server.kind} ${server.version}, repo ${i.repo}, ${i.users.length} roster user(s) present`, server };
+    const wrong = [...i.identities]
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((id) => identityProblem(i, id, accounts.get(id.login)))
+      .filter((p) => p !== undefined);
+    if (wrong.length > 0) return { ok: false, message: `Forgejo at ${where}: ${wrong.join("; ")}` };
+    return {
+      ok: true,
+      message: `Forgejo at ${where}: ${server.kind} ${server.version}, repo ${i.repo}, ${i.users.length} roster user(s) present, ${i.identities.length} token login(s) checked against the roster`,
+      server,
+    };
   } catch (e) {
     return { ok: false, message: /** @type {Error} */ (e).message };
   }
@@ -300,7 +350,7 @@ async function preflightCheck(i) {
  * `String(f)` of each (plus a small driver) with `node -e`, so the check is synchronous for
  * the program and runs before any resource is registered.
  */
-const PREFLIGHT_FUNCTIONS = [apiBase, displayUrl, forgejoRequest, parseJson, answerError, classifyServer, detectServer, preflightCheck];
+const PREFLIGHT_FUNCTIONS = [apiBase, displayUrl, forgejoRequest, parseJson, answerError, classifyServer, detectServer, identityProblem, preflightCheck];
 
 module.exports = {
   apiBase,
@@ -313,6 +363,7 @@ module.exports = {
   protectionPolicyDrift,
   normNames,
   sameNames,
+  identityProblem,
   preflightCheck,
   PREFLIGHT_FUNCTIONS,
 };

@@ -18,7 +18,7 @@ import { Plan, UserPlan } from "../plan";
 import { credentialLine } from "../scripts/clone";
 import { cloneScript, gitCredentialsDeliverScript, gitCredentialsRemoveScript } from "../scripts/hostLib";
 import { PreflightInput, PreflightResult } from "./api";
-import { runPreflight } from "./preflight";
+import { forgejoIdentities, runPreflight } from "./preflight";
 import { ForgejoAccessToken, ForgejoBranchProtection, ForgejoCollaborator } from "./provider";
 
 export { ForgejoAccessToken, ForgejoBranchProtection, ForgejoCollaborator, GIT_TOKEN_SCOPES } from "./provider";
@@ -75,6 +75,7 @@ export function forgejoAccess(config: ForgejoConfig, plan: Plan): ForgejoAccess 
     adminUser: config.adminUser,
     adminPassword: password,
     users: grantedForgejoUsers(plan),
+    identities: forgejoIdentities(plan),
   });
   if (!r.ok) throw new pulumi.RunError(`${r.message}; nothing was applied`);
   pulumi.log.info(r.message);

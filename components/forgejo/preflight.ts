@@ -1,9 +1,11 @@
 /**
  * The program's Forgejo preflight: before any resource is registered, check the server
  * (reachable, a supported Forgejo/Gitea), the admin credential (works, site admin), the infra
- * repo (exists, has master) and every roster Forgejo user the program will grant something
- * to. A failure stops `pulumi preview`/`up` with one line naming the URL, repo or users, and
- * nothing at all is registered (so nothing is half-applied).
+ * repo (exists, has master), every roster Forgejo user the program will grant something to,
+ * and that every login it mints an access token for is that roster user's own (`identities`:
+ * not forgejoAdminUser, not the repo's owner, no site admin for a non-admin role, the account's
+ * email is the roster's). A failure stops `pulumi preview`/`up` with one line naming the URL,
+ * repo or users, and nothing at all is registered (so nothing is half-applied).
  *
  * Why here and not in the provider's `check`: the program is synchronous up to the first
  * resource, and `check` runs per resource while other resources (the host, the accounts) are
@@ -12,7 +14,19 @@
  * it on stdin, never in argv or the environment of other processes.
  */
 import { spawnSync } from "child_process";
-import { PREFLIGHT_FUNCTIONS, PreflightInput, PreflightResult } from "./api";
+import type { Plan } from "../plan";
+import { PREFLIGHT_FUNCTIONS, PreflightIdentity, PreflightInput, PreflightResult } from "./api";
+
+/**
+ * The roster users the plan gives a Forgejo access token (`grants.forgejo`), as the preflight
+ * checks them: the login must be the user's own, whose account has `forgejoEmail` (the
+ * roster's `forgejoEmail`, else `email`); only role admin may hold a site admin's login.
+ */
+export function forgejoIdentities(plan: Plan): PreflightIdentity[] {
+  return plan.users
+    .filter((u) => u.grants.forgejo)
+    .map((u) => ({ name: u.name, login: u.forgejoUser, email: u.forgejoEmail, emailOverride: u.forgejoEmail !== u.email, admin: u.role === "admin" }));
+}
 
 /** The child's source: the API functions (they use only globals) and a driver reading stdin. */
 export function preflightSource(): string {

@@ -9,9 +9,12 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as vm from "node:vm";
-import { classifyServer, normNames, protectionBody, protectionPolicyDrift, sameNames } from "../../components/forgejo/api";
+import { classifyServer, identityProblem, normNames, PreflightInput, protectionBody, protectionPolicyDrift, sameNames } from "../../components/forgejo/api";
 import { tokenName } from "../../components/forgejo";
-import { preflightSource } from "../../components/forgejo/preflight";
+import { forgejoIdentities, preflightSource } from "../../components/forgejo/preflight";
+import { planRoster } from "../../components/plan";
+import { parseRoster } from "../../components/roster/load";
+import { readExampleRoster } from "../../dev/mocks";
 import { credentialHost, credentialLine } from "../../components/scripts/clone";
 
 const URL_ = "https://git.example.internal/";
@@ -117,4 +120,47 @@ test("the ~/.git-credentials line: host as the devvm sees it, user and token enc
   assert.throws(() => credentialHost("ssh://git.example.com/"), /not an http\(s\) URL/);
   assert.equal(tokenName("0", 0), "workstations-0.0");
   assert.equal(tokenName("2026 Q1", 3), "workstations-2026-Q1.3");
+});
+
+test("identity: a token login must be the roster user's own (not the admin user, not the repo owner, no site admin for a non-admin, the roster email)", () => {
+  const i: PreflightInput = { url: URL_, repo: "Infra-Org/infra", adminUser: "ForgeAdmin", adminPassword: "x", users: [], identities: [] };
+  const emo = { name: "emo", login: "ebarzin", email: "emo@example.com", emailOverride: false, admin: false };
+  const account = (email: string, isAdmin = false) => ({ login: "ebarzin", email, is_admin: isAdmin });
+  assert.equal(identityProblem(i, emo, account("Emo@Example.com")), undefined, "emails compare case-insensitively");
+  assert.equal(
+    identityProblem(i, emo, account("viktor@example.com")),
+    "roster user emo (forgejo: ebarzin): the Forgejo account ebarzin does not have emo's email emo@example.com; give emo their own Forgejo login in the roster, or, if ebarzin is theirs under another address, set forgejoEmail: <that address> on emo's entry (README \"Forgejo\": the identity check)",
+  );
+  assert.match(identityProblem(i, emo, account(""))!, /does not have emo's email/, "a hidden email is no match");
+  assert.match(
+    identityProblem(i, { ...emo, email: "emo@contractor.example", emailOverride: true }, account("viktor@example.com"))!,
+    /does not have emo's forgejoEmail emo@contractor\.example/,
+  );
+  assert.equal(identityProblem(i, { ...emo, email: "emo@contractor.example", emailOverride: true }, account("emo@contractor.example")), undefined);
+  assert.equal(
+    identityProblem(i, emo, account("emo@example.com", true)),
+    "roster user emo (forgejo: ebarzin): ebarzin is a Forgejo site admin and emo's role is not admin; give emo their own Forgejo login in the roster, one that is not a site admin",
+  );
+  assert.equal(identityProblem(i, { ...emo, admin: true }, account("emo@example.com", true)), undefined, "an admin may be a site admin");
+  assert.match(identityProblem(i, emo, { login: "ebarzin", email: "emo@example.com" })!, /did not say whether ebarzin is a site admin/);
+  // forgejoAdminUser and the repo's owner, for anyone (admins included), case-insensitively, whatever the email
+  for (const login of ["forgeadmin", "FORGEADMIN"])
+    assert.match(
+      identityProblem(i, { ...emo, login, admin: true }, account("emo@example.com", true))!,
+      /^roster user emo \(forgejo: (forgeadmin|FORGEADMIN)\): \1 is workstations:forgejoAdminUser, the site admin the program acts as, and its token would carry a site admin's rights; give emo their own Forgejo login in the roster$/,
+    );
+  assert.equal(
+    identityProblem(i, { ...emo, login: "infra-org", admin: true }, account("emo@example.com")),
+    "roster user emo (forgejo: infra-org): infra-org owns the infra repo Infra-Org/infra, and an owner's token can lift master's protection; give emo their own Forgejo login in the roster (or move Infra-Org/infra to an organisation)",
+  );
+});
+
+test("identity: the users the plan mints a token for, with the email their account must have", () => {
+  const roster = parseRoster(readExampleRoster(), "roster.example.yaml").roster!;
+  roster.users.find((u) => u.name === "nadia")!.forgejoEmail = "nadia@contractor.example";
+  assert.deepEqual(forgejoIdentities(planRoster(roster)), [
+    { name: "viktor", login: "viktor", email: "viktor@example.com", emailOverride: false, admin: true },
+    { name: "emo", login: "ebarzin", email: "emo@example.com", emailOverride: false, admin: false },
+    { name: "nadia", login: "nadia", email: "nadia@contractor.example", emailOverride: true, admin: false },
+  ]);
 });

@@ -106,6 +106,12 @@ test("the example roster: collaborators with the plan's permission (not the owne
     adminUser: "forgeadmin",
     adminPassword: FORGEJO_PASSWORD_MARKER,
     users: ["ebarzin", "nadia", "viktor"],
+    // every login that gets an access token, with the email its account must have (issue 19)
+    identities: [
+      { name: "viktor", login: "viktor", email: "viktor@example.com", emailOverride: false, admin: true },
+      { name: "emo", login: "ebarzin", email: "emo@example.com", emailOverride: false, admin: false },
+      { name: "nadia", login: "nadia", email: "nadia@example.com", emailOverride: false, admin: false },
+    ],
   });
 });
 
@@ -141,6 +147,7 @@ test("suspending or offboarding a user removes their Forgejo resources and white
     );
     assert.deepEqual(of(resources, "BranchProtection")[0].inputs.pushWhitelist, ["viktor"], state);
     assert.ok(!calls[0].users.includes("ebarzin"), `${state}: ebarzin need not exist for the preflight`);
+    assert.ok(!calls[0].identities.some((i) => i.login === "ebarzin"), `${state}: no token, so no identity check`);
   }
 });
 

@@ -500,3 +500,31 @@ test("CI's roster check checks the configured roster (workstations:roster), not 
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /^roster\.yaml: ok \(5 users: 3 active, 1 suspended, 1 offboarded\)/m);
 });
+
+// ---- whose Forgejo token (issue 19, item 5) ----
+
+test("the Forgejo grant says whose access token it is, and a forgejoEmail exception is flagged", () => {
+  const key = sshKey("alice@example");
+  const on = diffOf((r) => r.users.push({ name: "alice", uid: 2010, role: "power-user", email: "alice@example.com", forgejo: "alice", sshKeys: [key] }));
+  assert.ok(on.out.split("\n").includes("  + forgejo: access token of alice in ~/.git-credentials"), on.out);
+  const moved = diffOf((r) => (user(r, "emo").forgejo = "viktor2")).out.split("\n");
+  for (const l of [
+    "  ~ Forgejo user ebarzin → viktor2",
+    "  - forgejo: access token of ebarzin in ~/.git-credentials",
+    "  + forgejo: access token of viktor2 in ~/.git-credentials",
+  ])
+    assert.ok(moved.includes(l), `missing ${l}\n${moved.join("\n")}`);
+  const ex = diffOf((r) => (user(r, "emo").forgejoEmail = "emo@contractor.example"));
+  assert.equal(ex.code, 0, ex.err);
+  assert.equal(
+    ex.out.split("\n").slice(1).join("\n"),
+    [
+      "emo (uid 2001)",
+      "  ! forgejoEmail exception: the Forgejo login ebarzin is checked against emo@contractor.example, not emo's email emo@example.com; confirm that account is emo's",
+      "  - forgejo: access token of ebarzin in ~/.git-credentials",
+      "  + forgejo: access token of ebarzin (account email emo@contractor.example: the roster's forgejoEmail exception) in ~/.git-credentials",
+    ].join("\n"),
+  );
+  const report = formatReport(planRoster(parseRoster(EXAMPLE, "roster.yaml").roster!));
+  assert.match(report, /^ {2}forgejo: {4}ebarzin: write on infra, master push whitelist, merge whitelist; access token of ebarzin in ~\/\.git-credentials$/m);
+});

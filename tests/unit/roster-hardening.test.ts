@@ -603,3 +603,14 @@ test("npm run roster:check: a purge reason with an escape sequence is one file:l
   // eslint-disable-next-line no-control-regex -- raw control characters are what must not be printed
   assert.ok(!/[\x00-\x09\x0b-\x1f\x7f-\x9f]/.test(r.stderr), JSON.stringify(r.stderr));
 });
+
+test("forgejoEmail (the Forgejo identity exception) is an email address", () => {
+  const ok = parseRoster(base(bob(", forgejoEmail: bob@contractor.example")), "r.yaml", ctx);
+  assert.ok(ok.roster, JSON.stringify(ok.problems));
+  assert.equal(ok.roster!.users[1].forgejoEmail, "bob@contractor.example");
+  const bad = parseRoster(base(bob(', forgejoEmail: "bob at contractor"')), "r.yaml", ctx);
+  assert.deepEqual(
+    bad.problems.map((p) => [p.line, p.path, p.message]),
+    [[9, "users[1].forgejoEmail", "expected an email address (the Forgejo account's)"]],
+  );
+});
