@@ -566,8 +566,11 @@ export interface KubeServer {
    * then). Asynchronous: the fake OIDC issuer runs in this process and must keep answering.
    */
   kubectl(args: string[], o?: { token?: string; input?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
-  /** One HTTPS request to the API server with a bearer token (or as admin when token is absent). */
-  request(method: string, apiPath: string, o?: { token?: string; body?: unknown }): Promise<{ status: number; json: any }>;
+  /**
+   * One HTTPS request to the API server with a bearer token (or as admin when token is absent);
+   * a body is JSON, sent as `contentType` (default application/json; a PATCH needs a patch type).
+   */
+  request(method: string, apiPath: string, o?: { token?: string; body?: unknown; contentType?: string }): Promise<{ status: number; json: any }>;
   stop(): Promise<void>;
 }
 
@@ -773,6 +776,9 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
         `--service-account-signing-key-file=${path.join(pkiDir, "sa.key")}`,
         "--service-cluster-ip-range=10.96.0.0/24",
         "--authorization-mode=RBAC",
+        // As kubeadm and k3s clusters run (their node agents need privileged pods): what keeps
+        // a tenant's pods unprivileged is Pod Security admission on the namespace, not this.
+        "--allow-privileged=true",
         // The "kubernetes" Service endpoints may not be a loopback address; nothing here needs them.
         "--endpoint-reconciler-type=none",
         `--authentication-config=${authn}`,
@@ -786,7 +792,7 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
     const adminKubeconfig = path.join(dir, "admin.kubeconfig");
     fs.writeFileSync(adminKubeconfig, clientKubeconfig(server, ca, admin.cert, admin.key, "admin"), { mode: 0o600 });
     const adminTls = { ca: caCert, cert: fs.readFileSync(admin.cert, "utf8"), key: fs.readFileSync(admin.key, "utf8") };
-    const request = (method: string, apiPath: string, o: { token?: string; body?: unknown } = {}) =>
+    const request = (method: string, apiPath: string, o: { token?: string; body?: unknown; contentType?: string } = {}) =>
       new Promise<{ status: number; json: any }>((resolve, reject) => {
         const body = o.body === undefined ? undefined : JSON.stringify(o.body);
         const req = https.request(
@@ -798,7 +804,7 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
             headers: {
               Accept: "application/json",
               ...(o.token ? { Authorization: `Bearer ${o.token}` } : {}),
-              ...(body ? { "Content-Type": "application/json" } : {}),
+              ...(body ? { "Content-Type": o.contentType ?? "application/json" } : {}),
             },
             timeout: 30_000,
           },

@@ -8,39 +8,17 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { readExampleRoster, runProgram } from "../../dev/mocks";
 import { KubeServer, startKube } from "../../dev/services";
-import { KubeApplier, kubeObjects } from "./apply";
-import { recordedOptions } from "./fixtures";
+import { KubeApplier } from "./apply";
+import * as lib from "./real";
 import { kubeSkip } from "./lib";
+import { ROSTER, USERS, waitOidc, withNadia, withoutNadia } from "./real";
 
 const skip = kubeSkip();
 let kube: KubeServer;
 let applier: KubeApplier;
 
-const USERS = {
-  viktor: { name: "viktor", email: "viktor@example.com" },
-  emo: { name: "emo", email: "emo@example.com" },
-  nadia: { name: "nadia", email: "nadia@example.com" },
-  olga: { name: "olga", email: "olga@example.com" },
-};
-// Example roster with olga active (a second tenant, olga-lab).
-const ROSTER = readExampleRoster().replace("    namespaces: [olga-lab]\n    state: offboarded\n", "    namespaces: [olga-lab]\n");
-const withNadia = (state: string) => ROSTER.replace("    namespaces: [nadia-apps]\n", `    namespaces: [nadia-apps]\n    state: ${state}\n`);
-const withoutNadia = () => ROSTER.replace(/  - name: nadia\n(    .*\n|      .*\n)*/, "");
-
-async function programObjects(roster: string) {
-  const opts = recordedOptions();
-  try {
-    const { resources } = await runProgram({
-      roster,
-      config: { kubeApiServer: kube.server, kubeCaCert: kube.caCert, kubeOidcIssuer: kube.oidc.issuer, kubeOidcClientId: kube.clientId },
-    });
-    return kubeObjects(resources, opts);
-  } finally {
-    opts.stop();
-  }
-}
+const programObjects = (roster: string) => lib.programObjects(kube, roster);
 
 interface Attr {
   verb: string;
@@ -99,25 +77,8 @@ function ownerChecks(own: string, other: string) {
   };
 }
 
-/** The status of a request once it settles (RBAC and token caches of the API server are eventually consistent). */
-async function settled(want: number, method: string, p: string, token?: string): Promise<number> {
-  let st = 0;
-  for (let i = 0; i < 50; i++) {
-    st = (await kube.request(method, p, { token })).status;
-    if (st === want) return st;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return st;
-}
-
-async function waitToken(ns: string, name: string): Promise<string> {
-  for (let i = 0; i < 150; i++) {
-    const s = await kube.request("GET", `/api/v1/namespaces/${ns}/secrets/${name}`);
-    if (s.json?.data?.token) return Buffer.from(s.json.data.token, "base64").toString();
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`tokens controller never filled ${ns}/${name}`);
-}
+const settled = (want: number, method: string, p: string, token?: string) => lib.settled(kube, want, method, p, token);
+const waitToken = (ns: string, name: string) => lib.waitToken(kube, ns, name);
 
 async function expectOwner(token: string, user: string, own: string, other: string, works: boolean) {
   const c = ownerChecks(own, other);
@@ -151,9 +112,7 @@ before(
     if (skip) return;
     kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-authz-")) });
     applier = new KubeApplier(kube);
-    // The JWT authenticator loads the issuer's keys asynchronously after start-up.
-    const t = kube.oidc.tokenFor(USERS.emo);
-    for (let i = 0; i < 100 && (await kube.kubectl(["auth", "whoami"], { token: t })).code !== 0; i++) await new Promise((r) => setTimeout(r, 200));
+    await waitOidc(kube);
     await applier.up(await programObjects(ROSTER));
   },
   { timeout: 300_000 },

@@ -9,6 +9,7 @@ import { Captured, readExampleRoster, runProgram, unsecret } from "../../dev/moc
 import { hostLibrary } from "../../components/scripts/hostLib";
 import { KUBECONFIG_VERBS } from "../../components/scripts/kubeconfig";
 import { KUBECONFIG_HEADER_PREFIX } from "../../components/scripts/kubeconfig";
+import { USER_FUNCS } from "../../components/scripts/shell";
 import { recordedOptions, KUBE_CONFIG, TEST_CA } from "./fixtures";
 import { kubeNames, OWNER_LABEL } from "../../components/kube";
 import { derivedNames } from "../../components/plan";
@@ -139,13 +140,16 @@ test("the kubeconfig: guarded, OIDC exec plugin with issuer and client id, CA an
     assert.match(cmd.delete, /^\S+ kubeconfig-remove 'NAME=[a-z]+' 'UID_=\d+'$/);
   }
   const [deliver, remove] = KUBECONFIG_VERBS;
-  assert.match(deliver.body, /setpriv --reuid="\$UID_" --regid="\$UID_" --init-groups --reset-env/);
+  // As the user (as_user: setpriv to the uid and its groups, reset env, root's fds closed); the removal may not fail the cut (user_step).
+  assert.match(deliver.body, /\nas_user \/bin\/bash -c "\$inner" kubeconfig /);
+  assert.match(remove.body, /\nuser_step "removing the kubeconfig" \/bin\/bash -c "\$inner" kubeconfig-remove /);
+  assert.match(USER_FUNCS, /setpriv --reuid="\$UID_" --regid="\$UID_" --init-groups --reset-env/);
   assert.match(deliver.body, /chmod 0600 "\$t"/);
   assert.match(remove.body, /managed\) rm -f "\$f"/);
   for (const v of KUBECONFIG_VERBS) {
     const inner = /<<'EOS'\n([\s\S]*?)\nEOS\n/.exec(v.body);
     assert.ok(inner, `${v.name} runs its user part from a quoted heredoc`);
-    for (const src of [`NAME=x\nUID_=1\n${v.body}`, inner[1]]) {
+    for (const src of [`NAME=x\nUID_=1\n${USER_FUNCS}\n${v.body}`, inner[1]]) {
       const r = spawnSync("shellcheck", ["-S", "warning", "-s", "bash", "-"], { input: `#!/bin/bash\n${src}\n`, encoding: "utf8" });
       assert.equal(r.status, 0, `${v.name}: ${r.stdout}`);
     }
