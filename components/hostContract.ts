@@ -62,6 +62,28 @@ export const HOST_LOCK_FILE = `${ROOT_RUN_DIR}/lock`;
 /** The node the units run the agents with (absolute: no PATH lookup as root). */
 export const NODE = "/usr/bin/node";
 
+/** The web surfaces' identity files (components/plan/web.ts; README "Web access"). */
+export const TTYD_USER_MAP = "/etc/ttyd-user-map";
+export const TTYD_ADMINS = "/etc/ttyd-admins";
+export const TTYD_SUDOERS = `${SUDOERS_DIR}/ttyd-users`;
+export const T3_DIR = "/etc/t3-serve";
+export const T3_DISPATCH = `${T3_DIR}/dispatch.json`;
+/** `<port> <user>` per line: every T3 port ever handed out, and to whom (never reassigned or reused). */
+export const T3_PORT_LEDGER = `${STATE_DIR}/t3-ports`;
+/** The first T3 port; new ones are the lowest never handed out from here up. */
+export const T3_FIRST_PORT = 3773;
+/** The web terminal's service account: the sudoers grants are its. */
+export const TERMINAL_ACCOUNT = "ttyd";
+/** What that account may run as each mapped user (absolute paths). */
+export const TERMINAL_USER_PROGRAMS: readonly string[] = ["/usr/bin/tmux"];
+/** The T3 Code CLI the `t3-serve@` units run (not installed by the program). */
+export const T3_BIN = "/usr/local/bin/t3";
+/** Root-only state of the web verb: `WEB_APPLY` runs web-apply again (on a hand edit, at boot) from `WEB_PARAMS`. */
+export const WEB_STATE_DIR = `${STATE_DIR}/web`;
+export const WEB_APPLY = `${WEB_STATE_DIR}/apply`;
+/** The parameters of that last web-apply (root 0600), read by the put-back under the host lock. */
+export const WEB_PARAMS = `${WEB_STATE_DIR}/params`;
+
 /** Per-user files in the home (relative to it). */
 export const HOME_FILES = {
   vaultCredential: ".config/claude-token-renew/vault.json",
@@ -77,6 +99,8 @@ export const UNITS = {
   alertSocket: "workstations-alert.socket",
   tokenRenewTimer: (user: string) => `claude-token-renew@${user}.timer`,
   refreshCloneTimer: (user: string) => `workstations-refresh-clone@${user}.timer`,
+  t3Serve: (user: string) => `t3-serve@${user}.service`,
+  webPath: "workstations-web.path",
 } as const;
 
 /** One user's entry of `USERS_INDEX`: the host's view of the plan's effective grants. */

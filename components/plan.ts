@@ -6,6 +6,7 @@
  */
 import { CLAUDE_BASE, UNITS } from "./hostContract";
 import { LifecycleState, Overrides, Role, Roster, RosterUser } from "./roster/schema";
+import { planWeb, WebGrant, WebPlan } from "./plan/web";
 
 export type ForgejoPermission = "none" | "read" | "write" | "admin";
 export type KubeTier = "none" | "namespace" | "cluster-admin";
@@ -24,6 +25,8 @@ export interface RoleProfile {
   dashboardNav: boolean;
   tmuxPersist: boolean;
   claudeTokenRenew: boolean;
+  /** A T3 Code server (`t3-serve@<user>.service`) on a sticky port (README "Web access"). */
+  t3: boolean;
 }
 
 /** The role defaults of SPEC §2. */
@@ -39,6 +42,7 @@ export const DEFAULT_PROFILES: Readonly<Record<Role, RoleProfile>> = {
     dashboardNav: false,
     tmuxPersist: true,
     claudeTokenRenew: true,
+    t3: true,
   },
   "power-user": {
     groups: [],
@@ -51,6 +55,7 @@ export const DEFAULT_PROFILES: Readonly<Record<Role, RoleProfile>> = {
     dashboardNav: false,
     tmuxPersist: true,
     claudeTokenRenew: true,
+    t3: true,
   },
   "namespace-owner": {
     groups: [],
@@ -63,6 +68,7 @@ export const DEFAULT_PROFILES: Readonly<Record<Role, RoleProfile>> = {
     dashboardNav: true,
     tmuxPersist: true,
     claudeTokenRenew: true,
+    t3: true,
   },
 };
 
@@ -140,6 +146,8 @@ export interface Grants {
   forgejo: ForgejoGrant | null;
   /** Kubernetes bindings, dashboard tokens and ~/.kube/config; null = none. */
   kube: KubeGrant | null;
+  /** The web terminal as `sso`, act-as for admins, a T3 Code server (plan/web.ts); null = none. */
+  web: WebGrant | null;
 }
 
 export interface VaultGrant {
@@ -191,6 +199,8 @@ export interface Plan {
   branchProtection: { branch: "master"; pushWhitelist: string[]; mergeWhitelist: string[] };
   /** Namespace -> owning user, for active and suspended owners. */
   namespaces: Record<string, string>;
+  /** Who the web surfaces let in (the identity files, T3 servers): active users only. */
+  web: WebPlan;
 }
 
 /** Shared base directory for ~/.claude symlinks (skills, rules). */
@@ -244,6 +254,7 @@ const SUSPENDED_GRANTS: Readonly<Grants> = Object.freeze({
   vault: null,
   forgejo: null,
   kube: null,
+  web: null,
 });
 
 function activeGrants(u: RosterUser, p: RoleProfile, namespaces: string[]): Grants {
@@ -283,6 +294,7 @@ function activeGrants(u: RosterUser, p: RoleProfile, namespaces: string[]): Gran
     vault: p.claudeTokenRenew ? { policy: names.vaultPolicy, role: names.vaultRole, path: names.vaultPath } : null,
     forgejo,
     kube,
+    web: { sso: u.sso ?? u.name, actAs: u.role === "admin", t3: p.t3 },
   };
 }
 
@@ -307,6 +319,7 @@ export function planRoster(roster: Roster, profiles: Readonly<Record<Role, RoleP
       mergeWhitelist: sorted(users.filter((u) => u.grants.forgejo?.mergeWhitelist).map((u) => u.forgejoUser)),
     },
     namespaces,
+    web: planWeb(users),
   };
 }
 

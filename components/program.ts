@@ -13,6 +13,7 @@ import { planRoster, Plan } from "./plan";
 import { loadRoster } from "./roster/load";
 import { UserPurge } from "./userPurge";
 import { UserWorkstation } from "./userWorkstation";
+import { WebAccess } from "./web";
 import * as vault from "@pulumi/vault";
 import { TOKEN_RENEW_CONFIG, USERS_INDEX } from "./hostContract";
 import { APPROLE_MOUNT, KV_MOUNT, KV_PREFIX, VaultShared } from "./vault";
@@ -45,6 +46,7 @@ export interface Program {
   vault: VaultShared;
   workstations: UserWorkstation[];
   purges: UserPurge[];
+  web: WebAccess;
 }
 
 /** Validates the roster first: an invalid roster throws before any resource exists. */
@@ -84,8 +86,15 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   );
   // Master's protection, written after every collaborator it whitelists.
   forgejo?.protect();
+  // The web surfaces' identity files and T3 servers (components/web): host-level, after every
+  // account they name; an offboarded user's account is cut after this update (deletes run last).
+  const web = new WebAccess("web", {
+    web: plan.web,
+    connection: config.connection,
+    dependsOn: [...host.ready, ...workstations.map((w) => w.account)],
+  });
   const purges = plan.offboarded
     .filter((o) => o.purge)
     .map((o) => new UserPurge(o.name, { plan: o, connection: config.connection, dependsOn: host.ready, vault: config.vault }));
-  return { plan, host, vault: shared, workstations, purges };
+  return { plan, host, vault: shared, workstations, purges, web };
 }

@@ -120,6 +120,7 @@ const EMPTY: Plan = {
   adminForgejoUsers: [],
   branchProtection: { branch: "master", pushWhitelist: [], mergeWhitelist: [] },
   namespaces: {},
+  web: { terminal: [], admins: [], t3: [] },
 };
 
 function entries(p: Plan): Map<string, Entry> {

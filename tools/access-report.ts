@@ -13,7 +13,7 @@ import { loadRoster, RosterError } from "../components/roster/load";
 import { escapeControls, quoteText } from "../components/roster/schema";
 
 /** The areas of a grant, in the order reports print them. */
-export const GRANT_AREAS = ["login", "groups", "sudo", "forgejo", "kubernetes", "dashboard", "vault", "units"] as const;
+export const GRANT_AREAS = ["login", "groups", "sudo", "web", "forgejo", "kubernetes", "dashboard", "vault", "units"] as const;
 export type GrantArea = (typeof GRANT_AREAS)[number];
 /** Per area, the grants as short, stable strings (equal plans give equal strings). */
 export type Grants = Record<GrantArea, string[]>;
@@ -27,11 +27,16 @@ export function keyLabel(key: string): string {
 /** Everything the plan gives one active or suspended user, per area: its `grants`, read as they are. */
 export function userGrants(u: UserPlan): Grants {
   const a = u.grants;
-  const g: Grants = { login: [], groups: [], sudo: [], forgejo: [], kubernetes: [], dashboard: [], vault: [], units: [] };
+  const g = noGrants();
   if (a.login) g.login.push(`shell ${u.shell}`);
   for (const k of a.sshKeys) g.login.push(`ssh key ${keyLabel(k)}`);
   g.groups.push(...u.groups);
   if (a.sudo) g.sudo.push("passwordless sudo");
+  if (a.web) {
+    g.web.push(`web terminal as SSO identity ${a.web.sso}`);
+    if (a.web.actAs) g.web.push("act-as: views others' terminal sessions read-only (/etc/ttyd-admins)");
+    if (a.web.t3) g.web.push(`T3 Code server t3-serve@${u.name} on a sticky port`);
+  }
   if (a.forgejo) {
     g.forgejo.push(`${u.forgejoUser}: ${a.forgejo.permission} collaborator on infra`);
     g.forgejo.push(tokenLabel(u));
@@ -71,7 +76,7 @@ export function tokenLabel(u: UserPlan): string {
 
 /** An offboarded user gets nothing. */
 export function noGrants(): Grants {
-  return { login: [], groups: [], sudo: [], forgejo: [], kubernetes: [], dashboard: [], vault: [], units: [] };
+  return { login: [], groups: [], sudo: [], web: [], forgejo: [], kubernetes: [], dashboard: [], vault: [], units: [] };
 }
 
 /** The purge approval; its reason is free text, printed quoted. */
@@ -102,7 +107,8 @@ export function formatReport(plan: Plan): string {
     const a = u.grants;
     out.push(`${u.name} (uid ${u.uid}, ${u.role}, ${u.state})`);
     out.push(`  login:      ${a.login ? `${a.sshKeys.length} ssh key(s), shell ${u.shell}` : `none (${u.state})`}; groups ${g.groups.join(",")}`);
-    out.push(`  sso:        ${ssoOf(u)}${a.login ? "" : ` (${u.state}: mapped to nothing)`}`);
+    const web = a.web && [`terminal as ${a.web.sso}`, ...(a.web.actAs ? ["act-as"] : []), ...(a.web.t3 ? ["T3 Code server"] : [])].join(", ");
+    out.push(`  web:        ${web || `none (${u.state}; SSO identity ${ssoOf(u)} maps to nothing)`}`);
     out.push(`  sudo:       ${a.sudo ? "yes (passwordless)" : "no"}`);
     out.push(
       `  forgejo:    ${a.forgejo ? `${u.forgejoUser}: ${a.forgejo.permission} on infra${a.forgejo.siteAdmin ? ", site admin" : ""}${a.forgejo.pushWhitelist ? ", master push whitelist" : ""}${a.forgejo.mergeWhitelist ? ", merge whitelist" : ""}; ${tokenLabel(u)}` : "none"}`,

@@ -709,6 +709,8 @@ export const overridesSchema = z.strictObject({
   claudeTokenRenew: z.boolean().optional(),
   /** Kubernetes tier for the generated kubeconfig. */
   kubeTier: z.enum(["none", "namespace", "cluster-admin"]).optional(),
+  /** A T3 Code server for this user (`t3-serve@<user>.service` on a sticky port; README "Web access"). */
+  t3: z.boolean().optional(),
 });
 export type Overrides = z.infer<typeof overridesSchema>;
 

@@ -24,10 +24,12 @@ import { FILE_FUNCS, HOST_LOCK, Params, paramArg, remoteScript, STRICT, USER_FUN
 import { VAULT_CRED_VERBS, vaultCredParams } from "./vaultCred";
 import { cloneParams, FORGEJO_VERBS, gitCredentialsParams } from "./clone";
 import { KUBECONFIG_VERBS, kubeconfigParams } from "./kubeconfig";
+import { WEB_VERBS, webApplyParams } from "./web";
+import type { WebPlan } from "../plan/web";
 
 export { HOST_LIB_DIR };
 
-const VERBS: readonly Verb[] = [...ACCOUNT_VERBS, ...HOME_VERBS, ...UNIT_VERBS, ...VAULT_CRED_VERBS, ...FORGEJO_VERBS, ...KUBECONFIG_VERBS];
+const VERBS: readonly Verb[] = [...ACCOUNT_VERBS, ...HOME_VERBS, ...UNIT_VERBS, ...VAULT_CRED_VERBS, ...FORGEJO_VERBS, ...KUBECONFIG_VERBS, ...WEB_VERBS];
 
 const fnName = (verb: string) => `verb_${verb.replace(/-/g, "_")}`;
 
@@ -132,3 +134,5 @@ export const gitCredentialsRemoveScript = (u: Pick<UserPlan, "name" | "uid">, ur
 export const cloneScript = (u: Pick<UserPlan, "name" | "uid">, cloneUrl: string) => libCommand("clone", cloneParams(u, cloneUrl));
 export const kubeconfigDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-deliver", kubeconfigParams(u));
 export const kubeconfigRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-remove", kubeconfigParams(u));
+export const webApplyScript = (web: WebPlan) => libCommand("web-apply", webApplyParams(web));
+export const webRemoveScript = () => libCommand("web-remove", {});

@@ -121,8 +121,14 @@ test("a new host library version changes every user's commands; nothing per-user
     assert.ok(b.get(n)!.includes(libBefore.path) && a.get(n)!.includes(hostLibrary().path), `${n} calls the library by its versioned path`);
     assert.ok(!b.get(n)!.includes("rebuild_index()"), `${n} carries script text`);
   }
-  for (const n of b.keys()) if (!perUser.test(n) && n !== "host-files") assert.equal(a.get(n), b.get(n), `${n} must not change with the library`);
+  // web-files is host-level but a library call (web-apply, components/scripts/web.ts): it runs the new version too.
+  for (const n of b.keys())
+    if (!perUser.test(n) && n !== "host-files" && n !== "web-files") assert.equal(a.get(n), b.get(n), `${n} must not change with the library`);
   assert.notEqual(a.get("host-files"), b.get("host-files"), "the host files' install (its archive digest) installs the new version");
+  assert.ok(
+    a.get("web-files")!.includes(hostLibrary().path) && b.get("web-files")!.includes(libBefore.path),
+    "web-files calls the library by its versioned path",
+  );
 });
 
 /** The host component's inputs (every resource named host…), example roster: was 1.2 MB of state with the files' text. */
