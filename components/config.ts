@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { ForgejoConfig } from "./forgejo";
 import { KubeConfig, POD_SECURITY_LEVELS, PodSecurityLevel, USERNAME_CLAIMS, UsernameClaim } from "./kube";
+import { Capacity, DEFAULT_CAPACITY } from "./plan/limits";
 
 export const NS = "workstations";
 
@@ -55,6 +56,28 @@ export interface WorkstationsConfig {
   forgejo?: ForgejoConfig;
   /** Kubernetes (namespaces, RBAC bindings, dashboard tokens, kubeconfigs); absent = Kubernetes parts off. */
   kube?: KubeConfig;
+  /** What the users' memory limits may take together (components/plan/limits.ts). */
+  capacity: Capacity;
+}
+
+/** `workstations:capacity`: `{memoryShare: 0 < x <= 1, concurrentUsers?: integer >= 1}`. */
+export function loadCapacity(cfg: pulumi.Config): Capacity {
+  const raw = cfg.getObject<Record<string, unknown>>("capacity") ?? {};
+  const example = '\'{"memoryShare":0.9,"concurrentUsers":3}\'';
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("capacity", "Config key is not an object", example);
+  for (const k of Object.keys(raw))
+    if (k !== "memoryShare" && k !== "concurrentUsers")
+      throw new ConfigError("capacity", `Unknown field ${JSON.stringify(k)} (memoryShare, concurrentUsers) in config key`, example);
+  const share = raw.memoryShare ?? DEFAULT_CAPACITY.memoryShare;
+  if (typeof share !== "number" || !(share > 0 && share <= 1))
+    throw new ConfigError("capacity", "memoryShare must be a number in (0, 1] in config key", example);
+  const n = raw.concurrentUsers;
+  if (n !== undefined && (typeof n !== "number" || !Number.isInteger(n) || n < 1))
+    throw new ConfigError("capacity", "concurrentUsers must be an integer >= 1 in config key", example);
+  return {
+    memoryShare: share,
+    ...(n !== undefined ? { concurrentUsers: n as number } : DEFAULT_CAPACITY.concurrentUsers ? { concurrentUsers: DEFAULT_CAPACITY.concurrentUsers } : {}),
+  };
 }
 
 function required(cfg: pulumi.Config, key: string, example: string, hint?: string): string {
@@ -212,6 +235,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
     connection: { host, port, user: cfg.get("sshUser") ?? "root", privateKey, hostKey: hostKey.trim() },
     adminSource,
     admins,
+    capacity: loadCapacity(cfg),
   };
 }
 

@@ -5,6 +5,7 @@
  * plan directly. Every list is sorted so that equal rosters give byte-equal plans.
  */
 import { CLAUDE_BASE, UNITS } from "./hostContract";
+import { planLimits, UserLimits } from "./plan/limits";
 import { LifecycleState, Overrides, Role, Roster, RosterUser } from "./roster/schema";
 import { planWeb, WebGrant, WebPlan } from "./plan/web";
 
@@ -111,6 +112,8 @@ export interface UserPlan {
   credentialRotation: number;
   /** Take over an existing account this program did not create (roster `adopt`). */
   adopt: boolean;
+  /** Memory, swap, CPU and task limits of the user's slice and panes (kept while suspended). */
+  limits: UserLimits;
   /**
    * The role's profile after the user's overrides: what this entry would hold if active.
    * For reports only ("tier namespace, no binding while suspended"); nothing applies it.
@@ -237,6 +240,7 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
     namespaces,
     credentialRotation: u.credentialRotation,
     adopt: u.adopt,
+    limits: planLimits(u.role, u.limits),
     profile: p,
     grants: u.state === "active" ? activeGrants(u, p, namespaces) : SUSPENDED_GRANTS,
   };

@@ -13,6 +13,7 @@ import { planRoster, Plan } from "./plan";
 import { loadRoster } from "./roster/load";
 import { UserPurge } from "./userPurge";
 import { UserWorkstation } from "./userWorkstation";
+import { capacityCheck } from "./capacity";
 import { WebAccess } from "./web";
 import * as vault from "@pulumi/vault";
 import { TOKEN_RENEW_CONFIG, USERS_INDEX } from "./hostContract";
@@ -72,6 +73,11 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   });
   const shared = new VaultShared("vault", { provider });
   const home = { claudeMd: bundle.claudeMd, startClaude: bundle.startClaude };
+  const capacity = capacityCheck(undefined, {
+    connection: config.connection,
+    users: plan.users.map((u) => ({ name: u.name, active: u.state === "active", limits: u.limits })),
+    capacity: config.capacity,
+  });
   const workstations = plan.users.map(
     (p) =>
       new UserWorkstation(p.name, {
@@ -79,6 +85,7 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
         connection: config.connection,
         home,
         dependsOn: host.ready,
+        capacityOk: capacity.ok,
         vault: { shared, rotation: config.credentialRotation },
         ...(forgejo ? { forgejo: { access: forgejo, rotation: config.credentialRotation } } : {}),
         ...(kube ? { kube: { cluster: kube } } : {}),

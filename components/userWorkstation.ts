@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import { commandConnection, HostConnection } from "./config";
 import { UserPlan } from "./plan";
 import { HomeInputs } from "./scripts/home";
-import { accountApplyScript, accountCutScript, homeApplyScript, userUnitsScript } from "./scripts/hostLib";
+import { accountApplyScript, accountCutScript, homeApplyScript, limitsApplyScript, limitsRemoveScript, userUnitsScript } from "./scripts/hostLib";
 import { userVault, VaultShared } from "./vault";
 import { UserForgejoArgs, userForgejo } from "./forgejo";
 import { UserKubeArgs, userKube } from "./kube";
@@ -22,6 +22,8 @@ export interface UserWorkstationArgs {
   forgejo?: UserForgejoArgs;
   /** Kubernetes (components/kube): namespaces, RBAC bindings, dashboard token, ~/.kube/config; absent = off. */
   kube?: UserKubeArgs;
+  /** The capacity check's result (components/capacity.ts): the limits are written only when it holds. */
+  capacityOk?: pulumi.Input<string>;
   /** Resources that must exist first (the host component's `ready`). */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -53,6 +55,21 @@ export class UserWorkstation extends pulumi.ComponentResource {
     const connection = commandConnection(args.connection);
     const common = { connection, addPreviousOutputInEnv: false };
 
+    // The user's slice and pane caps (scripts/limits.ts), keyed by uid: written before the
+    // account exists, so the user's manager (started by the account's linger) and first login
+    // already run under them; kept while suspended, removed after the offboarding cut (the
+    // account depends on them, so its cut runs first). Written only once the capacity check holds.
+    const limits = new command.remote.Command(
+      `${name}-limits`,
+      {
+        ...common,
+        create: limitsApplyScript(p),
+        delete: limitsRemoveScript(p),
+        ...(args.capacityOk ? { triggers: [args.capacityOk] } : {}),
+      },
+      { parent: this, dependsOn: args.dependsOn },
+    );
+
     this.account = new command.remote.Command(
       `${name}-account`,
       {
@@ -62,7 +79,7 @@ export class UserWorkstation extends pulumi.ComponentResource {
         create: accountApplyScript(p),
         delete: accountCutScript(p),
       },
-      { parent: this, dependsOn: args.dependsOn, deleteBeforeReplace: true },
+      { parent: this, dependsOn: [...(args.dependsOn ?? []), limits], deleteBeforeReplace: true },
     );
 
     const home = new command.remote.Command(
@@ -101,6 +118,7 @@ export class UserWorkstation extends pulumi.ComponentResource {
     this.ready = [
       this.account,
       home,
+      limits,
       ...(vaultParts ? [vaultParts.deliver] : []),
       units,
       ...[forgejo.credentials, forgejo.clone].filter((r): r is command.remote.Command => !!r),

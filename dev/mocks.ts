@@ -49,7 +49,7 @@ pulumi.runtime.setMocks(
       captured.push({ type: args.type, name: args.name, inputs: args.inputs });
       const extra = hook ? await hook(args.type, args.name, unsecret(args.inputs)) : undefined;
       const state: Record<string, any> = { ...args.inputs };
-      if (args.type === "command:remote:Command") state.stdout = `mock stdout of ${args.name}`;
+      if (args.type === "command:remote:Command") state.stdout = args.name === "host-facts" ? mockHostFacts : `mock stdout of ${args.name}`;
       if (args.type === "vault:appRole/authBackendRole:AuthBackendRole") state.roleId = `role-id-of-${args.inputs.roleName}`;
       if (args.type === "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId")
         state.secretId = `${SECRET_ID_MARKER}-${args.inputs.roleName}-${args.inputs.metadata}`;
@@ -65,9 +65,15 @@ pulumi.runtime.setMocks(
   false,
 );
 
+/** What the host-facts command prints under mocks (components/capacity.ts): the team's 32 GiB, 16 CPUs. */
+export const MOCK_HOST_FACTS = "devvm 34359738368 16";
+let mockHostFacts = MOCK_HOST_FACTS;
+
 export interface RunOptions {
   /** Roster YAML text, written to a temp file. */
   roster: string;
+  /** The host-facts command's output (`<host> <RAM bytes> <CPUs>`); default MOCK_HOST_FACTS. */
+  hostFacts?: string;
   /** Extra or replacing config (keys without the namespace). */
   config?: Record<string, string | undefined>;
 }
@@ -102,6 +108,7 @@ export async function runProgram(opts: RunOptions): Promise<{ resources: Capture
     Object.keys(SECRET_CONFIG).map((k) => `workstations:${k}`),
   );
   captured = [];
+  mockHostFacts = opts.hostFacts ?? MOCK_HOST_FACTS;
   const { loadConfig } = await import("../components/config");
   const { buildProgram } = await import("../components/program");
   const program = buildProgram(loadConfig(new pulumi.Config("workstations")), PROJECT_DIR);

@@ -118,6 +118,10 @@ export function formatReport(plan: Plan): string {
     );
     out.push(`  vault:      ${a.vault ? `policy ${a.vault.policy} on claude-tokens/${a.vault.path}` : "none"}`);
     out.push(`  units:      ${list(a.timers)}${a.tmuxPersist ? "; tmux sessions persisted" : ""}`);
+    const l = u.limits;
+    out.push(
+      `  limits:     memory ${l.memoryMax} (swap ${l.swapMax}), CPU weight ${l.cpuWeight}${l.cpuQuota ? `, quota ${l.cpuQuota}` : ""}, tasks ${l.tasksMax}, per pane ${l.paneMemoryMax}`,
+    );
   }
   for (const o of plan.offboarded) out.push(`${o.name} (uid ${o.uid}, offboarded: no access${o.purge ? `; ${purgeLabel(o.purge)}` : "; home kept"})`);
   out.push(`master push whitelist: ${plan.branchProtection.pushWhitelist.join(", ")}; merge whitelist: ${plan.branchProtection.mergeWhitelist.join(", ")}`);

@@ -714,6 +714,32 @@ export const overridesSchema = z.strictObject({
 });
 export type Overrides = z.infer<typeof overridesSchema>;
 
+/**
+ * A memory size as systemd reads it: bytes with a K/M/G/T suffix (base 1024), or a percentage
+ * of the host's RAM (`75%`). Kept as written: the drop-in carries it unchanged, and the
+ * capacity check converts it with the host's RAM (components/plan/limits.ts).
+ */
+export const memorySize = z
+  .string()
+  .regex(/^(?:[1-9][0-9]{0,5}[KMGT]|0|(?:[1-9][0-9]?|100)%)$/, { message: "a size like 512M, 8G or 25% (of the host's RAM), or 0" });
+
+/** Per-user resource limits (issue 23): each overrides the role's default (plan/limits.ts). */
+export const limitsSchema = z.strictObject({
+  /** The user's slice MemoryMax: all of the user's processes together. */
+  memoryMax: memorySize.optional(),
+  /** The user's slice MemorySwapMax (0: no swap, the default). */
+  swapMax: memorySize.optional(),
+  /** CPUWeight of the user's slice (1-10000, 100 is systemd's default). */
+  cpuWeight: z.number().int().min(1).max(10000).optional(),
+  /** CPUQuota of the user's slice, percent of one CPU (200% = two CPUs); absent: none. */
+  cpuQuota: z.string().regex(/^[1-9][0-9]{0,4}%$/, { message: "a percentage of one CPU like 200%" }).optional(),
+  /** TasksMax of the user's slice (processes and threads); absent: the role's. */
+  tasksMax: z.number().int().min(64).max(4194304).optional(),
+  /** MemoryMax of each pane's scope (OOMPolicy=continue): one kill takes one process. */
+  paneMemoryMax: memorySize.optional(),
+});
+export type Limits = z.infer<typeof limitsSchema>;
+
 /** Why `d` is not a real YYYY-MM-DD calendar date (proleptic Gregorian), or undefined. */
 export function calendarDateProblem(d: string): string | undefined {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(d);
@@ -777,6 +803,8 @@ export const userSchema = z.strictObject({
   /** Namespaces this user owns (namespace-owners only). */
   namespaces: z.array(namespaceName).default([]),
   overrides: overridesSchema.default({}),
+  /** Resource limits over the role's defaults (memory, swap, CPU, tasks, per pane). */
+  limits: limitsSchema.default({}),
   state: z.enum(STATES).default("active"),
   /** Bump to rotate this user's machine credentials (the Vault AppRole secret_id). */
   credentialRotation: z.number().int().min(0).default(0),

@@ -58,7 +58,7 @@ kill_sessions() {
   done
   die "processes of $NAME (uid $UID_) still running after 10s: $(pgrep -a -u "$UID_" | head -n 5 | tr '\n' ';')"
 }
-# The transient scopes tmux-persist starts the user's servers in (tmux-persist.slice, named
+# The transient scopes tmux-persist starts the user's servers in (the user's slice, named
 # tmux-persist-<user>-<base36 time>.scope): stopped, so nothing of the user's is left there.
 stop_user_scopes() {
   local u rest

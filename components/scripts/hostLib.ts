@@ -26,10 +26,11 @@ import { cloneParams, FORGEJO_VERBS, gitCredentialsParams } from "./clone";
 import { KUBECONFIG_VERBS, kubeconfigParams } from "./kubeconfig";
 import { WEB_VERBS, webApplyParams } from "./web";
 import type { WebPlan } from "../plan/web";
+import { LIMITS_VERBS, limitsParams } from "./limits";
 
 export { HOST_LIB_DIR };
 
-const VERBS: readonly Verb[] = [...ACCOUNT_VERBS, ...HOME_VERBS, ...UNIT_VERBS, ...VAULT_CRED_VERBS, ...FORGEJO_VERBS, ...KUBECONFIG_VERBS, ...WEB_VERBS];
+const VERBS: readonly Verb[] = [...ACCOUNT_VERBS, ...HOME_VERBS, ...UNIT_VERBS, ...VAULT_CRED_VERBS, ...FORGEJO_VERBS, ...KUBECONFIG_VERBS, ...WEB_VERBS, ...LIMITS_VERBS];
 
 const fnName = (verb: string) => `verb_${verb.replace(/-/g, "_")}`;
 
@@ -136,3 +137,5 @@ export const kubeconfigDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => li
 export const kubeconfigRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-remove", kubeconfigParams(u));
 export const webApplyScript = (web: WebPlan) => libCommand("web-apply", webApplyParams(web));
 export const webRemoveScript = () => libCommand("web-remove", {});
+export const limitsApplyScript = (u: Pick<UserPlan, "name" | "uid" | "limits">) => libCommand("limits-apply", limitsParams(u));
+export const limitsRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("limits-remove", { NAME: u.name, UID_: u.uid });

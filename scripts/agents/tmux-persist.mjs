@@ -21,7 +21,7 @@
  *     `runuser -u <user> --`: initgroups() gives the server and every pane the user's real
  *     supplementary groups, and pam_limits applies the user's limits. Under systemd (PID 1,
  *     /run/systemd/system exists) it is wrapped in
- *       systemd-run --scope --collect --slice=tmux-persist.slice
+ *       systemd-run --scope --collect --slice=user-<uid>.slice
  *                   --unit=tmux-persist-<user>-<t>.scope -- runuser ...
  *     so the server lives in its own transient scope and NOT in the cgroup of
  *     tmux-persist-restore.service: the oneshot ending (or being restarted) cannot kill it.

@@ -214,10 +214,10 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
         assert.deepEqual(got.argv, ["--resume", c.uuid]);
         assert.equal(got.cwd, c.cwd);
       }
-      // the server: the user's, on the default socket, in its own scope under tmux-persist.slice
+      // the server: the user's, on the default socket, in its own scope in the user's slice (their limits)
       const pid = (await run(h, `runuser -u ${u.name} -- tmux display-message -p '#{pid}'`)).stdout.trim();
       const cg = (await sh(`cat /proc/${pid}/cgroup`)).stdout;
-      assert.match(cg, /tmux-persist\.slice\/tmux-persist-.*\.scope/, cg);
+      assert.match(cg, new RegExp(`user-${u.uid}\\.slice/tmux-persist-${u.name}-[0-9a-z]+\\.scope`), cg);
       assert.doesNotMatch(cg, /tmux-persist-restore\.service/);
       assert.equal((await sh(`stat -c %u /proc/${pid}`)).stdout.trim(), String(u.uid));
       assert.equal((await sh(`test -S /tmp/tmux-${u.uid}/default && echo ok`)).stdout.trim(), "ok");

@@ -208,3 +208,67 @@ test("Pod Security admission: an owner's privileged or host pod is refused (base
   await up(ROSTER);
   assert.equal((await kube.request("GET", `/api/v1/namespaces/${NS}`)).json.metadata.labels["pod-security.kubernetes.io/enforce"], "baseline");
 });
+
+test(
+  "the cut's admin credential on the real server: embedded data, an exec plugin's client certificate; a refused token fails in one line",
+  { skip, timeout: 120_000 },
+  async () => {
+    const { sweep } = require("../../components/kube/sweep");
+    const { adminClient } = require("../../components/kube/client");
+    const pki = path.join(kube.dir, "pki");
+    const b64 = (f: string) => fs.readFileSync(path.join(pki, f)).toString("base64");
+    const kc = (user: unknown) =>
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "c", cluster: { server: kube.server, "certificate-authority-data": b64("ca.crt") } }],
+        users: [{ name: "u", user }],
+        contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+        "current-context": "x",
+      });
+    // A namespace of nobody's (a sweep where an owner is still admin would cut them).
+    const scratch = "cut-credentials";
+    assert.equal(
+      (await kube.request("POST", "/api/v1/namespaces", { body: { apiVersion: "v1", kind: "Namespace", metadata: { name: scratch } } })).status,
+      201,
+    );
+    const withConfig = (text: string) => adminClient({ get: (k: string) => (k === "workstations:kubeconfig" ? text : undefined) });
+    // Each credential form sweeps a binding made for it.
+    const planted = async () => {
+      const r = await kube.request("POST", `${RBAC}/namespaces/${scratch}/rolebindings`, {
+        body: {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name: "x" },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+          subjects: [],
+        },
+      });
+      assert.equal(r.status, 201);
+      return [`RoleBinding ${scratch}/x`];
+    };
+    let want = await planted();
+    assert.deepEqual(
+      await sweep(withConfig(kc({ "client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key") })), scratch, "nobody"),
+      want,
+    );
+    const plugin = path.join(kube.dir, "exec-plugin.js");
+    fs.writeFileSync(
+      plugin,
+      `const fs = require("fs");
+process.stdout.write(JSON.stringify({ apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential",
+  status: { clientCertificateData: fs.readFileSync(${JSON.stringify(path.join(pki, "admin.crt"))}, "utf8"), clientKeyData: fs.readFileSync(${JSON.stringify(path.join(pki, "admin.key"))}, "utf8") } }));`,
+    );
+    want = await planted();
+    assert.deepEqual(
+      await sweep(withConfig(kc({ exec: { apiVersion: "client.authentication.k8s.io/v1", command: process.execPath, args: [plugin] } })), scratch, "nobody"),
+      want,
+    );
+    await assert.rejects(
+      sweep(withConfig(kc({ token: "not-a-token" })), scratch, "nobody"),
+      new RegExp(
+        `^Error: Kubernetes access cut at ${kube.server.replace(/\./g, "\\.")}: reading namespace cut-credentials: HTTP 401 \\(Unauthorized\\) \\(the admin credential: check workstations:kubeconfig or KUBECONFIG of the pulumi CLI\\)$`,
+      ),
+    );
+  },
+);

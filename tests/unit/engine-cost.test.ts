@@ -111,7 +111,7 @@ test("a new host library version changes every user's commands; nothing per-user
   setHostLibrarySuffixForTesting("a new version");
   const after = (await runProgram({ roster })).resources;
   assert.notEqual(hostLibrary().digest, libBefore.digest);
-  const perUser = /^(viktor|emo|nadia|sam)-(account|home|units|vault-credential)$/;
+  const perUser = /^(viktor|emo|nadia|sam)-(account|home|units|vault-credential|limits)$/;
   const cmds = (rs: Captured[]) => new Map(rs.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, JSON.stringify(unsecret(r.inputs))]));
   const [b, a] = [cmds(before), cmds(after)];
   const userCmds = [...b.keys()].filter((n) => perUser.test(n));

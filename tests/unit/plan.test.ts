@@ -90,6 +90,7 @@ const rosterArb: fc.Arbitrary<Roster> = fc
             state: e.state,
             credentialRotation: 0,
             adopt: false,
+            limits: {},
           };
         });
         users[0] = { ...users[0], role: "admin", state: "active", namespaces: [], overrides: {} };

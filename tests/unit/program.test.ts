@@ -29,7 +29,7 @@ test("exactly one UserWorkstation per active or suspended entry; offboarded crea
         .filter((r) => r.name.startsWith(`${u}-`))
         .map((r) => r.name)
         .sort(),
-      [`${u}-account`, `${u}-home`, `${u}-units`, ...(u === "sam" ? [] : [`${u}-vault-credential`])].sort(),
+      [`${u}-account`, `${u}-home`, `${u}-limits`, `${u}-units`, ...(u === "sam" ? [] : [`${u}-vault-credential`])].sort(),
     );
 });
 

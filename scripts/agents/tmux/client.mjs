@@ -78,7 +78,22 @@ export function userEnv(u) {
     LANG: process.env.LANG && process.env.LANG !== 'C' && process.env.LANG !== 'POSIX' ? process.env.LANG : 'C.UTF-8',
   };
   if (process.env.TMUX_TMPDIR) env.TMUX_TMPDIR = process.env.TMUX_TMPDIR;
+  // The user's manager, when it runs: a tmux built with systemd support (Debian trixie,
+  // Ubuntu 24.04) then starts each new pane in its own scope of that manager, which carries
+  // the user's pane cap (OOMPolicy=continue; components/scripts/limits.ts).
+  const run = `/run/user/${u.uid}`;
+  if (fs.existsSync(`${run}/bus`)) Object.assign(env, { XDG_RUNTIME_DIR: run, DBUS_SESSION_BUS_ADDRESS: `unix:path=${run}/bus` });
   return env;
+}
+
+/** systemd's version (`systemctl --version`'s first number), once; 0 when unknown. */
+let systemdVersion = -1;
+function systemdAtLeast(/** @type {number} */ v) {
+  if (systemdVersion < 0) {
+    const r = spawnSync(trustedBin('systemctl'), ['--version'], { encoding: 'utf8', env: { ...ROOT_ENV }, cwd: '/', timeout: 10_000 });
+    systemdVersion = Number(/systemd (\d+)/.exec(r.stdout || '')?.[1] ?? 0);
+  }
+  return systemdVersion >= v;
 }
 /** @param {User} u */
 export function socketPath(u) {
@@ -198,7 +213,10 @@ function useScope(o) {
 /**
  * The command that starts the user's tmux server with its first session(s): runuser
  * (initgroups, pam_limits), inside a transient systemd scope when systemd runs, so that the
- * server is not part of the calling unit's cgroup.
+ * server is not part of the calling unit's cgroup. The scope is in the user's own slice
+ * (`user-<uid>.slice`), so the user's limits (memory, CPU, tasks: the program's drop-in)
+ * hold for the restored sessions as for every login; started there, not moved, so no pane
+ * ever runs outside it.
  * @param {Options} o @param {User} u @param {string[]} args @returns {string[]}
  */
 function serverStartCommand(o, u, args) {
@@ -211,9 +229,12 @@ function serverStartCommand(o, u, args) {
   const unit = `tmux-persist-${u.name.replace(/[^A-Za-z0-9_-]/g, '_')}-${Date.now().toString(36)}.scope`;
   return [
     trustedBin('systemd-run'), '--scope', '--quiet', '--collect',
-    `--unit=${unit}`, '--slice=tmux-persist.slice',
+    `--unit=${unit}`, `--slice=user-${u.uid}.slice`,
     // at shutdown a running save is stopped before this server is (stop order is reversed)
     '--property=Before=tmux-persist-save.service',
+    // an OOM kill inside (the user's slice at its cap) takes that process, not the server
+    // with every pane (scopes take OOMPolicy from systemd 253)
+    ...(systemdAtLeast(253) ? ['--property=OOMPolicy=continue'] : []),
     `--description=tmux server of ${u.name} (restored by tmux-persist)`,
     '--', ...inner,
   ];
