@@ -13,6 +13,7 @@ import { planRoster, Plan } from "./plan";
 import { loadRoster } from "./roster/load";
 import { UserPurge } from "./userPurge";
 import { UserWorkstation } from "./userWorkstation";
+import { recordSourcePositionOnly } from "./provenance";
 import { capacityCheck } from "./capacity";
 import { WebAccess } from "./web";
 import * as vault from "@pulumi/vault";
@@ -52,6 +53,7 @@ export interface Program {
 
 /** Validates the roster first: an invalid roster throws before any resource exists. */
 export function buildProgram(config: WorkstationsConfig, projectDir: string): Program {
+  recordSourcePositionOnly();
   const roster = loadRoster(path.resolve(projectDir, config.roster));
   const plan = planRoster(roster);
   // Forgejo (components/forgejo): off without workstations:forgejoUrl. Its preflight runs here,

@@ -14,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { hostArchive, loadBundle } from "../../components/bundle";
 import * as YAML from "yaml";
+import * as pulumi from "@pulumi/pulumi";
 import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
 import { syntheticRoster } from "../../bench/eval";
 import { Captured, PROJECT_DIR, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
@@ -179,6 +180,38 @@ test("the archive: deterministic, every file and the library with its mode, extr
   assert.throws(() => hostArchive([files[0], files[0]]), /shipped twice/);
 });
 
+test("the state records each resource's source position, not the program's whole call stack", async () => {
+  // What the SDK sends with each registration (runtime/resource.registerResource's arguments).
+  const runtimeResource = require("@pulumi/pulumi/runtime/resource");
+  const seen = new Map<string, { pos?: { uri: string; line: number }; trace?: unknown[] }>();
+  const orig = runtimeResource.registerResource;
+  runtimeResource.registerResource = function (...args: any[]) {
+    seen.set(args[3], { pos: args[9], trace: args[10] });
+    return orig.apply(this, args);
+  };
+  try {
+    await runProgram({ roster: readExampleRoster() });
+  } finally {
+    runtimeResource.registerResource = orig;
+  }
+  const R = pulumi.Resource as unknown as { __workstationsOneFrame?: boolean };
+  assert.equal(R.__workstationsOneFrame, true, "buildProgram cuts the recorded stack (components/provenance.ts)");
+  assert.ok(seen.size > 30);
+  for (const [name, { pos, trace }] of seen) assert.ok((trace ?? []).length <= 1, `${name}: ${(trace ?? []).length} frames recorded`);
+  // The one frame is the construction site, as the SDK's own first frame was.
+  for (const [name, file, text] of [
+    ["emo-account", "userWorkstation.ts", "new command.remote.Command("],
+    ["host-files", "host.ts", "new command.remote.Command("],
+    ["emo-vault-policy", "vault.ts", "new vault.Policy("],
+    ["host", "program.ts", "new WorkstationHost("],
+  ]) {
+    const pos = seen.get(name)?.pos;
+    assert.ok(pos && pos.uri.endsWith(`/components/${file}`), `${name}: ${JSON.stringify(pos)}`);
+    const line = fs.readFileSync(path.join(PROJECT_DIR, "components", file), "utf8").split("\n")[pos.line - 1];
+    assert.ok(line.includes(text), `${name}: line ${pos.line} of ${file} is ${JSON.stringify(line)}`);
+  }
+});
+
 test("create and update share one command (no update script is stored)", async () => {
   const { resources } = await runProgram({ roster: readExampleRoster() });
   for (const r of resources.filter(
@@ -189,10 +222,62 @@ test("create and update share one command (no update script is stored)", async (
   }
 });
 
-test("the deploy-time program is transpiled only: tsconfig.pulumi.json = tsconfig.json + noCheck", () => {
+test("the deploy-time program is transpiled only: tsconfig.pulumi.json = tsconfig.json + noCheck; the engine runs components/start.js", () => {
   const read = (f: string) => JSON.parse(fs.readFileSync(path.join(PROJECT_DIR, f), "utf8"));
   const main = read("tsconfig.json");
   const dep = read("tsconfig.pulumi.json");
   assert.deepEqual(dep.compilerOptions, { ...main.compilerOptions, noCheck: true });
-  assert.match(fs.readFileSync(path.join(PROJECT_DIR, "Pulumi.yaml"), "utf8"), /^\s+tsconfig: tsconfig\.pulumi\.json$/m);
+  const yaml = YAML.parse(fs.readFileSync(path.join(PROJECT_DIR, "Pulumi.yaml"), "utf8"));
+  assert.deepEqual([yaml.main, yaml.runtime.options.typescript], ["components/start.js", false]);
+});
+
+test("components/start.js: transpiles with tsconfig.pulumi.json's options, once; a run with unchanged sources never loads the compiler", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-start-"));
+  fs.mkdirSync(path.join(dir, "components"));
+  fs.copyFileSync(path.join(PROJECT_DIR, "components/start.js"), path.join(dir, "components/start.js"));
+  fs.copyFileSync(path.join(PROJECT_DIR, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.pulumi.json"));
+  fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
+  fs.writeFileSync(path.join(dir, "lib.ts"), "export const twice = (n: number): number => n * 2;\n");
+  fs.writeFileSync(
+    path.join(dir, "index.ts"),
+    'import { twice } from "./lib";\nimport * as path from "path";\nexport const out: string = `${twice(21)} ${path.basename(__filename)}`;\n',
+  );
+  const cache = path.join(dir, "cache");
+  const probe = `const m = require(${JSON.stringify(path.join(dir, "components/start.js"))}); const ts = Object.keys(require.cache).some((k) => /node_modules\\/typescript\\/lib\\/typescript\\.js$/.test(k)); console.log(JSON.stringify({ out: m.out, ts }));`;
+  const runOnce = () => {
+    const r = spawnSync(process.execPath, ["-e", probe], { encoding: "utf8", env: { ...process.env, WORKSTATIONS_TS_CACHE: cache } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { out: string; ts: boolean };
+  };
+  assert.deepEqual(runOnce(), { out: "42 index.ts", ts: true }, "a cold cache transpiles");
+  const files = fs.readdirSync(cache, { recursive: true }).filter((f) => String(f).endsWith(".js"));
+  assert.equal(files.length, 2, "one cached file per source");
+  assert.deepEqual(runOnce(), { out: "42 index.ts", ts: false }, "a warm cache does not load TypeScript");
+  fs.writeFileSync(path.join(dir, "lib.ts"), "export const twice = (n: number): number => n * 2 + 1;\n");
+  assert.deepEqual(runOnce(), { out: "43 index.ts", ts: true }, "a changed source is transpiled again");
+});
+
+test("components/start.js: a program error's stack points at the TypeScript; the SDK's promise stacks are not mapped", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-start-"));
+  fs.mkdirSync(path.join(dir, "components"));
+  fs.copyFileSync(path.join(PROJECT_DIR, "components/start.js"), path.join(dir, "components/start.js"));
+  fs.copyFileSync(path.join(PROJECT_DIR, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.pulumi.json"));
+  fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
+  // Line 5 of lib.ts throws; the transpiled line differs (the import helpers come first).
+  fs.writeFileSync(
+    path.join(dir, "lib.ts"),
+    'import * as os from "os";\nimport * as fs from "fs";\nexport function fail(): never {\n  void os.EOL, void fs.constants;\n  throw new Error("boom");\n}\n',
+  );
+  fs.writeFileSync(path.join(dir, "index.ts"), 'import { fail } from "./lib";\nexport const run = (): never => fail();\n');
+  // As the language host does: source-map-support first, then the program.
+  const probe = `require("source-map-support/register");
+const m = require(${JSON.stringify(path.join(dir, "components/start.js"))});
+let stack = ""; try { m.run(); } catch (e) { stack = e.stack; }
+function debuggablePromise() { return new Error().stack; }
+console.log(JSON.stringify({ stack, promise: debuggablePromise() }));`;
+  const r = spawnSync(process.execPath, ["-e", probe], { cwd: dir, encoding: "utf8", env: { ...process.env, WORKSTATIONS_TS_CACHE: path.join(dir, "cache") } });
+  assert.equal(r.status, 0, r.stderr);
+  const { stack, promise } = JSON.parse(r.stdout) as { stack: string; promise: string };
+  assert.match(stack, /^Error: boom\n\s+at fail \(.*\/lib\.ts:5:\d+\)/, stack);
+  assert.match(promise, /^Error\n    at debuggablePromise \(\[eval\]:4:/, promise);
 });
