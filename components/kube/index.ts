@@ -29,7 +29,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import * as k8s from "@pulumi/kubernetes";
+// The SDK's modules themselves, not its index: the index loads helm and yaml too, about 0.3 s of
+// every preview (issue 25).
+import * as k8sCore from "@pulumi/kubernetes/core/v1";
+import { Provider as K8sProvider } from "@pulumi/kubernetes/provider";
+import * as k8sRbac from "@pulumi/kubernetes/rbac/v1";
 import * as YAML from "yaml";
 import { commandConnection, HostConnection } from "../config";
 import { UserPlan } from "../plan";
@@ -120,14 +124,14 @@ export interface KubeClusterArgs {
 
 /** The provider and the shared ClusterRole. */
 export class KubeCluster extends pulumi.ComponentResource {
-  public readonly provider: k8s.Provider;
-  public readonly navRole: k8s.rbac.v1.ClusterRole;
+  public readonly provider: K8sProvider;
+  public readonly navRole: k8sRbac.ClusterRole;
   public readonly config: KubeConfig;
 
   constructor(name: string, args: KubeClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workstations:index:KubeCluster", name, {}, opts);
     this.config = args.config;
-    this.provider = new k8s.Provider(
+    this.provider = new K8sProvider(
       `${name}-provider`,
       {
         ...(args.config.kubeconfig ? { kubeconfig: args.config.kubeconfig } : {}),
@@ -136,7 +140,7 @@ export class KubeCluster extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.navRole = new k8s.rbac.v1.ClusterRole(
+    this.navRole = new k8sRbac.ClusterRole(
       `${name}-${DASHBOARD_NAV_ROLE}`,
       {
         metadata: { name: DASHBOARD_NAV_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" } },
@@ -153,7 +157,7 @@ export interface UserKubeArgs {
 }
 
 export interface UserKubeParts {
-  namespaces: k8s.core.v1.Namespace[];
+  namespaces: k8sCore.Namespace[];
   /** Namespace -> the dashboard ServiceAccount token (secret), while the user has access. */
   dashboardTokens: Record<string, pulumi.Output<string>>;
   kubeconfig?: command.remote.Command;
@@ -170,7 +174,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
   const labels = { "app.kubernetes.io/managed-by": "workstations", [OWNER_LABEL]: p.name };
   const namespaces = p.namespaces.map(
     (ns) =>
-      new k8s.core.v1.Namespace(
+      new k8sCore.Namespace(
         `${p.name}-ns-${ns}`,
         {
           metadata: { name: ns, labels: { ...labels, ...podSecurityLabels(cfg.podSecurity) } },
@@ -192,7 +196,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
     const nsOpts = { ...opts, dependsOn: [...nsResources, cut] };
     // `admin` in the namespace, for the user and for their dashboard ServiceAccount.
     const adminBinding = (resource: string, name: string, who: { kind: string; name: string; apiGroup?: string; namespace?: string }) =>
-      new k8s.rbac.v1.RoleBinding(
+      new k8sRbac.RoleBinding(
         resource,
         {
           metadata: { name, namespace: ns, labels },
@@ -202,7 +206,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
         nsOpts,
       );
     ready.push(adminBinding(`${p.name}-owner-${ns}`, n.ownerBinding, subject));
-    const sa = new k8s.core.v1.ServiceAccount(
+    const sa = new k8sCore.ServiceAccount(
       `${p.name}-dashboard-sa-${ns}`,
       {
         metadata: { name: n.dashboardAccount, namespace: ns, labels },
@@ -215,7 +219,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
     ready.push(sa, adminBinding(`${p.name}-dashboard-binding-${ns}`, n.dashboardBinding, saSubject));
     // A long-lived token: the API server's tokens controller fills `data.token`. The whole
     // `data` is a secret output, so the token is encrypted in the state.
-    const secret = new k8s.core.v1.Secret(
+    const secret = new k8sCore.Secret(
       `${p.name}-dashboard-token-${ns}`,
       {
         metadata: {
@@ -237,7 +241,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
   });
   if (g.dashboardNav) {
     ready.push(
-      new k8s.rbac.v1.ClusterRoleBinding(
+      new k8sRbac.ClusterRoleBinding(
         `${p.name}-dashboard-nav`,
         {
           metadata: { name: n.navBinding, labels },
@@ -250,7 +254,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
   }
   if (g.clusterAdmin) {
     ready.push(
-      new k8s.rbac.v1.ClusterRoleBinding(
+      new k8sRbac.ClusterRoleBinding(
         `${p.name}-cluster-admin`,
         {
           metadata: { name: n.clusterAdminBinding, labels },
