@@ -4,7 +4,7 @@
  * loopback ports, the process exit hook, and root's SSH to the host (`run`), which reaches an
  * nspawn container and a VM the same way: 127.0.0.1:<port>, key and host key pinned.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -471,10 +471,7 @@ function sshArgs(h: TestHost, opts: { env?: Record<string, string>; connectTimeo
     "ServerAliveInterval=5",
     "-o",
     "ServerAliveCountMax=6",
-    "-o",
-    "ControlMaster=no",
-    "-o",
-    "ControlPath=none",
+    ...muxOptions(h, opts.env),
     "-o",
     "LogLevel=ERROR",
   ];
@@ -488,6 +485,30 @@ function sshArgs(h: TestHost, opts: { env?: Record<string, string>; connectTimeo
     args.push("-o", `SetEnv=${env.map(([k, v]) => `${k}="${v}"`).join(" ")}`);
   }
   return args;
+}
+
+/**
+ * The VM's ssh connections are multiplexed: one login (key exchange, PAM session, logind) per
+ * host, and a new session channel per command. Under emulation a login costs seconds of the
+ * guest's CPU (measured 9-12 s at load 20, against 0.3-2 s for a channel). Commands that send
+ * environment variables get a login of their own ($WORKSTATIONS_VM_SSH_MUX=0: always).
+ */
+function muxOptions(h: TestHost, env: Record<string, string> | undefined): string[] {
+  const off = ["-o", "ControlMaster=no", "-o", "ControlPath=none"];
+  if (h.kind !== "vm" || process.env.WORKSTATIONS_VM_SSH_MUX === "0" || Object.keys(env ?? {}).length > 0) return off;
+  return ["-o", "ControlMaster=auto", "-o", `ControlPath=${muxSocket(h)}`, "-o", "ControlPersist=120"];
+}
+
+/** The control socket of a host's multiplexed ssh (short: a unix socket path has 108 bytes). */
+export function muxSocket(h: Pick<TestHost, "dir">): string {
+  return path.join(os.tmpdir(), `ws-ssh-${crypto.createHash("sha256").update(h.dir).digest("hex").slice(0, 16)}`);
+}
+
+/** Ends the host's multiplexed ssh master, if any (after a poweroff, a reset, or with the host). */
+export function closeMux(h: Pick<TestHost, "dir" | "kind">): void {
+  if (h.kind !== "vm" || !fs.existsSync(muxSocket(h))) return;
+  spawnSync("ssh", ["-o", `ControlPath=${muxSocket(h)}`, "-O", "exit", "testhost"], { stdio: "ignore", timeout: 10_000 });
+  fs.rmSync(muxSocket(h), { force: true });
 }
 
 /**

@@ -1,4 +1,5 @@
-// Command line for the nspawn test host (dev/testhost/testhost.ts).
+// Command line for the test hosts (dev/testhost/testhost.ts): nspawn, or the VM with
+// WORKSTATIONS_TESTHOST=vm.
 //
 //   npm run testhost -- up [name]            create + boot; prints {name, port, dir, privateKeyPath, hostKey}
 //   npm run testhost -- down [name]          kill and remove
@@ -8,6 +9,7 @@
 //   npm run testhost -- boot [name]          boot a powered-off host
 //   npm run testhost -- list                 hosts known to the CLI
 //   npm run testhost -- rootfs               build (or find) the cached rootfs and print its path
+//   npm run testhost -- image                build (or find) the cached VM image and print its path
 //
 // Hosts made by `up` are persistent: they outlive this process and are never reaped as
 // stale. Their state is in ${WORKSTATIONS_CACHE:-~/.cache/workstations}/testhost-cli/<name>.json.
@@ -15,6 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { boot, cacheDir, createHost, destroyHost, ensureRootfs, isRunning, loadHost, poweroff, reboot, run, type TestHost } from "./testhost";
+import { ensureImage } from "./vm";
 
 const DEFAULT_NAME = "testhost";
 
@@ -53,7 +56,7 @@ function mustLoad(name: string): TestHost {
 }
 
 function describeHost(h: TestHost) {
-  return { name: h.name, port: h.port, dir: h.dir, privateKeyPath: h.privateKeyPath, hostKey: h.hostKey, running: isRunning(h) };
+  return { name: h.name, kind: h.kind, port: h.port, dir: h.dir, privateKeyPath: h.privateKeyPath, hostKey: h.hostKey, running: isRunning(h) };
 }
 
 async function readStdin(): Promise<Buffer | undefined> {
@@ -64,7 +67,9 @@ async function readStdin(): Promise<Buffer | undefined> {
 }
 
 function usage(): never {
-  process.stderr.write("usage: testhost up [name] | down [name] | ssh [name] -- CMD... | reboot [name] | poweroff [name] | boot [name] | list | rootfs\n");
+  process.stderr.write(
+    "usage: testhost up [name] | down [name] | ssh [name] -- CMD... | reboot [name] | poweroff [name] | boot [name] | list | rootfs | image\n",
+  );
   process.exit(2);
 }
 
@@ -135,6 +140,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case "rootfs": {
       console.log(await ensureRootfs());
+      return 0;
+    }
+    case "image": {
+      console.log(await ensureImage());
       return 0;
     }
     default:

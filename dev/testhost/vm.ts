@@ -39,6 +39,7 @@ import { sleep } from "../wait";
 import {
   bootTimeoutMs,
   cacheDir,
+  closeMux,
   dropExitCleanup,
   execCheck,
   fileSize,
@@ -274,10 +275,12 @@ function startQemu(r: QemuRun, meta: HostMeta): ChildProcess {
 function exitCleanupSync(dir: string): void {
   const pid = qemuPid(dir);
   if (pid !== undefined) killQuietly(pid);
+  closeMux({ dir, kind: "vm" });
   if (process.env.WORKSTATIONS_TESTHOST_KEEP !== "1") fs.rmSync(dir, { recursive: true, force: true });
 }
 
 async function killQemu(dir: string): Promise<void> {
+  closeMux({ dir, kind: "vm" });
   const pid = qemuPid(dir);
   if (pid === undefined) return;
   killQuietly(pid);
@@ -286,6 +289,7 @@ async function killQemu(dir: string): Promise<void> {
 
 /** Kill and remove a stale host (its owner died). */
 export function reapDir(dir: string, _meta: HostMeta): boolean {
+  closeMux({ dir, kind: "vm" });
   const pid = qemuPid(dir);
   if (pid !== undefined) killQuietly(pid);
   for (let i = 0; i < 50 && qemuPid(dir) !== undefined; i++) spawnSync("sleep", ["0.1"]);
@@ -522,6 +526,7 @@ async function waitMigrated(sock: string): Promise<void> {
 // poweroff, reboot, reset, destroy
 
 function forget(h: TestHost): void {
+  closeMux(h);
   dropExitCleanup(h.dir);
   children.delete(h.dir);
   fs.rmSync(qemuPidFile(h.dir), { force: true });
