@@ -43,6 +43,9 @@ else
   echo "   (bash dev/toolchain status says why; npm run test:e2e runs it and fails with the reason)" >&2
 fi
 files=(tests/unit/*.test.ts tests/tmux/*.test.ts tests/claude/*.test.ts tests/token/*.test.ts tests/host/*.test.ts tests/kube/*.test.ts tests/forgejo/*.test.ts)
+# The host suites again on the VM test host (Debian trixie, systemd 257, cgroup v2): each file
+# restores a saved booted VM (booted once per image, README "Test hosts").
+files+=(tests/vm/*.test.ts)
 for f in tests/e2e/*.test.ts; do
   case "$f" in *.e2e.test.ts) ;; *) files+=("$f") ;; esac
 done
