@@ -81,10 +81,15 @@ function sshAs(user: string, key: string, cmd = "id -un"): { code: number | null
   return { code: r.status, out: (r.stdout + r.stderr).trim() };
 }
 
-/** A fingerprint of a home: every path with type, mode, owner and content hash. */
+/**
+ * A fingerprint of a home: every path with type, mode, owner and content hash; without the
+ * token agent's own files (its credential, and its state, which its timer writes whenever a
+ * quarter hour passes: a re-enabled timer with Persistent=true catches up at once).
+ */
+const AGENT_FILES = "-path ./.config/claude-token-renew -prune -o -path ./.local/state -prune -o";
 const homePrint = (home: string) =>
   sh(
-    `cd ${home} && find . -path ./.config/claude-token-renew -prune -o -printf '%y %m %u:%g %p\\n' | sort && find . -path ./.config/claude-token-renew -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum`,
+    `cd ${home} && find . ${AGENT_FILES} ! -path ./.local -printf '%y %m %u:%g %p\\n' | sort && find . ${AGENT_FILES} -type f -print0 | sort -z | xargs -0 -r sha256sum`,
   );
 
 before(async () => {
