@@ -255,7 +255,7 @@ test("a run killed halfway converges on the next run", async () => {
       [
         "rm -f /tmp/kf; mkfifo /tmp/kf; exec 3<>/tmp/kf",
         `${kimAccount.create} >/tmp/kf 2>/dev/null & pid=$!`,
-        `for i in $(seq ${n}); do IFS= read -r -t 5 l <&3 || exit 0; done`,
+        `for i in $(seq ${n}); do IFS= read -r -t 120 l <&3 || exit 0; done`, // a slow (emulated) host may take many seconds per line
         `st=$(awk '/^State/{print $2}' /proc/$pid/status 2>/dev/null || true)`,
         `if [ -n "$st" ] && [ "$st" != Z ] && kill -KILL $pid 2>/dev/null; then echo KILLED; fi`,
       ].join("\n"),
