@@ -106,8 +106,10 @@ async function main(): Promise<void> {
   }
   const out: Record<string, unknown> = { cold, cpus: os.cpus().length, loadAtStart: os.loadavg().map((l) => Number(l.toFixed(1))) };
   try {
-    if (kinds.includes("nspawn")) out.nspawn = await benchNspawn(cold);
-    if (kinds.includes("vm")) out.vm = await benchVm(cold);
+    // one kind failing (a host that does not stop, say) still leaves the other's figures
+    const attempt = async (f: () => Promise<unknown>) => f().catch((e: Error) => ({ failed: e.message.split("\n")[0] }));
+    if (kinds.includes("nspawn")) out.nspawn = await attempt(() => benchNspawn(cold));
+    if (kinds.includes("vm")) out.vm = await attempt(() => benchVm(cold));
   } finally {
     if (tmpCache) fs.rmSync(tmpCache, { recursive: true, force: true });
   }
