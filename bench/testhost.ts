@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-type Row = { ms: number; load1: number } | { unavailable: string };
+type Row = { ms: number; load1: number } | { unavailable: string } | string;
 type Rows = Record<string, Row>;
 
 async function time<T>(rows: Rows, key: string, f: () => Promise<T>): Promise<T> {
@@ -31,9 +31,17 @@ async function time<T>(rows: Rows, key: string, f: () => Promise<T>): Promise<T>
   return r;
 }
 
-async function benchNspawn(cold: boolean): Promise<Rows> {
-  const th = await import("../dev/testhost/testhost");
+/** Runs `f` on a fresh set of rows; a failure is recorded as the row "failed", after the rows it got. */
+async function rowsOf(f: (t: Rows) => Promise<void>): Promise<Rows> {
   const t: Rows = {};
+  await f(t).catch((e: Error) => {
+    t.failed = e.message.split("\n")[0];
+  });
+  return t;
+}
+
+async function benchNspawn(t: Rows, cold: boolean): Promise<void> {
+  const th = await import("../dev/testhost/testhost");
   await time(t, cold ? "rootfsCold" : "rootfs", () => th.ensureRootfs());
   const h = await time(t, "createHost", () => th.createHost("bench", { kind: "nspawn" }));
   try {
@@ -48,20 +56,19 @@ async function benchNspawn(cold: boolean): Promise<Rows> {
   } finally {
     await time(t, "destroyHost", () => th.destroyHost(h));
   }
-  return t;
 }
 
-async function benchVmAccel(image: string, accel: "kvm" | "tcg"): Promise<Rows> {
+async function benchVmAccel(t: Rows, image: string, accel: "kvm" | "tcg"): Promise<void> {
   const th = await import("../dev/testhost/testhost");
   const vm = await import("../dev/testhost/vm");
-  const t: Rows = {};
   const coldHost = await vm.createHost("bench-cold", { vmColdBoot: true }, accel);
   try {
     await time(t, "bootToSsh", () => th.boot(coldHost));
   } finally {
     await th.destroyHost(coldHost);
   }
-  await time(t, "snapshotBuild", () => vm.ensureGolden(image, accel));
+  const golden = await time(t, "snapshotBuild", () => vm.ensureGolden(image, accel));
+  t.snapshot = fs.readFileSync(path.join(golden, "golden.json"), "utf8").replace(/\s+/g, " "); // its boot, size, when
   const h = await time(t, "createHost", () => vm.createHost("bench", {}, accel));
   try {
     await time(t, "restoreToSsh", () => th.boot(h));
@@ -78,7 +85,6 @@ async function benchVmAccel(image: string, accel: "kvm" | "tcg"): Promise<Rows> 
   } finally {
     await time(t, "destroyHost", () => th.destroyHost(h));
   }
-  return t;
 }
 
 async function benchVm(cold: boolean): Promise<Record<string, unknown>> {
@@ -87,9 +93,9 @@ async function benchVm(cold: boolean): Promise<Record<string, unknown>> {
   const dir = await time(image, cold ? "imageCold" : "image", () => vm.ensureImage());
   const verdict = await vm.chooseAccel(dir, cold);
   const out: Record<string, unknown> = { image: image[cold ? "imageCold" : "image"], verdict, env: fs.readFileSync(path.join(dir, "image.env"), "utf8") };
-  if (verdict.accel === "kvm") out.kvm = await benchVmAccel(dir, "kvm");
+  if (verdict.accel === "kvm") out.kvm = await rowsOf((t) => benchVmAccel(t, dir, "kvm"));
   else out.kvm = { unavailable: verdict.why };
-  out.tcg = await benchVmAccel(dir, "tcg");
+  out.tcg = await rowsOf((t) => benchVmAccel(t, dir, "tcg"));
   return out;
 }
 
@@ -108,7 +114,7 @@ async function main(): Promise<void> {
   try {
     // one kind failing (a host that does not stop, say) still leaves the other's figures
     const attempt = async (f: () => Promise<unknown>) => f().catch((e: Error) => ({ failed: e.message.split("\n")[0] }));
-    if (kinds.includes("nspawn")) out.nspawn = await attempt(() => benchNspawn(cold));
+    if (kinds.includes("nspawn")) out.nspawn = await rowsOf((t) => benchNspawn(t, cold));
     if (kinds.includes("vm")) out.vm = await attempt(() => benchVm(cold));
   } finally {
     if (tmpCache) fs.rmSync(tmpCache, { recursive: true, force: true });

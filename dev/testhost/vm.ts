@@ -590,6 +590,7 @@ export async function saveSnapshot(h: TestHost, name: string): Promise<void> {
 }
 
 export async function loadSnapshot(h: TestHost, name: string): Promise<void> {
+  closeMux(h); // the guest's end of the shared login goes back to the saved moment: it is gone
   await hmp(path.join(h.dir, "qmp.sock"), `loadvm ${name}`);
   if ((await vmStatus(path.join(h.dir, "qmp.sock"))) !== "running") await qmp(path.join(h.dir, "qmp.sock"), [{ execute: "cont" }]);
   const now = Date.now();
