@@ -197,7 +197,7 @@ test("the state records each resource's source position, not the program's whole
   const R = pulumi.Resource as unknown as { __workstationsOneFrame?: boolean };
   assert.equal(R.__workstationsOneFrame, true, "buildProgram cuts the recorded stack (components/provenance.ts)");
   assert.ok(seen.size > 30);
-  for (const [name, { pos, trace }] of seen) assert.ok((trace ?? []).length <= 1, `${name}: ${(trace ?? []).length} frames recorded`);
+  for (const [name, { trace }] of seen) assert.ok((trace ?? []).length <= 1, `${name}: ${(trace ?? []).length} frames recorded`);
   // The one frame is the construction site, as the SDK's own first frame was.
   for (const [name, file, text] of [
     ["emo-account", "userWorkstation.ts", "new command.remote.Command("],
