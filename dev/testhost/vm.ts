@@ -358,12 +358,28 @@ function deadReason(w: Watch, expectBanner: boolean): string | undefined {
 
 /** The error of a failed boot: why, then the serial console and qemu's output of that boot. */
 async function failBoot(h: TestHost, w: Watch, what: string, why: string, extra = ""): Promise<never> {
+  // The kernel's console output can lag behind what the initramfs writes to the console
+  // (seconds, under emulation): let it drain before qemu goes.
+  for (let size = -1, i = 0; i < 20 && isRunning(h) && fileSize(h.logPath) !== size; i++) {
+    size = fileSize(h.logPath);
+    await sleep(500);
+  }
   await killQemu(h.dir).catch(() => undefined);
+  const con = logSince(h.logPath, w.consoleStart);
   throw new Error(
     `${what} ${h.machine}: ${why}\n${extra}` +
-      `--- serial console (${h.logPath}), last lines of this boot:\n${tailLines(logSince(h.logPath, w.consoleStart), 50)}\n` +
+      markerContext(con) +
+      `--- serial console (${h.logPath}), last lines of this boot:\n${tailLines(con, 50)}\n` +
       `--- qemu (${path.join(h.dir, "qemu.log")}):\n${tailLines(logSince(path.join(h.dir, "qemu.log"), w.qemuStart), 10)}`,
   );
+}
+
+/** The lines around the console's first fatal marker, when the last lines do not hold it. */
+function markerContext(con: string): string {
+  const lines = tailText(con, 1_000_000).split("\n");
+  const at = lines.findIndex((l) => CONSOLE_FATAL.some((p) => p.test(l)));
+  if (at < 0 || at >= lines.length - 50) return "";
+  return `--- serial console around that line:\n${lines.slice(Math.max(0, at - 15), at + 5).join("\n")}\n`;
 }
 
 function tailLines(text: string, n: number): string {
