@@ -12,8 +12,8 @@
  * would); the clone is `git clone` of a local repository (what plugin-git's full clone with
  * fetch_target_branch gives: the head checked out, origin/master present).
  * The unit tests run inside the clone too (`npm run test:unit`); this file skips itself there.
- * With secrets, `pulumi preview` needs the real engine and its plugins:
- * tests/e2e/woodpecker-preview.e2e.test.ts.
+ * The same workflows on a real Woodpecker (a branch push's preview with the secrets, the
+ * pull request, the deploy): tests/woodpecker.
  */
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
