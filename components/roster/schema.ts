@@ -732,7 +732,10 @@ export const limitsSchema = z.strictObject({
   /** CPUWeight of the user's slice (1-10000, 100 is systemd's default). */
   cpuWeight: z.number().int().min(1).max(10000).optional(),
   /** CPUQuota of the user's slice, percent of one CPU (200% = two CPUs); absent: none. */
-  cpuQuota: z.string().regex(/^[1-9][0-9]{0,4}%$/, { message: "a percentage of one CPU like 200%" }).optional(),
+  cpuQuota: z
+    .string()
+    .regex(/^[1-9][0-9]{0,4}%$/, { message: "a percentage of one CPU like 200%" })
+    .optional(),
   /** TasksMax of the user's slice (processes and threads); absent: the role's. */
   tasksMax: z.number().int().min(64).max(4194304).optional(),
   /** MemoryMax of each pane's scope (OOMPolicy=continue): one kill takes one process. */

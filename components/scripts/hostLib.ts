@@ -30,7 +30,16 @@ import { LIMITS_VERBS, limitsParams } from "./limits";
 
 export { HOST_LIB_DIR };
 
-const VERBS: readonly Verb[] = [...ACCOUNT_VERBS, ...HOME_VERBS, ...UNIT_VERBS, ...VAULT_CRED_VERBS, ...FORGEJO_VERBS, ...KUBECONFIG_VERBS, ...WEB_VERBS, ...LIMITS_VERBS];
+const VERBS: readonly Verb[] = [
+  ...ACCOUNT_VERBS,
+  ...HOME_VERBS,
+  ...UNIT_VERBS,
+  ...VAULT_CRED_VERBS,
+  ...FORGEJO_VERBS,
+  ...KUBECONFIG_VERBS,
+  ...WEB_VERBS,
+  ...LIMITS_VERBS,
+];
 
 const fnName = (verb: string) => `verb_${verb.replace(/-/g, "_")}`;
 

@@ -133,7 +133,11 @@ describe("the cut on the systemd host", { timeout: 30 * 60_000 }, () => {
     await sh(`runuser -u ${u.name} -- /usr/bin/tmux send-keys -t work ${shq(`for i in $(seq ${n}); do /usr/local/bin/hop; done`)} Enter`);
     await waitFor(`${u.name}'s hoppers`, async () => Number(await sh(`pgrep -c -u ${u.uid} -f /usr/local/bin/hop || true`)) >= 1);
     const server = await sh(`runuser -u ${u.name} -- /usr/bin/tmux display-message -p -t work '#{pid}'`);
-    assert.match(await sh(`cat /proc/${server}/cgroup`), new RegExp(`user-${u.uid}\\.slice/tmux-persist-${u.name}-`), "the restored server runs in its tmux-persist scope, in the user's slice");
+    assert.match(
+      await sh(`cat /proc/${server}/cgroup`),
+      new RegExp(`user-${u.uid}\\.slice/tmux-persist-${u.name}-`),
+      "the restored server runs in its tmux-persist scope, in the user's slice",
+    );
   };
 
   before(async () => {

@@ -205,7 +205,15 @@ test("offboard without approval: locked, home intact, nothing else of hers is ma
   nadiaHome = await homePrint("/home/nadia");
   edit("nadia", { state: "offboarded" });
   const actions = await apply();
-  assert.deepEqual(actions.map((a) => `${a.op} ${a.name}`).sort(), ["delete nadia-account", "delete nadia-units", "delete nadia-vault-credential"]);
+  const hers = actions.filter((a) => a.name.startsWith("nadia-"));
+  assert.deepEqual(hers.map((a) => `${a.op} ${a.name}`).sort(), [
+    "delete nadia-account",
+    "delete nadia-limits",
+    "delete nadia-units",
+    "delete nadia-vault-credential",
+  ]);
+  // besides hers, only the web surfaces' identity files change (she leaves them)
+  assert.deepEqual([...new Set(actions.filter((a) => !a.name.startsWith("nadia-")).map((a) => a.name))], actions.length > hers.length ? ["web-files"] : []);
   assert.equal(await sh("test -e /home/nadia/.config/claude-token-renew/vault.json && echo yes || echo no"), "no", "her machine credential is gone");
   assert.equal(await sh("id -u nadia"), "2002", "the account stays (uid reserved)");
   assert.notEqual(sshAs("nadia", path.join(keyDir, "nadia")).code, 0);
