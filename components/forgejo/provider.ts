@@ -35,6 +35,7 @@ import type {
   CollaboratorOutputs,
 } from "./providers";
 import { STATE_SCHEMA } from "./providers";
+import { LoaderResource, loaderText } from "../loaderProvider";
 
 /** `I` as resource args: every field an `Input`; the `Opt` fields optional (the constructor has defaults). */
 type ArgsOf<I, Opt extends keyof I = never> = { [K in Exclude<keyof I, Opt>]: pulumi.Input<I[K]> } & { [K in Opt]?: pulumi.Input<I[K]> };
@@ -71,12 +72,16 @@ function forgejoProvider(kind: Kind): pulumi.dynamic.ResourceProvider {
   } as unknown as pulumi.dynamic.ResourceProvider;
 }
 
-/** One loader per kind, made once: the SDK serialises each provider object once and reuses the text. */
-const PROVIDERS = {
-  collaborator: forgejoProvider("collaborator"),
-  branchProtection: forgejoProvider("branchProtection"),
-  accessToken: forgejoProvider("accessToken"),
-};
+/** One loader per kind, made once, and its stored text (serialised once per content: components/loaderProvider.ts). */
+const providerTexts = new Map<Kind, pulumi.Input<string>>();
+function providerText(kind: Kind): pulumi.Input<string> {
+  let text = providerTexts.get(kind);
+  if (text === undefined) {
+    text = loaderText(__filename, [kind, path.relative(process.cwd(), PROVIDERS_FILE), PROVIDERS_FILE], forgejoProvider(kind));
+    providerTexts.set(kind, text);
+  }
+  return text;
+}
 
 /**
  * The class of one kind of Forgejo resource, typed from its Inputs `I` and Outputs `O` (each
@@ -93,24 +98,24 @@ function forgejoResource<I, O extends I, Opt extends keyof I>(spec: {
   secret?: Exclude<keyof O, keyof I>[];
 }) {
   type Args = ArgsOf<I, Opt | ("providerSchema" & keyof I)>;
-  return class extends pulumi.dynamic.Resource {
+  return class extends LoaderResource {
     constructor(name: string, args: Args, opts?: pulumi.CustomResourceOptions) {
       const unknowns = Object.fromEntries(spec.outputs.map((k) => [k, undefined]));
       const secret = [...new Set([...(spec.secret ?? []).map(String), ...(opts?.additionalSecretOutputs ?? [])])];
       super(
-        PROVIDERS[spec.kind],
+        providerText(spec.kind),
+        "forgejo",
+        spec.type,
         name,
         { providerSchema: STATE_SCHEMA, ...spec.defaults(), ...args, ...unknowns },
         secret.length ? { ...opts, additionalSecretOutputs: secret } : opts,
-        "forgejo",
-        spec.type,
       );
     }
   } as unknown as new (
     name: string,
     args: Args,
     opts?: pulumi.CustomResourceOptions,
-  ) => pulumi.dynamic.Resource & {
+  ) => LoaderResource & {
     readonly [K in keyof O]-?: pulumi.Output<O[K]>;
   };
 }

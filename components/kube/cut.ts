@@ -14,6 +14,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import type { CutInputs } from "./sweep";
 import { STATE_SCHEMA } from "./sweep";
+import { LoaderResource, loaderText } from "../loaderProvider";
 
 const CUT_FILE = path.join(__dirname, "sweep.js");
 
@@ -33,7 +34,8 @@ function cutProvider(): pulumi.dynamic.ResourceProvider {
   } as unknown as pulumi.dynamic.ResourceProvider;
 }
 
-const PROVIDER = cutProvider();
+/** Its stored text, serialised once per content (components/loaderProvider.ts). */
+let providerText: pulumi.Input<string> | undefined;
 
 export interface KubeNamespaceCutArgs {
   namespace: pulumi.Input<string>;
@@ -44,12 +46,13 @@ export interface KubeNamespaceCutArgs {
  * Exists while `user` is `admin` in `namespace`. Make every object that grants the user access
  * there depend on it, so that its delete (the sweep) runs after theirs.
  */
-export class KubeNamespaceCut extends pulumi.dynamic.Resource {
+export class KubeNamespaceCut extends LoaderResource {
   public readonly namespace!: pulumi.Output<string>;
   public readonly user!: pulumi.Output<string>;
 
   constructor(name: string, args: KubeNamespaceCutArgs, opts?: pulumi.CustomResourceOptions) {
     const inputs: { [K in keyof CutInputs]: pulumi.Input<CutInputs[K]> } = { ...args, providerSchema: STATE_SCHEMA };
-    super(PROVIDER, name, inputs, opts, "kube", "NamespaceCut");
+    providerText ??= loaderText(__filename, [path.relative(process.cwd(), CUT_FILE), CUT_FILE], cutProvider());
+    super(providerText, "kube", "NamespaceCut", name, inputs, opts);
   }
 }

@@ -72,6 +72,7 @@ before(async () => {
   const mod = path.join(ROOT, "components/forgejo");
   const files: Record<string, string> = {};
   for (const f of ["api.js", "providers.js", "provider.ts"]) files[`forgejo/${f}`] = fs.readFileSync(path.join(mod, f), "utf8");
+  files["loaderProvider.ts"] = fs.readFileSync(path.join(ROOT, "components/loaderProvider.ts"), "utf8");
   p = project("provider", PROGRAM, files);
   p.config("t:url", g.f.url);
   p.config("t:repo", repo());
