@@ -3,6 +3,9 @@
 // real API server: up, a no-op up with zero changes, a namespace added to an owner, suspend,
 // destroy --target and removal from the roster (both succeed; retainOnDelete keeps the
 // namespaces and their workload), and the state as an attacker sees it: no plaintext token.
+// The access cut (KubeNamespaceCut, a dynamic resource reading the stack's secret kubeconfig)
+// runs as the engine's delete: what the owner made while admin is refused after suspend and
+// after destroy --target.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -14,6 +17,7 @@ import { readExampleRoster } from "../../dev/mocks";
 import { KubeServer, startKube } from "../../dev/services";
 import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../../dev/state-audit";
 import { kubeSkip } from "./lib";
+import { Backdoor, backdoorClosed, plantBackdoor } from "./real";
 
 const REPO = path.resolve(__dirname, "../..");
 const env: NodeJS.ProcessEnv = { ...process.env };
@@ -147,6 +151,20 @@ test("engine: a namespace added to an owner gets the owner's binding and its own
   assert.ok(tokenOutput()["nadia/nadia-ml"]);
 });
 
+const NADIA = { name: "nadia", email: "nadia@example.com" };
+const backdoors: Record<string, Backdoor> = {};
+
+test(
+  "engine: while admin, the owner makes a ServiceAccount of their own in each namespace, binds it to admin and keeps its tokens",
+  { skip, timeout: 300_000 },
+  async () => {
+    for (const ns of ["nadia-apps", "nadia-ml"]) backdoors[ns] = await plantBackdoor(kube, NADIA, ns, "eng");
+    // An update of the owner's part (here none) never sweeps: the backdoor still works before the cut.
+    pulumi(["up", "--yes", "--expect-no-changes", "--stack", "kube"]);
+    assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps/pods", { token: backdoors["nadia-apps"].secretToken })).status, 200);
+  },
+);
+
 test("engine: state holds the dashboard tokens only as ciphertext", { skip, timeout: 300_000 }, () => {
   const tokens = Object.values(tokenOutput()).filter(Boolean);
   assert.ok(tokens.length >= 3);
@@ -156,7 +174,9 @@ test("engine: state holds the dashboard tokens only as ciphertext", { skip, time
     stack: "kube",
     backendDir: stateDir,
   });
-  assert.deepEqual(plaintextSecrets(texts, [...tokens, ...tokens.map((t) => Buffer.from(t).toString("base64"))]), []);
+  // The access cut's resources hold no credential either: not the admin key the cut reads at run time.
+  const adminKey = fs.readFileSync(path.join(kube.dir, "pki", "admin.key"), "utf8").split("\n")[1];
+  assert.deepEqual(plaintextSecrets(texts, [...tokens, ...tokens.map((t) => Buffer.from(t).toString("base64")), adminKey]), []);
   assert.ok(hasCiphertext(texts));
 });
 
@@ -171,12 +191,21 @@ test("engine: suspend removes the bindings and the token; namespaces and the wor
   assert.equal(await sar("oidc:nadia@example.com", { verb: "list", resource: "namespaces" }), false);
   assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps/secrets", { token: old })).status, 401);
   assert.equal((await kube.request("GET", "/apis/apps/v1/namespaces/nadia-apps/deployments/keeps-running")).status, 200);
+  // The cut: what nadia made in either namespace while admin works no more.
+  for (const ns of ["nadia-apps", "nadia-ml"]) await backdoorClosed(kube, NADIA, ns, backdoors[ns], "after suspend (engine)");
+  // A second run changes nothing (no cut left to run, nothing recreated).
+  const again = pulumi(["up", "--yes", "--expect-no-changes", "--stack", "kube"]);
+  assert.doesNotMatch(again.out, /\b\d+ (to )?(create|update|delete|replace)/i, again.out);
 });
 
 test(
   "engine: destroy --target of the owner's component and removal from the roster succeed and leave the namespaces and the workload",
   { skip, timeout: 600_000 },
   async () => {
+    // Re-activated, nadia makes another backdoor; destroy --target then cuts it.
+    writeRoster(ROSTER.replace("    namespaces: [nadia-apps]\n", "    namespaces: [nadia-apps, nadia-ml]\n"));
+    up();
+    const b = await plantBackdoor(kube, NADIA, "nadia-apps", "eng2");
     const urn = pulumi(["stack", "--stack", "kube", "--show-urns"])
       .out.split("\n")
       .map((l) => /(urn:pulumi:\S+::workstations:index:UserWorkstation::nadia)\b/.exec(l)?.[1])
@@ -185,6 +214,7 @@ test(
     pulumi(["destroy", "--yes", "--stack", "kube", "--target", urn!, "--target-dependents"]);
     for (const ns of ["nadia-apps", "nadia-ml"])
       assert.equal((await kube.request("GET", `/api/v1/namespaces/${ns}`)).status, 200, `${ns} kept after destroy --target`);
+    await backdoorClosed(kube, NADIA, "nadia-apps", b, "after destroy --target (engine)");
     assert.equal((await kube.request("GET", "/apis/apps/v1/namespaces/nadia-apps/deployments/keeps-running")).status, 200);
     writeRoster(ROSTER.replace(/  - name: nadia\n(    .*\n|      .*\n)*/, ""));
     pulumi(["up", "--yes", "--skip-preview", "--stack", "kube"]);
