@@ -56,6 +56,8 @@ export interface WorkstationsConfig {
   forgejo?: ForgejoConfig;
   /** Kubernetes (namespaces, RBAC bindings, dashboard tokens, kubeconfigs); absent = Kubernetes parts off. */
   kube?: KubeConfig;
+  /** Run the optional web terminal (ttyd, ws-ttyd.service) on the host; default off (README "Web access"). */
+  webTerminal: boolean;
   /** What the users' memory limits may take together (components/plan/limits.ts). */
   capacity: Capacity;
 }
@@ -233,6 +235,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
     credentialRotation: cfg.get("credentialRotation") ?? "0",
     roster: cfg.get("roster") ?? "roster.yaml",
     connection: { host, port, user: cfg.get("sshUser") ?? "root", privateKey, hostKey: hostKey.trim() },
+    webTerminal: cfg.getBoolean("webTerminal") ?? false,
     adminSource,
     admins,
     capacity: loadCapacity(cfg),

@@ -74,8 +74,18 @@ export const T3_PORT_LEDGER = `${STATE_DIR}/t3-ports`;
 export const T3_FIRST_PORT = 3773;
 /** The web terminal's service account: the sudoers grants are its. */
 export const TERMINAL_ACCOUNT = "ttyd";
+/** The web terminal's command (ttyd runs it as TERMINAL_ACCOUNT) and its attach helper (run as the user). */
+export const WS_TERM_ATTACH = `${LIB_DIR}/ws-term-attach`;
+export const WS_TERM_SESSION = `${LIB_DIR}/ws-term-session`;
 /** What that account may run as each mapped user (absolute paths). */
-export const TERMINAL_USER_PROGRAMS: readonly string[] = ["/usr/bin/tmux"];
+export const TERMINAL_USER_PROGRAMS: readonly string[] = ["/usr/bin/tmux", WS_TERM_SESSION];
+/** The optional web terminal (workstations:webTerminal): on where this flag file exists (ws-ttyd.service's condition). */
+export const WEB_TERMINAL_FLAG = `${ETC_DIR}/web-terminal`;
+export const TTYD_BIN = "/usr/bin/ttyd";
+/** ttyd's socket; its directory is 0750 TERMINAL_ACCOUNT:PROXY_GROUP, so only the proxy's account can open it. */
+export const TERMINAL_SOCKET = "/run/ws-ttyd/ttyd.sock";
+/** The reverse proxy's group (Debian's nginx runs as www-data). */
+export const PROXY_GROUP = "www-data";
 /** The T3 Code CLI the `t3-serve@` units run (not installed by the program). */
 export const T3_BIN = "/usr/local/bin/t3";
 /** Root-only state of the web verb: `WEB_APPLY` runs web-apply again (on a hand edit, at boot) from `WEB_PARAMS`. */
@@ -101,6 +111,7 @@ export const UNITS = {
   refreshCloneTimer: (user: string) => `workstations-refresh-clone@${user}.timer`,
   t3Serve: (user: string) => `t3-serve@${user}.service`,
   webPath: "workstations-web.path",
+  webTerminal: "ws-ttyd.service",
 } as const;
 
 /** One user's entry of `USERS_INDEX`: the host's view of the plan's effective grants. */

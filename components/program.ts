@@ -99,6 +99,7 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   // account they name; an offboarded user's account is cut after this update (deletes run last).
   const web = new WebAccess("web", {
     web: plan.web,
+    terminal: config.webTerminal,
     connection: config.connection,
     dependsOn: [...host.ready, ...workstations.map((w) => w.account)],
   });

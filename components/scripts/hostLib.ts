@@ -144,7 +144,7 @@ export const gitCredentialsRemoveScript = (u: Pick<UserPlan, "name" | "uid">, ur
 export const cloneScript = (u: Pick<UserPlan, "name" | "uid">, cloneUrl: string) => libCommand("clone", cloneParams(u, cloneUrl));
 export const kubeconfigDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-deliver", kubeconfigParams(u));
 export const kubeconfigRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-remove", kubeconfigParams(u));
-export const webApplyScript = (web: WebPlan) => libCommand("web-apply", webApplyParams(web));
+export const webApplyScript = (web: WebPlan, terminal = false) => libCommand("web-apply", webApplyParams(web, terminal));
 export const webRemoveScript = () => libCommand("web-remove", {});
 export const limitsApplyScript = (u: Pick<UserPlan, "name" | "uid" | "limits">) => libCommand("limits-apply", limitsParams(u));
 export const limitsRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("limits-remove", { NAME: u.name, UID_: u.uid });

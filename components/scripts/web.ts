@@ -19,6 +19,7 @@
 import { adminsFile, sudoersFile, userMapFile, WebPlan } from "../plan/web";
 import {
   NODE,
+  PROXY_GROUP,
   ROOT_RUN_DIR,
   STATE_DIR,
   T3_BIN,
@@ -28,19 +29,24 @@ import {
   T3_PORT_LEDGER,
   TERMINAL_ACCOUNT,
   TTYD_ADMINS,
+  TTYD_BIN,
   TTYD_SUDOERS,
   TTYD_USER_MAP,
   UNIT_DIR,
   UNITS,
   WEB_APPLY,
   WEB_PARAMS,
+  WEB_TERMINAL_FLAG,
   WEB_STATE_DIR,
 } from "../hostContract";
 import { Params, shq, Verb } from "./shell";
 import { T3_PORTS_JS } from "./t3Ports";
 
-/** Parameters of `web-apply`: the three files' contents and the T3 users (`user=sso`, in dispatch order). */
-export function webApplyParams(web: WebPlan, account: string = TERMINAL_ACCOUNT): Params {
+/**
+ * Parameters of `web-apply`: the three files' contents, the T3 users (`user=sso`, in dispatch
+ * order), and whether this host runs the optional web terminal (workstations:webTerminal).
+ */
+export function webApplyParams(web: WebPlan, terminal = false, account: string = TERMINAL_ACCOUNT): Params {
   const b64 = (s: string) => Buffer.from(s).toString("base64");
   return {
     USER_MAP_B64: b64(userMapFile(web)),
@@ -48,6 +54,7 @@ export function webApplyParams(web: WebPlan, account: string = TERMINAL_ACCOUNT)
     SUDOERS_B64: b64(sudoersFile(web, account)),
     T3: web.t3.map((i) => `${i.user}=${i.sso}`).join(" "),
     ACCOUNT: account,
+    TERMINAL: terminal,
     FROM: "up",
   };
 }
@@ -109,7 +116,7 @@ if ! visudo -cq >/dev/null 2>&1; then
   die "web-apply: sudo's configuration on $host does not pass visudo -c with the new ${TTYD_SUDOERS} (visudo -c says: $(visudo -c 2>&1 | grep -v ': parsed OK' | head -n 3 | tr '\\n' ' ')); the old file is back"
 fi
 rm -f "$old"
-getent passwd "$ACCOUNT" >/dev/null || echo "warning: the web terminal's account $ACCOUNT does not exist on $host; its grants in ${TTYD_SUDOERS} apply once it does" >&2`;
+[ "$TERMINAL" = 1 ] || getent passwd "$ACCOUNT" >/dev/null || echo "warning: the web terminal's account $ACCOUNT does not exist on $host; its grants in ${TTYD_SUDOERS} apply once it does" >&2`;
 
 // The planned users' T3 units, last: enabled, and started when T3 is installed.
 const T3_UNITS = `t3ok=1
@@ -125,13 +132,28 @@ for u in $t3_users; do
   systemctl -q is-active "$unit" || { systemctl start "$unit" && changed "started $unit"; } || echo "warning: $unit did not start on $host: journalctl -u $unit" >&2
 done`;
 
+// The optional web terminal: off first (before the files change), on last (after them).
+const TERMINAL_OFF = `if [ "$TERMINAL" != 1 ] && [ -e ${WEB_TERMINAL_FLAG} ]; then
+  systemctl disable --now ${UNITS.webTerminal} >/dev/null 2>&1 || true
+  remove_file ${WEB_TERMINAL_FLAG}
+fi`;
+const TERMINAL_ON = `if [ "$TERMINAL" = 1 ]; then
+  [ -x ${TTYD_BIN} ] || die "web-apply: the web terminal is on (workstations:webTerminal) but ${TTYD_BIN} is not installed on $host (Debian: apt-get install ttyd; bookworm has none, trixie's comes from sid); nothing of it started"
+  getent group ${PROXY_GROUP} >/dev/null || die "web-apply: the reverse proxy's group ${PROXY_GROUP} does not exist on $host (install nginx first)"
+  getent passwd "$ACCOUNT" >/dev/null || { useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$ACCOUNT"; changed "account $ACCOUNT"; }
+  systemctl cat ${UNITS.webTerminal} >/dev/null 2>&1 || die "web-apply: ${UNITS.webTerminal} is not installed on $host (the host component installs it)"
+  [ -e ${WEB_TERMINAL_FLAG} ] || { printf '# managed by workstations: the web terminal is on (workstations:webTerminal)\\n' | write_file ${WEB_TERMINAL_FLAG} 0644 root:root; }
+  systemctl -q is-enabled ${UNITS.webTerminal} 2>/dev/null || { systemctl enable ${UNITS.webTerminal} >/dev/null 2>&1; changed "enabled ${UNITS.webTerminal}"; }
+  systemctl -q is-active ${UNITS.webTerminal} || { systemctl start ${UNITS.webTerminal}; changed "started ${UNITS.webTerminal}"; }
+fi`;
+
 // This run's parameters, for the host's own put-back (workstations-web.path): WEB_APPLY runs
 // web-apply with FROM=host, which reads them under the host lock (so a put-back that was
 // waiting for the lock while an up ran applies that up's parameters, never older ones).
 const KEEP = `if [ "$FROM" = up ]; then
   install -d -m 0700 ${WEB_STATE_DIR}
-  for k in USER_MAP_B64 ADMINS_B64 SUDOERS_B64 T3 ACCOUNT; do printf '%s=%q\\n' "$k" "\${!k}"; done | write_file ${WEB_PARAMS} 0600 root:root
-  printf '#!/bin/bash\\n# workstations: puts back the web identity files (workstations-web.service)\\nexec %q web-apply USER_MAP_B64= ADMINS_B64= SUDOERS_B64= T3= ACCOUNT= FROM=host\\n' "$WS_LIB" |
+  for k in USER_MAP_B64 ADMINS_B64 SUDOERS_B64 T3 ACCOUNT TERMINAL; do printf '%s=%q\\n' "$k" "\${!k}"; done | write_file ${WEB_PARAMS} 0600 root:root
+  printf '#!/bin/bash\\n# workstations: puts back the web identity files (workstations-web.service)\\nexec %q web-apply USER_MAP_B64= ADMINS_B64= SUDOERS_B64= T3= ACCOUNT= TERMINAL= FROM=host\\n' "$WS_LIB" |
     write_file ${WEB_APPLY} 0700 root:root
   systemctl -q is-enabled ${UNITS.webPath} 2>/dev/null || { systemctl enable ${UNITS.webPath} >/dev/null 2>&1 && changed "enabled ${UNITS.webPath}"; } || true
   systemctl -q is-active ${UNITS.webPath} || { systemctl start ${UNITS.webPath} && changed "started ${UNITS.webPath}"; } || true
@@ -141,7 +163,7 @@ export const WEB_VERBS: readonly Verb[] = [
   {
     name: "web-apply",
     root: true,
-    params: ["USER_MAP_B64", "ADMINS_B64", "SUDOERS_B64", "T3", "ACCOUNT", "FROM"],
+    params: ["USER_MAP_B64", "ADMINS_B64", "SUDOERS_B64", "T3", "ACCOUNT", "TERMINAL", "FROM"],
     body: `host=$(hostname)
 case "$FROM" in
   up) ;;
@@ -153,24 +175,27 @@ esac
 [[ "$ACCOUNT" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "web-apply: '$ACCOUNT' is not an account name"
 install -d -m 0755 ${T3_DIR}
 install -d -m 0700 ${STATE_DIR} ${ROOT_RUN_DIR}
+${TERMINAL_OFF}
 printf '%s' "$USER_MAP_B64" | base64 -d | write_file ${TTYD_USER_MAP} 0644 root:root
 printf '%s' "$ADMINS_B64" | base64 -d | write_file ${TTYD_ADMINS} 0644 root:root
 ${T3_FILES}
 ${SUDOERS}
 ${T3_UNITS}
+${TERMINAL_ON}
 ${KEEP}
-echo "web access: $(grep -c '^[^#]' ${TTYD_USER_MAP} || true) identities, T3 for \${t3_users:- nobody} (from $FROM) changes=$changes"`,
+echo "web access: $(grep -c '^[^#]' ${TTYD_USER_MAP} || true) identities, T3 for \${t3_users:- nobody}, terminal $([ "$TERMINAL" = 1 ] && echo on || echo off) (from $FROM) changes=$changes"`,
   },
   {
     name: "web-remove",
     root: true,
     params: [],
     body: `if [ -d /run/systemd/system ]; then
-  for unit in ${UNITS.webPath} $({ systemctl list-units --all --no-legend --plain '${T3_GLOB}' 2>/dev/null | awk '{print $1}'; find ${UNIT_DIR} -path '*.wants/${T3_GLOB}' -printf '%f\\n' 2>/dev/null; } | sort -u); do
+  for unit in ${UNITS.webPath} ${UNITS.webTerminal} $({ systemctl list-units --all --no-legend --plain '${T3_GLOB}' 2>/dev/null | awk '{print $1}'; find ${UNIT_DIR} -path '*.wants/${T3_GLOB}' -printf '%f\\n' 2>/dev/null; } | sort -u); do
     if systemctl -q is-enabled "$unit" 2>/dev/null || systemctl -q is-active "$unit"; then systemctl disable --now "$unit" >/dev/null 2>&1 || true; changed "disabled $unit"; fi
   done
 fi
 remove_file ${WEB_APPLY}
+remove_file ${WEB_TERMINAL_FLAG}
 remove_file ${WEB_PARAMS}
 for f in ${TTYD_USER_MAP} ${TTYD_ADMINS} ${TTYD_SUDOERS} ${T3_DISPATCH} ${T3_DIR}/*.env; do remove_file "$f"; done
 echo "web access removed (ports stay in ${T3_PORT_LEDGER}) changes=$changes"`,

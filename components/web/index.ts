@@ -13,6 +13,8 @@ import { webApplyScript, webRemoveScript } from "../scripts/hostLib";
 
 export interface WebAccessArgs {
   web: WebPlan;
+  /** Run the optional web terminal (workstations:webTerminal). */
+  terminal?: boolean;
   connection: HostConnection;
   /** The host component and every planned account: the files name accounts that must exist. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -27,7 +29,12 @@ export class WebAccess extends pulumi.ComponentResource {
     // No `update`: a changed plan runs `create` again, which regenerates every file whole.
     this.files = new command.remote.Command(
       `${name}-files`,
-      { connection: commandConnection(args.connection), addPreviousOutputInEnv: false, create: webApplyScript(args.web), delete: webRemoveScript() },
+      {
+        connection: commandConnection(args.connection),
+        addPreviousOutputInEnv: false,
+        create: webApplyScript(args.web, args.terminal ?? false),
+        delete: webRemoveScript(),
+      },
       { parent: this, dependsOn: args.dependsOn },
     );
     this.registerOutputs({});

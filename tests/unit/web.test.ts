@@ -191,7 +191,7 @@ test("property: the web plan holds exactly the active users, and every file says
       const rules = sudoersFile(p.web)
         .split("\n")
         .filter((l) => l && !l.startsWith("#"));
-      assert.deepEqual(rules, active.map((u) => `ttyd ALL=(${u.name}) NOPASSWD: /usr/bin/tmux`).sort());
+      assert.deepEqual(rules, active.map((u) => `ttyd ALL=(${u.name}) NOPASSWD: /usr/bin/tmux, /usr/local/lib/workstations/ws-term-session`).sort());
       assert.doesNotMatch(sudoersFile(p.web), /\(ALL|\(root|ALL\)/, "never (ALL), never root");
       const ports = Object.fromEntries(p.web.t3.map((i, k) => [i.user, 3773 + k]));
       const dispatch = JSON.parse(dispatchJson(p.web, ports)) as Record<string, { os_user: string; port: number }>;
@@ -365,7 +365,11 @@ test("program: one WebAccess resource runs web-apply with the plan's files; susp
   assert.ok(resources.some((r) => r.type === "workstations:index:WebAccess" && r.name === "web"));
   const create = find(resources);
   const params = webApplyParams(program.plan.web);
-  for (const [k, v] of Object.entries(params)) assert.ok(create.includes(`'${k}=${v}'`), `web-apply gets ${k}`);
+  for (const [k, v] of Object.entries(params)) assert.ok(create.includes(`'${k}=${typeof v === "boolean" ? Number(v) : v}'`), `web-apply gets ${k}`);
+  assert.ok(create.includes("'TERMINAL=0'"), "the web terminal is off by default");
+  const on = find((await runProgram({ roster: readExampleRoster(), config: { webTerminal: "true" } })).resources);
+  assert.equal(on, create.replace("'TERMINAL=0'", "'TERMINAL=1'"), "workstations:webTerminal turns it on, nothing else changes");
+  await assert.rejects(runProgram({ roster: readExampleRoster(), config: { webTerminal: "yes" } }), /webTerminal/);
   assert.equal(params.T3, "emo=emo nadia=nadia viktor=viktor");
   const doc = YAML.parse(readExampleRoster());
   doc.users.find((u: { name: string }) => u.name === "emo").state = "suspended";

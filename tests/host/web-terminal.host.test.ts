@@ -1,0 +1,208 @@
+/**
+ * The web terminal in a real browser (issue 22 item 3): Debian's chromium, headless, through a
+ * real nginx running docs/nginx-web-terminal.conf (it sets X-authentik-username from a test
+ * login and overwrites any the client sends), to the real ttyd 1.7.7 (Debian's, from sid) on
+ * the trixie VM test host (bookworm has no ttyd), with the program applied by the mini-engine
+ * (dev/engine.ts: the program's own commands, in the engine's order) and
+ * workstations:webTerminal on. Screenshots go to $WORKSTATIONS_ARTIFACTS (default
+ * ~/.cache/workstations/artifacts)/web-terminal/.
+ *
+ *  - As emo: the page shows emo's tmux session, `whoami` typed into it prints emo, and the
+ *    session (a shell variable set in it) is there after the browser reconnects and after the
+ *    terminal service restarts; its tmux server lives in user@2001.service.
+ *  - Spoofing: a forged header through nginx reaches nobody else's shell; without a login it
+ *    gets no shell; another local account cannot open the ttyd socket; an identity not in the
+ *    map gets no shell; a session name with shell metacharacters gets no shell.
+ *  - Suspending emo by a roster edit and an `up`: emo's identity is gone from every file, the
+ *    open connection ends, a new one is refused.
+ */
+import { after, before, describe, test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as http from "node:http";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { TERMINAL_SOCKET, T3_DISPATCH, TTYD_SUDOERS, TTYD_USER_MAP } from "../../components/hostContract";
+import { Browser, type Page } from "../../dev/browser";
+import { capture, MiniEngine } from "../../dev/engine";
+import { readExampleRoster } from "../../dev/mocks";
+import { boot, cacheDir, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
+import { sleep, waitFor } from "../../dev/wait";
+import { WebTerminalProxy } from "../../dev/webterm";
+
+const ARTIFACTS = path.join(process.env.WORKSTATIONS_ARTIFACTS ?? path.join(cacheDir(), "artifacts"), "web-terminal");
+const EMO_UID = 2001;
+
+/** One GET with exactly these headers (fetch refuses Connection and Upgrade): status and Location. */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; location: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, location: String(res.headers.location ?? "") });
+    });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 101, location: "" });
+    });
+    req.on("error", reject);
+  });
+}
+
+/** The example roster, with `state` set for the named users. */
+function roster(states: Record<string, string> = {}): string {
+  const doc = YAML.parse(readExampleRoster()) as { users: Array<{ name: string; state?: string }> };
+  for (const u of doc.users) if (states[u.name]) u.state = states[u.name];
+  return YAML.stringify(doc);
+}
+
+describe("the web terminal in a real browser (trixie VM: ttyd 1.7.7, nginx, chromium)", { timeout: 45 * 60_000 }, () => {
+  let h: TestHost;
+  let engine: MiniEngine;
+  const proxy = new WebTerminalProxy();
+  let browser: Browser;
+  const tryRun = (cmd: string) => run(h, cmd, { check: false });
+  const sh = async (cmd: string) => (await run(h, cmd)).stdout.trim();
+  const up = async (states: Record<string, string> = {}) => engine.up(await capture({ roster: roster(states), config: { webTerminal: "true" } }));
+  /** A tmux command as the user (their own server). */
+  const tmuxAs = (user: string, args: string) => tryRun(`runuser -u ${user} -- /usr/bin/tmux ${args}`);
+  const pane = async (user: string, session: string) => (await tmuxAs(user, `capture-pane -p -t ${session}:`)).stdout;
+  /** What ttyd's page shows, when its terminal object is reachable (else ""). */
+  const screen = (p: Page) =>
+    p.eval<string>(
+      `(() => { const t = window.term; if (!t || !t.buffer) return document.querySelector('.xterm-rows')?.innerText ?? ""; const b = t.buffer.active; return Array.from({ length: b.length }, (_, i) => b.getLine(i)?.translateToString(true) ?? "").join("\\n"); })()`,
+    );
+  /** A new tab logged in as `login` (the outpost's cookie), at session `arg` (raw query value). */
+  const open = async (login: string | undefined, arg: string, headers: Record<string, string> = {}) => {
+    const p = await browser.newPage();
+    if (login) await p.setCookie({ name: "test_login", value: login, url: proxy.url });
+    if (Object.keys(headers).length) await p.setExtraHeaders(headers);
+    await p.goto(`${proxy.url}?arg=${arg}`);
+    await focus(p);
+    return p;
+  };
+  /** Keystrokes go to xterm's input: its helper textarea, once the terminal is on the page. */
+  const focus = async (p: Page) => {
+    await waitFor("the terminal on the page", () => p.eval<boolean>("!!document.querySelector('.xterm-helper-textarea')"), 30_000);
+    await p.eval("document.querySelector('.xterm-helper-textarea').focus()");
+  };
+  const journal = async (since: string) => sh(`journalctl -q --no-pager --since ${JSON.stringify(since)} -t ws-term-attach -t sudo -o cat || true`);
+  const hostNow = () => sh("date '+%Y-%m-%d %H:%M:%S'");
+
+  before(async () => {
+    h = await createHost("webterm", { kind: "vm" });
+    await boot(h);
+    engine = new MiniEngine((command, stdin) => run(h, command, { stdin, check: false }));
+    await up();
+    assert.equal(await sh("systemctl is-active ws-ttyd.service"), "active");
+    await proxy.start(h);
+    browser = await Browser.launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await proxy.stop();
+    if (h) await destroyHost(h);
+  });
+
+  test("as emo: emo's tmux session, whoami prints emo, kept across a reconnect and a restart of the terminal service", async () => {
+    const p = await open("emo", "work");
+    await waitFor("emo's session 'work'", async () => (await tmuxAs("emo", "has-session -t =work")).code === 0, 60_000);
+    const server = (await tmuxAs("emo", "display-message -p -t work: '#{pid}'")).stdout.trim();
+    const cgroup = await sh(`cat /proc/${server}/cgroup`);
+    assert.match(cgroup, new RegExp(`/user\\.slice/user-${EMO_UID}\\.slice/user@${EMO_UID}\\.service/`), "the tmux server is in emo's own manager");
+    assert.doesNotMatch(cgroup, /ws-ttyd/, "not in the terminal's service");
+    await waitFor("emo's prompt", async () => /\$\s*$/m.test(await pane("emo", "work")), 30_000);
+    await p.type("clear; whoami\r");
+    await waitFor("whoami's answer in emo's pane", async () => /^emo$/m.test(await pane("emo", "work")), 30_000);
+    const shown = await screen(p);
+    if (shown) assert.match(shown, /^emo$/m, "the page shows it");
+    await p.screenshot(path.join(ARTIFACTS, "1-emo-whoami.png"));
+    await p.type("export WS_MARK=kept-$((6*7)); echo set-$WS_MARK\r");
+    await waitFor("the mark", async () => /^set-kept-42$/m.test(await pane("emo", "work")));
+
+    // The browser reconnects: a new page load, the same session.
+    await p.goto(`${proxy.url}?arg=work`);
+    await focus(p);
+    await sleep(1500);
+    await p.type("clear; echo again-$WS_MARK\r");
+    await waitFor("the mark after a reconnect", async () => /^again-kept-42$/m.test(await pane("emo", "work")), 30_000);
+
+    // The terminal service restarts: connections end, the session stays.
+    await sh("systemctl restart ws-ttyd.service");
+    assert.equal((await tmuxAs("emo", "has-session -t =work")).code, 0, "the session outlives the terminal service");
+    assert.equal((await tmuxAs("emo", "display-message -p -t work: '#{pid}'")).stdout.trim(), server, "the same tmux server");
+    await p.goto(`${proxy.url}?arg=work`);
+    await focus(p);
+    await sleep(1500);
+    await p.type("clear; echo restarted-$WS_MARK\r");
+    await waitFor("the mark after the service restart", async () => /^restarted-kept-42$/m.test(await pane("emo", "work")), 30_000);
+    await p.screenshot(path.join(ARTIFACTS, "2-emo-after-restart.png"));
+    await p.call("Page.close");
+  });
+
+  test("spoofing: a forged header, no login, another local account, an unmapped identity, shell metacharacters", async () => {
+    const since = await hostNow();
+    // A forged header through nginx, logged in as emo: nginx replaces it with emo.
+    const forged = await open("emo", "spoof", { "X-authentik-username": "viktor" });
+    await waitFor("the 'spoof' session", async () => (await tmuxAs("emo", "has-session -t =spoof")).code === 0, 60_000);
+    await forged.type("whoami\r");
+    await waitFor("whoami in the spoof session", async () => /^emo$/m.test(await pane("emo", "spoof")), 30_000);
+    assert.notEqual((await tmuxAs("viktor", "has-session -t =spoof")).code, 0, "viktor's server has no such session");
+    await forged.call("Page.close");
+    // No login, a forged header: nginx sends the browser to the sign-in, never to ttyd.
+    const upgrade = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" };
+    for (const headers of [{}, upgrade]) {
+      const r = await rawGet(`${proxy.url}ws?arg=x`, { "X-authentik-username": "viktor", ...headers });
+      assert.equal(r.status, 302, "no login: a redirect to the sign-in");
+      assert.match(r.location, /\/outpost\.goauthentik\.io\/start/);
+    }
+    // Another local account cannot open the socket; the proxy's account can, and ttyd wants the header.
+    assert.equal(await sh(`stat -c '%a %U:%G' $(dirname ${TERMINAL_SOCKET}) ${TERMINAL_SOCKET}`), "750 ttyd:www-data\n660 ttyd:www-data");
+    const connectAs = (user: string) =>
+      sh(
+        `runuser -u ${user} -- node -e "require('net').connect('${TERMINAL_SOCKET}').on('error', (e) => { console.log(e.code); process.exit(0); }).on('connect', () => { console.log('connected'); process.exit(0); })"`,
+      );
+    for (const user of ["nadia", "viktor"]) assert.equal(await connectAs(user), "EACCES", `${user} cannot open the socket`);
+    assert.equal(await connectAs("www-data"), "connected", "the proxy's account can");
+    assert.equal(await sh(`runuser -u www-data -- curl -s -o /dev/null -w '%{http_code}' --unix-socket ${TERMINAL_SOCKET} http://localhost/`), "407");
+    // An identity not in the map, and session names that are not names: refused by the attach program.
+    const cases: Array<[string, string, RegExp]> = [
+      ["mallory", "work", /refused: identity mallory is not in \/etc\/ttyd-user-map/],
+      ["emo", encodeURIComponent("x;id"), /refused: session name x\\;id for emo/],
+      ["emo", encodeURIComponent("$(id)"), /refused: session name \\\$\\\(id\\\) for emo/],
+      ["emo", "a&arg=b", /refused: 2 arguments for emo/],
+    ];
+    for (const [login, arg, re] of cases) {
+      const p = await open(login, arg);
+      await waitFor(`the refusal of ${login} ?arg=${arg}`, async () => re.test(await journal(since)), 30_000);
+      if (login === "mallory") await p.screenshot(path.join(ARTIFACTS, "3-mallory-refused.png"));
+      await p.call("Page.close");
+    }
+    const log = await journal(since);
+    assert.doesNotMatch(log, /USER=viktor/, "nothing ran as viktor");
+    assert.doesNotMatch(log, /COMMAND=.*(x;id|\$\(id\))/, "no metacharacter reached sudo");
+    const sessions = (await tmuxAs("emo", "list-sessions -F '#{session_name}'")).stdout.split("\n").filter(Boolean).sort();
+    assert.deepEqual(sessions, ["spoof", "work"], "no other session was made");
+  });
+
+  test("suspend emo by roster edit and up: gone from every file, the open connection ends, a new one is refused", async () => {
+    const p = await open("emo", "work");
+    await waitFor(
+      "emo's open connection",
+      async () => p.openSockets().length === 1 && (await tryRun(`pgrep -u ${EMO_UID} -f 'tmux new-session -A'`)).code === 0,
+      60_000,
+    );
+    const actions = await up({ emo: "suspended" });
+    assert.ok(
+      actions.some((a) => a.name === "web-files"),
+      "the web files were regenerated in the same up",
+    );
+    for (const f of [TTYD_USER_MAP, TTYD_SUDOERS, T3_DISPATCH]) assert.doesNotMatch(await sh(`cat ${f}`), /\bemo\b/, `${f} no longer names emo`);
+    await waitFor("the open connection to end", () => p.openSockets().length === 0, 30_000);
+    assert.equal((await tryRun(`pgrep -u ${EMO_UID}`)).stdout.trim(), "", "nothing of emo's runs");
+    await p.screenshot(path.join(ARTIFACTS, "4-emo-suspended-connection-ended.png"));
+    const since = await hostNow();
+    const again = await open("emo", "work");
+    await waitFor("the refusal of suspended emo", async () => /refused: identity emo is not in/.test(await journal(since)), 30_000);
+    assert.equal((await tryRun(`pgrep -u ${EMO_UID}`)).stdout.trim(), "", "no shell for emo");
+    await again.screenshot(path.join(ARTIFACTS, "5-emo-suspended-refused.png"));
+  });
+});
