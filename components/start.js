@@ -21,7 +21,10 @@ try {
 } catch {
   throw new Error("components/start.js: the TypeScript compiler is not installed (it is a devDependency: run npm ci)");
 }
-const salt = crypto.createHash("sha256").update(JSON.stringify({ v: 1, ts: tsVersion, compilerOptions })).digest("hex");
+const salt = crypto
+  .createHash("sha256")
+  .update(JSON.stringify({ v: 1, ts: tsVersion, compilerOptions }))
+  .digest("hex");
 
 let ts; // the compiler, loaded on the first cache miss only
 let options;
@@ -43,8 +46,8 @@ const compiled = new Map();
  * Stack traces. The language host installs source-map-support, which maps every frame of every
  * stack that is formatted. The SDK formats one stack per promise it makes (`debuggablePromise`
  * keeps it for its leak report): a dozen per resource, 60% of the program's evaluation with
- * 100 users (issue 25: 24 s against 9 s under mocks). Those stacks stay as V8 formats them
- * (JavaScript positions); every other stack (an error of the program) is mapped to the
+ * 100 users (issue 25: 24 s against 6 s under mocks). Those stacks keep their first three
+ * frames, unmapped (JavaScript positions); every other stack (an error of the program) is mapped to the
  * TypeScript, which source-map-support finds in `compiled` (the inline source maps).
  */
 function stackTraces() {
@@ -58,7 +61,7 @@ function stackTraces() {
   const mapped = Error.prepareStackTrace;
   if (typeof mapped !== "function") return;
   Error.prepareStackTrace = function prepareStackTrace(error, frames) {
-    if (frames.length > 0 && frames[0].getFunctionName() === "debuggablePromise") return `Error\n    at ${frames.join("\n    at ")}`;
+    if (frames.length > 0 && frames[0].getFunctionName() === "debuggablePromise") return `Error\n    at ${frames.slice(0, 3).join("\n    at ")}`;
     return mapped(error, frames);
   };
 }

@@ -1,90 +1,262 @@
 /**
  * Engine end-to-end harness: the real Pulumi CLI (Automation API, file backend) runs the
- * program against an nspawn test host and a Vault dev server. Extend by adding tests that
- * take an `E2E` and call `up`/`preview`/`destroy` with roster edits.
+ * whole program against an nspawn test host with every surface on: Vault (the toolchain's
+ * dev server), Forgejo (the toolchain's Gitea) and Kubernetes (the toolchain's API server
+ * with the fake OIDC issuer). Used by the engine e2e suites, the sandbox-like bench rows and
+ * `bench:engine`:
+ *
+ *     const e = await setupE2E("name", rosterDoc);       // host booted, services up, stack configured
+ *     e.writeRoster(doc); await e.converge();            // up, then up --expect-no-changes
+ *     await e.sh("id emo"); e.sshAs("emo", key);         // root on the host; a user's own login
+ *     e.auditState(extraSecrets);                        // no plaintext secret in the state
+ *     await e.stop();
  */
+import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { LocalWorkspace, Stack, EngineEvent, OpType } from "@pulumi/pulumi/automation";
+import { EngineEvent, LocalWorkspace, OpType, PreviewResult, Stack, UpResult } from "@pulumi/pulumi/automation";
 import { boot, createHost, destroyHost, run, TestHost } from "./testhost/testhost";
-import { cacheDir, startVault, VaultServer } from "./services";
+import { cacheDir, ForgejoServer, KubeServer, startForgejo, startKube, startVault, VaultServer } from "./services";
 import { loadToolchainEnv } from "./toolchain-env";
-import type { AuditOptions } from "./state-audit";
+import { AuditOptions, plaintextSecrets, readStateAsAttacker } from "./state-audit";
 
 export const PROJECT_DIR = path.resolve(__dirname, "..");
 /** Files and dirs of the project the engine needs. */
-const PROJECT_FILES = ["Pulumi.yaml", "index.ts", "tsconfig.json", "tsconfig.pulumi.json", "package.json", "components", "config", "scripts"];
+export const PROJECT_FILES = ["Pulumi.yaml", "index.ts", "tsconfig.json", "tsconfig.pulumi.json", "package.json", "components", "config", "scripts"];
+
+export interface E2EOptions {
+  /** Forgejo on the toolchain's Gitea (default on). */
+  forgejo?: boolean;
+  /** Kubernetes on the toolchain's API server (default on). */
+  kube?: boolean;
+  /** The project to deploy (a directory with PROJECT_FILES; default this checkout). */
+  source?: string;
+}
+
+interface RosterUser {
+  name: string;
+  forgejo?: string;
+  email?: string;
+  state?: string;
+}
 
 export interface E2E {
+  name: string;
   dir: string;
+  /** The project copy the engine runs in. */
+  work: string;
   host: TestHost;
   vault: VaultServer;
+  forgejo?: ForgejoServer;
+  kube?: KubeServer;
   stack: Stack;
+  /** The CLI's environment (toolchain PATH, backend, passphrase, VAULT_TOKEN, FORGEJO_ADMIN_PASSWORD). */
+  env: NodeJS.ProcessEnv;
+  /** Secrets of the set-up (ssh key, tokens, passwords, passphrase) that must never be in the state in plaintext. */
   secrets: string[];
   /** How to read the state as an attacker holding it would (dev/state-audit.ts). */
   audit: AuditOptions;
+  /** The roster as last written. */
+  roster(): { users: RosterUser[] } & Record<string, unknown>;
   writeRoster(doc: unknown): void;
+  /** `pulumi up` (the roster's Forgejo users are created in Gitea first, as they would exist). */
+  up(o?: { onEvent?: (e: EngineEvent) => void }): Promise<UpResult>;
+  /** `up`, then `up --expect-no-changes` (fails when the second would change anything). */
+  converge(o?: { onEvent?: (e: EngineEvent) => void }): Promise<{ up: UpResult; upMs: number; noopMs: number }>;
+  preview(o?: { onEvent?: (e: EngineEvent) => void; expectNoChanges?: boolean }): Promise<PreviewResult>;
+  /** Runs a command as root on the host; its stdout, trimmed. */
   sh(cmd: string): Promise<string>;
+  /** Logs in as `user` with `key` (a private key file) over ssh and runs `cmd`. */
+  sshAs(user: string, key: string, cmd?: string): { code: number | null; out: string };
+  /** A fresh ed25519 key pair for a user of the test (private key file and public line). */
+  keypair(name: string): { priv: string; pub: string };
+  /** Every plaintext hit of `secrets` and `extra` in the state read as an attacker; [] = clean. */
+  auditState(extra?: readonly string[]): string[];
   stop(): Promise<void>;
 }
 
-/** Creates a work dir with a copy of the project, a booted host, Vault, and a configured stack. */
-export async function setupE2E(name: string, roster: unknown): Promise<E2E> {
-  loadToolchainEnv();
-  const dir = path.join(cacheDir(), "e2e", `${name}-${process.pid}`);
-  fs.rmSync(dir, { recursive: true, force: true });
-  const work = path.join(dir, "project");
+/** Copies the project (without dev/) to `work` and links node_modules. */
+function copyProject(source: string, work: string): void {
   fs.mkdirSync(work, { recursive: true });
   for (const f of PROJECT_FILES)
-    fs.cpSync(path.join(PROJECT_DIR, f), path.join(work, f), {
+    fs.cpSync(path.join(source, f), path.join(work, f), {
       recursive: true,
       filter: (src) => !src.includes(`${path.sep}dev${path.sep}`) && !src.endsWith(`${path.sep}dev`),
     });
   fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(work, "node_modules"));
-  const writeRoster = (doc: unknown) => fs.writeFileSync(path.join(work, "roster.yaml"), YAML.stringify(doc));
-  writeRoster(roster);
+}
 
-  const host = await createHost(`e2e-${name}`);
-  await boot(host);
-  const vault = await startVault({ dir: path.join(dir, "vault") });
-  const passphrase = crypto.randomBytes(16).toString("hex");
-  const slack = `https://hooks.slack.test/services/${crypto.randomBytes(8).toString("hex")}`;
-  fs.mkdirSync(path.join(dir, "state"), { recursive: true });
-  const envVars = {
-    PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
-    PULUMI_CONFIG_PASSPHRASE: passphrase,
-    PULUMI_SKIP_UPDATE_CHECK: "true",
-    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
-    VAULT_TOKEN: vault.rootToken,
-  };
-  const stack = await LocalWorkspace.createOrSelectStack({ stackName: "e2e", workDir: work }, { envVars });
-  await stack.setAllConfig({
+/** The services of the set-up; each starts in parallel with the host's boot. */
+async function startServices(dir: string, o: E2EOptions): Promise<{ vault: VaultServer; forgejo?: ForgejoServer; kube?: KubeServer }> {
+  const started: Array<{ stop(): Promise<void> }> = [];
+  const track = <T extends { stop(): Promise<void> }>(p: Promise<T>) => p.then((s) => (started.push(s), s));
+  try {
+    const [vault, forgejo, kube] = await Promise.all([
+      track(startVault({ dir: path.join(dir, "vault") })),
+      o.forgejo === false ? undefined : track(startForgejo({ dir: path.join(dir, "gitea") })),
+      o.kube === false ? undefined : track(startKube({ dir: path.join(dir, "kube") })),
+    ]);
+    return { vault, forgejo, kube };
+  } catch (e) {
+    await Promise.all(started.map((s) => s.stop().catch(() => undefined)));
+    throw e;
+  }
+}
+
+/** Stack config of every surface. */
+function stackConfig(host: TestHost, s: { vault: VaultServer; forgejo?: ForgejoServer; kube?: KubeServer }, slack: string) {
+  const c: Record<string, { value: string; secret?: boolean }> = {
     "workstations:host": { value: "127.0.0.1" },
     "workstations:sshPort": { value: String(host.port) },
     "workstations:hostKey": { value: host.hostKey },
     "workstations:sshPrivateKey": { value: host.privateKey, secret: true },
-    "workstations:vaultAddress": { value: vault.addr },
+    "workstations:vaultAddress": { value: s.vault.addr },
     "workstations:claudeClientId": { value: "e2e-client-id" },
     "workstations:slackWebhook": { value: slack, secret: true },
-  });
-  const sh = async (cmd: string) => (await run(host, cmd)).stdout.trim();
-  return {
-    dir,
-    host,
-    vault,
-    stack,
-    writeRoster,
-    sh,
-    audit: { cwd: work, env: { ...process.env, ...envVars }, stack: "e2e", backendDir: path.join(dir, "state") },
-    secrets: [host.privateKey.split("\n").slice(1, 3).join(""), vault.rootToken, slack, passphrase],
-    async stop() {
-      await vault.stop().catch(() => undefined);
-      await destroyHost(host).catch(() => undefined);
-    },
   };
+  if (s.forgejo) {
+    // The nspawn host shares the network: it reaches Gitea at the same loopback URL.
+    c["workstations:forgejoUrl"] = { value: s.forgejo.url };
+    c["workstations:forgejoRepo"] = { value: `${s.forgejo.repo.owner}/${s.forgejo.repo.name}` };
+    c["workstations:forgejoAdminUser"] = { value: s.forgejo.adminUser };
+  }
+  if (s.kube) {
+    c["workstations:kubeApiServer"] = { value: s.kube.server };
+    c["workstations:kubeCaCert"] = { value: s.kube.caCert };
+    c["workstations:kubeOidcIssuer"] = { value: s.kube.oidc.issuer };
+    c["workstations:kubeOidcClientId"] = { value: s.kube.clientId };
+    c["workstations:kubeconfig"] = { value: fs.readFileSync(s.kube.adminKubeconfig, "utf8"), secret: true };
+  }
+  return c;
+}
+
+/** Creates a work dir with a copy of the project, a booted host, the services and a configured stack. */
+export async function setupE2E(name: string, roster: unknown, o: E2EOptions = {}): Promise<E2E> {
+  loadToolchainEnv();
+  const dir = path.join(cacheDir(), "e2e", `${name}-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const work = path.join(dir, "project");
+  copyProject(o.source ?? PROJECT_DIR, work);
+  let doc = JSON.parse(JSON.stringify(roster));
+  const writeRoster = (d: unknown) => {
+    doc = JSON.parse(JSON.stringify(d));
+    fs.writeFileSync(path.join(work, "roster.yaml"), YAML.stringify(d));
+  };
+  writeRoster(roster);
+
+  const host = await createHost(`e2e-${name}`);
+  let services: Awaited<ReturnType<typeof startServices>>;
+  try {
+    [services] = await Promise.all([startServices(dir, o), boot(host)]);
+  } catch (e) {
+    await destroyHost(host).catch(() => undefined);
+    throw e;
+  }
+  const { vault, forgejo, kube } = services;
+  const stopAll = async () => {
+    await Promise.all([vault.stop(), forgejo?.stop(), kube?.stop(), destroyHost(host)].map((p) => p?.catch(() => undefined)));
+  };
+  try {
+    const passphrase = crypto.randomBytes(16).toString("hex");
+    const slack = `https://hooks.slack.test/services/${crypto.randomBytes(8).toString("hex")}`;
+    fs.mkdirSync(path.join(dir, "state"), { recursive: true });
+    const envVars: Record<string, string> = {
+      PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE: passphrase,
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+      VAULT_TOKEN: vault.rootToken,
+      ...(forgejo ? { FORGEJO_ADMIN_PASSWORD: forgejo.adminPassword } : {}),
+    };
+    const stack = await LocalWorkspace.createOrSelectStack({ stackName: "e2e", workDir: work }, { envVars });
+    await stack.setAllConfig(stackConfig(host, { vault, forgejo, kube }, slack));
+    const env = { ...process.env, ...envVars };
+    const secrets = [host.privateKey.split("\n").slice(1, 3).join(""), vault.rootToken, slack, passphrase];
+    if (forgejo) secrets.push(forgejo.adminPassword, forgejo.adminToken);
+    const audit: AuditOptions = { cwd: work, env, stack: "e2e", backendDir: path.join(dir, "state") };
+    return harness({ name, dir, work, host, vault, forgejo, kube, stack, env, secrets, audit, roster: () => doc, writeRoster, stop: stopAll });
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+type Base = Pick<
+  E2E,
+  "name" | "dir" | "work" | "host" | "vault" | "forgejo" | "kube" | "stack" | "env" | "secrets" | "audit" | "roster" | "writeRoster" | "stop"
+>;
+
+/** The operations on top of a set-up. */
+function harness(b: Base): E2E {
+  const gitUsers = new Set<string>();
+  const ensureForgejoUsers = async () => {
+    if (!b.forgejo) return;
+    for (const u of b.roster().users) {
+      const login = u.forgejo;
+      if (!login || gitUsers.has(login.toLowerCase()) || login.toLowerCase() === b.forgejo.adminUser.toLowerCase()) continue;
+      const r = await b.forgejo.api("GET", `users/${encodeURIComponent(login)}`);
+      if (r.status === 404) await b.forgejo.createUser(login, u.email ?? `${login}@example.invalid`);
+      gitUsers.add(login.toLowerCase());
+    }
+  };
+  const keyDir = path.join(b.dir, "keys");
+  const up = async (o: { onEvent?: (e: EngineEvent) => void } = {}) => {
+    await ensureForgejoUsers();
+    return b.stack.up({ color: "never", onEvent: o.onEvent });
+  };
+  return {
+    ...b,
+    up,
+    async converge(o = {}) {
+      let t0 = Date.now();
+      const r = await up(o);
+      const upMs = Date.now() - t0;
+      t0 = Date.now();
+      await b.stack.up({ color: "never", expectNoChanges: true });
+      return { up: r, upMs, noopMs: Date.now() - t0 };
+    },
+    async preview(o = {}) {
+      await ensureForgejoUsers();
+      return b.stack.preview({ color: "never", onEvent: o.onEvent, expectNoChanges: o.expectNoChanges });
+    },
+    async sh(cmd: string) {
+      // One retry of a failed connection (ssh's 255): sshd can drop a connection while many open at once.
+      let r = await run(b.host, cmd, { check: false });
+      if (r.code === 255) {
+        await new Promise((res) => setTimeout(res, 1000));
+        r = await run(b.host, cmd, { check: false });
+      }
+      if (r.code !== 0) throw new Error(`on the host: ${cmd}: exit ${r.code}\n${r.stderr}${r.stdout}`);
+      return r.stdout.trim();
+    },
+    sshAs: (user, key, cmd = "id -un") => sshAs(b.host, user, key, cmd),
+    keypair(name: string) {
+      fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+      const priv = path.join(keyDir, name);
+      if (!fs.existsSync(priv)) {
+        const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${name}@e2e`, "-f", priv], { encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`ssh-keygen: ${r.stderr}`);
+      }
+      return { priv, pub: fs.readFileSync(`${priv}.pub`, "utf8").trim() };
+    },
+    auditState: (extra = []) => plaintextSecrets(readStateAsAttacker(b.audit), [...b.secrets, ...extra.filter((s) => s.length >= 8)]),
+  };
+}
+
+/** `ssh user@host cmd` with the user's own key (the host key checked, no agent). */
+export function sshAs(h: TestHost, user: string, key: string, cmd = "id -un"): { code: number | null; out: string } {
+  const r = spawnSync(
+    "ssh",
+    [
+      ...["-i", key, "-p", String(h.port), "-o", `UserKnownHostsFile=${h.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes"],
+      ...["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", `${user}@127.0.0.1`, cmd],
+    ],
+    { encoding: "utf8", env: { ...process.env, SSH_AUTH_SOCK: "" }, timeout: 30_000 },
+  );
+  return { code: r.status, out: (r.stdout + r.stderr).trim() };
 }
 
 /** URNs and ops of every resource an operation touched (anything but `same`). */
@@ -98,3 +270,6 @@ export function changeCollector(): { onEvent: (e: EngineEvent) => void; changed:
     },
   };
 }
+
+/** The resource name of a URN (its last `::` part). */
+export const urnName = (urn: string): string => urn.split("::").pop() ?? urn;
