@@ -58,8 +58,40 @@ export interface WorkstationsConfig {
   kube?: KubeConfig;
   /** Run the optional web terminal (ttyd, ws-ttyd.service) on the host; default off (README "Web access"). */
   webTerminal: boolean;
+  /** The dashboard's token injector (its map Secret and nginx ConfigMap); absent = off. Needs `kube`. */
+  dashboard?: DashboardConfig;
   /** What the users' memory limits may take together (components/plan/limits.ts). */
   capacity: Capacity;
+}
+
+/** Where the dashboard's token injector lives (README "Web access"). */
+export interface DashboardConfig {
+  /** The dashboard's namespace (it exists: the dashboard's own install makes it). */
+  namespace: string;
+  /** The dashboard's URL as the injector's nginx reaches it. */
+  upstream: string;
+}
+
+/** `workstations:dashboardNamespace` (absent: the injector is off) and `dashboardUpstream`. */
+export function loadDashboardConfig(cfg: pulumi.Config, kubeOn: boolean): DashboardConfig | undefined {
+  const namespace = cfg.get("dashboardNamespace");
+  if (namespace === undefined) return undefined;
+  if (!kubeOn)
+    throw new ConfigError(
+      "kubeApiServer",
+      "The dashboard's token injector (workstations:dashboardNamespace) needs Kubernetes; missing config key",
+      "https://k8s.example.internal:6443",
+    );
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))
+    throw new ConfigError("dashboardNamespace", "Config key is not a namespace name", "kubernetes-dashboard");
+  const upstream = cfg.get("dashboardUpstream") ?? `https://kubernetes-dashboard-kong-proxy.${namespace}.svc.cluster.local:443`;
+  if (!/^https?:\/\/[^\s;{}'"]+$/.test(upstream))
+    throw new ConfigError(
+      "dashboardUpstream",
+      "Config key is not an http(s) URL",
+      "https://kubernetes-dashboard-kong-proxy.kubernetes-dashboard.svc.cluster.local:443",
+    );
+  return { namespace, upstream };
 }
 
 /** `workstations:capacity`: `{memoryShare: 0 < x <= 1, concurrentUsers?: integer >= 1}`. */
@@ -236,6 +268,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
     roster: cfg.get("roster") ?? "roster.yaml",
     connection: { host, port, user: cfg.get("sshUser") ?? "root", privateKey, hostKey: hostKey.trim() },
     webTerminal: cfg.getBoolean("webTerminal") ?? false,
+    ...((d) => (d ? { dashboard: d } : {}))(loadDashboardConfig(cfg, !!kube)),
     adminSource,
     admins,
     capacity: loadCapacity(cfg),

@@ -16,6 +16,7 @@ import { UserWorkstation } from "./userWorkstation";
 import { recordSourcePositionOnly } from "./provenance";
 import { capacityCheck } from "./capacity";
 import { WebAccess } from "./web";
+import { DashboardInjector } from "./web/dashboard";
 import * as vault from "@pulumi/vault";
 import { TOKEN_RENEW_CONFIG, USERS_INDEX } from "./hostContract";
 import { APPROLE_MOUNT, KV_MOUNT, KV_PREFIX, VaultShared } from "./vault";
@@ -49,6 +50,7 @@ export interface Program {
   workstations: UserWorkstation[];
   purges: UserPurge[];
   web: WebAccess;
+  dashboard?: DashboardInjector;
 }
 
 /** Validates the roster first: an invalid roster throws before any resource exists. */
@@ -103,8 +105,18 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
     connection: config.connection,
     dependsOn: [...host.ready, ...workstations.map((w) => w.account)],
   });
+  // The dashboard's token injector (components/web/dashboard.ts): off without workstations:dashboardNamespace.
+  const dashboard =
+    kube && config.dashboard
+      ? new DashboardInjector("dashboard-injector", {
+          cluster: kube,
+          config: config.dashboard,
+          entries: plan.web.dashboard,
+          tokens: Object.fromEntries(workstations.map((w, i) => [plan.users[i].name, w.dashboardTokens])),
+        })
+      : undefined;
   const purges = plan.offboarded
     .filter((o) => o.purge)
     .map((o) => new UserPurge(o.name, { plan: o, connection: config.connection, dependsOn: host.ready, vault: config.vault }));
-  return { plan, host, vault: shared, workstations, purges, web };
+  return { plan, host, vault: shared, workstations, purges, web, ...(dashboard ? { dashboard } : {}) };
 }

@@ -45,6 +45,8 @@ export class UserWorkstation extends pulumi.ComponentResource {
   public readonly vaultRole: pulumi.Output<string | undefined>;
   /** Depend on these to run after the user's account and home are in place. */
   public readonly ready: pulumi.Resource[];
+  /** Namespace -> the token of the user's dashboard ServiceAccount there (secret), while they have access. */
+  public readonly dashboardTokens: Record<string, pulumi.Output<string>> = {};
 
   constructor(name: string, args: UserWorkstationArgs, opts?: pulumi.ComponentResourceOptions) {
     super("workstations:index:UserWorkstation", name, {}, opts);
@@ -123,7 +125,11 @@ export class UserWorkstation extends pulumi.ComponentResource {
       units,
       ...[forgejo.credentials, forgejo.clone].filter((r): r is command.remote.Command => !!r),
     ];
-    if (args.kube) this.ready.push(...userKube(this, { ...args.kube, plan: p, connection: args.connection, account: this.account, home }).ready);
+    if (args.kube) {
+      const kube = userKube(this, { ...args.kube, plan: p, connection: args.connection, account: this.account, home });
+      this.ready.push(...kube.ready);
+      Object.assign(this.dashboardTokens, kube.dashboardTokens);
+    }
     this.vaultRole = vaultParts ? vaultParts.roleName : pulumi.output(undefined);
     this.userName = pulumi.output(p.name);
     this.uid = pulumi.output(p.uid);

@@ -120,7 +120,7 @@ const EMPTY: Plan = {
   adminForgejoUsers: [],
   branchProtection: { branch: "master", pushWhitelist: [], mergeWhitelist: [] },
   namespaces: {},
-  web: { terminal: [], admins: [], t3: [] },
+  web: { terminal: [], admins: [], t3: [], dashboard: [] },
 };
 
 function entries(p: Plan): Map<string, Entry> {

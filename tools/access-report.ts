@@ -9,6 +9,7 @@
  * suspended user's grants are already the cut.
  */
 import { OffboardedPlan, Plan, planRoster, UserPlan } from "../components/plan";
+import { injectorToken } from "../components/plan/web";
 import { loadRoster, RosterError } from "../components/roster/load";
 import { escapeControls, quoteText } from "../components/roster/schema";
 
@@ -51,6 +52,11 @@ export function userGrants(u: UserPlan): Grants {
     if (a.kube.clusterAdmin) g.kubernetes.push("cluster-admin ClusterRoleBinding");
     if (a.kube.dashboardNav) g.dashboard.push("dashboard-nav-readonly ClusterRole");
     for (const ns of a.kube.namespaceAdmin) g.dashboard.push(`token of ServiceAccount ${ns}/dashboard-${u.name}`);
+    const injected = a.web ? injectorToken(a) : undefined;
+    if (injected)
+      g.dashboard.push(
+        `token injector: ${a.web!.sso} gets ${injected.kind === "admin" ? "the admin token (cluster-admin)" : `the token of ${injected.namespace}/dashboard-${u.name}`}`,
+      );
   }
   // Owned namespaces outlive the grant (kept while suspended, never deleted by the program).
   for (const ns of u.namespaces) if (!a.kube?.namespaceAdmin.includes(ns)) g.kubernetes.push(`namespace ${ns} (kept, no binding)`);

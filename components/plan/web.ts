@@ -43,13 +43,38 @@ export interface WebPlan {
   admins: string[];
   /** Active users with T3 on, sorted by SSO identity: a port each, dispatch.json and an env file. */
   t3: WebIdentity[];
+  /** The dashboard's token injector, sorted by SSO identity: whose token each identity gets. */
+  dashboard: InjectorEntry[];
+}
+
+/**
+ * One identity of the dashboard's token injector map: an active namespace-owner gets the token
+ * of their dashboard ServiceAccount in their first namespace, an active cluster-admin the
+ * admin token the program manages; nobody else is in the map (no token, no dashboard).
+ */
+export interface InjectorEntry {
+  sso: string;
+  user: string;
+  token: { kind: "namespace"; namespace: string } | { kind: "admin" };
 }
 
 const bySso = (a: WebIdentity, b: WebIdentity) => (a.sso < b.sso ? -1 : a.sso > b.sso ? 1 : 0);
 
+/** Whose token the injector gives a user with these grants (an active one only): see InjectorEntry. */
+export function injectorToken(g: Pick<UserPlan["grants"], "web" | "kube">): InjectorEntry["token"] | undefined {
+  if (!g.web || !g.kube) return undefined;
+  if (g.kube.clusterAdmin) return { kind: "admin" };
+  if (g.kube.namespaceAdmin.length) return { kind: "namespace", namespace: g.kube.namespaceAdmin[0] };
+  return undefined;
+}
+
 /** The web plan of the planned users (active and suspended; only grants count). */
 export function planWeb(users: readonly Pick<UserPlan, "name" | "grants">[]): WebPlan {
-  const granted = users.flatMap((u) => (u.grants.web ? [{ user: u.name, web: u.grants.web }] : []));
+  const granted = users.flatMap((u) => (u.grants.web ? [{ user: u.name, web: u.grants.web, kube: u.grants.kube }] : []));
+  const dashboard = granted.flatMap(({ user, web, kube }): InjectorEntry[] => {
+    const token = injectorToken({ web, kube });
+    return token ? [{ sso: web.sso, user, token }] : [];
+  });
   return {
     terminal: granted.map(({ user, web }) => ({ sso: web.sso, user })).sort(bySso),
     admins: granted
@@ -60,6 +85,7 @@ export function planWeb(users: readonly Pick<UserPlan, "name" | "grants">[]): We
       .filter(({ web }) => web.t3)
       .map(({ user, web }) => ({ sso: web.sso, user }))
       .sort(bySso),
+    dashboard: dashboard.sort(bySso),
   };
 }
 
@@ -112,3 +138,60 @@ export function dispatchJson(web: WebPlan, ports: Readonly<Record<string, number
 
 /** /etc/t3-serve/<user>.env (0600). */
 export const t3EnvFile = (port: number): string => `T3_PORT=${port}\n`;
+
+// ---- the dashboard's token injector (README "Web access") ----
+
+/** The nginx variable the injector's map sets: the `Authorization` value, or "" (no token). */
+export const INJECTOR_VARIABLE = "$workstations_dashboard_authorization";
+/** Where the injector's nginx finds the map: the Secret's `map.conf`, mounted here. */
+export const INJECTOR_MAP_PATH = "/etc/nginx/workstations-injector/map.conf";
+
+/**
+ * The injector's map (the Secret's `map.conf`): each mapped identity to `Bearer <token>` of
+ * its ServiceAccount, nothing else (`default ""`). An identity whose token is not known yet
+ * (the tokens controller has not filled it) is left out rather than mapped to an empty bearer.
+ */
+export function injectorMapConf(entries: readonly { sso: string; token: string }[]): string {
+  const lines = entries
+    .filter((e) => /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(e.sso) && /^[A-Za-z0-9._~+/=-]+$/.test(e.token))
+    .map((e) => `    "${e.sso}" "Bearer ${e.token}";`);
+  return [
+    `${HEADER} (secret: it holds tokens)`,
+    "# <sso-identity> -> the Authorization header of its dashboard ServiceAccount; nothing for anyone else",
+    `map $http_x_authentik_username ${INJECTOR_VARIABLE} {`,
+    '    default "";',
+    ...lines,
+    "}",
+    "",
+  ].join("\n");
+}
+
+/**
+ * The injector's server block (the ConfigMap's `injector.conf`, in nginx's http context): it
+ * reads the map, refuses an identity without a token, and replaces any `Authorization` the
+ * client sent with the mapped one. Behind the forward-auth proxy, which sets
+ * X-authentik-username itself (and only that proxy can reach this server).
+ */
+export function injectorServerConf(o: { upstream: string; listen?: string; mapPath?: string; caFile?: string }): string {
+  const tls = o.caFile ? `\n        proxy_ssl_trusted_certificate ${o.caFile};\n        proxy_ssl_verify on;` : "";
+  return `${HEADER}
+# The dashboard's token injector: X-authentik-username (set by the forward-auth proxy) -> the
+# Authorization header of that user's dashboard ServiceAccount (the map), or 403.
+include ${o.mapPath ?? INJECTOR_MAP_PATH};
+
+server {
+    listen ${o.listen ?? "8080"};
+    location / {
+        if (${INJECTOR_VARIABLE} = "") {
+            return 403;
+        }
+        proxy_set_header Authorization ${INJECTOR_VARIABLE};
+        proxy_set_header X-authentik-username "";
+        proxy_pass ${o.upstream};${tls}
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+    }
+}
+`;
+}

@@ -11,11 +11,12 @@ import * as path from "node:path";
 import * as fc from "fast-check";
 import * as YAML from "yaml";
 import { DEFAULT_PROFILES, planRoster } from "../../components/plan";
-import { adminsFile, dispatchJson, sudoersFile, t3EnvFile, userMapFile } from "../../components/plan/web";
+import { adminsFile, dispatchJson, injectorMapConf, injectorServerConf, sudoersFile, t3EnvFile, userMapFile } from "../../components/plan/web";
 import { T3_FIRST_PORT } from "../../components/hostContract";
 import { T3_PORTS_JS } from "../../components/scripts/t3Ports";
 import { parseRoster } from "../../components/roster/load";
-import { type Captured, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
+import { type Captured, readExampleRoster, runProgram, setResourceHook, unsecret } from "../../dev/mocks";
+import { KUBE_CONFIG } from "../kube/fixtures";
 import { webApplyParams } from "../../components/scripts/web";
 import { ed25519Key } from "../../dev/sshkeys";
 import { diffPlans, formatDiff } from "../../tools/access-diff";
@@ -231,7 +232,7 @@ test("visudo -c accepts every generated sudoers file (the example roster, nobody
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n${text}`);
   };
   check(sudoersFile(planRoster(parse(readExampleRoster()).roster!).web));
-  check(sudoersFile({ terminal: [], admins: [], t3: [] }));
+  check(sudoersFile({ terminal: [], admins: [], t3: [], dashboard: [] }));
   fc.assert(
     fc.property(webRosterArb, (doc) => check(sudoersFile(plan(YAML.stringify(doc)).web))),
     { numRuns: 25 },
@@ -253,7 +254,7 @@ function allocate(ledger: string, dir: string, users: string[]): { ports: Record
 function writeT3Files(dir: string, users: string[], ports: Record<string, number>): void {
   for (const f of fs.readdirSync(dir)) if (f.endsWith(".env") && !users.includes(f.slice(0, -4))) fs.rmSync(path.join(dir, f));
   for (const u of users) fs.writeFileSync(path.join(dir, `${u}.env`), t3EnvFile(ports[u]));
-  const web = { terminal: [], admins: [], t3: users.map((u) => ({ sso: `sso-${u}`, user: u })) };
+  const web = { terminal: [], admins: [], dashboard: [], t3: users.map((u) => ({ sso: `sso-${u}`, user: u })) };
   fs.writeFileSync(path.join(dir, "dispatch.json"), dispatchJson(web, ports));
 }
 
@@ -380,4 +381,79 @@ test("program: one WebAccess resource runs web-apply with the plan's files; susp
   doc.users.find((u: { name: string }) => u.name === "emo").state = "active";
   doc.users.find((u: { name: string }) => u.name === "nadia").sshKeys = [ed25519Key("nadia@new")];
   assert.equal(find((await runProgram({ roster: YAML.stringify(doc) })).resources), create);
+});
+
+// ---- the dashboard's token injector (item 5), under mocks ----
+
+const DASH = { ...KUBE_CONFIG, dashboardNamespace: "kubernetes-dashboard" };
+/** Token Secrets get `data.token` = base64("tok-<resource name>"), as the tokens controller would fill them. */
+const tokenHook = async (type: string, name: string, inputs: Record<string, any>) =>
+  type === "kubernetes:core/v1:Secret" && inputs.type === "kubernetes.io/service-account-token"
+    ? { data: { token: Buffer.from(`tok-${name}`).toString("base64") } }
+    : undefined;
+
+test("dashboard injector: the map Secret holds exactly the active namespace-owners' and admins' tokens; the server ConfigMap reads it", async () => {
+  setResourceHook(tokenHook);
+  try {
+    const byName = (rs: Captured[], n: string) => rs.find((r) => r.name === n);
+    const { resources, program } = await runProgram({ roster: readExampleRoster(), config: DASH });
+    assert.deepEqual(
+      program.plan.web.dashboard,
+      [
+        { sso: "nadia", user: "nadia", token: { kind: "namespace", namespace: "nadia-apps" } },
+        { sso: "viktor", user: "viktor", token: { kind: "admin" } },
+      ],
+      "emo (power-user) and sam (suspended) get nothing",
+    );
+    const map = unsecret(byName(resources, "dashboard-injector-map")!.inputs);
+    assert.equal(map.metadata.namespace, "kubernetes-dashboard");
+    assert.equal(map.type, "Opaque");
+    assert.equal(
+      map.stringData["map.conf"],
+      injectorMapConf([
+        { sso: "nadia", token: "tok-nadia-dashboard-token-nadia-apps" },
+        { sso: "viktor", token: "tok-dashboard-injector-admin-token" },
+      ]),
+    );
+    assert.match(
+      map.stringData["map.conf"],
+      /^map \$http_x_authentik_username \$workstations_dashboard_authorization \{\n {4}default "";\n {4}"nadia" "Bearer tok-nadia-dashboard-token-nadia-apps";\n {4}"viktor" "Bearer tok-dashboard-injector-admin-token";\n\}$/m,
+    );
+    const server = unsecret(byName(resources, "dashboard-injector-server")!.inputs);
+    assert.equal(
+      server.data["injector.conf"],
+      injectorServerConf({ upstream: "https://kubernetes-dashboard-kong-proxy.kubernetes-dashboard.svc.cluster.local:443" }),
+    );
+    assert.match(server.data["injector.conf"], /include \/etc\/nginx\/workstations-injector\/map\.conf;/);
+    assert.match(server.data["injector.conf"], /proxy_set_header Authorization \$workstations_dashboard_authorization;/);
+    const admin = unsecret(byName(resources, "dashboard-injector-admin-binding")!.inputs);
+    assert.deepEqual(
+      [admin.roleRef.name, admin.subjects[0].name, admin.subjects[0].namespace],
+      ["cluster-admin", "workstations-dashboard-admin", "kubernetes-dashboard"],
+    );
+    // Suspending nadia takes her out of the map in the same program (her token Secret goes too).
+    const doc = YAML.parse(readExampleRoster());
+    doc.users.find((u: { name: string }) => u.name === "nadia").state = "suspended";
+    const after = (await runProgram({ roster: YAML.stringify(doc), config: DASH })).resources;
+    assert.doesNotMatch(unsecret(byName(after, "dashboard-injector-map")!.inputs).stringData["map.conf"], /nadia/);
+    assert.equal(byName(after, "nadia-dashboard-token-nadia-apps"), undefined);
+    // Off without the namespace key; the key without Kubernetes is refused in one line.
+    assert.equal(byName((await runProgram({ roster: readExampleRoster(), config: KUBE_CONFIG })).resources, "dashboard-injector-map"), undefined);
+    await assert.rejects(
+      runProgram({ roster: readExampleRoster(), config: { dashboardNamespace: "kubernetes-dashboard" } }),
+      /needs Kubernetes.*workstations:kubeApiServer/,
+    );
+  } finally {
+    setResourceHook(undefined);
+  }
+});
+
+test("dashboard injector map: a token not filled yet, or anything that is not a token, is left out (never an empty bearer)", () => {
+  const conf = injectorMapConf([
+    { sso: "nadia", token: "" },
+    { sso: "olga", token: 'x"; evil' },
+    { sso: "viktor", token: "eyJhbGciOi.J9-_x" },
+  ]);
+  assert.doesNotMatch(conf, /nadia|olga|evil/);
+  assert.match(conf, /"viktor" "Bearer eyJhbGciOi\.J9-_x";/);
 });
