@@ -595,6 +595,8 @@ export async function startDeployEnv(o: DeployEnvOptions): Promise<DeployEnv> {
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     stops.length = 0;
+    // WS_KEEP_TMP=1 keeps the servers' data (woodpecker.sqlite holds every step's log) for a post-mortem.
+    if (process.env.WS_KEEP_TMP !== "1") fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
     const { forge, host, vault, slack } = await startParts(dir, o.name, stops);
