@@ -17,6 +17,14 @@
  * The first API token needs one OAuth login (loginToken): Gitea's sign-in form, Woodpecker's
  * /authorize, Gitea's grant form, the callback, the CSRF token of /web-config.js, then
  * POST /api/user/token. Secrets are added with woodpecker-cli, values from files.
+ *
+ * Beyond ../shared/woodpecker/bin/README.md's recipe (written without a running Gitea), found
+ * here: Gitea must be an OAuth2 provider (`[oauth2] ENABLED`; off, the app is created but
+ * /login/oauth/authorize answers 403); Gitea 1.26's forms carry no `_csrf`; the server's
+ * /healthz answers 204; the agent needs WOODPECKER_BACKEND_LOCAL_ISOLATED_HOME=true for netrc
+ * (a private repository's clone) and its own HOME; a repository cancels running `push`
+ * pipelines by default; a push made just before `repo add` can still start a pipeline
+ * (Gitea queues webhooks); a step filtered out by `when` is absent from the pipeline.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
