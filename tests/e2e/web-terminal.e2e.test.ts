@@ -1,0 +1,85 @@
+/**
+ * The web terminal under the real engine (issue 22): the real Pulumi CLI runs the whole
+ * program (workstations:webTerminal on) against the trixie VM test host (ttyd 1.7.7 is only
+ * there), and a real browser (chromium) reaches emo's session through a real nginx running
+ * docs/nginx-web-terminal.conf. Then emo is suspended by a roster edit and `up`: in that one
+ * run the web files are regenerated, emo's identity is gone from every file, the open
+ * connection ends, and a new one is refused. A second `up` changes nothing.
+ */
+import { after, before, test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { T3_DISPATCH, TTYD_ADMINS, TTYD_SUDOERS, TTYD_USER_MAP } from "../../components/hostContract";
+import { Browser, type Page } from "../../dev/browser";
+import { changeCollector, E2E, PROJECT_DIR, setupE2E, urnName } from "../../dev/e2e";
+import { cacheDir } from "../../dev/testhost/testhost";
+import { waitFor } from "../../dev/wait";
+import { WebTerminalProxy } from "../../dev/webterm";
+
+// ttyd is only on the VM test host (Debian trixie, ttyd from sid); the harness makes its host with this.
+process.env.WORKSTATIONS_TESTHOST = "vm";
+const ARTIFACTS = path.join(process.env.WORKSTATIONS_ARTIFACTS ?? path.join(cacheDir(), "artifacts"), "web-terminal");
+type User = { name: string; state?: string } & Record<string, unknown>;
+const roster = YAML.parse(fs.readFileSync(path.join(PROJECT_DIR, "roster.example.yaml"), "utf8")) as { users: User[] };
+
+let e: E2E;
+const proxy = new WebTerminalProxy();
+let browser: Browser;
+
+async function open(login: string, session: string): Promise<Page> {
+  const p = await browser.newPage();
+  await p.setCookie({ name: "test_login", value: login, url: proxy.url });
+  await p.goto(`${proxy.url}?arg=${session}`);
+  await waitFor("the terminal on the page", () => p.eval<boolean>("!!document.querySelector('.xterm-helper-textarea')"), 30_000);
+  await p.eval("document.querySelector('.xterm-helper-textarea').focus()");
+  return p;
+}
+const pane = (user: string, session: string) => e.sh(`runuser -u ${user} -- /usr/bin/tmux capture-pane -p -t ${session}: 2>/dev/null || true`);
+
+before(
+  async () => {
+    e = await setupE2E("webterm", roster, { forgejo: false, kube: false });
+    await e.stack.setConfig("workstations:webTerminal", { value: "true" });
+    await e.up();
+    await proxy.start(e.host);
+    browser = await Browser.launch();
+  },
+  { timeout: 60 * 60_000 },
+);
+after(async () => {
+  await browser?.close();
+  await proxy.stop();
+  await e?.stop();
+});
+
+test("real engine: emo's session in the browser; suspending emo by roster edit and up ends it and refuses the next", { timeout: 60 * 60_000 }, async () => {
+  const p = await open("emo", "work");
+  await waitFor("emo's prompt", async () => /\$\s*$/m.test(await pane("emo", "work")), 60_000);
+  await p.type("whoami\r");
+  await waitFor("whoami in emo's pane", async () => /^emo$/m.test(await pane("emo", "work")), 30_000);
+  await p.screenshot(path.join(ARTIFACTS, "e2e-1-emo.png"));
+  assert.equal(p.openSockets().length, 1);
+
+  for (const u of roster.users) if (u.name === "emo") u.state = "suspended";
+  e.writeRoster(roster);
+  const c = changeCollector();
+  await e.up({ onEvent: c.onEvent });
+  const changed = c.changed.map((x) => `${x.op} ${urnName(x.urn)}`);
+  assert.ok(changed.includes("update web-files"), `the web files are regenerated in the same up: ${changed.join(", ")}`);
+  assert.ok(changed.includes("update emo-account"), "and emo's account is cut in it");
+  for (const f of [TTYD_USER_MAP, TTYD_ADMINS, TTYD_SUDOERS, T3_DISPATCH]) assert.doesNotMatch(await e.sh(`cat ${f}`), /\bemo\b/, `${f} no longer names emo`);
+  await waitFor("the open connection to end", () => p.openSockets().length === 0, 60_000);
+  assert.equal(await e.sh("pgrep -u emo || true"), "", "nothing of emo's runs");
+  const since = await e.sh("date '+%Y-%m-%d %H:%M:%S'");
+  const again = await open("emo", "work");
+  await waitFor(
+    "the refusal of suspended emo",
+    async () => /refused: identity emo is not in/.test(await e.sh(`journalctl -q --no-pager --since '${since}' -t ws-term-attach -o cat || true`)),
+    60_000,
+  );
+  await again.screenshot(path.join(ARTIFACTS, "e2e-2-emo-suspended-refused.png"));
+  assert.equal(await e.sh("pgrep -u emo || true"), "", "no shell for emo");
+  await e.stack.up({ color: "never", expectNoChanges: true });
+});
