@@ -10,6 +10,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { credentialLine, FORGEJO_VERBS } from "../../components/scripts/clone";
+import { USER_FUNCS } from "../../components/scripts/shell";
 import { cloneScript, gitCredentialsDeliverScript, gitCredentialsRemoveScript } from "../../components/scripts/hostLib";
 import { runRemote } from "../../dev/hostlib";
 import { authUrl, createLocalUser, Gitea, git, gitOk, LocalUser, project, Project, requireRoot, ROOT, run, startGitea, tmp } from "./lib";
@@ -226,7 +227,8 @@ test("the whitelist binds the repo's owner and site admin too (Gitea has no appl
 });
 
 test("the credential and clone verbs pass shellcheck, inner scripts included", () => {
-  const scripts = FORGEJO_VERBS.map((v) => `${v.params.map((k) => `${k}=x`).join("\n")}\n${v.body}\n`);
+  // each verb as the host library runs it: its parameters, then the helpers it calls (as_user uses $UID_)
+  const scripts = FORGEJO_VERBS.map((v) => `${v.params.map((k) => `${k}=x`).join("\n")}\n${USER_FUNCS}\n${v.body}\n`);
   assert.equal(scripts.length, 3);
   const dir = tmp("sc");
   const files: string[] = [];
