@@ -54,6 +54,14 @@ after(async () => {
   await e?.stop();
 });
 
+test("systemd-analyze verify accepts the web terminal's unit as the program installed it (ttyd 1.7.7, systemd 257)", async () => {
+  assert.equal(await e.sh("systemctl is-active ws-ttyd.service"), "active");
+  const r = await e.sh("systemd-analyze verify --man=no /etc/systemd/system/ws-ttyd.service 2>&1; echo rc=$?");
+  const lines = r.split("\n").filter((l) => l.trim() && !/^rc=/.test(l));
+  assert.match(r, /rc=0\s*$/, r);
+  assert.deepEqual(lines, [], "no warnings");
+});
+
 test("real engine: emo's session in the browser; suspending emo by roster edit and up ends it and refuses the next", { timeout: 60 * 60_000 }, async () => {
   const p = await open("emo", "work");
   await waitFor("emo's prompt", async () => /\$\s*$/m.test(await pane("emo", "work")), 60_000);
