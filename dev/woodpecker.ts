@@ -707,8 +707,18 @@ function deployEnv(c: DeployCtx, stop: () => Promise<void>, secrets: string[]): 
     },
     finished: (sha, event, timeoutMs = 1_800_000) => finishedPipeline(c.wp, c.repo.id, sha, event, timeoutMs),
     async logs(p) {
-      const out = new Map<string, string>();
-      for (const w of p.workflows ?? []) for (const s of w.children ?? []) out.set(s.name, await c.wp.stepLog(c.repo.id, p.number, s.id));
+      // The agent streams a step's lines apart from its state: a finished step's log can still
+      // be arriving (seen: `up` finished, its log cut after "Previewing update"). Read every
+      // step until two reads a second apart agree.
+      const steps = (p.workflows ?? []).flatMap((w) => w.children ?? []);
+      const read = async () => new Map(await Promise.all(steps.map(async (s) => [s.name, await c.wp.stepLog(c.repo.id, p.number, s.id)] as const)));
+      let out = await read();
+      for (let i = 0; i < 30; i++) {
+        await new Promise((res) => setTimeout(res, 1000));
+        const again = await read();
+        if ([...again].every(([k, v]) => out.get(k) === v)) break;
+        out = again;
+      }
       return out;
     },
     pulumi(args) {
