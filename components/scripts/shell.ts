@@ -26,8 +26,14 @@ export function vars(v: Record<string, string | number | boolean>): string {
     .join("\n");
 }
 
-/** Strict mode and root's own fixed environment (every script, every host-library run). */
+/**
+ * Strict mode and root's own fixed environment (every script, every host-library run).
+ * `lastpipe`: the last command of a pipeline runs in this shell, so `… | write_file F` counts
+ * its change (in a subshell the count was lost: a changed limits drop-in was never followed by
+ * daemon-reload, a T3 port change never restarted the server).
+ */
 export const STRICT = `set -euo pipefail
+shopt -s lastpipe
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 changes=0
 changed() { echo "changed: $*"; changes=$((changes + 1)); }

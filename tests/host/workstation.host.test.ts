@@ -12,6 +12,7 @@ import * as YAML from "yaml";
 import { capture, changes, CommandSpec, MiniEngine } from "../../dev/engine";
 import { boot, createHost, destroyHost, run, TestHost } from "../../dev/testhost/testhost";
 import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
+import { WEB_APPLY } from "../../components/hostContract";
 
 let h: TestHost;
 let engine: MiniEngine;
@@ -298,10 +299,16 @@ test("a new host library version reaches every user; a delete runs the version i
     for (const u of users.filter((x) => x.state !== "offboarded")) {
       for (const part of ["account", "home", "units"]) assert.ok(updated.includes(`${u.name}-${part}`), `${u.name}-${part} not updated: ${updated}`);
     }
+    // host-files installs the new version; web-files re-points its drift-restore entry
+    // (WEB_APPLY) at it; nothing else changes.
+    const changed = actions.filter(
+      (a) => a.name !== "host-files" && changes(a.stdout).filter((c) => !(a.name === "web-files" && c === `changed: ${WEB_APPLY}`)).length,
+    );
+    assert.deepEqual(changes(actions.find((a) => a.name === "web-files")!.stdout), [`changed: ${WEB_APPLY}`]);
     assert.deepEqual(
-      actions.filter((a) => a.name !== "host-files" && changes(a.stdout).length).map((a) => a.name),
+      changed.map((a) => a.name),
       [],
-      "the new version converges with no change",
+      `the new version converges with no change:\n${changed.map((a) => `${a.name}: ${changes(a.stdout).join("; ")}`).join("\n")}`,
     );
     assert.equal(await sh(`test -x ${v1.path} && test -x ${v2.path} && echo both`), "both", "versions are kept side by side");
     // a user onboarded under v2, then removed: its delete (stored in state) calls v2

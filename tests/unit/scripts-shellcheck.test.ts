@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { unwrapScript } from "../../components/scripts/shell";
+import { FILE_FUNCS, STRICT, unwrapScript } from "../../components/scripts/shell";
 import { HOST_LIB_DIR, hostLibrary, libCommand } from "../../components/scripts/hostLib";
 import { commands, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
 import * as YAML from "yaml";
@@ -61,4 +61,18 @@ test("the host library refuses unknown verbs and parameters, and requires every 
   assert.match(run("account-cut", "NAME").stderr, /not NAME=value/);
   assert.throws(() => libCommand("account-cut", { NAME: "x" }), /parameters NAME but the verb takes/);
   assert.throws(() => libCommand("nope", {}), /unknown verb/);
+});
+
+test("a change written through a pipeline (`… | write_file F`) is counted, so the reload or restart that follows it runs", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-lastpipe-"));
+  const owner = `${os.userInfo().username}:${spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim()}`;
+  const script = `${STRICT}${FILE_FUNCS}
+printf 'a\\n' | base64 | base64 -d | write_file ${dir}/f 0644 ${owner}
+{ printf 'b\\n'; printf 'c\\n'; } | write_file ${dir}/g 0644 ${owner}
+printf 'a\\n' | write_file ${dir}/f 0644 ${owner}
+echo "changes=$changes"`;
+  const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /changes=2$/m, `two files written, one unchanged:\n${r.stdout}`);
+  fs.rmSync(dir, { recursive: true });
 });
