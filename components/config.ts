@@ -7,6 +7,7 @@ import * as command from "@pulumi/command";
 import type { ForgejoConfig } from "./forgejo";
 import { KubeConfig, POD_SECURITY_LEVELS, PodSecurityLevel, USERNAME_CLAIMS, UsernameClaim } from "./kube";
 import { Capacity, DEFAULT_CAPACITY } from "./plan/limits";
+import { EarlyoomSettings, parseEarlyoom } from "./plan/earlyoom";
 
 export const NS = "workstations";
 
@@ -62,6 +63,8 @@ export interface WorkstationsConfig {
   dashboard?: DashboardConfig;
   /** What the users' memory limits may take together (components/plan/limits.ts). */
   capacity: Capacity;
+  /** earlyoom's thresholds (components/plan/earlyoom.ts); false = the program leaves earlyoom alone. */
+  earlyoom: EarlyoomSettings | false;
 }
 
 /** Where the dashboard's token injector lives (README "Web access"). */
@@ -92,6 +95,20 @@ export function loadDashboardConfig(cfg: pulumi.Config, kubeOn: boolean): Dashbo
       "https://kubernetes-dashboard-kong-proxy.kubernetes-dashboard.svc.cluster.local:443",
     );
   return { namespace, upstream };
+}
+
+/** `workstations:earlyoom`: `false`, or `{memory: [term, kill], swap: [term, kill]}` in percent. */
+export function loadEarlyoom(cfg: pulumi.Config): EarlyoomSettings | false {
+  const r = parseEarlyoom(cfg.getObject<unknown>("earlyoom"));
+  if (typeof r === "string")
+    throw new ConfigError(
+      "earlyoom",
+      `${r[0].toUpperCase()}${r.slice(1)} in config key`,
+      '\'{"memory":[5,3],"swap":[100,100]}\'',
+      false,
+      "or false: the program leaves earlyoom alone",
+    );
+  return r;
 }
 
 /** `workstations:capacity`: `{memoryShare: 0 < x <= 1, concurrentUsers?: integer >= 1}`. */
@@ -272,6 +289,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
     adminSource,
     admins,
     capacity: loadCapacity(cfg),
+    earlyoom: loadEarlyoom(cfg),
   };
 }
 

@@ -7,7 +7,7 @@ import { commandConnection, HostConnection } from "./config";
 import { SLACK_WEBHOOK_FILE } from "./hostContract";
 export { SLACK_WEBHOOK_FILE };
 
-import { hostLibrary } from "./scripts/hostLib";
+import { earlyoomApplyScript, earlyoomRemoveScript, hostLibrary } from "./scripts/hostLib";
 import { installFileScript, preflightDeleteScript, preflightScript, removeFileScript, unitsApplyScript, unitsDeleteScript } from "./scripts/host";
 import { HOST_FILES_ARCHIVE, hostFilesInstallScript, hostFilesRemoveScript } from "./scripts/hostFiles";
 
@@ -26,6 +26,8 @@ export interface WorkstationHostArgs {
    * messages to /run/workstations/alert.sock.
    */
   slackWebhook?: pulumi.Input<string>;
+  /** earlyoom's unit drop-in (components/plan/earlyoom.ts); absent = the program leaves earlyoom alone. */
+  earlyoomDropIn?: string;
 }
 
 /**
@@ -110,6 +112,14 @@ export class WorkstationHost extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [files, slack] },
     );
+
+    // The backstop (issue 23): earlyoom's arguments, as a drop-in of the package's unit.
+    if (args.earlyoomDropIn !== undefined)
+      new command.remote.Command(
+        `${name}-earlyoom`,
+        { connection, addPreviousOutputInEnv: false, create: earlyoomApplyScript(args.earlyoomDropIn), delete: earlyoomRemoveScript() },
+        { parent: this, dependsOn: [files] },
+      );
 
     // The units run after everything else here: depending on them is depending on all of it.
     this.ready = [units];

@@ -15,6 +15,7 @@ import { UserPurge } from "./userPurge";
 import { UserWorkstation } from "./userWorkstation";
 import { recordSourcePositionOnly } from "./provenance";
 import { capacityCheck } from "./capacity";
+import { earlyoomDropIn } from "./plan/earlyoom";
 import { WebAccess } from "./web";
 import { DashboardInjector } from "./web/dashboard";
 import * as vault from "@pulumi/vault";
@@ -69,7 +70,13 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   bundle.files.push({ path: AGENT_CONFIG_FILE, mode: "0644", content: agentConfig(config) });
   // A stable logical name: changing the host address updates the connection, it does not replace everything.
   const shells = [...new Set(plan.users.map((u) => u.shell))].sort();
-  const host = new WorkstationHost("host", { connection: config.connection, bundle, shells, slackWebhook: config.slackWebhook });
+  const host = new WorkstationHost("host", {
+    connection: config.connection,
+    bundle,
+    shells,
+    slackWebhook: config.slackWebhook,
+    ...(config.earlyoom ? { earlyoomDropIn: earlyoomDropIn(config.earlyoom) } : {}),
+  });
   const provider = new vault.Provider("vault", {
     address: config.vault.address,
     ...(config.vault.token ? { token: config.vault.token } : {}),

@@ -27,6 +27,7 @@ import { KUBECONFIG_VERBS, kubeconfigParams } from "./kubeconfig";
 import { WEB_VERBS, webApplyParams } from "./web";
 import type { WebPlan } from "../plan/web";
 import { LIMITS_VERBS, limitsParams } from "./limits";
+import { EARLYOOM_VERBS, earlyoomParams } from "./earlyoom";
 
 export { HOST_LIB_DIR };
 
@@ -39,6 +40,7 @@ const VERBS: readonly Verb[] = [
   ...KUBECONFIG_VERBS,
   ...WEB_VERBS,
   ...LIMITS_VERBS,
+  ...EARLYOOM_VERBS,
 ];
 
 const fnName = (verb: string) => `verb_${verb.replace(/-/g, "_")}`;
@@ -147,4 +149,6 @@ export const kubeconfigRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => lib
 export const webApplyScript = (web: WebPlan, terminal = false) => libCommand("web-apply", webApplyParams(web, terminal));
 export const webRemoveScript = () => libCommand("web-remove", {});
 export const limitsApplyScript = (u: Pick<UserPlan, "name" | "uid" | "limits">) => libCommand("limits-apply", limitsParams(u));
+export const earlyoomApplyScript = (dropIn: string) => libCommand("earlyoom-apply", earlyoomParams(dropIn));
+export const earlyoomRemoveScript = () => libCommand("earlyoom-remove", {});
 export const limitsRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("limits-remove", { NAME: u.name, UID_: u.uid });

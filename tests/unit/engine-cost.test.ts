@@ -129,14 +129,13 @@ test("a new host library version changes every user's commands; nothing per-user
     assert.ok(b.get(n)!.includes(libBefore.path) && a.get(n)!.includes(hostLibrary().path), `${n} calls the library by its versioned path`);
     assert.ok(!b.get(n)!.includes("rebuild_index()"), `${n} carries script text`);
   }
-  // web-files is host-level but a library call (web-apply, components/scripts/web.ts): it runs the new version too.
+  // web-files and host-earlyoom are host-level but library calls (web-apply, earlyoom-apply): they run the new version too.
+  const hostCalls = ["web-files", "host-earlyoom"];
   for (const n of b.keys())
-    if (!perUser.test(n) && n !== "host-files" && n !== "web-files") assert.equal(a.get(n), b.get(n), `${n} must not change with the library`);
+    if (!perUser.test(n) && n !== "host-files" && !hostCalls.includes(n)) assert.equal(a.get(n), b.get(n), `${n} must not change with the library`);
   assert.notEqual(a.get("host-files"), b.get("host-files"), "the host files' install (its archive digest) installs the new version");
-  assert.ok(
-    a.get("web-files")!.includes(hostLibrary().path) && b.get("web-files")!.includes(libBefore.path),
-    "web-files calls the library by its versioned path",
-  );
+  for (const n of hostCalls)
+    assert.ok(a.get(n)!.includes(hostLibrary().path) && b.get(n)!.includes(libBefore.path), `${n} calls the library by its versioned path`);
 });
 
 /** The host component's inputs (every resource named host…), example roster: was 1.2 MB of state with the files' text. */
