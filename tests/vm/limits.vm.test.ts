@@ -257,8 +257,18 @@ describe("containment on cgroup v2 (the VM)", { timeout: 60 * 60_000 }, () => {
     const apply = earlyoomApplyScript(earlyoomDropIn(DEFAULT_EARLYOOM));
     assert.match(await sh(apply), /earlyoom changes=[1-9]/);
     await waitFor("earlyoom active", async () => (await tryRun("systemctl is-active earlyoom.service")).stdout.trim() === "active", 60_000);
-    const pid = await sh("systemctl show -p MainPID --value earlyoom.service");
-    const argv = (await sh(`tr '\\0' '\\n' < /proc/${pid}/cmdline`)).split("\n");
+    // (right after a restart the main pid can still be systemd's fork, named "(earlyoom)", before its exec)
+    let pid = "";
+    let argv: string[] = [];
+    await waitFor(
+      "earlyoom's exec",
+      async () => {
+        pid = await sh("systemctl show -p MainPID --value earlyoom.service");
+        argv = (await sh(`tr '\\0' '\\n' < /proc/${pid}/cmdline 2>/dev/null || true`)).split("\n");
+        return argv[0] === "/usr/bin/earlyoom";
+      },
+      30_000,
+    );
     assert.deepEqual(argv, ["/usr/bin/earlyoom", ...earlyoomArgs(DEFAULT_EARLYOOM)], "systemd passed the regular expressions through unchanged ($$ is one $)");
     assert.match(await sh(apply), /earlyoom changes=0/);
     assert.equal(await sh("systemctl show -p MainPID --value earlyoom.service"), pid, "not restarted by a no-op apply");
