@@ -24,6 +24,8 @@ export const SLACK_WEBHOOK_FILE = `${ETC_DIR}/claude-token-renew.slack`;
 export const STATE_DIR = "/var/lib/workstations";
 /** `<uid> <name>` per line: uids are never handed out twice. */
 export const LEDGER = `${STATE_DIR}/uid-ledger`;
+/** Per adopted account, the groups this program added to it (the only ones it ever removes again). */
+export const GRANTED_DIR = `${STATE_DIR}/granted-groups`;
 export const ARCHIVE_DIR = `${STATE_DIR}/archives`;
 /** tmux-persist's snapshots, one directory per user. */
 export const TMUX_STATE_DIR = "/var/lib/tmux-persist";

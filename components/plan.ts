@@ -112,6 +112,8 @@ export interface UserPlan {
   credentialRotation: number;
   /** Take over an existing account this program did not create (roster `adopt`). */
   adopt: boolean;
+  /** With `adopt`: remove the groups and home mode this program did not grant (roster `tighten`). */
+  tighten: boolean;
   /** Memory, swap, CPU and task limits of the user's slice and panes (kept while suspended). */
   limits: UserLimits;
   /**
@@ -240,6 +242,7 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
     namespaces,
     credentialRotation: u.credentialRotation,
     adopt: u.adopt,
+    tighten: u.tighten,
     limits: planLimits(u.role, u.limits),
     profile: p,
     grants: u.state === "active" ? activeGrants(u, p, namespaces) : SUSPENDED_GRANTS,

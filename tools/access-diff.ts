@@ -178,6 +178,12 @@ function diffEntries(name: string, b: Entry | undefined, h: Entry | undefined, r
     flag(
       `adoption: the existing account ${name} (uid ${uidH}), which this program did not create, is taken over and gets this entry's keys, groups and sudo; check it is that person's account`,
     );
+  if (h?.kind === "user" && h.u.adopt && h.u.tighten && !(b?.kind === "user" && b.u.adopt && b.u.tighten))
+    flag(
+      `tighten: the adopted account ${name} loses every supplementary group the roster does not name (it keeps ${h.u.groups.join(", ") || "none"}) and its home becomes 0750, owned by ${name}; the groups it loses are the host's (run the takeover plan to list them)`,
+    );
+  if (h?.kind === "user" && h.u.tighten && !h.u.adopt && !(b?.kind === "user" && b.u.tighten))
+    fact("tighten: set, but the account is not adopted: it has no effect (an account this program created has exactly the roster's groups)");
   if (b?.kind === "user" && h?.kind === "user") {
     if (b.u.role !== h.u.role) fact(`role ${b.u.role} → ${h.u.role}`);
     if (b.u.email !== h.u.email) fact(`email (Claude identity) ${b.u.email} → ${h.u.email}`);

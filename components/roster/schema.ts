@@ -817,6 +817,12 @@ export const userSchema = z.strictObject({
    * entry naming someone else's account must not hand it the entry's keys, groups and sudo).
    */
   adopt: z.boolean().default(false),
+  /**
+   * With `adopt`: take away what this program did not grant. An adopted account keeps its other
+   * supplementary groups and its home's mode; `tighten: true` sets the groups to exactly the
+   * roster's and the home to 0750 (the access diff flags it). No effect on accounts the program created.
+   */
+  tighten: z.boolean().default(false),
   /** Only for offboarded users: the approval for the destructive purge. */
   purge: purgeSchema.optional(),
 });

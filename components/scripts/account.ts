@@ -12,6 +12,7 @@ import { Params, Verb } from "./shell";
 import {
   ARCHIVE_DIR,
   ETC_DIR,
+  GRANTED_DIR,
   KEYS_DIR,
   LEDGER,
   STATE_DIR,
@@ -99,6 +100,27 @@ cut_login() {
   if ! passwd -S "$NAME" | awk '{exit !($2=="L")}'; then usermod --lock "$NAME"; changed "password locked"; fi
 }
 # The reversible cut: no login, no keys, no sudo, no sessions, no timers. Home untouched.
+# adopted_groups CURRENT: an adopted account's groups, additively. The roster's groups are
+# added; a group is removed only when this program added it (GRANTED_DIR/NAME lists those)
+# and the roster no longer names it; every other group the account has stays.
+adopted_groups() {
+  local cur=",$1," want=",$GROUPS_," f="${GRANTED_DIR}/$NAME" g kept=""
+  install -d -m 0700 ${GRANTED_DIR}
+  for g in \${GROUPS_//,/ }; do
+    case "$cur" in *",$g,"*) ;; *) usermod -aG "$g" "$NAME"; changed "group $g added (adopted: the account's other groups stay)"; kept+=" $g" ;; esac
+  done
+  if [ -f "$f" ]; then
+    while read -r g; do
+      [ -n "$g" ] || continue
+      case "$want" in
+        *",$g,"*) kept+=" $g" ;;
+        *) case "$cur" in *",$g,"*) gpasswd -d "$NAME" "$g" >/dev/null; changed "group $g removed (this program granted it; the roster no longer does)" ;; esac ;;
+      esac
+    done <"$f"
+  fi
+  printf '%s\n' $kept | sort -u | sed '/^$/d' | write_file "$f" 0600 root:root
+}
+
 cut_access() {
   user_exists || return 0
   cut_login
@@ -127,6 +149,7 @@ export function accountApplyParams(u: UserPlan): Params {
     KEYS_B64: Buffer.from(keys).toString("base64"),
     ENTRY: usersEntry(u),
     ADOPT: u.adopt,
+    TIGHTEN: u.tighten,
   };
 }
 
@@ -144,7 +167,7 @@ export const ACCOUNT_VERBS: readonly Verb[] = [
   {
     name: "account-apply",
     root: true,
-    params: ["NAME", "UID_", "SHELL_", "STATE", "HOME_", "GROUPS_", "LOGIN", "SUDO", "LINGER", "KEYS_B64", "ENTRY", "ADOPT"],
+    params: ["NAME", "UID_", "SHELL_", "STATE", "HOME_", "GROUPS_", "LOGIN", "SUDO", "LINGER", "KEYS_B64", "ENTRY", "ADOPT", "TIGHTEN"],
     body: `SAFE_SYSTEM_GROUPS='${[...ALLOWED_SYSTEM_GROUPS].sort().join(" ")}'
 install -d -m 0755 ${ETC_DIR} ${USERS_DIR} ${KEYS_DIR}
 install -d -m 0700 ${STATE_DIR}
@@ -190,10 +213,17 @@ if ! user_exists; then
   useradd -u "$UID_" -g "$UID_" -G "$GROUPS_" -s "$SHELL_" -d "$HOME_" -m -k /etc/skel "$NAME"
   changed "user $NAME created"
 else
-  [ "$(getent passwd "$NAME" | cut -d: -f7)" = "$SHELL_" ] || { usermod -s "$SHELL_" "$NAME"; changed "shell $SHELL_"; }
+  # The shell by what it resolves to: /bin/zsh is /usr/bin/zsh on a merged-/usr host.
+  cur_shell=$(getent passwd "$NAME" | cut -d: -f7)
+  [ "$(readlink -f -- "$cur_shell")" = "$(readlink -f -- "$SHELL_")" ] || { usermod -s "$SHELL_" "$NAME"; changed "shell $SHELL_"; }
   [ "$(getent passwd "$NAME" | cut -d: -f6)" = "$HOME_" ] || die "$NAME has home $(getent passwd "$NAME" | cut -d: -f6) on $host, expected $HOME_; move it by hand"
   cur_groups=$(id -nG "$NAME" | tr ' ' '\\n' | grep -vx "$NAME" | sort | paste -sd, || true)
-  [ "$cur_groups" = "$GROUPS_" ] || { usermod -G "$GROUPS_" "$NAME"; changed "groups $GROUPS_"; }
+  if [ "$ADOPT" = 1 ] && [ "$TIGHTEN" != 1 ]; then
+    adopted_groups "$cur_groups"
+  else
+    [ "$cur_groups" = "$GROUPS_" ] || { usermod -G "$GROUPS_" "$NAME"; changed "groups $GROUPS_"; }
+    [ "$ADOPT" != 1 ] || printf '%s\n' \${GROUPS_//,/ } | write_file "${GRANTED_DIR}/$NAME" 0600 root:root
+  fi
 fi
 if [ ! -d "$HOME_" ]; then
   # Built in a root-only staging dir and renamed into place, so the user never sees a
@@ -206,7 +236,12 @@ if [ ! -d "$HOME_" ]; then
   mv -T "$t" "$HOME_"
   changed "home $HOME_ recreated from skel"
 fi
-[ "$(stat -c '%a %u:%g' "$HOME_")" = "750 $UID_:$UID_" ] || { chown "$UID_:$UID_" "$HOME_"; chmod 0750 "$HOME_"; changed "home mode"; }
+if [ "$ADOPT" = 1 ] && [ "$TIGHTEN" != 1 ]; then
+  # An adopted home keeps its owner and mode (tighten: true makes it 0750 like the others).
+  [ "$(stat -c %u "$HOME_")" = "$UID_" ] || echo "warning: the home $HOME_ of adopted $NAME is owned by uid $(stat -c %u "$HOME_") on $host, not $UID_; left as it is (the program's files in it are written as $NAME)"
+else
+  [ "$(stat -c '%a %u:%g' "$HOME_")" = "750 $UID_:$UID_" ] || { chown "$UID_:$UID_" "$HOME_"; chmod 0750 "$HOME_"; changed "home mode"; }
+fi
 
 # Each grant as the plan decided it for the user's state (components/plan.ts \`grants\`):
 # a suspended user arrives with LOGIN=0, no keys, SUDO=0 and LINGER=0.

@@ -39,7 +39,8 @@ import {
 import { guardedKubeconfig } from "../../components/scripts/kubeconfig";
 import { preflightScript } from "../../components/scripts/host";
 import { shq } from "../../components/scripts/shell";
-import { HOST_LOCK_FILE, LAUNCHER_FILE, MIRROR_FILE } from "../../components/hostContract";
+import { GRANTED_DIR, HOST_LOCK_FILE, LAUNCHER_FILE, MIRROR_FILE } from "../../components/hostContract";
+import { USERS_GROUP } from "../../components/plan";
 import { mirrorContent } from "../../components/scripts/home";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 import { installAgents } from "../../dev/testhost/agents";
@@ -70,6 +71,7 @@ function rosterUser(name: string, uid: number, extra: Partial<RosterUser> = {}):
     state: "active",
     credentialRotation: 0,
     adopt: false,
+    tighten: false,
     limits: {},
     ...extra,
   };
@@ -260,5 +262,34 @@ describe("the cut on the systemd host", { timeout: 30 * 60_000 }, () => {
     assert.equal(await print(), before, "nothing changed");
     await apply({ ...u, adopt: true });
     assert.match(await sh("cat /var/lib/workstations/uid-ledger"), /^2130 wiz$/m);
+  });
+
+  test("adopting is additive: other groups, the home's mode, the shell (by what it resolves to) and running processes stay; tighten takes away what the roster does not grant", async () => {
+    // the team's admin as their devvm has it: sudo, docker and a team group, home 0700, /usr/bin/bash
+    await sh(
+      "getent group docker >/dev/null || groupadd -r docker; groupadd -g 3100 team1; groupadd -g 3101 team2; " +
+        "useradd -m -u 2131 -U -s /usr/bin/bash -G sudo,docker,team1 ada && chmod 0700 /home/ada",
+    );
+    await sh("runuser -u ada -- setsid sleep 99999 </dev/null >/dev/null 2>&1 & sleep 1");
+    const pid = await sh("pgrep -u ada -x sleep");
+    const groups = async () => (await sh("id -nG ada")).split(" ").sort();
+    const u = rosterUser("ada", 2131, { adopt: true, groups: ["team2"] });
+    const first = await apply(u);
+    assert.deepEqual(await groups(), ["ada", "docker", "sudo", "team1", "team2", USERS_GROUP].sort(), first.stdout);
+    assert.equal(await sh("stat -c %a /home/ada"), "700", "the home keeps its mode");
+    assert.equal(await sh("getent passwd ada | cut -d: -f7"), "/usr/bin/bash", "/usr/bin/bash is /bin/bash: unchanged");
+    assert.equal(await sh(`kill -0 ${pid} && echo alive`), "alive", "a running process keeps its pid");
+    assert.equal(await sh(`cat ${GRANTED_DIR}/ada`), [USERS_GROUP, "team2"].sort().join("\n"), "only what the program added is recorded");
+    assert.match((await apply(u)).stdout, /changes=0$/m, "a second apply changes nothing");
+    // the roster stops granting team2: only that goes
+    const dropped = await apply({ ...u, groups: [] });
+    assert.match(dropped.stdout, /changed: group team2 removed \(this program granted it; the roster no longer does\)/);
+    assert.deepEqual(await groups(), ["ada", "docker", "sudo", "team1", USERS_GROUP].sort());
+    // tighten: exactly the roster's groups, the home 0750
+    const tight = await apply({ ...u, groups: [], tighten: true });
+    assert.deepEqual(await groups(), ["ada", USERS_GROUP].sort(), tight.stdout);
+    assert.equal(await sh("stat -c %a /home/ada"), "750");
+    assert.equal(await sh(`kill -0 ${pid} && echo alive`), "alive");
+    await sh(`kill ${pid}`);
   });
 });

@@ -46,6 +46,7 @@ function rosterUser(name: string, uid: number, extra: Partial<RosterUser> = {}):
     state: "active",
     credentialRotation: 0,
     adopt: false,
+    tighten: false,
     limits: {},
     ...extra,
   };

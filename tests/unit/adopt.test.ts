@@ -20,10 +20,22 @@ const ADMIN = {
   forgejo: "viktor",
   sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPh0RB7kWL7cA1TpA3SjC6GuvWkfglADuzK5d5Ri7UvQ viktor@example"],
 };
-const roster = (adopt?: boolean) =>
+const roster = (adopt?: boolean, tighten?: boolean) =>
   YAML.stringify({
     version: 1,
-    users: [ADMIN, { name: "wiz", uid: 2130, role: "power-user", email: "wiz@example.com", forgejo: "wiz", ...(adopt === undefined ? {} : { adopt }) }],
+    users: [
+      ADMIN,
+      {
+        name: "wiz",
+        uid: 2130,
+        role: "power-user",
+        email: "wiz@example.com",
+        forgejo: "wiz",
+        groups: ["video"],
+        ...(adopt === undefined ? {} : { adopt }),
+        ...(tighten === undefined ? {} : { tighten }),
+      },
+    ],
   });
 const plan = (text: string) => {
   const r = parseRoster(text, "roster.yaml");
@@ -46,4 +58,17 @@ test("the access diff flags an adoption, and only when it starts", () => {
   assert.doesNotMatch(formatDiff(diffPlans(plan(roster(true)), plan(roster(true)))), /adoption/);
   // a new entry that adopts is flagged too
   assert.match(formatDiff(diffPlans(plan(YAML.stringify({ version: 1, users: [ADMIN] })), plan(roster(true)))), /! adoption: the existing account wiz/);
+});
+
+test("tighten defaults to false; the access diff flags it when it starts, and says when it has no effect", () => {
+  assert.equal(accountApplyParams(plan(roster(true)).users[1]).TIGHTEN, false);
+  assert.equal(accountApplyParams(plan(roster(true, true)).users[1]).TIGHTEN, true);
+  const out = formatDiff(diffPlans(plan(roster(true)), plan(roster(true, true))));
+  assert.match(
+    out,
+    /! tighten: the adopted account wiz loses every supplementary group the roster does not name \(it keeps video, workstation-users\) and its home becomes 0750/,
+  );
+  assert.doesNotMatch(formatDiff(diffPlans(plan(roster(true, true)), plan(roster(true, true)))), /tighten/);
+  assert.match(formatDiff(diffPlans(plan(roster(false)), plan(roster(false, true)))), /tighten: set, but the account is not adopted: it has no effect/);
+  assert.doesNotMatch(formatDiff(diffPlans(plan(roster(false, true)), plan(roster(false, true)))), /tighten/);
 });

@@ -90,6 +90,7 @@ const rosterArb: fc.Arbitrary<Roster> = fc
             state: e.state,
             credentialRotation: 0,
             adopt: false,
+            tighten: false,
             limits: {},
           };
         });

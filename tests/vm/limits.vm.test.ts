@@ -54,6 +54,7 @@ const user = (name: string, uid: number, limits: RosterUser["limits"]): RosterUs
   state: "active",
   credentialRotation: 0,
   adopt: false,
+  tighten: false,
   limits,
 });
 const ana = user("ana", 2201, { memoryMax: "384M", paneMemoryMax: "160M", tasksMax: 256 });
