@@ -37,7 +37,12 @@ export function capacityCheck(
   );
   const ok = facts.stdout.apply((out) => {
     const problems = capacityProblems(args.users, parseHostFacts(out), args.capacity);
-    if (problems.length) throw new pulumi.RunError(problems.join("\n"));
+    if (problems.length) {
+      // The error diagnostic is the clean line a person reads; the throw stops every resource
+      // that takes `ok` (each user's limits) before it is written.
+      for (const p of problems) pulumi.log.error(p);
+      throw new pulumi.RunError(problems.join("\n"));
+    }
     return "capacity ok";
   });
   return { facts, ok };

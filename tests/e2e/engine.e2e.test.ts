@@ -140,6 +140,31 @@ test("a no-op preview and up change nothing", async () => {
   );
 });
 
+test("an oversubscribed roster: preview and up stop with the capacity line naming the numbers, and write nothing", async () => {
+  // two users at 60% of the host's RAM each (2 may be active at once by default; 90% is the share)
+  const ram = Number(await e.sh("awk '/^MemTotal:/ {printf \"%.0f\", $2 * 1024}' /proc/meminfo"));
+  const big = `${Math.ceil((ram * 0.6) / 2 ** 30)}G`;
+  const dropIn = "/etc/systemd/system/user-2000.slice.d/50-workstations.conf";
+  const before = await e.sh(`cat ${dropIn}`);
+  const saved = JSON.stringify(roster.users);
+  for (const n of ["viktor", "emo"]) user(n).limits = { memoryMax: big };
+  e.writeRoster(roster);
+  // one line per problem, as its own error diagnostic (the users in name order)
+  const line = new RegExp(
+    `^ *error: capacity: the memory maxima of the 2 user\\(s\\) who may be active at once \\(emo ${big}, viktor ${big}\\) sum to [0-9.]+ GiB, over 90% of \\S+'s [0-9.]+ GiB RAM \\([0-9.]+ GiB\\) by [0-9.]+ GiB; lower limits.memoryMax in the roster, or raise workstations:capacity \\(memoryShare, concurrentUsers\\)$`,
+    "m",
+  );
+  try {
+    await step("oversubscribed: preview", () => assert.rejects(e.preview(), (err: Error) => (assert.match(err.message, line), true)));
+    await step("oversubscribed: up", () => assert.rejects(e.up(), (err: Error) => (assert.match(err.message, line), true)));
+    assert.equal(await e.sh(`cat ${dropIn}`), before, "viktor's slice drop-in is as it was");
+  } finally {
+    roster.users = JSON.parse(saved) as User[];
+    e.writeRoster(roster);
+  }
+  await step("back within capacity: no-op preview", () => e.preview({ expectNoChanges: true }));
+});
+
 test("onboard: a new user gets everything, and only that user's resources are touched", async () => {
   const kim = e.keypair("kim");
   keys.kim = kim.priv;
