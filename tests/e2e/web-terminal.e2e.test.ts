@@ -2,7 +2,8 @@
  * The web terminal under the real engine (issue 22): the real Pulumi CLI runs the whole
  * program (workstations:webTerminal on) against the trixie VM test host (ttyd 1.7.7 is only
  * there), and a real browser (chromium) reaches emo's session through a real nginx running
- * docs/nginx-web-terminal.conf. Then emo is suspended by a roster edit and `up`: in that one
+ * docs/nginx-web-terminal.conf. A memory hog typed into one pane of that session is killed
+ * alone (the pane cap of issue 23: the other pane, the server and the connection live). Then emo is suspended by a roster edit and `up`: in that one
  * run the web files are regenerated, emo's identity is gone from every file, the open
  * connection ends, and a new one is refused. A second `up` changes nothing.
  */
@@ -60,6 +61,40 @@ test("systemd-analyze verify accepts the web terminal's unit as the program inst
   const lines = r.split("\n").filter((l) => l.trim() && !/^rc=/.test(l));
   assert.match(r, /rc=0\s*$/, r);
   assert.deepEqual(lines, [], "no warnings");
+});
+
+test("a memory hog in a pane of emo's web-terminal session is killed alone: the pane cap, not the session", { timeout: 30 * 60_000 }, async () => {
+  const p = await open("emo", "hog");
+  await waitFor("emo's prompt", async () => /\$\s*$/m.test(await pane("emo", "hog")), 60_000);
+  const tmux = (args: string) => e.sh(`runuser -u emo -- /usr/bin/tmux ${args}`);
+  await tmux("split-window -d -t hog:");
+  const panes = (await tmux("list-panes -t hog: -F '#{pane_id} #{pane_pid}'")).split("\n").map((l) => l.split(" "));
+  assert.equal(panes.length, 2);
+  const uid = await e.sh("id -u emo");
+  // the web terminal's attach started emo's server under her own manager: each pane in its own scope of her slice
+  for (const [, pid] of panes)
+    assert.match(await e.sh(`cat /proc/${pid}/cgroup`), new RegExp(`/user-${uid}\\.slice/user@${uid}\\.service/.*tmux-spawn-[^/]+\\.scope$`), `pane ${pid}`);
+  const server = await tmux("display-message -p -t hog: '#{pid}'");
+  await tmux(`send-keys -t ${panes[1][0]} 'sleep 100001' Enter`);
+  await e.sh("dmesg -C");
+  // typed in the browser, in the pane it shows (the first)
+  await p.type("head -c 4000M /dev/zero | tail\r");
+  await waitFor("the OOM kill", async () => /Killed process \d+ \(tail\)/.test(await e.sh("dmesg")), 300_000);
+  const kill = (await e.sh("dmesg")).split("\n").find((l) => /Killed process \d+ \(tail\)/.test(l))!;
+  const cap = await e.sh(
+    `find /sys/fs/cgroup/user.slice/user-${uid}.slice -name 'tmux-spawn-*.scope' -exec cat {}/memory.max ';' 2>/dev/null | sort -u | head -3 || true`,
+  );
+  console.log(`# web-terminal hog: ${kill.trim()}; pane scopes' memory.max ${cap.replace(/\n/g, " ")}`);
+  assert.match(kill, new RegExp(`UID:${uid}`));
+  await new Promise((res) => setTimeout(res, 3000));
+  assert.equal(await e.sh(`kill -0 ${server} && echo alive`), "alive", "emo's tmux server lives");
+  assert.equal((await tmux("list-panes -t hog: -F '#{pane_id}'")).split("\n").length, 2, "both panes live");
+  assert.match(await e.sh("pgrep -u emo -f 'sleep 100001' || true"), /\d+/, "the other pane's process lives");
+  assert.equal(p.openSockets().length, 1, "the browser's connection stays open");
+  await p.type("echo alive-$((6*7))\r");
+  await waitFor("the pane answers", async () => /^alive-42$/m.test(await pane("emo", "hog")), 30_000);
+  await p.screenshot(path.join(ARTIFACTS, "e2e-0-emo-hog-killed.png"));
+  await tmux("kill-session -t hog");
 });
 
 test("real engine: emo's session in the browser; suspending emo by roster edit and up ends it and refuses the next", { timeout: 60 * 60_000 }, async () => {
