@@ -1,7 +1,8 @@
 /**
  * scripts/agents/workstations-refresh-clone on real git clones in temp dirs (a local bare repo as
  * the remote; the same script over HTTP with a token is in git.test.ts): it fast-forwards a
- * clean clone on master, and leaves alone, each with its own warning, a dirty clone, a clone
+ * clean clone on master, and one with untracked files (kept), and leaves alone, each with its
+ * own warning, a clone with tracked changes, an untracked file the fast-forward would overwrite, a clone
  * on another branch, a diverged one, one ahead of its upstream, one without an upstream; it
  * never resets or cleans; and its units pass systemd-analyze verify.
  */
@@ -73,26 +74,50 @@ test("a clean clone on master with an upstream is fast-forwarded", () => {
   assert.equal(again.stderr, "", "up to date: silent");
 });
 
+test("untracked files do not block the fast-forward (75 of them, as froze the team's refresh) and are kept", () => {
+  const f = fixture();
+  for (let i = 0; i < 75; i++) fs.writeFileSync(path.join(f.clone, `scratch-${i}.txt`), `mine ${i}\n`);
+  fs.mkdirSync(path.join(f.clone, "notes"));
+  fs.writeFileSync(path.join(f.clone, "notes", "todo.md"), "- x\n");
+  const tip = f.advance();
+  const r = refresh(f);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.stderr, /master fast-forwarded to forgejo\/master/);
+  assert.equal(head(f), tip);
+  assert.equal(fs.readdirSync(f.clone).filter((n) => n.startsWith("scratch-")).length, 75, "every untracked file kept");
+  assert.equal(fs.readFileSync(path.join(f.clone, "notes", "todo.md"), "utf8"), "- x\n");
+});
+
+test("an untracked file the fast-forward would overwrite: left alone, the file untouched, one warning naming it", () => {
+  const f = fixture();
+  fs.writeFileSync(path.join(f.clone, "plan.md"), "my draft\n");
+  const before = head(f);
+  fs.writeFileSync(path.join(f.upstream, "plan.md"), "the team's plan\n");
+  gitOk(["add", "plan.md"], { cwd: f.upstream, home: f.home });
+  gitOk(["commit", "-qm", "plan"], { cwd: f.upstream, home: f.home });
+  gitOk(["push", "-q", "origin", "master"], { cwd: f.upstream, home: f.home });
+  const r = refresh(f);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(r.stderr.trim().split("\n").length, 1, `one warning: ${r.stderr}`);
+  assert.match(r.stderr, /the fast-forward to forgejo\/master stopped \(.*untracked working tree files would be overwritten.*plan\.md.*\); left alone/);
+  assert.equal(head(f), before, "HEAD did not move");
+  assert.equal(fs.readFileSync(path.join(f.clone, "plan.md"), "utf8"), "my draft\n", "the user's file untouched");
+});
+
 const cases: Array<[string, (f: Fixture) => void, RegExp, (f: Fixture, before: string) => void]> = [
   [
-    "a dirty clone (unstaged change)",
+    "tracked files changed (unstaged)",
     (f) => fs.appendFileSync(path.join(f.clone, "README"), "local edit\n"),
-    /the working tree is dirty; left alone/,
+    /tracked files have changes; left alone/,
     (f) => assert.match(fs.readFileSync(path.join(f.clone, "README"), "utf8"), /local edit/),
   ],
   [
-    "a dirty clone (untracked file)",
-    (f) => fs.writeFileSync(path.join(f.clone, "scratch.txt"), "mine\n"),
-    /the working tree is dirty; left alone/,
-    (f) => assert.ok(fs.existsSync(path.join(f.clone, "scratch.txt")), "never cleaned"),
-  ],
-  [
-    "a dirty clone (staged change)",
+    "tracked files changed (staged)",
     (f) => {
       fs.writeFileSync(path.join(f.clone, "new.txt"), "x\n");
       gitOk(["add", "new.txt"], { cwd: f.clone, home: f.home });
     },
-    /the working tree is dirty; left alone/,
+    /tracked files have changes; left alone/,
     () => undefined,
   ],
   [
