@@ -6,7 +6,7 @@
  */
 import { CLAUDE_BASE, UNITS } from "./hostContract";
 import { planLimits, UserLimits } from "./plan/limits";
-import { LifecycleState, Overrides, Role, Roster, RosterUser } from "./roster/schema";
+import { isRestrictedKey, LifecycleState, Overrides, Role, Roster, RosterUser } from "./roster/schema";
 import { planWeb, WebGrant, WebPlan } from "./plan/web";
 
 export type ForgejoPermission = "none" | "read" | "write" | "admin";
@@ -345,7 +345,8 @@ export interface PlanProblem {
  */
 export function planProblems(roster: Roster, profiles: Readonly<Record<Role, RoleProfile>> = DEFAULT_PROFILES): PlanProblem[] {
   const problems: PlanProblem[] = [];
-  const withKeys = roster.users.map((u, i) => ({ u, i })).filter(({ u }) => u.state === "active" && u.sshKeys.length > 0);
+  // a forced-command key gives no shell: it is no way back in
+  const withKeys = roster.users.map((u, i) => ({ u, i })).filter(({ u }) => u.state === "active" && u.sshKeys.some((k) => !isRestrictedKey(k)));
   if (!withKeys.some(({ u }) => effectiveProfile(u.role, u.overrides, profiles).sudo)) {
     const what = "an active user with sudo and an ssh key (the only way back into the host)";
     const removed = withKeys.filter(({ u }) => profiles[u.role].sudo && u.overrides.sudo === false).pop();

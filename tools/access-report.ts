@@ -11,7 +11,7 @@
 import { OffboardedPlan, Plan, planRoster, UserPlan } from "../components/plan";
 import { injectorToken } from "../components/plan/web";
 import { loadRoster, RosterError } from "../components/roster/load";
-import { escapeControls, quoteText } from "../components/roster/schema";
+import { escapeControls, quoteText, splitKeyOptions } from "../components/roster/schema";
 
 /** The areas of a grant, in the order reports print them. */
 export const GRANT_AREAS = ["login", "groups", "sudo", "web", "forgejo", "kubernetes", "dashboard", "vault", "units"] as const;
@@ -20,9 +20,12 @@ export type GrantArea = (typeof GRANT_AREAS)[number];
 export type Grants = Record<GrantArea, string[]>;
 
 /** An ssh key as a reviewer recognises it: type, the end of the blob, the comment (free text, quoted). */
-export function keyLabel(key: string): string {
-  const [type, blob = "", ...comment] = key.trim().split(" ");
-  return `${type} …${blob.replace(/=+$/, "").slice(-8)}${comment.length ? " " + quoteText(comment.join(" ")) : ""}`;
+export function keyLabel(line: string): string {
+  const split = splitKeyOptions(line.trim());
+  const key = "key" in split ? split.key : line.trim();
+  const [type, blob = "", ...comment] = key.split(" ");
+  const forced = "key" in split && split.command !== undefined ? ` (forced command ${quoteText(split.command)}, nothing else)` : "";
+  return `${type} …${blob.replace(/=+$/, "").slice(-8)}${comment.length ? " " + quoteText(comment.join(" ")) : ""}${forced}`;
 }
 
 /** Everything the plan gives one active or suspended user, per area: its `grants`, read as they are. */

@@ -433,8 +433,39 @@ export function isSshPublicKey(key: string): boolean {
   return parseSshPublicKey(key).ok;
 }
 
+/** The one options field a roster key may carry: a forced command, every other permission off (sshd's `restrict`). */
+export const KEY_OPTIONS_FORM = 'restrict,command="<absolute program> <plain arguments>"';
+const FORCED_COMMAND = /^\/[A-Za-z0-9._/-]+( [A-Za-z0-9._/:=,@+%-]+)*$/;
+
+/**
+ * A roster key line: an OpenSSH public key, optionally after exactly `restrict,command="…"`
+ * (a forced-command key: the deploy key of the team's web terminal is one). Any other option
+ * (`from=`, `permitopen=`, `no-pty` alone, a `command=` without `restrict`, …) is refused: each
+ * would be a grant the roster's readers cannot see at a glance.
+ */
+export function splitKeyOptions(line: string): { key: string; command?: string } | { problem: string } {
+  // Options come before the key type: a first word that is not a key type, with one later.
+  const first = line.split(" ", 1)[0];
+  if (/^(ssh-|ecdsa-|sk-)/.test(first) || !/ (ssh-|ecdsa-|sk-)\S+ [A-Za-z0-9+/]/.test(line)) return { key: line };
+  const m = /^restrict,command="([^"\\]*)" (.*)$/.exec(line);
+  if (!m) return { problem: `an OpenSSH public key line, optionally after exactly ${KEY_OPTIONS_FORM} (a forced-command key); no other options` };
+  if (!FORCED_COMMAND.test(m[1]))
+    return {
+      problem: `a forced command that is an absolute program with plain arguments (letters, digits and . _ / : = , @ + % -), in ${KEY_OPTIONS_FORM}; got ${JSON.stringify(m[1].slice(0, 80))}`,
+    };
+  return { key: m[2], command: m[1] };
+}
+
+/** True for a key line that carries a forced command (it gives no shell). */
+export function isRestrictedKey(line: string): boolean {
+  const s = splitKeyOptions(line);
+  return "key" in s && s.command !== undefined;
+}
+
 const sshKey = z.string().superRefine((line, ctx) => {
-  const r = parseSshPublicKey(line);
+  const split = splitKeyOptions(line);
+  if ("problem" in split) return void ctx.addIssue({ code: "custom", message: split.problem });
+  const r = parseSshPublicKey(split.key);
   if (!r.ok) ctx.addIssue({ code: "custom", message: r.problem });
 });
 
@@ -980,7 +1011,8 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
   users.forEach((u, i) => {
     (Array.isArray(u.sshKeys) ? u.sshKeys : []).forEach((kRaw, j) => {
       // Compare the decoded blob (it holds the type); the comment does not make a key another key.
-      const m = typeof kRaw === "string" ? /^\S+ ([A-Za-z0-9+/]+={0,2})(?: |$)/.exec(kRaw) : null;
+      const split = typeof kRaw === "string" ? splitKeyOptions(kRaw) : undefined;
+      const m = split && "key" in split ? /^\S+ ([A-Za-z0-9+/]+={0,2})(?: |$)/.exec(split.key) : null;
       if (!m) return;
       const id = Buffer.from(m[1], "base64").toString("base64");
       const prev = keyOwner.get(id);

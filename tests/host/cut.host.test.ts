@@ -264,6 +264,37 @@ describe("the cut on the systemd host", { timeout: 30 * 60_000 }, () => {
     assert.match(await sh("cat /var/lib/workstations/uid-ledger"), /^2130 wiz$/m);
   });
 
+  test("a forced-command key from the roster runs its command and nothing else; the plain key gives a shell; the cut ends both", async () => {
+    const plain = keypair("kit");
+    const deploy = keypair("kit-deploy");
+    const u = rosterUser("kit", 2132, { sshKeys: [plain.pub, `restrict,command="/usr/bin/id -un" ${deploy.pub}`] });
+    await apply(u);
+    const ssh = (key: string, cmd: string) =>
+      spawnSync(
+        "ssh",
+        ["-i", path.join(keyDir, key), "-p", String(h.port), "-o", `UserKnownHostsFile=${h.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes"].concat([
+          "-o",
+          "BatchMode=yes",
+          "-o",
+          "IdentitiesOnly=yes",
+          "-o",
+          "ConnectTimeout=10",
+          "kit@127.0.0.1",
+          cmd,
+        ]),
+        { encoding: "utf8", env: { ...process.env, SSH_AUTH_SOCK: "" }, timeout: 30_000 },
+      );
+    assert.equal(ssh("kit", "echo shell-$((6*7))").stdout.trim(), "shell-42", "the plain key gives a shell");
+    const forcedRun = ssh("kit-deploy", "echo shell-$((6*7)); cat /etc/hostname");
+    assert.equal(forcedRun.status, 0, forcedRun.stderr);
+    assert.equal(forcedRun.stdout.trim(), "kit", "the deploy key runs its forced command, never the one asked for");
+    assert.match(await sh("cat /etc/ssh/authorized_keys.d/kit"), /^restrict,command="\/usr\/bin\/id -un" ssh-ed25519 /m);
+    const cut = await tryRun(accountCutScript(planUser(u)));
+    assert.equal(cut.code, 0, cut.stderr);
+    assert.notEqual(ssh("kit", "true").status, 0, "no login after the cut");
+    assert.notEqual(ssh("kit-deploy", "true").status, 0, "nor with the deploy key");
+  });
+
   test("adopting is additive: other groups, the home's mode, the shell (by what it resolves to) and running processes stay; tighten takes away what the roster does not grant", async () => {
     // the team's admin as their devvm has it: sudo, docker and a team group, home 0700, /usr/bin/bash
     await sh(
