@@ -267,6 +267,9 @@ export interface Woodpecker {
   stop(): Promise<void>;
 }
 
+/** The SQLite parameters the README's CI section gives the team's server too. */
+export const SQLITE_DSN_PARAMS = "_busy_timeout=30000&_txlock=immediate&_journal_mode=WAL";
+
 function serverEnv(
   o: StartWoodpeckerOptions,
   ports: { http: number; grpc: number },
@@ -282,7 +285,12 @@ function serverEnv(
     WOODPECKER_AGENT_SECRET: secrets.agent,
     WOODPECKER_GRPC_SECRET: secrets.grpc,
     WOODPECKER_DATABASE_DRIVER: "sqlite3",
-    WOODPECKER_DATABASE_DATASOURCE: path.join(o.dir, "woodpecker.sqlite"),
+    // Gitea posts a burst of webhooks at once (a branch push, its `create`, a pull request, a
+    // queued older push). On the plain file name the server answered one of them HTTP 500
+    // "failed to save pipeline … database is locked" (Gitea does not redeliver: the push never
+    // got its pipeline). go-sqlite3 takes these from the name: wait for the lock, start every
+    // transaction as a writer (no deadlocked read-to-write upgrade), readers beside the writer.
+    WOODPECKER_DATABASE_DATASOURCE: `${path.join(o.dir, "woodpecker.sqlite")}?${SQLITE_DSN_PARAMS}`,
     WOODPECKER_GITEA: "true",
     WOODPECKER_GITEA_URL: o.forge.url.replace(/\/$/, ""),
     WOODPECKER_GITEA_CLIENT: oauth.client,
@@ -334,7 +342,7 @@ async function oauthApp(forge: ForgejoServer, wpUrl: string): Promise<{ client: 
 export async function startWoodpecker(o: StartWoodpeckerOptions): Promise<Woodpecker> {
   const bin = requireWoodpecker();
   for (const d of ["workspaces", "agent-home", "secrets"]) fs.mkdirSync(path.join(o.dir, d), { recursive: true, mode: 0o700 });
-  fs.rmSync(path.join(o.dir, "woodpecker.sqlite"), { force: true });
+  for (const f of ["woodpecker.sqlite", "woodpecker.sqlite-wal", "woodpecker.sqlite-shm"]) fs.rmSync(path.join(o.dir, f), { force: true });
   fs.rmSync(path.join(o.dir, "agent.conf"), { force: true });
   const ports = { http: await freePort(), grpc: await freePort() };
   const url = `http://127.0.0.1:${ports.http}`;
@@ -506,7 +514,7 @@ export interface DeployEnvOptions {
   roster: unknown;
 }
 
-function gitAuthEnv(header: string): NodeJS.ProcessEnv {
+export function gitAuthEnv(header: string): NodeJS.ProcessEnv {
   // The credential travels in the environment (git's GIT_CONFIG_*), never on a command line.
   return { ...process.env, ...GIT_ENV, GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_COUNT: "1", GIT_CONFIG_KEY_0: "http.extraHeader", GIT_CONFIG_VALUE_0: header };
 }
@@ -663,17 +671,34 @@ const AUTHORS: Record<Pusher, { name: string; email: string }> = {
   nonAdmin: { name: "Emo Barzin", email: "emo@example.com" },
 };
 
-/** Waits for the pipeline of `sha` and `event` to exist, then to finish. */
-async function finishedPipeline(wp: Woodpecker, repoId: number, sha: string, event: string, timeoutMs: number): Promise<WpPipeline> {
-  const deadline = Date.now() + timeoutMs;
+/** The server's lines about a webhook it could not turn into a pipeline. */
+export function hookErrors(serverLog: string): string[] {
+  const text = fs.existsSync(serverLog) ? fs.readFileSync(serverLog, "utf8") : "";
+  // "ignoring hook: …" (a `[ci skip]`, `when` filtering out every step) is logged at the same
+  // level and is no error; a 5xx on /api/hook is one (Gitea never redelivers it).
+  return text
+    .split("\n")
+    .filter((l) => /"path":"\/api\/hook","status":5/.test(l) || (/could not create pipeline|failed to save pipeline/.test(l) && !/ignoring hook/.test(l)));
+}
+
+/**
+ * Waits for the pipeline of `sha` and `event` to exist (a webhook makes it within seconds;
+ * after `createMs` the wait stops and names the server's webhook errors: Gitea never
+ * redelivers a hook the server refused), then to finish.
+ */
+export async function finishedPipeline(wp: Woodpecker, repoId: number, sha: string, event: string, timeoutMs: number, createMs = 180_000): Promise<WpPipeline> {
+  const start = Date.now();
   let seen: WpPipeline | undefined;
-  while (Date.now() < deadline) {
+  while (Date.now() < start + timeoutMs) {
     seen = (await wp.pipelines(repoId)).find((p) => p.commit === sha && p.event === event);
     if (seen && DONE.has(seen.status)) return wp.pipeline(repoId, seen.number);
+    if (!seen && Date.now() > start + createMs) break;
     await sleep(1000);
   }
-  const where = seen ? `pipeline #${seen.number} is still ${seen.status}` : `no ${event} pipeline for ${sha.slice(0, 8)} (was the webhook delivered?)`;
-  throw new Error(`timed out after ${timeoutMs} ms: ${where}; server log ${wp.serverLog}, agent log ${wp.agentLog}`);
+  const where = seen
+    ? `timed out after ${timeoutMs} ms: pipeline #${seen.number} is still ${seen.status}`
+    : `no ${event} pipeline for ${sha.slice(0, 8)} after ${Math.round((Date.now() - start) / 1000)} s (was the webhook delivered?); the server's webhook errors: ${JSON.stringify(hookErrors(wp.serverLog))}`;
+  throw new Error(`${where}; server log ${wp.serverLog}, agent log ${wp.agentLog}`);
 }
 
 function deployEnv(c: DeployCtx, stop: () => Promise<void>, secrets: string[]): DeployEnv {
