@@ -65,6 +65,8 @@ export interface WorkstationsConfig {
   capacity: Capacity;
   /** earlyoom's thresholds (components/plan/earlyoom.ts); false = the program leaves earlyoom alone. */
   earlyoom: EarlyoomSettings | false;
+  /** tmux-persist's resume arguments (TMUX_PERSIST_CONFIG); absent = its default. */
+  tmuxResumeArgs?: string[];
 }
 
 /** Where the dashboard's token injector lives (README "Web access"). */
@@ -109,6 +111,25 @@ export function loadEarlyoom(cfg: pulumi.Config): EarlyoomSettings | false {
       "or false: the program leaves earlyoom alone",
     );
   return r;
+}
+
+/**
+ * `workstations:tmuxResumeArgs`: the arguments tmux-persist gives `claude` when it resumes a
+ * conversation (`{uuid}` and `{session}` replaced), written to TMUX_PERSIST_CONFIG; absent =
+ * tmux-persist's default `--resume {uuid}`. The agent checks the same rule (cli.mjs).
+ */
+export function loadTmuxResumeArgs(cfg: pulumi.Config): string[] | undefined {
+  const v = cfg.getObject<unknown>("tmuxResumeArgs");
+  if (v === undefined) return undefined;
+  const words = Array.isArray(v) && v.every((w) => typeof w === "string" && w !== "" && !/[\0\n]/.test(w)) ? (v as string[]) : null;
+  const at = words ? words.indexOf("{uuid}") : -1;
+  if (!words || at < 1 || words.lastIndexOf("{uuid}") !== at || !["--resume", "-r"].includes(words[at - 1]))
+    throw new ConfigError(
+      "tmuxResumeArgs",
+      'A list of non-empty words holding "--resume", "{uuid}" exactly once is expected in config key',
+      '\'["--dangerously-skip-permissions","--resume","{uuid}","--name","{session}"]\'',
+    );
+  return words;
 }
 
 /** `workstations:capacity`: `{memoryShare: 0 < x <= 1, concurrentUsers?: integer >= 1}`. */
@@ -290,6 +311,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
     admins,
     capacity: loadCapacity(cfg),
     earlyoom: loadEarlyoom(cfg),
+    ...((r) => (r ? { tmuxResumeArgs: r } : {}))(loadTmuxResumeArgs(cfg)),
   };
 }
 

@@ -17,6 +17,8 @@ export const USERS_INDEX = `${ETC_DIR}/users.json`;
 export const USERS_INDEX_VERSION = 1;
 /** The renewal agent's host-wide settings (client id, endpoints, Vault address). */
 export const TOKEN_RENEW_CONFIG = `${ETC_DIR}/claude-token-renew.json`;
+/** tmux-persist's options (scripts/agents/tmux/cli.mjs `--config` default): `{resumeArgs}` from workstations:tmuxResumeArgs. */
+export const TMUX_PERSIST_CONFIG = `${ETC_DIR}/tmux-persist.json`;
 /** The Slack webhook, root 0600, read only by the notifier (`LoadCredential=`). */
 export const SLACK_WEBHOOK_FILE = `${ETC_DIR}/claude-token-renew.slack`;
 

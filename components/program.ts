@@ -19,7 +19,7 @@ import { earlyoomDropIn } from "./plan/earlyoom";
 import { WebAccess } from "./web";
 import { DashboardInjector } from "./web/dashboard";
 import * as vault from "@pulumi/vault";
-import { TOKEN_RENEW_CONFIG, USERS_INDEX } from "./hostContract";
+import { TMUX_PERSIST_CONFIG, TOKEN_RENEW_CONFIG, USERS_INDEX } from "./hostContract";
 import { APPROLE_MOUNT, KV_MOUNT, KV_PREFIX, VaultShared } from "./vault";
 
 export const AGENT_CONFIG_FILE = TOKEN_RENEW_CONFIG;
@@ -68,6 +68,8 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   const kube = config.kube ? new KubeCluster("kube", { config: config.kube }) : undefined;
   const bundle = loadBundle(projectDir);
   bundle.files.push({ path: AGENT_CONFIG_FILE, mode: "0644", content: agentConfig(config) });
+  if (config.tmuxResumeArgs)
+    bundle.files.push({ path: TMUX_PERSIST_CONFIG, mode: "0644", content: JSON.stringify({ resumeArgs: config.tmuxResumeArgs }) + "\n" });
   // A stable logical name: changing the host address updates the connection, it does not replace everything.
   const shells = [...new Set(plan.users.map((u) => u.shell))].sort();
   const host = new WorkstationHost("host", {

@@ -7,6 +7,8 @@
  *   tmux-persist save     one snapshot per roster user (active, tmuxPersist !== false)
  *   tmux-persist restore  recreate the sessions of the last snapshot that are missing
  *   tmux-persist status   per user: last snapshot and what a restore would do (dry run)
+ *   tmux-persist snapshots|snapshot|restore-selection|restore-one|history|forget
+ *                         the web lobby's verbs (./tmux/lobby.mjs)
  *
  * Runs as root (from tmux-persist-save.service / tmux-persist-restore.service). Every tmux
  * command runs as the user, on the user's default socket ($TMUX_TMPDIR or /tmp, then
@@ -153,6 +155,7 @@
  *   save.mjs     tmux-persist save
  *   plan.mjs     the restore planner; tmux-persist status
  *   restore.mjs  tmux-persist restore: tmux command lists
+ *   lobby.mjs    the web lobby's verbs: the picker, selections, tombstones, history
  *   cli.mjs      options, usage, main
  *
  * No npm dependencies; Node >= 18 (Debian bookworm).

@@ -141,7 +141,7 @@ describe("tmux-persist on the systemd host: save, poweroff, boot, restore", { ti
       "alice",
       "tmux -u new-session -d -s notes -n todo -c /home/alice/notes && tmux -u split-window -d -t =notes: -c /home/alice && tmux -u new-window -d -t =notes: -n other -c /home/alice/notes",
     );
-    await as("alice", "tmux -u new-session -d -s 'two words' -c '/home/alice/dir with space' claude");
+    await as("alice", "tmux -u new-session -d -s two-words -c '/home/alice/dir with space' claude");
     await asScoped("bob", "tmux -u new-session -d -s work -c /home/bob/w claude");
     await as("bob", "tmux -u new-session -d -s idle -c /home/bob/idle env FAKE_CLAUDE_SILENT=1 claude");
     await as("bob", "tmux -u new-session -d -s sh -c /home/bob/sh");

@@ -29,7 +29,9 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
   let stateDir: string;
   let n = 0;
 
-  const tp = (cmd: string, ...args: string[]) => L.runTP(cmd, { usersFile, stateDir, claudeBin: env.claudeBin, args });
+  // `--names all`: this suite's names are hostile on purpose (tabs, newlines, '$', 200 bytes);
+  // the lobby's name rule, the default, is tested in tests/tmux/lobby.test.ts.
+  const tp = (cmd: string, ...args: string[]) => L.runTP(cmd, { usersFile, stateDir, claudeBin: env.claudeBin, args: ["--names", "all", ...args] });
   const ok = (r: L.TPResult, what: string) => assert.equal(r.status, 0, `${what} failed (${r.status}):\n${r.stderr}`);
   const snapDir = (u: L.TUser) => path.join(stateDir, u.name);
   const lastSnap = (u: L.TUser) => JSON.parse(fs.readFileSync(path.join(snapDir(u), "last"), "utf8"));

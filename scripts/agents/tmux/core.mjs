@@ -21,10 +21,21 @@ export const CLK_TCK = 100;
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const USER_RE = USER_NAME_RE;
 export const RESUME_MARK = 'tmux-persist-resume';
+/**
+ * The pane command of a resumed conversation: `/bin/sh -c RESUME_SCRIPT tmux-persist-resume
+ * <claude-bin> <resume args…>`; a shell remains when claude exits.
+ */
 export const RESUME_SCRIPT =
-  '"$1" --resume "$2"; rc=$?; ' +
+  'bin=$1; shift; "$bin" "$@"; rc=$?; ' +
   'printf "\\n[tmux-persist] claude exited (status %s); starting a shell\\n" "$rc"; ' +
   'exec "${SHELL:-/bin/sh}" -l';
+/** The resume arguments by default; {uuid} and {session} are replaced per pane. */
+export const DEFAULT_RESUME_ARGS = Object.freeze(['--resume', '{uuid}']);
+/**
+ * The session names the team's web lobby uses (its pre-warmed pool slots have other names):
+ * with `--names lobby` (the default) others are neither saved nor restored.
+ */
+export const LOBBY_NAME_RE = /^[a-zA-Z0-9_-]{1,32}$/;
 
 // ---------------------------------------------------------------------------------------
 // errors, logging
@@ -33,7 +44,8 @@ export const RESUME_SCRIPT =
 /**
  * @typedef {{cmd: string, usersFile: string, stateDir: string, keep: number, user: string|null,
  *   claudeBin: string, proc: string, snapshot: string|null, spawn: 'auto'|'scope'|'direct',
- *   json: boolean, dryRun: boolean, perPane: boolean, verbose: boolean, help: boolean}} Options
+ *   json: boolean, dryRun: boolean, perPane: boolean, verbose: boolean, help: boolean,
+ *   resumeArgs: readonly string[], names: 'lobby'|'all', args: string[]}} Options
  * @typedef {{name: string, uid: number, gid: number, home: string, shell: string}} User
  */
 export { UsageError, errMsg };

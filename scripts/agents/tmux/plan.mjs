@@ -5,11 +5,11 @@
  * window and pane what a restore does (create, skip, claude or shell) and why.
  */
 import path from 'node:path';
-import { EXIT, PARALLEL, errMsg, inParallel } from './core.mjs';
+import { EXIT, LOBBY_NAME_RE, PARALLEL, errMsg, inParallel } from './core.mjs';
 import { listSessions, userDirs } from './client.mjs';
 import { LIMITS, usableName, usablePath } from './limits.mjs';
 import { Transcripts, confinedConfigDir, findClaudes, resolveClaudes, scanProc } from './proc.mjs';
-import { loadSnapshot, stateDirOf } from './store.mjs';
+import { forgotten, loadSnapshot, readTombstones, stateDirOf } from './store.mjs';
 import { loadUsers } from './users.mjs';
 
 /**
@@ -44,9 +44,10 @@ function cwdProblem(dirs, cwd) {
  * @param {User} u @param {{file: string, snap: Snapshot}|null} loaded
  * @param {{state: string, names: Set<string>}} live @param {Set<string>} running
  * @param {Transcripts} tx @param {Dirs} dirs the snapshot's cwds, checked as the user
+ * @param {{lobbyNames?: boolean, tombs?: Map<string, number>}} [rules] --names lobby; the user's tombstones
  * @returns {UserPlan}
  */
-export function planUser(u, loaded, live, running, tx, dirs) {
+export function planUser(u, loaded, live, running, tx, dirs, rules = {}) {
   /** @type {UserPlan} */
   const plan = {
     user: u.name,
@@ -70,6 +71,16 @@ export function planUser(u, loaded, live, running, tx, dirs) {
     if (live.names.has(s.name)) {
       sp.action = 'skip';
       sp.reason = 'session exists';
+      continue;
+    }
+    if (rules.lobbyNames && !LOBBY_NAME_RE.test(s.name)) {
+      sp.action = 'skip';
+      sp.reason = "name outside the lobby's ^[a-zA-Z0-9_-]{1,32}$";
+      continue;
+    }
+    if (rules.tombs && forgotten(rules.tombs, s.name, loaded.snap.createdAt)) {
+      sp.action = 'skip';
+      sp.reason = 'forgotten (killed on purpose)';
       continue;
     }
     if (!s.name || !usableName(s.name)) {
@@ -147,9 +158,10 @@ export function runningUuids(claudes, tx) {
 /**
  * @param {Options} o @param {User[]} users
  * @param {Map<string, LiveSessions>} [lives] filled with each user's live sessions (restore)
+ * @param {(u: User) => {file: string, snap: Snapshot}|null} [load] the snapshot to plan from (default: --snapshot, `last`, the newest)
  * @returns {Promise<UserPlan[]>}
  */
-export async function planAll(o, users, lives) {
+export async function planAll(o, users, lives, load = (/** @type {User} */ u) => loadSnapshot(o, stateDirOf(o, u.name))) {
   const procs = scanProc(o.proc);
   const byUid = new Map(users.map((u) => [u.uid, u]));
   const claudes = findClaudes(o.proc, procs, byUid);
@@ -159,7 +171,7 @@ export async function planAll(o, users, lives) {
     /** @type {string|undefined} */
     let error;
     try {
-      loaded = loadSnapshot(o, stateDirOf(o, u.name));
+      loaded = load(u);
       if (loaded && (loaded.snap.user !== u.name || loaded.snap.uid !== u.uid)) throw new Error(`${loaded.file} belongs to ${loaded.snap.user}/${loaded.snap.uid}`);
     } catch (e) {
       loaded = null;
@@ -194,7 +206,7 @@ export async function planAll(o, users, lives) {
       continue;
     }
     const tx = new Transcripts(u.uid);
-    const plan = planUser(u, loaded, live[k], runningUuids(claudes.filter((c) => c.uid === u.uid), tx), tx, d);
+    const plan = planUser(u, loaded, live[k], runningUuids(claudes.filter((c) => c.uid === u.uid), tx), tx, d, { lobbyNames: o.names === 'lobby', tombs: readTombstones(o, u.name) });
     if (error) plan.error = error;
     plans.push(plan);
   }

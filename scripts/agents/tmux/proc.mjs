@@ -331,7 +331,8 @@ export function findClaudes(procRoot, procs, usersByUid) {
         nested = true;
         break;
       }
-      if (!wrapUuid && q.argv.length >= 6 && q.argv[3] === RESUME_MARK && UUID_RE.test(q.argv[5])) wrapUuid = q.argv[5].toLowerCase();
+      // the restore wrapper: sh -c SCRIPT tmux-persist-resume <claude-bin> <resume args, with --resume <uuid>>
+      if (!wrapUuid && q.argv.length >= 6 && q.argv[3] === RESUME_MARK) wrapUuid = argvUuid(q.argv.slice(4));
     }
     if (nested) continue;
     const uid = uidOfPid(pid);

@@ -7,7 +7,7 @@ import { EXIT, FatalError, PARALLEL, RESUME_MARK, RESUME_SCRIPT, errMsg, inParal
 import { ASYNC_CLIENT, CALLS, FSEP, RSEP, SYNC_CLIENT } from './client.mjs';
 import { tmuxArg, tmuxLiteral, unvis } from './names.mjs';
 import { cmdStatus, planAll } from './plan.mjs';
-import { acquireLock, ensureStateRoot, stateDirOf, symlinkAtomic } from './store.mjs';
+import { acquireLock, ensureStateRoot, recordHistory, stateDirOf, symlinkAtomic } from './store.mjs';
 import { loadUsers } from './users.mjs';
 
 /**
@@ -29,12 +29,14 @@ function layoutSize(layout) {
 /**
  * Trailing argv of new-session/new-window/split-window for a pane: `-e CLAUDE_CONFIG_DIR=..`
  * when the conversation lives outside ~/.claude, then the resume wrapper (or nothing: shell).
- * @param {Options} o @param {PanePlan} p
+ * @param {Options} o @param {PanePlan} p @param {string} session the session's name ({session})
  */
-function paneCommand(o, p) {
+export function paneCommand(o, p, session) {
   if (p.action !== 'claude' || !p.uuid) return [];
+  const uuid = p.uuid;
   const env = p.configDir ? ['-e', tmuxArg(`CLAUDE_CONFIG_DIR=${p.configDir}`)] : [];
-  return [...env, '/bin/sh', '-c', RESUME_SCRIPT, RESUME_MARK, tmuxArg(o.claudeBin), p.uuid];
+  const args = o.resumeArgs.map((a) => tmuxArg(a.replaceAll('{uuid}', uuid).replaceAll('{session}', session)));
+  return [...env, '/bin/sh', '-c', RESUME_SCRIPT, RESUME_MARK, tmuxArg(o.claudeBin), ...args];
 }
 
 // One user's sessions are restored with as few tmux clients as the command language
@@ -263,7 +265,7 @@ function restoreSteps(o, u, plan, live) {
       S,
       what: 'new-session',
       argv: (n) => ['new-session', '-d', '-s', S.name, '-x', String(x), '-y', String(y), '-c', tmuxLiteral(W0.panes[0].plan.cwd), ...nameArgs(W0),
-        '-P', '-F', rec(n), ...paneCommand(o, W0.panes[0].plan)],
+        '-P', '-F', rec(n), ...paneCommand(o, W0.panes[0].plan, unvis(S.sp.name))],
       done: (f) => {
         S.sid = f[1];
         W0.wid = f[2];
@@ -307,7 +309,7 @@ function restoreSteps(o, u, plan, live) {
           what: 'new-window',
           ready: () => known(S),
           argv: (n) => ['new-window', '-d', '-t', W.freeIndex ? `${sessTarget(S)}:` : `${sessTarget(S)}:${W.plan.index}`, '-c', tmuxLiteral(first.plan.cwd), ...nameArgs(W),
-            '-P', '-F', rec(n), ...paneCommand(o, first.plan)],
+            '-P', '-F', rec(n), ...paneCommand(o, first.plan, unvis(S.sp.name))],
           done: (f) => {
             W.wid = f[2];
             W.at = Number(f[3]);
@@ -344,7 +346,7 @@ function restoreSteps(o, u, plan, live) {
           ready: () => known(S),
           skip: () => W.dead,
           argv: (n) => ['split-window', ...(back ? ['-d'] : []), ...(columns ? ['-h', '-l', `${pct}%`] : []), '-t', winTarget(S, W), '-c', tmuxLiteral(p.plan.cwd),
-            '-P', '-F', rec(n), ...paneCommand(o, p.plan), ...(columns ? [] : [';', 'select-layout', '-t', winTarget(S, W), 'tiled'])],
+            '-P', '-F', rec(n), ...paneCommand(o, p.plan, unvis(S.sp.name)), ...(columns ? [] : [';', 'select-layout', '-t', winTarget(S, W), 'tiled'])],
           done: () => {
             p.made = true;
           },
@@ -412,7 +414,7 @@ function restoreSteps(o, u, plan, live) {
  * Recreate one user's planned sessions. @returns {Promise<{created: number, failed: number}>}
  * @param {Options} o @param {User} u @param {UserPlan} plan @param {LiveSessions} live
  */
-async function restoreUser(o, u, plan, live) {
+export async function restoreUser(o, u, plan, live) {
   const server = { up: plan.server === 'running' };
   const client = o.perPane ? SYNC_CLIENT : ASYNC_CLIENT;
   const { sessions, steps } = restoreSteps(o, u, plan, live);
@@ -479,6 +481,7 @@ export async function cmdRestore(o) {
         const live = lives.get(u.name) || { state: 'unknown', names: new Set(), ids: new Map() };
         const r = await restoreUser(o, u, plan, live);
         lost += r.failed;
+        if (r.created) recordHistory(o, u.name, 'restored', `${plan.snapshot}: ${r.created} sessions`);
         try {
           await symlinkAtomic(stateDirOf(o, u.name), 'boot', plan.snapshot);
         } catch (e) {

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { EXIT, PARALLEL, SNAPSHOT_FORMAT, errMsg, inParallel, log } from './core.mjs';
+import { EXIT, LOBBY_NAME_RE, PARALLEL, SNAPSHOT_FORMAT, errMsg, inParallel, log } from './core.mjs';
 import { listPanes, rootRun, socketPath, userDirs } from './client.mjs';
 import { LIMITS, screenRows, usablePath } from './limits.mjs';
 import { Transcripts, findClaudes, ownCwd, resolveClaudes, scanProc } from './proc.mjs';
@@ -205,6 +205,39 @@ async function snapshotOf(o, u, listed, procs, claudes) {
 }
 
 /**
+ * With --names lobby, the sessions the lobby does not name (its pool slots, anything else)
+ * are left out; a user left with none keeps the previous snapshot, as with no server.
+ * @param {Options} o @param {Map<string, PaneRow[]>} panes
+ */
+function lobbyOnly(o, panes) {
+  if (o.names !== 'lobby') return;
+  for (const [name, rows] of panes) {
+    const kept = rows.filter((r) => LOBBY_NAME_RE.test(r.session));
+    const outside = new Set(rows.filter((r) => !LOBBY_NAME_RE.test(r.session)).map((r) => r.sessionId)).size;
+    if (outside) log('info', "sessions outside the lobby's names not saved", { user: name, sessions: outside });
+    if (kept.length) panes.set(name, kept);
+    else panes.delete(name);
+  }
+}
+
+/**
+ * The user's live sessions now, by the same rules as save (names, panes, conversations);
+ * null when the user has no server or no session. Nothing is written.
+ * @param {Options} o @param {User} u @returns {Promise<Snapshot|null>}
+ */
+export async function captureLive(o, u) {
+  const r = await listPanes(u);
+  if (r.state === 'error') throw new Error(`cannot list tmux panes: ${r.error}`);
+  if (r.state === 'none') return null;
+  const panes = new Map([[u.name, r.rows]]);
+  lobbyOnly(o, panes);
+  const rows = panes.get(u.name);
+  if (!rows) return null;
+  const procs = scanProc(o.proc);
+  return snapshotOf(o, u, rows, procs, findClaudes(o.proc, procs, new Map([[u.uid, u]])));
+}
+
+/**
  * Ask every user's server (all at once): user name -> rows, for those with panes.
  * @param {User[]} users @returns {Promise<{panes: Map<string, PaneRow[]>, bad: number}>}
  */
@@ -277,6 +310,7 @@ export async function cmdSave(o) {
   try {
     // 1. ask every tmux server first (all at once), 2. one /proc pass, 3. resolve, 4. write
     const { panes, bad: listBad } = await listAll(users);
+    lobbyOnly(o, panes);
     let bad = failed.length + listBad;
     if (!panes.size) return bad ? EXIT.PARTIAL : EXIT.OK;
     const procs = scanProc(o.proc);

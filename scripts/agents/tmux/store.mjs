@@ -191,6 +191,56 @@ export async function prepareSnapshot(o, u, snap) {
 }
 
 // ---------------------------------------------------------------------------------------
+// tombstones: sessions killed on purpose (`forget`), never restored from an older snapshot
+// ---------------------------------------------------------------------------------------
+
+/** `<state-dir>/<user>.forgotten.tsv`: `session<TAB>epoch` lines (the legacy store's format). @param {Options} o @param {string} user */
+export const tombstoneFile = (o, user) => path.join(o.stateDir, `${user}.forgotten.tsv`);
+
+/**
+ * Each forgotten session name with its newest epoch (seconds). Unreadable lines are ignored.
+ * @param {Options} o @param {string} user @returns {Map<string, number>}
+ */
+export function readTombstones(o, user) {
+  /** @type {Map<string, number>} */
+  const out = new Map();
+  const text = readOr(tombstoneFile(o, user))?.toString('utf8') ?? '';
+  for (const line of text.split('\n')) {
+    const m = /^([^\t]+)\t([0-9]{1,12})$/.exec(line);
+    if (m) out.set(m[1], Math.max(out.get(m[1]) ?? 0, Number(m[2])));
+  }
+  return out;
+}
+
+/** Adds one tombstone (the file rewritten whole, atomically). @param {Options} o @param {string} user @param {string} session @param {number} epoch */
+export async function addTombstone(o, user, session, epoch) {
+  const t = readTombstones(o, user);
+  t.set(session, epoch);
+  const text = [...t].map(([n, e]) => `${n}\t${e}\n`).join('');
+  await writeFileAtomic(o.stateDir, `${user}.forgotten.tsv`, text);
+}
+
+/**
+ * Whether a session of a snapshot taken at `createdAt` was forgotten after it: a tombstone
+ * newer than the snapshot. A session made again under that name and saved later is restored.
+ * @param {Map<string, number>} tombs @param {string} name @param {string} createdAt
+ */
+export function forgotten(tombs, name, createdAt) {
+  const e = tombs.get(name);
+  return e !== undefined && e * 1000 >= Date.parse(createdAt);
+}
+
+/** `<state-dir>/<user>/history.tsv`: `epoch  event  detail` lines, appended. @param {Options} o @param {string} user @param {string} event @param {string} detail */
+export function recordHistory(o, user, event, detail) {
+  const dir = stateDirOf(o, user);
+  try {
+    fs.appendFileSync(path.join(dir, 'history.tsv'), `${Math.floor(Date.now() / 1000)}\t${event}\t${detail.replace(/[\t\n]/g, ' ')}\n`, { mode: 0o600 });
+  } catch (e) {
+    log('warning', 'history not recorded', { user, error: errMsg(e) });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // the run lock
 // ---------------------------------------------------------------------------------------
 
