@@ -1,0 +1,177 @@
+/**
+ * The takeover plan (issue 21 item 4), the pure part: from the roster's plan and what a
+ * read-only probe of the host found (tools/takeover.ts), per user and for the host, what the
+ * first `pulumi up` will create, adopt, change, leave alone, and what blocks it. It says only
+ * what the program really does today: where a legacy piece is not yet retired by the program
+ * (issue 21 item 3), that is a blocker with the step to take by hand.
+ */
+import { LEDGER } from "../components/hostContract";
+import type { Plan, UserPlan } from "../components/plan";
+
+/** What the probe (TAKEOVER_PROBE) printed, parsed. */
+export interface HostFacts {
+  /** name -> passwd entry */
+  passwd: Map<string, { uid: number; gid: number; home: string; shell: string }>;
+  /** group name -> members (supplementary) */
+  groups: Map<string, string[]>;
+  /** `uid name` lines of the uid ledger */
+  ledger: Set<string>;
+  /** roster name -> its home's owner uid and mode, or null when /home/<name> is missing */
+  homes: Map<string, { uid: number; mode: string } | null>;
+  /** roster name -> lines in ~/.ssh/authorized_keys (counted as the user), or null: no such file */
+  userKeys: Map<string, number | null>;
+  /** unit -> `enabled active` as systemctl says */
+  units: Map<string, { enabled: string; active: string }>;
+  /** where /usr/local/bin/tmux-persist resolves, or "missing" */
+  tmuxPersistBin: string;
+  /** user -> legacy snapshots and tombstones in /var/lib/tmux-persist */
+  legacyStore: Map<string, { snapshots: number; tombstones: number }>;
+  /** merged /usr: /bin is a link to usr/bin */
+  mergedUsr: boolean;
+}
+
+/** The legacy units a takeover meets (../shared/notes/team-devvm.md "Legacy pieces"). */
+export const LEGACY_RECONCILE = ["t3-provision-users.timer", "t3-provision-users.service"];
+export const TMUX_PERSIST_UNITS = ["tmux-persist-save.timer", "tmux-persist-save.service", "tmux-persist-restore.service"];
+/** Where the program installs tmux-persist (the link /usr/local/bin/tmux-persist points at it). */
+export const OUR_TMUX_PERSIST = "/usr/local/lib/workstations/tmux-persist.mjs";
+
+/**
+ * The probe, run as root over ssh with the roster's names as arguments: reads only. Keys
+ * files are counted by `wc` running as their owner (setpriv), so a link a user planted there
+ * is followed with the user's rights, never root's; nothing of a file's content is printed.
+ */
+export const TAKEOVER_PROBE = `set -euo pipefail
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C
+sed 's/^/passwd\\t/' /etc/passwd
+sed 's/^/group\\t/' /etc/group
+[ -f ${LEDGER} ] && sed 's/^/ledger\\t/' ${LEDGER}
+for n in "$@"; do
+  case "$n" in *[!a-z0-9_-]*|"") continue ;; esac
+  if [ -d "/home/$n" ] && [ ! -L "/home/$n" ]; then printf 'home\\t%s\\t%s\\n' "$n" "$(stat -c '%u %a' "/home/$n")"; else printf 'home\\t%s\\tmissing\\n' "$n"; fi
+  uid=$(id -u "$n" 2>/dev/null || true)
+  if [ -n "$uid" ] && [ -d "/home/$n" ]; then
+    c=$(setpriv --reuid="$uid" --regid="$(id -g "$n")" --clear-groups -- sh -c 'test -f "$1" && wc -l <"$1" || echo none' sh "/home/$n/.ssh/authorized_keys" 2>/dev/null || echo none)
+    printf 'keys\\t%s\\t%s\\n' "$n" "$c"
+  fi
+done
+for u in ${[...LEGACY_RECONCILE, ...TMUX_PERSIST_UNITS].join(" ")}; do
+  printf 'unit\\t%s\\t%s\\t%s\\n' "$u" "$(systemctl is-enabled "$u" 2>/dev/null || true)" "$(systemctl is-active "$u" 2>/dev/null || true)"
+done
+printf 'tpbin\\t%s\\n' "$(readlink -f /usr/local/bin/tmux-persist 2>/dev/null || echo missing)"
+if [ -d /var/lib/tmux-persist/snapshots ]; then
+  for d in /var/lib/tmux-persist/snapshots/*/; do
+    [ -d "$d" ] || continue
+    u=$(basename "$d")
+    printf 'legacy\\t%s\\t%s\\t%s\\n' "$u" "$(find "$d" -maxdepth 1 -name '*.tsv' -type f | wc -l)" "$(cat "/var/lib/tmux-persist/$u.forgotten.tsv" 2>/dev/null | wc -l)"
+  done
+fi
+[ "$(readlink /bin)" = usr/bin ] && echo 'merged-usr' || true
+`;
+
+/** Parses the probe's output. */
+export function parseFacts(out: string): HostFacts {
+  const f: HostFacts = {
+    passwd: new Map(),
+    groups: new Map(),
+    ledger: new Set(),
+    homes: new Map(),
+    userKeys: new Map(),
+    units: new Map(),
+    tmuxPersistBin: "missing",
+    legacyStore: new Map(),
+    mergedUsr: false,
+  };
+  for (const line of out.split("\n")) {
+    const [kind, ...r] = line.split("\t");
+    if (kind === "passwd") {
+      const p = r.join("\t").split(":");
+      if (p.length === 7) f.passwd.set(p[0], { uid: Number(p[2]), gid: Number(p[3]), home: p[5], shell: p[6] });
+    } else if (kind === "group") {
+      const g = r.join("\t").split(":");
+      if (g.length === 4) f.groups.set(g[0], g[3].split(",").filter(Boolean));
+    } else if (kind === "ledger") f.ledger.add(r[0].trim());
+    else if (kind === "home") {
+      const m = /^([0-9]+) ([0-7]+)$/.exec(r[1] ?? "");
+      f.homes.set(r[0], m ? { uid: Number(m[1]), mode: m[2] } : null);
+    } else if (kind === "keys") f.userKeys.set(r[0], /^[0-9]+$/.test((r[1] ?? "").trim()) ? Number(r[1]) : null);
+    else if (kind === "unit") f.units.set(r[0], { enabled: r[1] || "not-found", active: r[2] || "inactive" });
+    else if (kind === "tpbin") f.tmuxPersistBin = r[0];
+    else if (kind === "legacy") f.legacyStore.set(r[0], { snapshots: Number(r[1]), tombstones: Number(r[2]) });
+    else if (kind === "merged-usr") f.mergedUsr = true;
+  }
+  return f;
+}
+
+export interface TakeoverPlan {
+  /** `<user>: <verb> …` and `host: …` lines, in roster order then the host */
+  lines: string[];
+  /** what stops the first up (or would make it disturb someone); empty: go */
+  blockers: string[];
+}
+
+const resolveShell = (s: string, merged: boolean) => (merged ? s.replace(/^\/(bin|sbin)\//, "/usr/$1/") : s);
+
+/** The plan for one roster user. */
+function userLines(u: UserPlan, f: HostFacts, lines: string[], blockers: string[]): void {
+  const say = (what: string): void => void lines.push(`${u.name}: ${what}`);
+  const block = (what: string): void => void blockers.push(`${u.name}: ${what}`);
+  const acct = f.passwd.get(u.name);
+  const byUid = [...f.passwd].find(([, a]) => a.uid === u.uid);
+  if (byUid && byUid[0] !== u.name) block(`uid ${u.uid} belongs to ${byUid[0]} on the host; pin another uid in the roster`);
+  for (const g of u.groups)
+    if (!g.startsWith("workstation-") && !f.groups.has(g))
+      block(`group ${g} (named in the roster) does not exist on the host; create it or drop it from the entry`);
+  if (!acct) {
+    if (f.homes.get(u.name)) block(`/home/${u.name} exists without an account; move it aside or adopt the account it belongs to`);
+    say(`create: a new account, uid ${u.uid}, home /home/${u.name}, ${u.state}`);
+    return;
+  }
+  if (acct.uid !== u.uid) return block(`the account has uid ${acct.uid}, the roster says ${u.uid}; pin ${acct.uid} in the roster`);
+  if (acct.home !== `/home/${u.name}`) block(`its home is ${acct.home}, not /home/${u.name}; the program manages /home/${u.name}`);
+  if (f.ledger.has(`${u.uid} ${u.name}`)) return say("managed already (in the uid ledger): the usual update");
+  if (!u.adopt) return block(`the account exists and this program did not create it: add \`adopt: true\` to the entry to take it over`);
+  const member = [...f.groups].filter(([, m]) => m.includes(u.name)).map(([g]) => g);
+  const adds = u.groups.filter((g) => !member.includes(g));
+  const extra = member.filter((g) => !u.groups.includes(g)).sort();
+  const home = f.homes.get(u.name);
+  say(`adopt: uid ${u.uid}, password state and running processes stay${home ? `, home mode ${home.mode} stays` : ""}`);
+  if (adds.length) say(`change: joins ${adds.join(", ")}`);
+  if (extra.length)
+    say(u.tighten ? `change (tighten): leaves ${extra.join(", ")}; home mode -> 0750` : `leave alone: keeps ${extra.join(", ")} (not granted by the program)`);
+  if (resolveShell(acct.shell, f.mergedUsr) !== resolveShell(u.shell, f.mergedUsr)) say(`change: login shell ${acct.shell} -> ${u.shell}`);
+  else if (acct.shell !== u.shell) say(`leave alone: login shell ${acct.shell} (the same program as ${u.shell})`);
+  const keys = f.userKeys.get(u.name);
+  if (keys)
+    say(
+      `change: sshd stops reading ~/.ssh/authorized_keys (${keys} lines); the roster's ${u.grants.sshKeys.length} keys go to /etc/ssh/authorized_keys.d/${u.name}`,
+    );
+  const legacy = f.legacyStore.get(u.name);
+  if (legacy)
+    say(`leave alone: ${legacy.snapshots} legacy snapshots and ${legacy.tombstones} tombstones in /var/lib/tmux-persist (not migrated yet: issue 21 item 3)`);
+}
+
+/** The whole plan. */
+export function takeoverPlan(plan: Plan, f: HostFacts): TakeoverPlan {
+  const lines: string[] = [];
+  const blockers: string[] = [];
+  for (const u of plan.users) userLines(u, f, lines, blockers);
+  for (const o of plan.offboarded)
+    if (f.passwd.has(o.name)) lines.push(`${o.name}: offboarded in the roster: the cut runs (login, keys, sudo, sessions); the home stays`);
+  const names = new Set([...plan.users.map((u) => u.name), ...plan.offboarded.map((o) => o.name)]);
+  for (const [n, a] of f.passwd) if (a.uid >= 1000 && a.uid < 60000 && !names.has(n)) lines.push(`${n}: not in the roster: left alone`);
+  for (const u of LEGACY_RECONCILE) {
+    const s = f.units.get(u);
+    if (s && (s.enabled === "enabled" || s.active === "active"))
+      blockers.push(
+        `host: the legacy reconcile ${u} is ${s.enabled}/${s.active}: it re-installs its own files over the program's every hour; \`systemctl disable --now ${u} && systemctl mask ${u}\` first (the program does not retire it yet: issue 21 item 3)`,
+      );
+  }
+  if (f.tmuxPersistBin === "missing") lines.push(`host: install /usr/local/bin/tmux-persist -> ${OUR_TMUX_PERSIST} and its units`);
+  else if (f.tmuxPersistBin !== OUR_TMUX_PERSIST)
+    blockers.push(
+      `host: /usr/local/bin/tmux-persist is the legacy one (${f.tmuxPersistBin}), with the same unit names and /var/lib/tmux-persist; move it aside first (not retired by the program yet: issue 21 item 3)`,
+    );
+  else lines.push("host: tmux-persist is the program's");
+  return { lines, blockers };
+}

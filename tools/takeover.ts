@@ -1,0 +1,92 @@
+/**
+ * `npm run takeover -- plan [--roster FILE] [--host H] [--port N] [--user U] [--identity FILE]
+ * [--host-key "ssh-ed25519 AAAA…"]`: before the first `pulumi up` on a host the program did not
+ * build, reads the host over ssh (read-only: TAKEOVER_PROBE) and prints per user and for the
+ * host what that `up` will create, adopt, change and leave alone, then what blocks it.
+ * Defaults come from the stack's config (workstations:roster, host, sshPort, sshUser, hostKey;
+ * Pulumi.devvm.yaml); the host key is always verified. Exit 0: nothing blocks; 1: blockers
+ * (listed); 2: usage, an unreadable roster or an unreachable host.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { planRoster } from "../components/plan";
+import { loadRoster } from "../components/roster/load";
+import { escapeControls } from "../components/roster/schema";
+import { readStackConfig } from "./access-side";
+import { parseFacts, TAKEOVER_PROBE, takeoverPlan } from "./takeover-plan";
+
+const USAGE = 'usage: npm run takeover -- plan [--roster FILE] [--host H] [--port N] [--user U] [--identity FILE] [--host-key "TYPE KEY"]';
+
+function stackDefaults(): Record<string, string> {
+  try {
+    const cfg = readStackConfig((f) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : undefined));
+    const v = (k: string) => (typeof cfg.values[`workstations:${k}`] === "string" ? (cfg.values[`workstations:${k}`] as string) : "");
+    return { roster: cfg.roster, host: v("host"), port: v("sshPort") || "22", user: v("sshUser") || "root", "host-key": v("hostKey") };
+  } catch {
+    return { roster: "roster.yaml", port: "22", user: "root" };
+  }
+}
+
+/** Runs the probe on the host; its output, or throws with ssh's own words. */
+export function probeHost(o: { host: string; port: string; user: string; identity?: string; hostKey: string }, names: string[]): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-takeover-"));
+  try {
+    const known = path.join(dir, "known_hosts");
+    fs.writeFileSync(known, `${o.port === "22" ? o.host : `[${o.host}]:${o.port}`} ${o.hostKey.trim()}\n`);
+    const args = ["-o", "BatchMode=yes", "-o", `UserKnownHostsFile=${known}`, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=15", "-p", o.port];
+    if (o.identity) args.push("-i", o.identity, "-o", "IdentitiesOnly=yes");
+    const r = spawnSync("ssh", [...args, `${o.user}@${o.host}`, "bash", "-s", "--", ...names], {
+      input: TAKEOVER_PROBE,
+      encoding: "utf8",
+      timeout: 120_000,
+      maxBuffer: 16 << 20,
+    });
+    if (r.status !== 0)
+      throw new Error(
+        `reading ${o.user}@${o.host}:${o.port} failed (exit ${r.status ?? r.signal}): ${(r.stderr || "").trim().split("\n").slice(-2).join(" ")}`,
+      );
+    return r.stdout;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function main(argv: string[]): number {
+  const o = stackDefaults();
+  if (argv[0] !== "plan") return (console.error(USAGE), 2);
+  for (let i = 1; i < argv.length; i++) {
+    const m = /^--(roster|host|port|user|identity|host-key)$/.exec(argv[i]);
+    if (!m || argv[i + 1] === undefined) return (console.error(USAGE), 2);
+    o[m[1]] = argv[++i];
+  }
+  if (!o.host || !o["host-key"] || !/^[0-9]{1,5}$/.test(o.port)) {
+    console.error(escapeControls(`takeover: need the host and its key (workstations:host and workstations:hostKey, or --host and --host-key)\n${USAGE}`));
+    return 2;
+  }
+  let out: string;
+  let plan;
+  try {
+    plan = planRoster(loadRoster(o.roster));
+    out = probeHost(
+      { host: o.host, port: o.port, user: o.user, identity: o.identity, hostKey: o["host-key"] },
+      [...plan.users, ...plan.offboarded].map((u) => u.name),
+    );
+  } catch (e) {
+    console.error(escapeControls(`takeover: ${(e as Error).message}`));
+    return 2;
+  }
+  const t = takeoverPlan(plan, parseFacts(out));
+  console.log(`takeover plan for ${o.host} (roster ${o.roster}): what the first pulumi up does`);
+  for (const l of t.lines) console.log(escapeControls(`  ${l}`));
+  if (!t.blockers.length) {
+    console.log("nothing blocks it");
+    return 0;
+  }
+  console.log(`blocked (${t.blockers.length}):`);
+  for (const b of t.blockers) console.log(escapeControls(`  ${b}`));
+  return 1;
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
