@@ -148,7 +148,9 @@ function userLines(u: UserPlan, f: HostFacts, lines: string[], blockers: string[
     );
   const legacy = f.legacyStore.get(u.name);
   if (legacy)
-    say(`leave alone: ${legacy.snapshots} legacy snapshots and ${legacy.tombstones} tombstones in /var/lib/tmux-persist (not migrated yet: issue 21 item 3)`);
+    say(
+      `migrate: ${legacy.snapshots} legacy snapshots into tmux-persist's store (tmux-persist import-legacy, before every save and restore; the legacy files stay); its ${legacy.tombstones} tombstones are read where they are`,
+    );
 }
 
 /** The whole plan. */

@@ -9,6 +9,7 @@
  *   tmux-persist status   per user: last snapshot and what a restore would do (dry run)
  *   tmux-persist snapshots|snapshot|restore-selection|restore-one|history|forget
  *                         the web lobby's verbs (./tmux/lobby.mjs)
+ *   tmux-persist import-legacy [USER]   the legacy store's snapshots into ours (./tmux/legacy.mjs)
  *
  * Runs as root (from tmux-persist-save.service / tmux-persist-restore.service). Every tmux
  * command runs as the user, on the user's default socket ($TMUX_TMPDIR or /tmp, then
@@ -155,6 +156,7 @@
  *   save.mjs     tmux-persist save
  *   plan.mjs     the restore planner; tmux-persist status
  *   restore.mjs  tmux-persist restore: tmux command lists
+ *   legacy.mjs   import-legacy: the legacy tool's snapshots carried over
  *   lobby.mjs    the web lobby's verbs: the picker, selections, tombstones, history
  *   cli.mjs      options, usage, main
  *

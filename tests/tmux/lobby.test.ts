@@ -246,6 +246,53 @@ describe("tmux-persist: the lobby's verbs (real tmux, local users)", { skip: ski
     assert.match(w.stderr, /must be a regular file owned by root, not group\/world-writable/);
   });
 
+  test("import-legacy: the legacy store's snapshots become ours; restore brings back its sessions and conversations, never a tombstoned one; twice changes nothing", () => {
+    L.makeSession(env, A, "conv1", [{ panes: [{ cwd: dir(A, "c1"), cmd: ["claude"] }] }]);
+    L.makeSession(env, A, "conv2", [{ panes: [{ cwd: dir(A, "c2"), cmd: ["claude"] }] }]);
+    waitStarts(A, 2);
+    const [u1, u2] = [liveUuids(A).conv1[0], liveUuids(A).conv2[0]];
+    L.killUser(env, A);
+    L.clearFakeLog(A);
+    // the legacy store as the note describes it: a series, the newest linked, an older flat file, tombstones
+    const legacy = path.join(stateDir, "snapshots", A.name);
+    fs.mkdirSync(legacy, { recursive: true, mode: 0o700 });
+    const files: Record<string, string> = {
+      [path.join(legacy, "20261201T080000.tsv")]: `old\t${dir(A, "c1")}\t-\n`,
+      [path.join(legacy, "20261202T090000.tsv")]: [
+        `main\t${dir(A, "c1")}\t${u1}`,
+        `side\t${dir(A, "c2")}\t${u2}`,
+        `shell\t${dir(A, "sh")}\t-`,
+        `gone\t${dir(A, "c1")}\t-`,
+        "pool slot 3\t/tmp\t-",
+        "rel\tsome/where\t-",
+      ].join("\n"),
+      [path.join(stateDir, `${A.name}.tsv`)]: `flat\t${dir(A, "c1")}\t-\n`,
+      [path.join(stateDir, `${A.name}.forgotten.tsv`)]: `gone\t${Date.parse("2026-12-03T00:00:00Z") / 1000}\n`,
+    };
+    for (const [f, t] of Object.entries(files)) fs.writeFileSync(f, t);
+    fs.utimesSync(path.join(stateDir, `${A.name}.tsv`), new Date("2026-11-30T12:00:00Z"), new Date("2026-11-30T12:00:00Z"));
+    fs.symlinkSync(`${A.name}/20261202T090000.tsv`, path.join(stateDir, "snapshots", `${A.name}.tsv`));
+    const imp = tp("import-legacy");
+    ok(imp, "import-legacy");
+    assert.match(imp.stderr, /legacy rows left out .*rows=2/);
+    assert.deepEqual(rows(ok(tp("snapshots", A.name), "snapshots")), [
+      ["20261202T090000", "4", "newest"],
+      ["20261201T080000", "1", "-"],
+      ["20261130T120000", "1", "-"],
+    ]);
+    const ours = fs.readdirSync(path.join(stateDir, A.name)).sort();
+    ok(tp("import-legacy"), "import-legacy again");
+    assert.deepEqual(fs.readdirSync(path.join(stateDir, A.name)).sort(), ours, "a second import writes nothing");
+    const r = tp("restore", A.name);
+    ok(r, "restore");
+    waitStarts(A, 2);
+    L.sleep(500);
+    assert.deepEqual(L.sessionNames(env, A), ["main", "shell", "side"], "the newest legacy snapshot, without the forgotten session");
+    assert.deepEqual(liveUuids(A), { main: [u1], side: [u2] }, "each conversation resumed in its session");
+    assert.ok(starts(A).every((e) => e.resumed));
+    for (const [f, t] of Object.entries(files)) assert.equal(fs.readFileSync(f, "utf8"), t, `${f} untouched`);
+  });
+
   test("bad arguments: one line each, exit 1 or 2, nothing changed", () => {
     L.makeSession(env, A, "keep", [{ panes: [{ cwd: dir(A, "k") }] }]);
     ok(tp("save"), "save");

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { parseArgv, tryParse } from '../common/args.mjs';
 import { USERS_FILE } from '../common/users.mjs';
 import { DEFAULT_RESUME_ARGS, EXIT, FatalError, LOGCFG, USER_RE, UsageError, errMsg, log } from './core.mjs';
+import { cmdImportLegacy } from './legacy.mjs';
 import { LOBBY_VERBS } from './lobby.mjs';
 import { cmdStatus } from './plan.mjs';
 import { cmdRestore } from './restore.mjs';
@@ -23,7 +24,8 @@ export const DEFAULTS = Object.freeze({
 export function usage() {
   return `usage: tmux-persist save|restore [USER]|status [options]
        tmux-persist snapshots USER | snapshot USER TS | restore-selection USER TS NAME... |
-                    restore-one USER NAME|UUID | history [USER] | forget USER SESSION
+                    restore-one USER NAME|UUID | history [USER] | forget USER SESSION |
+                    import-legacy [USER]   (the legacy store's snapshots into ours)
   --users-file FILE   roster export (default ${DEFAULTS.usersFile})
   --state-dir DIR     snapshots, one 0700 dir per user (default ${DEFAULTS.stateDir})
   --config FILE       root-owned JSON: {"resumeArgs": [...], "names": "lobby"|"all"}
@@ -52,6 +54,7 @@ const FLAGS = ['json', 'dry-run', 'per-pane', 'verbose', 'help'];
 const ARITY = /** @type {Record<string, [number, number]>} */ ({
   save: [0, 0], status: [0, 0], restore: [0, 1], snapshots: [1, 1], snapshot: [2, 2],
   'restore-selection': [3, Infinity], 'restore-one': [2, 2], history: [0, 1], forget: [2, 2],
+  'import-legacy': [0, 1],
 });
 
 /**
@@ -179,6 +182,7 @@ export async function main(argv) {
     if (o.cmd === 'save') return await cmdSave(o);
     if (o.cmd === 'restore') return await cmdRestore(o);
     if (o.cmd === 'status') return await cmdStatus(o);
+    if (o.cmd === 'import-legacy') return await cmdImportLegacy(o);
     return await LOBBY_VERBS[o.cmd](o);
   } catch (e) {
     if (e instanceof FatalError) {

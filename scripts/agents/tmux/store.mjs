@@ -227,7 +227,8 @@ export async function addTombstone(o, user, session, epoch) {
  */
 export function forgotten(tombs, name, createdAt) {
   const e = tombs.get(name);
-  return e !== undefined && e * 1000 >= Date.parse(createdAt);
+  // seconds, as the tombstone: a snapshot of the same second as the forget counts as older
+  return e !== undefined && e >= Math.floor(Date.parse(createdAt) / 1000);
 }
 
 /** `<state-dir>/<user>/history.tsv`: `epoch  event  detail` lines, appended. @param {Options} o @param {string} user @param {string} event @param {string} detail */
