@@ -10,6 +10,7 @@ export { SLACK_WEBHOOK_FILE };
 import { earlyoomApplyScript, earlyoomRemoveScript, hostLibrary } from "./scripts/hostLib";
 import { installFileScript, preflightDeleteScript, preflightScript, removeFileScript, unitsApplyScript, unitsDeleteScript } from "./scripts/host";
 import { HOST_FILES_ARCHIVE, hostFilesInstallScript, hostFilesRemoveScript } from "./scripts/hostFiles";
+import { legacyRetireScript } from "./scripts/legacy";
 
 /** Arguments of the host component. */
 export interface WorkstationHostArgs {
@@ -64,6 +65,13 @@ export class WorkstationHost extends pulumi.ComponentResource {
     // it was created with); the install's delete removes them all.
     const lib = hostLibrary();
     const archive = hostArchive([...args.bundle.files, { path: lib.path, mode: "0755", content: lib.content, keep: true }]);
+    // The team's hand-run pieces (the hourly reconcile, the legacy tmux-persist) moved aside
+    // before any file of the program's lands on their paths (issue 21 item 3); nothing on a host without them.
+    const legacy = new command.remote.Command(
+      `${name}-legacy`,
+      { connection, addPreviousOutputInEnv: false, create: legacyRetireScript() },
+      { parent: this, dependsOn: [preflight] },
+    );
     const stage = new command.remote.CopyToRemote(
       `${name}-files-copy`,
       {
@@ -83,7 +91,7 @@ export class WorkstationHost extends pulumi.ComponentResource {
         create: hostFilesInstallScript(archive.digest),
         delete: hostFilesRemoveScript(),
       },
-      { parent: this, dependsOn: [stage] },
+      { parent: this, dependsOn: [stage, legacy] },
     );
     const slackFile = { path: SLACK_WEBHOOK_FILE, mode: "0600" };
     const slack = new command.remote.Command(

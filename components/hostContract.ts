@@ -24,6 +24,8 @@ export const SLACK_WEBHOOK_FILE = `${ETC_DIR}/claude-token-renew.slack`;
 
 /** Root-only program state: the uid ledger and purge archives. */
 export const STATE_DIR = "/var/lib/workstations";
+/** Where the takeover moves the legacy pieces it retires, one `<UTC time>/` folder per run (components/scripts/legacy.ts). */
+export const LEGACY_DIR = `${STATE_DIR}/legacy`;
 /** `<uid> <name>` per line: uids are never handed out twice. */
 export const LEDGER = `${STATE_DIR}/uid-ledger`;
 /** Per adopted account, the groups this program added to it (the only ones it ever removes again). */

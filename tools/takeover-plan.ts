@@ -1,11 +1,9 @@
 /**
  * The takeover plan (issue 21 item 4), the pure part: from the roster's plan and what a
  * read-only probe of the host found (tools/takeover.ts), per user and for the host, what the
- * first `pulumi up` will create, adopt, change, leave alone, and what blocks it. It says only
- * what the program really does today: where a legacy piece is not yet retired by the program
- * (issue 21 item 3), that is a blocker with the step to take by hand.
+ * first `pulumi up` will create, adopt, change, retire, migrate, leave alone, and what blocks it.
  */
-import { LEDGER } from "../components/hostContract";
+import { LEDGER, LEGACY_DIR } from "../components/hostContract";
 import type { Plan, UserPlan } from "../components/plan";
 
 /** What the probe (TAKEOVER_PROBE) printed, parsed. */
@@ -58,7 +56,7 @@ done
 for u in ${[...LEGACY_RECONCILE, ...TMUX_PERSIST_UNITS].join(" ")}; do
   printf 'unit\\t%s\\t%s\\t%s\\n' "$u" "$(systemctl is-enabled "$u" 2>/dev/null || true)" "$(systemctl is-active "$u" 2>/dev/null || true)"
 done
-printf 'tpbin\\t%s\\n' "$(readlink -f /usr/local/bin/tmux-persist 2>/dev/null || echo missing)"
+if [ -e /usr/local/bin/tmux-persist ]; then printf 'tpbin\\t%s\\n' "$(readlink -f /usr/local/bin/tmux-persist)"; else printf 'tpbin\\tmissing\\n'; fi
 if [ -d /var/lib/tmux-persist/snapshots ]; then
   for d in /var/lib/tmux-persist/snapshots/*/; do
     [ -d "$d" ] || continue
@@ -164,16 +162,18 @@ export function takeoverPlan(plan: Plan, f: HostFacts): TakeoverPlan {
   for (const [n, a] of f.passwd) if (a.uid >= 1000 && a.uid < 60000 && !names.has(n)) lines.push(`${n}: not in the roster: left alone`);
   for (const u of LEGACY_RECONCILE) {
     const s = f.units.get(u);
-    if (s && (s.enabled === "enabled" || s.active === "active"))
-      blockers.push(
-        `host: the legacy reconcile ${u} is ${s.enabled}/${s.active}: it re-installs its own files over the program's every hour; \`systemctl disable --now ${u} && systemctl mask ${u}\` first (the program does not retire it yet: issue 21 item 3)`,
+    if (s && s.enabled !== "not-found" && s.enabled !== "masked")
+      lines.push(
+        `host: retire: the legacy reconcile ${u} (${s.enabled}/${s.active}) stopped, its unit moved to ${LEGACY_DIR}/<time>/ and masked (workstations-legacy-rollback puts it back)`,
       );
   }
-  if (f.tmuxPersistBin === "missing") lines.push(`host: install /usr/local/bin/tmux-persist -> ${OUR_TMUX_PERSIST} and its units`);
-  else if (f.tmuxPersistBin !== OUR_TMUX_PERSIST)
-    blockers.push(
-      `host: /usr/local/bin/tmux-persist is the legacy one (${f.tmuxPersistBin}), with the same unit names and /var/lib/tmux-persist; move it aside first (not retired by the program yet: issue 21 item 3)`,
-    );
-  else lines.push("host: tmux-persist is the program's");
+  if (f.tmuxPersistBin === OUR_TMUX_PERSIST) lines.push("host: tmux-persist is the program's");
+  else {
+    if (f.tmuxPersistBin !== "missing")
+      lines.push(
+        `host: retire: the legacy tmux-persist (${f.tmuxPersistBin}) and its units stopped and moved to ${LEGACY_DIR}/<time>/ (workstations-legacy-rollback puts them back)`,
+      );
+    lines.push(`host: install /usr/local/bin/tmux-persist -> ${OUR_TMUX_PERSIST} and its units`);
+  }
   return { lines, blockers };
 }

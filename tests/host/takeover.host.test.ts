@@ -13,6 +13,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { legacyRetireScript } from "../../components/scripts/legacy";
 import { ed25519Key } from "../../dev/sshkeys";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 
@@ -102,11 +103,11 @@ test("the plan of the team's devvm names each account, the legacy pieces and the
     /^ {2}wizard: migrate: 2 legacy snapshots into tmux-persist's store .*its 1 tombstones are read where they are$/m,
     /^ {2}newbie: create: a new account, uid 3003/m,
     /^ {2}sneaky: the account exists and this program did not create it: add `adopt: true`/m,
-    /^ {2}host: the legacy reconcile t3-provision-users\.timer is enabled\/active/m,
-    /^ {2}host: \/usr\/local\/bin\/tmux-persist is the legacy one/m,
+    /^ {2}host: retire: the legacy reconcile t3-provision-users\.timer \(enabled\/active\)/m,
+    /^ {2}host: retire: the legacy tmux-persist \(\/usr\/local\/bin\/tmux-persist\)/m,
   ])
     assert.match(out, want);
-  assert.ok(out.indexOf("blocked (3):") > out.indexOf("wizard: adopt"), "the blockers come after the plan");
+  assert.ok(out.indexOf("blocked (1):") > out.indexOf("wizard: adopt"), "the blockers come after the plan");
   // mallory's link to /etc/shadow was followed with mallory's rights: nothing counted, nothing shown
   assert.doesNotMatch(out, /mallory: change: sshd stops/);
   assert.doesNotMatch(out + r.stderr, /root:[$*!]/, "no line of /etc/shadow");
@@ -118,4 +119,54 @@ test("a host key that is not the host's: refused before anything is read, exit 2
   assert.equal(r.status, 2, r.stdout + r.stderr);
   assert.match(r.stderr, /^takeover: reading root@127\.0\.0\.1:[0-9]+ failed .*Host key verification failed/m);
   assert.equal(r.stdout, "");
+});
+
+/** The legacy files and their content (sha256), and the reconcile timer's state. */
+const LEGACY_STATE =
+  "sha256sum /usr/local/bin/tmux-persist /etc/systemd/system/t3-provision-users.timer /etc/systemd/system/t3-provision-users.service; systemctl is-enabled t3-provision-users.timer || true; systemctl is-active t3-provision-users.timer || true";
+
+test("the first up's legacy step: the reconcile stopped, moved aside and masked, the legacy tmux-persist moved aside, nothing deleted; twice changes nothing; the rollback puts it all back", async () => {
+  const legacyBefore = await sh(LEGACY_STATE);
+  assert.match(legacyBefore, /^enabled\nactive\n$/m);
+  const first = await run(h, legacyRetireScript());
+  assert.match(first.stdout, /legacy changes=[1-9]/, first.stdout + first.stderr);
+  const folder = (await sh("ls -d /var/lib/workstations/legacy/20*Z")).trim();
+  assert.match(folder, /^\/var\/lib\/workstations\/legacy\/[0-9]{8}T[0-9]{6}Z$/);
+  assert.equal((await sh("stat -c %a /var/lib/workstations/legacy " + folder)).trim(), "700\n700");
+  assert.equal((await sh("systemctl is-enabled t3-provision-users.timer || true")).trim(), "masked");
+  assert.equal((await sh("systemctl is-active t3-provision-users.timer || true")).trim(), "inactive");
+  assert.equal((await sh("test -e /usr/local/bin/tmux-persist && echo there || echo gone")).trim(), "gone");
+  // moved, byte for byte
+  const moved = await sh(
+    `cd ${folder} && sha256sum usr/local/bin/tmux-persist etc/systemd/system/t3-provision-users.timer etc/systemd/system/t3-provision-users.service`,
+  );
+  const sums = (t: string) =>
+    t
+      .split("\n")
+      .filter((l) => /^[0-9a-f]{64} /.test(l))
+      .map((l) => l.split(/\s+/)[0]);
+  assert.deepEqual(sums(moved), sums(legacyBefore));
+  const manifest = await sh(`cat ${folder}/MANIFEST`);
+  assert.match(manifest, /^unit t3-provision-users\.timer enabled active$/m);
+  assert.match(manifest, /^masked t3-provision-users\.timer$/m);
+  assert.match(manifest, /^file \/usr\/local\/bin\/tmux-persist$/m);
+  const second = await run(h, legacyRetireScript());
+  assert.match(second.stdout, /legacy changes=0$/m, "a second run changes nothing");
+  assert.equal((await sh("ls -d /var/lib/workstations/legacy/20*Z")).trim(), folder, "and makes no new folder");
+  // the takeover plan now has only the account that is not adopted in its way
+  const plan = takeover();
+  assert.doesNotMatch(plan.stdout, /retire:/, plan.stdout);
+  assert.match(plan.stdout, /^ {2}host: install \/usr\/local\/bin\/tmux-persist -> /m);
+  assert.match(plan.stdout, /^blocked \(1\):\n {2}sneaky: /m);
+  // rollback
+  await run(h, "cat > /usr/local/sbin/workstations-legacy-rollback && chmod 0755 /usr/local/sbin/workstations-legacy-rollback", {
+    stdin: fs.readFileSync(path.join(ROOT, "scripts/agents/workstations-legacy-rollback")),
+  });
+  const rb = await run(h, "workstations-legacy-rollback");
+  assert.match(rb.stdout, /^restored \/usr\/local\/bin\/tmux-persist$/m);
+  assert.equal(await sh(LEGACY_STATE), legacyBefore, "the legacy files and the reconcile timer are back as they were");
+  assert.equal((await sh(`ls -d ${folder}.rolled-back`)).trim(), `${folder}.rolled-back`);
+  const again = await run(h, "workstations-legacy-rollback", { check: false });
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /no folder to roll back/);
 });

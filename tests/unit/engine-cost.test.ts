@@ -138,8 +138,12 @@ test("a new host library version changes every user's commands; nothing per-user
     assert.ok(a.get(n)!.includes(hostLibrary().path) && b.get(n)!.includes(libBefore.path), `${n} calls the library by its versioned path`);
 });
 
-/** The host component's inputs (every resource named host…), example roster: was 1.2 MB of state with the files' text. */
-export const HOST_INPUT_BUDGET = 24 * 1024;
+/**
+ * The host component's inputs (every resource named host…), example roster: was 1.2 MB of state
+ * with the files' text. 24 KB until the takeover's legacy step (about 2.5 KB, once per host:
+ * it runs before the host files, so it cannot be a call of the host library they install).
+ */
+export const HOST_INPUT_BUDGET = 27 * 1024;
 
 test(`the host files are one archive: the state keeps its digest, no shipped file's text; the host's inputs stay under ${HOST_INPUT_BUDGET} bytes`, async () => {
   const { resources, program } = await runProgram({ roster: readExampleRoster() });

@@ -67,9 +67,14 @@ test("per user: create, managed, adopt (groups joined and kept, shell by what it
   ])
     assert.match(lines, want);
   assert.doesNotMatch(lines, /^emo: change: sshd stops/m, "no keys file: nothing to say");
+  for (const want of [
+    /^host: retire: the legacy reconcile t3-provision-users\.timer \(enabled\/active\) stopped, its unit moved to \/var\/lib\/workstations\/legacy\/<time>\/ and masked \(workstations-legacy-rollback puts it back\)$/m,
+    /^host: retire: the legacy tmux-persist \(\/usr\/local\/bin\/tmux-persist\) and its units stopped and moved to/m,
+    /^host: install \/usr\/local\/bin\/tmux-persist -> \/usr\/local\/lib\/workstations\/tmux-persist\.mjs and its units$/m,
+  ])
+    assert.match(lines, want);
+  assert.match(lines, /^host: retire: the legacy reconcile t3-provision-users\.service \(static\/inactive\)/m);
   assert.deepEqual(t.blockers.sort(), [
-    "host: /usr/local/bin/tmux-persist is the legacy one (/usr/local/bin/tmux-persist), with the same unit names and /var/lib/tmux-persist; move it aside first (not retired by the program yet: issue 21 item 3)",
-    "host: the legacy reconcile t3-provision-users.timer is enabled/active: it re-installs its own files over the program's every hour; `systemctl disable --now t3-provision-users.timer && systemctl mask t3-provision-users.timer` first (the program does not retire it yet: issue 21 item 3)",
     "moved: group ghosts (named in the roster) does not exist on the host; create it or drop it from the entry",
     "moved: the account has uid 1108, the roster says 1008; pin 1108 in the roster",
     "sneaky: the account exists and this program did not create it: add `adopt: true` to the entry to take it over",
