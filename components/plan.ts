@@ -10,7 +10,8 @@ import { isRestrictedKey, LifecycleState, Overrides, Role, Roster, RosterUser } 
 import { planWeb, WebGrant, WebPlan } from "./plan/web";
 
 export type ForgejoPermission = "none" | "read" | "write" | "admin";
-export type KubeTier = "none" | "namespace" | "cluster-admin";
+/** `read-only`: the team's power-user tier, a cluster-wide read-only ClusterRole (README "Kubernetes"). */
+export type KubeTier = "none" | "namespace" | "read-only" | "cluster-admin";
 
 /** What a role grants before per-user overrides. */
 export interface RoleProfile {
@@ -179,6 +180,8 @@ export interface KubeGrant {
   dashboardNav: boolean;
   /** `cluster-admin` ClusterRoleBinding. */
   clusterAdmin: boolean;
+  /** A ClusterRoleBinding to the read-only ClusterRole (tier `read-only`). */
+  clusterReadOnly: boolean;
   /** The kubeconfig's default namespace, if any. */
   defaultNamespace?: string;
 }
@@ -284,6 +287,7 @@ function activeGrants(u: RosterUser, p: RoleProfile, namespaces: string[]): Gran
           namespaceAdmin: namespaces,
           dashboardNav: p.dashboardNav,
           clusterAdmin: p.kubeTier === "cluster-admin",
+          clusterReadOnly: p.kubeTier === "read-only",
           ...(p.kubeTier === "namespace" && namespaces.length ? { defaultNamespace: namespaces[0] } : {}),
         };
   return {

@@ -65,7 +65,8 @@ export function buildProgram(config: WorkstationsConfig, projectDir: string): Pr
   const forgejo = config.forgejo ? forgejoAccess(config.forgejo, plan) : undefined;
   // Kubernetes (components/kube): off without workstations:kubeApiServer.
   if (!config.kube) pulumi.log.info(KUBE_OFF_MESSAGE);
-  const kube = config.kube ? new KubeCluster("kube", { config: config.kube }) : undefined;
+  const readOnlyRole = plan.users.some((u) => u.profile.kubeTier === "read-only");
+  const kube = config.kube ? new KubeCluster("kube", { config: config.kube, readOnlyRole }) : undefined;
   const bundle = loadBundle(projectDir);
   bundle.files.push({ path: AGENT_CONFIG_FILE, mode: "0644", content: agentConfig(config) });
   if (config.tmuxResumeArgs)

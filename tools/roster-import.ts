@@ -140,10 +140,13 @@ function importUser(
   else if (ns.length) notes.push(`${name}: namespaces ${ns.join(", ")} not carried over (only a namespace-owner owns namespaces)`);
   const keys = importKeys(name, host.keys(name, acct.home), notes);
   if (keys.length) u.sshKeys = keys;
+  // the team's power-users read the cluster (a read-only ClusterRole); ours have no tier by default
+  const overrides: Record<string, unknown> = tier === "power-user" ? { kubeTier: "read-only" } : {};
   if (e.parked === true) {
-    u.overrides = { tmuxPersist: false, claudeTokenRenew: false, t3: false };
+    Object.assign(overrides, { tmuxPersist: false, claudeTokenRenew: false, t3: false });
     notes.push(`${name}: parked: kept active with every per-user daemon off (tmuxPersist, claudeTokenRenew, t3)`);
   }
+  if (Object.keys(overrides).length) u.overrides = overrides;
   if (typeof e.k8s_user === "string" && e.k8s_user !== u.email)
     notes.push(`${name}: k8s_user ${e.k8s_user} not carried over (the RBAC subject is the email; issue 21 item 5)`);
   if (e.code_layout === "workspace" || e.repos !== undefined)

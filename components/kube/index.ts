@@ -77,6 +77,24 @@ export const KUBE_OFF_MESSAGE =
 export const DASHBOARD_NAV_ROLE = "dashboard-nav-readonly";
 export const DASHBOARD_NAV_RULES = [{ apiGroups: [""], resources: ["namespaces", "nodes"], verbs: ["get", "list", "watch"] }];
 
+/**
+ * The team's power-user tier (`kubeTier: read-only`): read workloads, pods and their logs,
+ * services, config maps, events, namespaces and nodes cluster-wide; never Secrets, never exec,
+ * attach or port-forward (subresources not listed), never a write.
+ */
+export const READ_ONLY_ROLE = "workstations-read-only";
+const READ = ["get", "list", "watch"];
+export const READ_ONLY_RULES = [
+  {
+    apiGroups: [""],
+    resources: ["pods", "pods/log", "services", "endpoints", "configmaps", "events", "namespaces", "nodes", "persistentvolumeclaims", "replicationcontrollers"],
+    verbs: READ,
+  },
+  { apiGroups: ["apps"], resources: ["deployments", "replicasets", "statefulsets", "daemonsets"], verbs: READ },
+  { apiGroups: ["batch"], resources: ["jobs", "cronjobs"], verbs: READ },
+  { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: READ },
+];
+
 /** The Pod Security admission labels of an owned namespace. */
 export function podSecurityLabels(level: PodSecurityLevel): Record<string, string> {
   const l = "pod-security.kubernetes.io";
@@ -96,6 +114,7 @@ export function kubeNames(user: string) {
     ...programNames(user),
     navBinding: `workstations:dashboard-nav:${user}`,
     clusterAdminBinding: `workstations:cluster-admin:${user}`,
+    readOnlyBinding: `workstations:read-only:${user}`,
   };
 }
 
@@ -120,12 +139,15 @@ export function kubeconfigBody(cfg: KubeConfig, p: UserPlan): string | undefined
 
 export interface KubeClusterArgs {
   config: KubeConfig;
+  /** Some roster user has the `read-only` tier: the shared READ_ONLY_ROLE exists. */
+  readOnlyRole?: boolean;
 }
 
 /** The provider and the shared ClusterRole. */
 export class KubeCluster extends pulumi.ComponentResource {
   public readonly provider: K8sProvider;
   public readonly navRole: k8sRbac.ClusterRole;
+  public readonly readOnlyRole?: k8sRbac.ClusterRole;
   public readonly config: KubeConfig;
 
   constructor(name: string, args: KubeClusterArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -148,6 +170,12 @@ export class KubeCluster extends pulumi.ComponentResource {
       },
       { parent: this, provider: this.provider },
     );
+    if (args.readOnlyRole)
+      this.readOnlyRole = new k8sRbac.ClusterRole(
+        `${name}-${READ_ONLY_ROLE}`,
+        { metadata: { name: READ_ONLY_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" } }, rules: READ_ONLY_RULES },
+        { parent: this, provider: this.provider },
+      );
     this.registerOutputs({ navRole: this.navRole.metadata.name });
   }
 }
@@ -262,6 +290,20 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
           subjects: [subject],
         },
         opts,
+      ),
+    );
+  }
+  if (g.clusterReadOnly) {
+    if (!cluster.readOnlyRole) throw new Error(`${p.name}: tier read-only, but the KubeCluster was made without readOnlyRole`);
+    ready.push(
+      new k8sRbac.ClusterRoleBinding(
+        `${p.name}-read-only`,
+        {
+          metadata: { name: n.readOnlyBinding, labels },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: READ_ONLY_ROLE },
+          subjects: [subject],
+        },
+        { ...opts, dependsOn: [cluster.readOnlyRole] },
       ),
     );
   }

@@ -739,7 +739,7 @@ export const overridesSchema = z.strictObject({
   /** Run the Claude token renewal agent for this user (SPEC §3.5). */
   claudeTokenRenew: z.boolean().optional(),
   /** Kubernetes tier for the generated kubeconfig. */
-  kubeTier: z.enum(["none", "namespace", "cluster-admin"]).optional(),
+  kubeTier: z.enum(["none", "namespace", "read-only", "cluster-admin"]).optional(),
   /** A T3 Code server for this user (`t3-serve@<user>.service` on a sticky port; README "Web access"). */
   t3: z.boolean().optional(),
 });

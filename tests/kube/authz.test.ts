@@ -23,6 +23,7 @@ const programObjects = (roster: string) => lib.programObjects(kube, roster);
 interface Attr {
   verb: string;
   resource: string;
+  subresource?: string;
   group?: string;
   namespace?: string;
 }
@@ -199,5 +200,53 @@ test(
       assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps")).status, 200);
       assert.equal((await kube.request("GET", "/apis/apps/v1/namespaces/nadia-apps/deployments/keeps-running")).status, 200);
     }
+  },
+);
+
+test(
+  "power-user with kubeTier read-only (the team's tier): reads workloads, pods and logs, services, config maps, events, namespaces and nodes everywhere; no Secret, no exec, no write; suspended: nothing",
+  { skip },
+  async () => {
+    const readOnly = ROSTER.replace("    overrides:\n      pushWhitelist: true\n", "    overrides:\n      kubeTier: read-only\n      pushWhitelist: true\n");
+    assert.notEqual(readOnly, ROSTER);
+    await applier.up(await programObjects(readOnly));
+    const emo = () => kube.oidc.tokenFor(USERS.emo);
+    const user = "oidc:emo@example.com";
+    for (const p of [
+      "/api/v1/pods",
+      "/api/v1/namespaces/nadia-apps/pods",
+      "/apis/apps/v1/deployments",
+      "/apis/apps/v1/namespaces/olga-lab/statefulsets",
+      "/apis/batch/v1/jobs",
+      "/api/v1/services",
+      "/api/v1/configmaps",
+      "/api/v1/events",
+      "/api/v1/namespaces",
+      "/api/v1/nodes",
+    ])
+      assert.equal(await settled(200, "GET", p, emo()), 200, `emo GET ${p}`);
+    assert.equal(await sar(user, { verb: "get", resource: "pods", subresource: "log", namespace: "olga-lab" } as Attr), true, "pod logs");
+    for (const [m, p, body] of [
+      ["GET", "/api/v1/secrets"],
+      ["GET", "/api/v1/namespaces/nadia-apps/secrets"],
+      ["POST", "/apis/apps/v1/namespaces/nadia-apps/deployments", deployment("nadia-apps")],
+      ["DELETE", "/api/v1/namespaces/olga-lab/configmaps/kube-root-ca.crt"],
+    ] as const)
+      assert.equal((await kube.request(m, p, { token: emo(), body })).status, 403, `emo ${m} ${p}`);
+    for (const a of [
+      { verb: "create", resource: "pods", subresource: "exec", namespace: "nadia-apps" },
+      { verb: "get", resource: "pods", subresource: "exec", namespace: "nadia-apps" },
+      { verb: "create", resource: "pods", subresource: "portforward", namespace: "nadia-apps" },
+      { verb: "create", resource: "pods", subresource: "attach", namespace: "nadia-apps" },
+      { verb: "list", resource: "secrets" },
+    ])
+      assert.equal(await sar(user, a as Attr), false, `emo ${JSON.stringify(a)}`);
+    await applier.up(
+      await programObjects(
+        readOnly.replace("    overrides:\n      kubeTier: read-only\n", "    state: suspended\n    overrides:\n      kubeTier: read-only\n"),
+      ),
+    );
+    assert.equal(await settled(403, "GET", "/api/v1/pods", emo()), 403, "suspended: the binding is gone");
+    assert.equal(await sar(user, { verb: "list", resource: "namespaces" }), false);
   },
 );

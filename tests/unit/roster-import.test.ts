@@ -121,6 +121,7 @@ test("the legacy roster and the host's accounts become a roster of ours that the
       shell: "/usr/bin/zsh",
       groups: ["code-shared"],
       sshKeys: [K.emo],
+      overrides: { kubeTier: "read-only" },
       adopt: true,
     });
     assert.deepEqual(by.nadia, {
