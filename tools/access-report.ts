@@ -53,7 +53,8 @@ export function userGrants(u: UserPlan): Grants {
     for (const ns of a.kube.namespaceAdmin) g.kubernetes.push(`namespace ${ns} (admin RoleBinding)`);
     g.kubernetes.push("~/.kube/config (OIDC exec plugin)");
     if (a.kube.clusterAdmin) g.kubernetes.push("cluster-admin ClusterRoleBinding");
-    if (a.kube.clusterReadOnly) g.kubernetes.push("read-only ClusterRoleBinding (workloads, pods and logs, services, config maps, events, namespaces, nodes; no Secrets, no exec)");
+    if (a.kube.clusterReadOnly)
+      g.kubernetes.push("read-only ClusterRoleBinding (workloads, pods and logs, services, config maps, events, namespaces, nodes; no Secrets, no exec)");
     if (a.kube.dashboardNav) g.dashboard.push("dashboard-nav-readonly ClusterRole");
     for (const ns of a.kube.namespaceAdmin) g.dashboard.push(`token of ServiceAccount ${ns}/dashboard-${u.name}`);
     const injected = a.web ? injectorToken(a) : undefined;
