@@ -103,6 +103,8 @@ export interface UserPlan {
   forgejoUser: string;
   /** The email the Forgejo account `forgejoUser` must have: the roster's `forgejoEmail`, else `email` (checked by the Forgejo preflight). */
   forgejoEmail: string;
+  /** The Kubernetes identity (OIDC email claim): the roster's `k8sUser`, else `email`. */
+  kubeUser: string;
   shell: string;
   home: string;
   /** Supplementary groups, sorted, including the managed workstation-* groups (kept while suspended). */
@@ -239,6 +241,7 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
     sso: u.sso ?? u.name,
     forgejoUser: u.forgejo,
     forgejoEmail: u.forgejoEmail ?? u.email,
+    kubeUser: u.k8sUser ?? u.email,
     shell: u.shell,
     home: names.home,
     groups: sorted([USERS_GROUP, ...p.groups, ...u.groups]),

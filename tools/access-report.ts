@@ -50,6 +50,7 @@ export function userGrants(u: UserPlan): Grants {
   }
   if (a.kube) {
     g.kubernetes.push(`tier ${a.kube.tier}`);
+    if (u.kubeUser !== u.email) g.kubernetes.push(`bound as ${u.kubeUser} (k8sUser, not the email)`);
     for (const ns of a.kube.namespaceAdmin) g.kubernetes.push(`namespace ${ns} (admin RoleBinding)`);
     g.kubernetes.push("~/.kube/config (OIDC exec plugin)");
     if (a.kube.clusterAdmin) g.kubernetes.push("cluster-admin ClusterRoleBinding");

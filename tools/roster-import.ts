@@ -147,8 +147,10 @@ function importUser(
     notes.push(`${name}: parked: kept active with every per-user daemon off (tmuxPersist, claudeTokenRenew, t3)`);
   }
   if (Object.keys(overrides).length) u.overrides = overrides;
-  if (typeof e.k8s_user === "string" && e.k8s_user !== u.email)
-    notes.push(`${name}: k8s_user ${e.k8s_user} not carried over (the RBAC subject is the email; issue 21 item 5)`);
+  if (typeof e.k8s_user === "string" && e.k8s_user !== u.email) {
+    if (/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(e.k8s_user)) u.k8sUser = e.k8s_user;
+    else notes.push(`${name}: k8s_user ${e.k8s_user} is not an email address; not carried over (the RBAC subject is an email)`);
+  }
   if (e.code_layout === "workspace" || e.repos !== undefined)
     notes.push(`${name}: code_layout ${String(e.code_layout)}${e.repos ? " and repos" : ""} not carried over (the clone is ~/code)`);
   if (e.claude_auth !== undefined) notes.push(`${name}: claude_auth ${String(e.claude_auth)} not carried over (the role decides the token agent)`);

@@ -102,8 +102,8 @@ export function podSecurityLabels(level: PodSecurityLevel): Record<string, strin
 }
 
 /** The username the API server sees for a user's OIDC token. */
-export function oidcUsername(cfg: Pick<KubeConfig, "usernameClaim" | "usernamePrefix">, u: Pick<UserPlan, "name" | "email">): string {
-  return cfg.usernamePrefix + (cfg.usernameClaim === "email" ? u.email : u.name);
+export function oidcUsername(cfg: Pick<KubeConfig, "usernameClaim" | "usernamePrefix">, u: Pick<UserPlan, "name" | "kubeUser">): string {
+  return cfg.usernamePrefix + (cfg.usernameClaim === "email" ? u.kubeUser : u.name);
 }
 
 /** Kubernetes object names of one user (all fixed, no auto-naming: bindings are found by name). */

@@ -828,6 +828,12 @@ export const userSchema = z.strictObject({
    * checks the `forgejo` login against this address; the access diff flags it (README "Forgejo").
    */
   forgejoEmail: z.email({ message: "an email address (the Forgejo account's)" }).optional(),
+  /**
+   * The user's Kubernetes identity when it is not `email` (the team's RBAC subjects are plain
+   * emails that can differ from the Claude email): the OIDC username the bindings name is
+   * `kubeUsernamePrefix` + this (with `kubeUsernameClaim=email`). README "Kubernetes".
+   */
+  k8sUser: z.email({ message: "an email address (the user's Kubernetes identity)" }).optional(),
   /** OpenSSH public keys, one per line of authorized_keys. */
   sshKeys: z.array(sshKey).default([]),
   /** Login shell. */

@@ -12,7 +12,9 @@ import { KUBECONFIG_HEADER_PREFIX } from "../../components/scripts/kubeconfig";
 import { USER_FUNCS } from "../../components/scripts/shell";
 import { recordedOptions, KUBE_CONFIG, TEST_CA } from "./fixtures";
 import { kubeNames, OWNER_LABEL } from "../../components/kube";
-import { derivedNames } from "../../components/plan";
+import { derivedNames, planRoster } from "../../components/plan";
+import { parseRoster } from "../../components/roster/load";
+import { userGrants } from "../../tools/access-report";
 const { programNames, OWNER_LABEL: SWEEP_OWNER_LABEL } = require("../../components/kube/sweep");
 
 const isKube = (r: Captured) => r.type.startsWith("kubernetes:") || r.type === "pulumi:providers:kubernetes" || r.type === "workstations:index:KubeCluster";
@@ -270,4 +272,18 @@ test("the program's object names in a namespace are the access cut's (sweep.js) 
     assert.equal(n.dashboardAccount, derivedNames(u).dashboardServiceAccount);
   }
   assert.equal(OWNER_LABEL, SWEEP_OWNER_LABEL);
+});
+
+test("k8sUser: the bindings name the user's Kubernetes identity where it is not the email; the access report says so", async () => {
+  const roster = readExampleRoster().replace("    email: viktor@example.com\n", "    email: viktor@example.com\n    k8sUser: viktor.k8s@corp.example\n");
+  assert.notEqual(roster, readExampleRoster());
+  const opts = recordedOptions();
+  const { resources } = await runProgram({ roster, config: { ...KUBE_CONFIG, kubeUsernamePrefix: "oidc:" } });
+  opts.stop();
+  assert.deepEqual(byName(resources, "viktor-cluster-admin").subjects, [
+    { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "oidc:viktor.k8s@corp.example" },
+  ]);
+  assert.equal(byName(resources, "nadia-owner-nadia-apps").subjects[0].name, "oidc:nadia@example.com", "the others keep their email");
+  const viktor = planRoster(parseRoster(roster, "r.yaml").roster!).users.find((u) => u.name === "viktor")!;
+  assert.ok(userGrants(viktor).kubernetes.includes("bound as viktor.k8s@corp.example (k8sUser, not the email)"));
 });

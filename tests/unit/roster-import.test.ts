@@ -109,6 +109,7 @@ test("the legacy roster and the host's accounts become a roster of ours that the
       shell: "/usr/bin/zsh",
       groups: ["code-shared"],
       sshKeys: [K.wizard],
+      k8sUser: "wizard-k8s@corp.example",
       adopt: true,
     });
     assert.deepEqual(by.emo, {
@@ -142,7 +143,6 @@ test("the legacy roster and the host's accounts become a roster of ours that the
       /^wizard: keeps docker, sudo as the host has them \(system groups a roster cannot name; tighten: true would remove them\)$/m,
       /^removed: an account on the host \(uid 1003\) not in the legacy roster: left alone$/m,
       /^wizard: a key in ~\/\.ssh\/authorized_keys not carried over \(a forced command that is an absolute program.*"sudo -n \/usr\/local\/bin\/tl-reconcile"/m,
-      /^wizard: k8s_user wizard-k8s@corp\.example not carried over/m,
       /^wizard: code_layout workspace and repos not carried over/m,
       /^wizard: claude_auth true not carried over/m,
       /^emo: namespaces emo-x not carried over \(only a namespace-owner owns namespaces\)$/m,
