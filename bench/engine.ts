@@ -1,23 +1,24 @@
 /**
- * `npm run bench:engine`: the main job under the real Pulumi engine, measured side by side in
- * one run (issue 12):
+ * `npm run bench:engine`: the main job under the real Pulumi engine, with every surface on
+ * (the nspawn host, Vault, Forgejo on the toolchain's Gitea, Kubernetes on its API server),
+ * measured side by side in one run (issues 12 and 25):
  *   - no-op `preview` and `up` of an empty program (the baseline: engine + language host start),
- *   - the same for the example roster, 20 users and 100 users (generated rosters), against the
- *     nspawn test host and a Vault dev server,
- *   - the state size per user (the file backend's checkpoint, divided by the active users),
- *   - the remote commands run for a one-user edit (they must be exactly that user's).
- * Program start-up with and without type-checking (tsconfig.json vs tsconfig.pulumi.json)
- * is measured first: it needs only the CLI. Then the Forgejo resources alone (dynamic
- * providers: no plugin), FORGEJO_USERS users (default 20) against the toolchain's Gitea, with
- * the first version of components/forgejo (its client serialised into each resource's state,
- * from git: FORGEJO_BASELINE, default 19ed79f) and with this one (a loader in the state): the
- * state per user and a no-op preview and up of each.
+ *   - the program's start until its roster check stops it: through ts-node (the engine's
+ *     TypeScript support, as before) and through components/start.js (the transpile cache, now),
+ *   - for the example roster and generated rosters of BENCH_SIZES users (default 20,100,250):
+ *     (250 users: the first up ran over 20 min with the engine at 5 GB and a 9.6 MB checkpoint
+ *     on this machine, so it is not in the default) a no-op preview and up, the state per user (the file backend's checkpoint divided by the
+ *     active users), a one-user edit (which resources it touched and how many remote commands
+ *     ran on the host: sshd's logins as root), and, for 100 users, onboarding one more user;
+ *   - the same for BENCH_BEFORE_SIZES (default 20,100) with the program at BENCH_BASELINE (git,
+ *     default 4974438: before issue 25), so before and after are in the same run.
+ * The Forgejo rows of issue 12 (the Forgejo resources alone, the first provider version from
+ * git against the loader) run with BENCH_FORGEJO=1. The machine's load is printed with the table.
  *
- * Needs the offline toolchain's CLI and language host; the roster rows also need the command
- * and vault resource plugins. Where they are missing it prints what it could measure and
- * then fails (exit 1), naming what is missing, like the engine e2e suite.
+ * Needs the offline toolchain's CLI, plugins, Vault, Gitea and kube-apiserver; where something
+ * is missing it prints what it could measure and then fails (exit 1), naming it.
  *
- *   npm run bench:engine                 (BENCH_SIZES=20,100 BENCH_RUNS=3 to change)
+ *   npm run bench:engine       (BENCH_SIZES=20,100 BENCH_BEFORE_SIZES= BENCH_RUNS=3 to change)
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -25,13 +26,18 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { syntheticRoster } from "./eval";
+import { ed25519Key } from "../dev/sshkeys";
 
 const ROOT = path.resolve(__dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const SIZES = (process.env.BENCH_SIZES ?? "20,100")
-  .split(",")
-  .map(Number)
-  .filter((n) => n > 0);
+const sizes = (v: string) =>
+  v
+    .split(",")
+    .map(Number)
+    .filter((n) => n > 0);
+const SIZES = sizes(process.env.BENCH_SIZES ?? "20,100");
+const BEFORE_SIZES = sizes(process.env.BENCH_BEFORE_SIZES ?? "20,100");
+const BASELINE = process.env.BENCH_BASELINE ?? "4974438";
 
 interface Row {
   case: string;
@@ -42,6 +48,12 @@ interface Row {
   note?: string;
 }
 const rows: Row[] = [];
+/** Each row as it is measured too (a run of hours, or one cut off, still leaves its figures). */
+function addRow(r: Row): void {
+  rows.push(r);
+  const f = (ms?: number) => (ms === undefined ? "" : `${(ms / 1000).toFixed(2)} s`);
+  console.log(`# row: ${r.case} | ${r.users} users | preview ${f(r.previewMs)} | up ${f(r.upMs)} | ${r.stateBytesPerUser ?? ""} B/user | ${r.note ?? ""}`);
+}
 
 function toolchainEnv(): NodeJS.ProcessEnv {
   const tc = spawnSync("bash", [path.join(ROOT, "dev/toolchain"), "env"], { encoding: "utf8" });
@@ -75,13 +87,23 @@ function emptyProgram(env: NodeJS.ProcessEnv): void {
   pulumiIn(dir, e, ["up", "--yes", "--skip-preview"]);
   const pv = Array.from({ length: RUNS }, () => pulumiIn(dir, e, ["preview"]).ms);
   const up = Array.from({ length: RUNS }, () => pulumiIn(dir, e, ["up", "--yes"]).ms);
-  rows.push({ case: "empty program (baseline)", users: 0, previewMs: median(pv), upMs: median(up) });
+  addRow({ case: "empty program (baseline)", users: 0, previewMs: median(pv), upMs: median(up) });
 }
 
+/** The Pulumi.yaml of the program as it was before the transpile cache: the engine's ts-node. */
+const TS_NODE_PULUMI_YAML = `name: workstations
+runtime:
+  name: nodejs
+  options:
+    typescript: true
+    tsconfig: tsconfig.pulumi.json
+`;
+
 /**
- * Start-up of this program up to its roster check, with and without type-checking: an
- * invalid roster stops the program right after it is loaded, so the time is the engine,
- * the language host and loading (transpiling, or type-checking) the TypeScript.
+ * Start-up of this program up to its roster check: an invalid roster stops the program right
+ * after it is loaded, so the time is the engine, the language host and loading the program:
+ * through the engine's ts-node (transpile only, the way before) and through components/start.js
+ * (the transpile cache, warm).
  */
 function startup(env: NodeJS.ProcessEnv): void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-start-"));
@@ -100,16 +122,20 @@ function startup(env: NodeJS.ProcessEnv): void {
   ])
     pulumiIn(dir, e, ["config", "set", `workstations:${k}`, "--", v]);
   pulumiIn(dir, e, ["config", "set", "--secret", "workstations:sshPrivateKey", "--", "not-a-key"]);
-  const measure = (label: string, extra: NodeJS.ProcessEnv) => {
+  const measure = (label: string) => {
+    pulumiIn(dir, e, ["preview"], true); // warm the caches (the transpile cache, the OS's)
     const ms = Array.from({ length: RUNS }, () => {
-      const r = pulumiIn(dir, { ...e, ...extra }, ["preview"], true);
+      const r = pulumiIn(dir, e, ["preview"], true);
       if (!/expected at least one user|users: expected/.test(r.out)) throw new Error(`startup bench: expected the roster check to stop the program:\n${r.out}`);
       return r.ms;
     });
-    rows.push({ case: label, users: 0, previewMs: median(ms), note: "until the roster check stops it" });
+    addRow({ case: label, users: 0, previewMs: median(ms), note: "until the roster check stops it" });
   };
-  measure("program start, type-checked (tsconfig.json)", { PULUMI_NODEJS_TRANSPILE_ONLY: "false" });
-  measure("program start, transpile only (tsconfig.pulumi.json, the default)", {});
+  const yaml = fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8");
+  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), TS_NODE_PULUMI_YAML);
+  measure("before: program start through the engine's ts-node (transpile only)");
+  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), yaml);
+  measure("after: program start through components/start.js (transpile cache)");
 }
 
 /** The program of the Forgejo rows: per user a write collaboration and a token; master's protection. */
@@ -144,6 +170,7 @@ async function forgejoRows(env: NodeJS.ProcessEnv): Promise<void> {
     versions.push([`Forgejo resources only, first version (client in the state, ${baseline})`, first]);
     const now: Record<string, string> = {};
     for (const file of ["api.js", "providers.js", "provider.ts"]) now[file] = fs.readFileSync(path.join(ROOT, "components/forgejo", file), "utf8");
+    now["../loaderProvider.ts"] = fs.readFileSync(path.join(ROOT, "components/loaderProvider.ts"), "utf8");
     versions.push(["Forgejo resources only, this version (a loader in the state)", now]);
     for (const [label, files] of versions) {
       const dir = fs.mkdtempSync(path.join(tmp, "proj-"));
@@ -171,7 +198,7 @@ async function forgejoRows(env: NodeJS.ProcessEnv): Promise<void> {
       const pv = Array.from({ length: RUNS }, () => pulumiIn(dir, e, ["preview", "--expect-no-changes"]).ms);
       const up = Array.from({ length: RUNS }, () => pulumiIn(dir, e, ["up", "--yes", "--expect-no-changes"]).ms);
       const checkpoint = path.join(dir, "state", ".pulumi", "stacks", "fj-bench", "bench.json");
-      rows.push({ case: label, users: n, previewMs: median(pv), upMs: median(up), stateBytesPerUser: Math.round(fs.statSync(checkpoint).size / n) });
+      addRow({ case: label, users: n, previewMs: median(pv), upMs: median(up), stateBytesPerUser: Math.round(fs.statSync(checkpoint).size / n) });
       pulumiIn(dir, e, ["destroy", "--yes"]);
     }
   } finally {
@@ -180,47 +207,140 @@ async function forgejoRows(env: NodeJS.ProcessEnv): Promise<void> {
   }
 }
 
-async function withRoster(label: string, rosterDoc: unknown): Promise<void> {
-  const { changeCollector, setupE2E } = await import("../dev/e2e");
-  const e = await setupE2E(`bench-${label.replace(/[^a-z0-9]+/gi, "-")}`, rosterDoc);
+/** A copy of the program at `commit` (git archive), for the before rows. */
+function baselineSource(commit: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ws-bench-baseline-${commit}-`));
+  const arch = spawnSync("git", ["-C", ROOT, "archive", "--format=tar", commit], { maxBuffer: 512 << 20 });
+  if (arch.status !== 0) throw new Error(`bench:engine: git archive ${commit} failed: ${arch.stderr}`);
+  const x = spawnSync("tar", ["-x", "-C", dir], { input: arch.stdout });
+  if (x.status !== 0) throw new Error(`bench:engine: unpacking ${commit} failed: ${x.stderr}`);
+  return dir;
+}
+
+type Doc = { users: Array<{ name: string; uid: number; state?: string; groups?: string[] } & Record<string, unknown>> };
+
+/** Root logins on the host (each remote command of the command provider is one). */
+async function rootLogins(e: import("../dev/e2e").E2E): Promise<number> {
+  return Number(await e.sh("journalctl -q -u ssh --no-pager -o cat | grep -c 'Accepted publickey for root' || true"));
+}
+
+/** Runs `up` and reports what it touched and how many remote commands ran for it. */
+async function measuredUp(e: import("../dev/e2e").E2E): Promise<{ ms: number; touched: string[]; remote: number }> {
+  const { changeCollector, urnName } = await import("../dev/e2e");
+  const before = await rootLogins(e);
+  const c = changeCollector();
+  const t0 = Date.now();
+  await e.up({ onEvent: c.onEvent });
+  const ms = Date.now() - t0;
+  const remote = (await rootLogins(e)) - before - 1; // the count's own login
+  return { ms, touched: c.changed.map((x) => `${x.op} ${urnName(x.urn)}`), remote };
+}
+
+async function withRoster(label: string, rosterDoc: Doc, source?: string): Promise<void> {
+  const { setupE2E } = await import("../dev/e2e");
+  const e = await setupE2E(`bench-${label.replace(/[^a-z0-9]+/gi, "-")}`, rosterDoc, { source });
   try {
-    await e.stack.up({ color: "never" });
+    let t0 = Date.now();
+    await e.up();
+    const firstUpMs = Date.now() - t0;
     const pv: number[] = [];
     const up: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      let t0 = Date.now();
-      await e.stack.preview({ color: "never" });
+      t0 = Date.now();
+      await e.preview({ expectNoChanges: true });
       pv.push(Date.now() - t0);
       t0 = Date.now();
-      const r = await e.stack.up({ color: "never" });
+      await e.stack.up({ color: "never", expectNoChanges: true });
       up.push(Date.now() - t0);
-      const changed = Object.entries(r.summary.resourceChanges ?? {}).filter(([k, n]) => k !== "same" && n);
-      if (changed.length) throw new Error(`${label}: a no-op up changed ${JSON.stringify(changed)}`);
     }
-    const users = (rosterDoc as { users: Array<{ state?: string }> }).users.filter((u) => u.state !== "offboarded").length;
+    const users = rosterDoc.users.filter((u) => u.state !== "offboarded").length;
     const stacks = path.join(e.audit.backendDir, ".pulumi", "stacks");
     const checkpoint = fs
       .readdirSync(stacks, { recursive: true })
       .map(String)
       .find((f) => f.endsWith("e2e.json"));
     const bytes = checkpoint ? fs.statSync(path.join(stacks, checkpoint)).size : NaN;
-    rows.push({ case: label, users, previewMs: median(pv), upMs: median(up), stateBytesPerUser: Math.round(bytes / Math.max(users, 1)) });
-    // a one-user edit: which remote commands ran
-    const doc = rosterDoc as { users: Array<{ name: string; state?: string; groups?: string[] }> };
-    const target = doc.users.find((u) => u.state !== "offboarded" && u.name !== doc.users[0].name)!;
+    const resources = checkpoint ? JSON.parse(fs.readFileSync(path.join(stacks, checkpoint), "utf8")).checkpoint.latest.resources.length : NaN;
+    if (checkpoint) stateBreakdown(label, path.join(stacks, checkpoint), users);
+    addRow({
+      case: label,
+      users,
+      previewMs: median(pv),
+      upMs: median(up),
+      stateBytesPerUser: Math.round(bytes / Math.max(users, 1)),
+      note: `${resources} resources, state ${(bytes / 1024).toFixed(0)} KB; up from scratch ${(firstUpMs / 1000).toFixed(1)} s`,
+    });
+    // A one-user edit: what it touched, and how many remote commands ran on the host.
+    const target = rosterDoc.users.find((u) => u.state !== "offboarded" && u.name !== rosterDoc.users[0].name)!;
     target.groups = [...(target.groups ?? []), "audio"];
-    e.writeRoster(doc);
-    const c = changeCollector();
-    await e.stack.up({ color: "never", onEvent: c.onEvent });
-    const ran = c.changed.map((x) => `${x.op} ${x.urn.split("::").pop()}`);
-    rows.push({ case: `${label}: one-user edit (${target.name})`, users, note: `ran: ${ran.join(", ") || "nothing"}` });
+    e.writeRoster(rosterDoc);
+    const edit = await measuredUp(e);
+    const others = edit.touched.filter((t) => !new RegExp(`^\\S+ ${target.name}(-|$)`).test(t));
+    addRow({
+      case: `${label}: one-user edit (${target.name}'s groups)`,
+      users,
+      upMs: edit.ms,
+      note: `touched: ${edit.touched.join(", ") || "nothing"}${others.length ? ` (NOT only ${target.name}'s: ${others.join(", ")})` : ""}; remote commands: ${edit.remote}`,
+    });
+    if (users >= 100) {
+      const uid = Math.max(...rosterDoc.users.map((u) => u.uid)) + 1;
+      const n = `user${rosterDoc.users.length}`;
+      rosterDoc.users.push({ name: n, uid, role: "power-user", email: `${n}@example.com`, forgejo: n, sshKeys: [ed25519Key(`${n}@bench`)] });
+      e.writeRoster(JSON.parse(JSON.stringify(rosterDoc)));
+      const onboard = await measuredUp(e);
+      addRow({
+        case: `${label}: onboard one user (${n})`,
+        users: users + 1,
+        upMs: onboard.ms,
+        note: `created ${onboard.touched.length} resources; remote commands: ${onboard.remote}`,
+      });
+    }
   } finally {
     await e.stop();
   }
 }
 
+/**
+ * Where the state's bytes are: per resource type, the checkpoint's bytes (as the file backend
+ * writes them, indented) split into inputs, outputs and the rest (URNs, dependencies, ...).
+ */
+function stateBreakdown(label: string, file: string, users: number): void {
+  const resources = JSON.parse(fs.readFileSync(file, "utf8")).checkpoint.latest.resources as Array<Record<string, unknown>>;
+  const size = (v: unknown, depth: number) => {
+    // the file backend's JSON: 4-space indentation at the resource's depth in the checkpoint
+    const text = JSON.stringify(v, null, 4) ?? "";
+    return Buffer.byteLength(text) + (text.split("\n").length - 1) * 4 * depth;
+  };
+  const byType = new Map<string, { n: number; inputs: number; outputs: number; rest: number }>();
+  for (const r of resources) {
+    const t = byType.get(String(r.type)) ?? { n: 0, inputs: 0, outputs: 0, rest: 0 };
+    t.n++;
+    t.inputs += size(r.inputs, 4);
+    t.outputs += size(r.outputs, 4);
+    t.rest += size({ ...r, inputs: undefined, outputs: undefined }, 3);
+    byType.set(String(r.type), t);
+  }
+  const lines = [...byType].sort((a, b) => b[1].inputs + b[1].outputs + b[1].rest - (a[1].inputs + a[1].outputs + a[1].rest));
+  breakdowns.push(
+    [
+      `${label}: where the state's bytes are (per user: /${users}; inputs / outputs / the rest: URNs, dependencies, ...)`,
+      "| type | resources | inputs | outputs | rest | total per user |",
+      "| --- | --- | --- | --- | --- | --- |",
+      ...lines.map(
+        ([type, t]) =>
+          `| ${type} | ${t.n} | ${(t.inputs / 1024).toFixed(1)} KB | ${(t.outputs / 1024).toFixed(1)} KB | ${(t.rest / 1024).toFixed(1)} KB | ${((t.inputs + t.outputs + t.rest) / 1024 / users).toFixed(2)} KB |`,
+      ),
+    ].join("\n"),
+  );
+}
+const breakdowns: string[] = [];
+
+const loads: string[] = [];
+const loadavg = () => loads.push(fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "));
+
 function print(): void {
   const base = rows.find((r) => r.users === 0 && r.case.startsWith("empty"));
+  console.log(`machine: ${os.cpus().length} cores; load (1, 5, 15 min) at the start and after each part: ${loads.join(" | ")}`);
   console.log("| case | users | no-op preview | vs empty | no-op up | state per user | note |");
   console.log("| --- | --- | --- | --- | --- | --- | --- |");
   for (const r of rows) {
@@ -230,6 +350,7 @@ function print(): void {
       `| ${r.case} | ${r.users} | ${f(r.previewMs)} | ${ratio} | ${f(r.upMs)} | ${r.stateBytesPerUser === undefined ? "" : `${(r.stateBytesPerUser / 1024).toFixed(1)} KB`} | ${r.note ?? ""} |`,
     );
   }
+  for (const b of breakdowns) console.log(`\n${b}`);
 }
 
 async function main(): Promise<void> {
@@ -239,9 +360,11 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   Object.assign(process.env, env);
+  loadavg();
   emptyProgram(env);
   startup(env);
-  await forgejoRows(env);
+  loadavg();
+  if (process.env.BENCH_FORGEJO === "1") await forgejoRows(env);
   const { loadToolchainEnv } = await import("../dev/toolchain-env");
   try {
     loadToolchainEnv();
@@ -251,8 +374,19 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const example = YAML.parse(fs.readFileSync(path.join(ROOT, "roster.example.yaml"), "utf8"));
-  await withRoster("example roster", example);
-  for (const n of SIZES) await withRoster(`${n} users`, YAML.parse(syntheticRoster(n)));
+  await withRoster("after: example roster", example);
+  loadavg();
+  const baseline = BEFORE_SIZES.length ? baselineSource(BASELINE) : "";
+  for (const n of [...new Set([...SIZES, ...BEFORE_SIZES])].sort((a, b) => a - b)) {
+    if (BEFORE_SIZES.includes(n)) {
+      await withRoster(`before (${BASELINE}): ${n} users`, YAML.parse(syntheticRoster(n)), baseline);
+      loadavg();
+    }
+    if (SIZES.includes(n)) {
+      await withRoster(`after: ${n} users`, YAML.parse(syntheticRoster(n)));
+      loadavg();
+    }
+  }
   print();
 }
 
