@@ -5,10 +5,10 @@
  *   - no-op `preview` and `up` of an empty program (the baseline: engine + language host start),
  *   - the program's start until its roster check stops it: through ts-node (the engine's
  *     TypeScript support, as before) and through components/start.js (the transpile cache, now),
- *   - for the example roster and generated rosters of BENCH_SIZES users (default 20,100,250):
- *     (250 users: the first up ran over 20 min with the engine at 5 GB and a 9.6 MB checkpoint
- *     on this machine, so it is not in the default) a no-op preview and up, the state per user (the file backend's checkpoint divided by the
- *     active users), a one-user edit (which resources it touched and how many remote commands
+ *   - for the example roster and generated rosters of BENCH_SIZES users (default 20,100; 250
+ *     is not in the default: its first up ran over 20 min here, the engine at 5 GB with a
+ *     9.6 MB checkpoint): a no-op preview and up, the state per user (the file backend's
+ *     checkpoint divided by the active users), a one-user edit (which resources it touched and how many remote commands
  *     ran on the host: sshd's logins as root), and, for 100 users, onboarding one more user;
  *   - the same for BENCH_BEFORE_SIZES (default 20,100) with the program at BENCH_BASELINE (git,
  *     default 4974438: before issue 25), so before and after are in the same run.
