@@ -41,6 +41,8 @@ export const SUDOERS_DIR = "/etc/sudoers.d";
 
 /** Where the agents' tree (`AGENTS_SOURCE_DIR` of the repo) is installed, as it is. */
 export const LIB_DIR = "/usr/local/lib/workstations";
+/** tmux-persist as installed; `/usr/local/bin/tmux-persist` links to it. */
+export const TMUX_PERSIST_PROGRAM = `${LIB_DIR}/tmux-persist.mjs`;
 /** The repo folder shipped to `LIB_DIR`: top-level files are entry points, folders modules. */
 export const AGENTS_SOURCE_DIR = "scripts/agents";
 /** The repo folder of the systemd units, installed to `UNIT_DIR`. */

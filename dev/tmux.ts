@@ -136,6 +136,14 @@ export function rebootUser(env: Env, u: TUser): void {
 }
 
 /** Remove the users (and homes), their tmux dirs and the base dir. Safe to call twice. */
+/** Every test user's processes killed and fake-claude log cleared (between tests). */
+export function resetUsers(env: Env): void {
+  for (const u of env.users) {
+    killUser(env, u);
+    clearFakeLog(u);
+  }
+}
+
 export function teardownEnv(env: Env): void {
   if (!ENVS.has(env)) return;
   ENVS.delete(env);

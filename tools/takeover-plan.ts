@@ -3,7 +3,8 @@
  * read-only probe of the host found (tools/takeover.ts), per user and for the host, what the
  * first `pulumi up` will create, adopt, change, retire, migrate, leave alone, and what blocks it.
  */
-import { LEDGER, LEGACY_DIR } from "../components/hostContract";
+import { LEDGER, LEGACY_DIR, TMUX_PERSIST_PROGRAM } from "../components/hostContract";
+import { LEGACY_RECONCILE_UNITS, LEGACY_TMUX_UNITS } from "../components/scripts/legacy";
 import type { Plan, UserPlan } from "../components/plan";
 
 /** What the probe (TAKEOVER_PROBE) printed, parsed. */
@@ -28,11 +29,8 @@ export interface HostFacts {
   mergedUsr: boolean;
 }
 
-/** The legacy units a takeover meets (../shared/notes/team-devvm.md "Legacy pieces"). */
-export const LEGACY_RECONCILE = ["t3-provision-users.timer", "t3-provision-users.service"];
-export const TMUX_PERSIST_UNITS = ["tmux-persist-save.timer", "tmux-persist-save.service", "tmux-persist-restore.service"];
 /** Where the program installs tmux-persist (the link /usr/local/bin/tmux-persist points at it). */
-export const OUR_TMUX_PERSIST = "/usr/local/lib/workstations/tmux-persist.mjs";
+export const OUR_TMUX_PERSIST = TMUX_PERSIST_PROGRAM;
 
 /**
  * The probe, run as root over ssh with the roster's names as arguments: reads only. Keys
@@ -53,7 +51,7 @@ for n in "$@"; do
     printf 'keys\\t%s\\t%s\\n' "$n" "$c"
   fi
 done
-for u in ${[...LEGACY_RECONCILE, ...TMUX_PERSIST_UNITS].join(" ")}; do
+for u in ${[...LEGACY_RECONCILE_UNITS, ...LEGACY_TMUX_UNITS].join(" ")}; do
   printf 'unit\\t%s\\t%s\\t%s\\n' "$u" "$(systemctl is-enabled "$u" 2>/dev/null || true)" "$(systemctl is-active "$u" 2>/dev/null || true)"
 done
 if [ -e /usr/local/bin/tmux-persist ]; then printf 'tpbin\\t%s\\n' "$(readlink -f /usr/local/bin/tmux-persist)"; else printf 'tpbin\\tmissing\\n'; fi
@@ -160,7 +158,7 @@ export function takeoverPlan(plan: Plan, f: HostFacts): TakeoverPlan {
     if (f.passwd.has(o.name)) lines.push(`${o.name}: offboarded in the roster: the cut runs (login, keys, sudo, sessions); the home stays`);
   const names = new Set([...plan.users.map((u) => u.name), ...plan.offboarded.map((o) => o.name)]);
   for (const [n, a] of f.passwd) if (a.uid >= 1000 && a.uid < 60000 && !names.has(n)) lines.push(`${n}: not in the roster: left alone`);
-  for (const u of LEGACY_RECONCILE) {
+  for (const u of LEGACY_RECONCILE_UNITS) {
     const s = f.units.get(u);
     if (s && s.enabled !== "not-found" && s.enabled !== "masked")
       lines.push(

@@ -950,6 +950,20 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
   seen("forgejo");
   seen("email");
   ssoChecks(users, ctx, nameOf);
+  // The Kubernetes identity (k8sUser, else email) is what the bindings name: one per person.
+  const kubeIds = new Map<string, number>();
+  users.forEach((u, i) => {
+    const id = (str(u.k8sUser) ?? str(u.email))?.toLowerCase();
+    if (id === undefined) return;
+    const prev = kubeIds.get(id);
+    if (prev === undefined) kubeIds.set(id, i);
+    else if (str(u.k8sUser) !== undefined || str(users[prev].k8sUser) !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["users", i, str(u.k8sUser) !== undefined ? "k8sUser" : "email"],
+        message: `a unique Kubernetes identity: ${JSON.stringify(id)} is already users[${prev}] (${nameOf(prev)})'s (k8sUser, else email)`,
+      });
+  });
 
   const owner = new Map<string, string>();
   users.forEach((u, i) => {

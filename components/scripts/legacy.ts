@@ -11,12 +11,14 @@
  * A file is the program's (and left alone) when the last host-files manifest lists it or it is
  * the program's own link; a host without legacy pieces is not touched (changes=0).
  */
-import { LEGACY_DIR } from "../hostContract";
+import { LEGACY_DIR, TMUX_PERSIST_PROGRAM } from "../hostContract";
 import { HOST_FILES_MANIFEST } from "./hostFiles";
 import { remoteScript, vars } from "./shell";
 
 /** The reconcile's units: stopped, moved aside and masked. */
 export const LEGACY_RECONCILE_UNITS = ["t3-provision-users.timer", "t3-provision-users.service"] as const;
+/** The legacy tmux-persist's units: the names ours have. */
+export const LEGACY_TMUX_UNITS = ["tmux-persist-save.timer", "tmux-persist-save.service", "tmux-persist-restore.service"] as const;
 /** Files the legacy tmux-persist has at the paths the program installs its own. */
 export const LEGACY_TMUX_FILES = [
   "/usr/local/bin/tmux-persist",
@@ -27,7 +29,14 @@ export const LEGACY_TMUX_FILES = [
 
 /** Create of the host's legacy step (before the host files). */
 export function legacyRetireScript(): string {
-  const body = `${vars({ M: HOST_FILES_MANIFEST, LEGACY: LEGACY_DIR, RECONCILE: LEGACY_RECONCILE_UNITS.join(" "), TMUX_FILES: LEGACY_TMUX_FILES.join(" ") })}
+  const body = `${vars({
+    M: HOST_FILES_MANIFEST,
+    LEGACY: LEGACY_DIR,
+    OURS: TMUX_PERSIST_PROGRAM,
+    RECONCILE: LEGACY_RECONCILE_UNITS.join(" "),
+    TMUX_UNITS: LEGACY_TMUX_UNITS.join(" "),
+    TMUX_FILES: LEGACY_TMUX_FILES.join(" "),
+  })}
 dir=""
 run_dir() { [ -n "$dir" ] || { dir="$LEGACY/$(date -u +%Y%m%dT%H%M%SZ)"; install -d -m 0700 "$LEGACY" "$dir"; }; }
 ours() { [ -f "$M" ] && awk -v f="$1" '$3 == f || $4 == f { found = 1 } END { exit !found }' "$M"; }
@@ -62,18 +71,18 @@ legacy_tp=0
 for f in $TMUX_FILES; do
   { [ -e "$f" ] || [ -L "$f" ]; } || continue
   ours "$f" && continue
-  [ "$f" = /usr/local/bin/tmux-persist ] && [ "$(readlink "$f" || true)" = /usr/local/lib/workstations/tmux-persist.mjs ] && continue
+  [ "$(readlink "$f" || true)" = "$OURS" ] && continue
   legacy_tp=1
 done
 if [ "$legacy_tp" = 1 ]; then
-  for u in tmux-persist-save.timer tmux-persist-save.service tmux-persist-restore.service; do
+  for u in $TMUX_UNITS; do
     f=/etc/systemd/system/$u
     if { [ -e "$f" ] && ! ours "$f"; }; then stop_unit "$u"; fi
   done
   for f in $TMUX_FILES; do
     { [ -e "$f" ] || [ -L "$f" ]; } || continue
     ours "$f" && continue
-    [ "$(readlink "$f" || true)" = /usr/local/lib/workstations/tmux-persist.mjs ] && continue
+    [ "$(readlink "$f" || true)" = "$OURS" ] && continue
     aside "$f"
   done
 fi

@@ -112,6 +112,9 @@ test("the example roster up from scratch: every surface, on the host, in Vault, 
   await apply("up from scratch");
   for (const [name, uid] of Object.entries({ viktor: 2000, emo: 2001, nadia: 2002, sam: 2003 })) assert.equal(await e.sh(`id -u ${name}`), String(uid));
   assert.equal(await e.sh("getent passwd olga || true"), "", "offboarded olga gets nothing");
+  // host-legacy ran (before the host files) on a host with no legacy pieces: it moved nothing
+  assert.equal(await exists("/var/lib/workstations/legacy"), false, "no legacy folder on a host without legacy pieces");
+  assert.equal(await e.sh("readlink /usr/local/bin/tmux-persist"), "/usr/local/lib/workstations/tmux-persist.mjs");
   assert.equal(login("viktor").out, "viktor");
   assert.notEqual(login("sam").code, 0, "suspended sam cannot log in");
   const policies = (await vaultRequest(e.vault, e.vault.rootToken, "LIST", "sys/policies/acl")) as { data: { keys: string[] } };

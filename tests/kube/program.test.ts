@@ -287,3 +287,23 @@ test("k8sUser: the bindings name the user's Kubernetes identity where it is not 
   const viktor = planRoster(parseRoster(roster, "r.yaml").roster!).users.find((u) => u.name === "viktor")!;
   assert.ok(userGrants(viktor).kubernetes.includes("bound as viktor.k8s@corp.example (k8sUser, not the email)"));
 });
+
+test("k8sUser: one Kubernetes identity per entry; another entry's email or k8sUser is refused at its line", () => {
+  const base = readExampleRoster();
+  for (const [doc, line] of [
+    [
+      base.replace("    email: emo@example.com\n", "    email: emo@example.com\n    k8sUser: Viktor@example.com\n"),
+      /^users\[1\]\.k8sUser: expected a unique Kubernetes identity: "viktor@example\.com" is already users\[0\] \(viktor\)'s/,
+    ],
+    [
+      base
+        .replace("    email: emo@example.com\n", "    email: emo@example.com\n    k8sUser: k@x.io\n")
+        .replace("    email: nadia@example.com\n", "    email: nadia@example.com\n    k8sUser: k@x.io\n"),
+      /^users\[2\]\.k8sUser: expected a unique Kubernetes identity: "k@x\.io" is already users\[1\] \(emo\)'s/,
+    ],
+  ] as const) {
+    const r = parseRoster(doc, "r.yaml");
+    assert.equal(r.problems.length, 1, JSON.stringify(r.problems));
+    assert.match(`${r.problems[0].path}: ${r.problems[0].message}`, line);
+  }
+});

@@ -61,10 +61,7 @@ describe("tmux-persist: the lobby's verbs (real tmux, local users)", { skip: ski
   });
   beforeEach(() => {
     n++;
-    for (const u of env.users) {
-      L.killUser(env, u);
-      L.clearFakeLog(u);
-    }
+    L.resetUsers(env);
     stateDir = path.join(env.base, `lobby-state-${n}`);
   });
 

@@ -113,10 +113,7 @@ describe("tmux-persist (real tmux, local users)", { skip: skip ?? false }, () =>
   });
   beforeEach(() => {
     n++;
-    for (const u of env.users) {
-      L.killUser(env, u);
-      L.clearFakeLog(u);
-    }
+    L.resetUsers(env);
     stateDir = path.join(env.base, `state-${n}`);
   });
 
