@@ -74,6 +74,17 @@ export interface KubeConfig {
 export const KUBE_OFF_MESSAGE =
   "Kubernetes: off (workstations:kubeApiServer is not set): no namespaces, RBAC bindings, dashboard tokens or kubeconfigs are managed";
 
+/**
+ * On every object the program makes: its apply wins field conflicts. The provider creates with
+ * server-side apply, so an object that already exists under the program's name (the team's,
+ * made by Terraform) is adopted by its first `up`, not refused; without force, any field the
+ * program sets that another manager owns with another value (Terraform's
+ * `app.kubernetes.io/managed-by`, say) fails that `up` with a field conflict. Fields the
+ * program does not set (other labels, a token Secret's data) stay theirs. Immutable fields
+ * still fail: the takeover plan names those (tools/takeover-kube.ts).
+ */
+export const ADOPT_ANNOTATIONS = { "pulumi.com/patchForce": "true" } as const;
+
 export const DASHBOARD_NAV_ROLE = "dashboard-nav-readonly";
 export const DASHBOARD_NAV_RULES = [{ apiGroups: [""], resources: ["namespaces", "nodes"], verbs: ["get", "list", "watch"] }];
 
@@ -165,7 +176,7 @@ export class KubeCluster extends pulumi.ComponentResource {
     this.navRole = new k8sRbac.ClusterRole(
       `${name}-${DASHBOARD_NAV_ROLE}`,
       {
-        metadata: { name: DASHBOARD_NAV_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" } },
+        metadata: { name: DASHBOARD_NAV_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" }, annotations: ADOPT_ANNOTATIONS },
         rules: DASHBOARD_NAV_RULES,
       },
       { parent: this, provider: this.provider },
@@ -173,7 +184,10 @@ export class KubeCluster extends pulumi.ComponentResource {
     if (args.readOnlyRole)
       this.readOnlyRole = new k8sRbac.ClusterRole(
         `${name}-${READ_ONLY_ROLE}`,
-        { metadata: { name: READ_ONLY_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" } }, rules: READ_ONLY_RULES },
+        {
+          metadata: { name: READ_ONLY_ROLE, labels: { "app.kubernetes.io/managed-by": "workstations" }, annotations: ADOPT_ANNOTATIONS },
+          rules: READ_ONLY_RULES,
+        },
         { parent: this, provider: this.provider },
       );
     this.registerOutputs({ navRole: this.navRole.metadata.name });
@@ -205,7 +219,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
       new k8sCore.Namespace(
         `${p.name}-ns-${ns}`,
         {
-          metadata: { name: ns, labels: { ...labels, ...podSecurityLabels(cfg.podSecurity) } },
+          metadata: { name: ns, labels: { ...labels, ...podSecurityLabels(cfg.podSecurity) }, annotations: ADOPT_ANNOTATIONS },
         },
         { ...opts, retainOnDelete: true },
       ),
@@ -227,7 +241,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
       new k8sRbac.RoleBinding(
         resource,
         {
-          metadata: { name, namespace: ns, labels },
+          metadata: { name, namespace: ns, labels, annotations: ADOPT_ANNOTATIONS },
           roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
           subjects: [who],
         },
@@ -237,7 +251,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
     const sa = new k8sCore.ServiceAccount(
       `${p.name}-dashboard-sa-${ns}`,
       {
-        metadata: { name: n.dashboardAccount, namespace: ns, labels },
+        metadata: { name: n.dashboardAccount, namespace: ns, labels, annotations: ADOPT_ANNOTATIONS },
         automountServiceAccountToken: false,
       },
       nsOpts,
@@ -255,6 +269,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
           namespace: ns,
           labels,
           annotations: {
+            ...ADOPT_ANNOTATIONS,
             "kubernetes.io/service-account.name": n.dashboardAccount,
             // The provider waits until the tokens controller filled the token, so it is in the outputs.
             "pulumi.com/waitFor": "jsonpath={.data.token}",
@@ -272,7 +287,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
       new k8sRbac.ClusterRoleBinding(
         `${p.name}-dashboard-nav`,
         {
-          metadata: { name: n.navBinding, labels },
+          metadata: { name: n.navBinding, labels, annotations: ADOPT_ANNOTATIONS },
           roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: DASHBOARD_NAV_ROLE },
           subjects: [subject, ...saSubjects],
         },
@@ -285,7 +300,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
       new k8sRbac.ClusterRoleBinding(
         `${p.name}-cluster-admin`,
         {
-          metadata: { name: n.clusterAdminBinding, labels },
+          metadata: { name: n.clusterAdminBinding, labels, annotations: ADOPT_ANNOTATIONS },
           roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
           subjects: [subject],
         },
@@ -299,7 +314,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
       new k8sRbac.ClusterRoleBinding(
         `${p.name}-read-only`,
         {
-          metadata: { name: n.readOnlyBinding, labels },
+          metadata: { name: n.readOnlyBinding, labels, annotations: ADOPT_ANNOTATIONS },
           roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: READ_ONLY_ROLE },
           subjects: [subject],
         },

@@ -8,92 +8,37 @@
 // after destroy --target.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { readExampleRoster } from "../../dev/mocks";
 import { KubeServer, startKube } from "../../dev/services";
 import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../../dev/state-audit";
-import { kubeSkip } from "./lib";
+import { engineSkip, KubeEngineStack, toolchainEnv } from "./engineStack";
 import { Backdoor, backdoorClosed, plantBackdoor } from "./real";
 
-const REPO = path.resolve(__dirname, "../..");
-const env: NodeJS.ProcessEnv = { ...process.env };
-for (const line of execFileSync("bash", [path.join(REPO, "dev/toolchain"), "env"], { encoding: "utf8" }).split("\n")) {
-  const m = /^export ([A-Z_]+)="(.*)"$/.exec(line.trim());
-  if (m) env[m[1]] = m[2].replace(/\$PATH/g, process.env.PATH ?? "");
-}
-const pluginDir = path.join(env.PULUMI_HOME ?? "", "plugins");
-const havePlugin = fs.existsSync(pluginDir) && fs.readdirSync(pluginDir).some((d) => /^resource-kubernetes-v/.test(d));
-const havePulumi = fs.existsSync(path.join(env.WORKSTATIONS_TOOLCHAIN_BIN ?? "", "pulumi"));
-const skip =
-  kubeSkip() ??
-  (havePlugin && havePulumi
-    ? undefined
-    : process.env.CI === "true"
-      ? undefined
-      : "SKIPPED (not under CI): the pulumi CLI or the kubernetes resource plugin is missing: bash dev/toolchain build pulumi kubernetes-provider");
-
+const env = toolchainEnv();
+const skip = engineSkip(env);
+const s = new KubeEngineStack(env);
 let kube: KubeServer;
-let work: string;
-let stateDir: string;
-const passphrase = crypto.randomBytes(16).toString("hex");
 const ROSTER = readExampleRoster().replace("    namespaces: [olga-lab]\n    state: offboarded\n", "    namespaces: [olga-lab]\n");
 
-function pulumi(args: string[], o: { ok?: boolean } = {}): { code: number; out: string } {
-  const r = spawnSync("pulumi", ["--non-interactive", ...args], {
-    cwd: work,
-    encoding: "utf8",
-    timeout: 600_000,
-    env: { ...env, PULUMI_BACKEND_URL: `file://${stateDir}`, PULUMI_CONFIG_PASSPHRASE: passphrase },
-  });
-  const out = `${r.stdout}${r.stderr}${r.error ? r.error.message : ""}`;
-  if ((o.ok ?? true) && r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.status}):\n${out.slice(-6000)}`);
-  return { code: r.status ?? -1, out };
-}
-const writeRoster = (text: string) => fs.writeFileSync(path.join(work, "roster.yaml"), text);
-const up = () => pulumi(["up", "--yes", "--skip-preview", "--stack", "kube"]).out;
+const pulumi = (args: string[], o: { ok?: boolean } = {}) => s.pulumi(args, o);
+const writeRoster = (text: string) => s.writeRoster(text);
+const up = () => s.up();
 const sar = async (user: string, a: Record<string, string>) => {
   const r = await kube.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
     body: { apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview", spec: { user, resourceAttributes: a } },
   });
   return r.json.status.allowed === true;
 };
-const tokenOutput = (): Record<string, string> =>
-  JSON.parse(
-    pulumi(["stack", "output", "dashboardTokens", "--show-secrets", "--json", "--stack", "kube"])
-      .out.trim()
-      .split("\n")
-      .filter((l) => !l.startsWith("warning"))
-      .join("\n"),
-  );
+const tokenOutput = () => s.tokens();
 
 before(
   async () => {
     if (skip) return;
     kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-engine-")) });
-    work = fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-engine-project-"));
-    stateDir = path.join(work, ".state");
-    fs.mkdirSync(stateDir);
-    fs.symlinkSync(path.join(REPO, "node_modules"), path.join(work, "node_modules"));
-    fs.writeFileSync(path.join(work, "Pulumi.yaml"), "name: workstations-kube-e2e\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n");
-    fs.writeFileSync(path.join(work, "package.json"), JSON.stringify({ name: "workstations-kube-e2e", version: "0.0.0", main: "index.js" }));
-    fs.writeFileSync(
-      path.join(work, "index.js"),
-      `require("ts-node").register({ transpileOnly: true, project: ${JSON.stringify(path.join(REPO, "tsconfig.json"))} });\nmodule.exports = require(${JSON.stringify(path.join(REPO, "tests/kube/engine-program.ts"))}).main();\n`,
-    );
-    writeRoster(ROSTER);
-    pulumi(["stack", "init", "kube"]);
-    const set = (k: string, v: string, secret = false) =>
-      pulumi(["config", "set", "--stack", "kube", ...(secret ? ["--secret"] : []), `workstations:${k}`, "--", v]);
-    set("roster", path.join(work, "roster.yaml"));
-    set("kubeApiServer", kube.server);
-    set("kubeCaCert", kube.caCert);
-    set("kubeOidcIssuer", kube.oidc.issuer);
-    set("kubeOidcClientId", kube.clientId);
-    set("kubeconfig", fs.readFileSync(kube.adminKubeconfig, "utf8"), true);
+    s.init(kube, ROSTER);
   },
   { timeout: 600_000 },
 );
@@ -169,10 +114,10 @@ test("engine: state holds the dashboard tokens only as ciphertext", { skip, time
   const tokens = Object.values(tokenOutput()).filter(Boolean);
   assert.ok(tokens.length >= 3);
   const texts = readStateAsAttacker({
-    cwd: work,
-    env: { ...env, PULUMI_BACKEND_URL: `file://${stateDir}`, PULUMI_CONFIG_PASSPHRASE: passphrase },
+    cwd: s.work,
+    env: s.backendEnv(),
     stack: "kube",
-    backendDir: stateDir,
+    backendDir: s.stateDir,
   });
   // The access cut's resources hold no credential either: not the admin key the cut reads at run time.
   const adminKey = fs.readFileSync(path.join(kube.dir, "pki", "admin.key"), "utf8").split("\n")[1];
