@@ -204,6 +204,19 @@ describe("decide: one test per row of the table in docs/CONTRACTS.md", () => {
     }
   });
 
+  test("never logged in (nothing local, nothing in Vault, no login ever seen): login-required, quiet; once a login was seen: not quiet", () => {
+    for (const kind of ["missing", "nologin"]) {
+      const r = drive({ local: { kind, login: null }, vault: { status: "ok", meta: null } });
+      const raise = r.done.find((a: any) => a.type === "raise");
+      assert.deepEqual(raise, { type: "raise", kind: "login-required", detail: D.NEVER_LOGGED_IN, quiet: true }, kind);
+      assert.equal(r.exit, EXIT.LOGIN_REQUIRED);
+    }
+    const seen = drive({ local: { kind: "missing", login: null }, vault: { status: "ok", meta: null }, state: state({ history: [sha("old")] }) });
+    assert.equal(seen.done.find((a: any) => a.type === "raise")?.quiet, undefined, "a user who had a login is alerted");
+    const corrupt = drive({ local: { kind: "corrupt", login: null }, vault: { status: "ok", meta: null } });
+    assert.equal(corrupt.done.find((a: any) => a.type === "raise")?.quiet, undefined, "a damaged credentials file is alerted");
+  });
+
   test("local and Vault hashes equal: in sync, nothing", () => {
     const l = login("a");
     const r = drive({ local: { kind: "ok", login: l }, vault: { status: "ok", meta: meta(l) }, state: state({ verified: verifiedFor(l) }) });

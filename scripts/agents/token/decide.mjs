@@ -71,7 +71,7 @@ export const YIELDS = Object.freeze(['read-vault-copy', 'restore', 'synced', 'ch
  *
  * @typedef {{type: 'log', level: 'info'|'warn'|'error', msg: string}
  *   | {type: 'code', code: 'error'|'transient'}
- *   | {type: 'raise', kind: IncidentKind, detail: string}
+ *   | {type: 'raise', kind: IncidentKind, detail: string, quiet?: boolean}
  *   | {type: 'evaluated', kind: IncidentKind}
  *   | {type: 'record', action: string}
  *   | {type: 'seen', hash: string}
@@ -291,9 +291,15 @@ export function decide(local, vault, state, now, config) {
   if (!local.synced) return syncStep(local, vault, state, now, config);
   const l = local.login;
   if (local.kind !== 'ok' || !l) {
+    // Never logged in: no login here, none in Vault, none ever seen by this agent. Quiet: the
+    // user's notice says what to do, no alert is posted (the team's lesson 6: a user who never
+    // logged in alerted every 6 hours, 48 posts a week nobody could act on).
+    const never = vault.status === 'ok' && !vault.meta && state.history.length === 0 && (local.kind === 'missing' || local.kind === 'nologin');
     return [
       vault.status === 'ok'
-        ? { type: 'raise', kind: 'login-required', detail: 'no usable Claude credentials locally or in Vault' }
+        ? never
+          ? { type: 'raise', kind: 'login-required', detail: NEVER_LOGGED_IN, quiet: true }
+          : { type: 'raise', kind: 'login-required', detail: 'no usable Claude credentials locally or in Vault' }
         : { type: 'log', level: 'warn', msg: `local credentials are ${local.kind} and Vault is ${vault.status}; nothing to restore from` },
       { type: 'end', push: false, login: false },
     ];
@@ -367,6 +373,9 @@ export function deadlineCondition(l, now, config) {
   }
   return null;
 }
+
+/** The detail of a login-required incident of a user who never logged in (quiet: no alert). */
+export const NEVER_LOGGED_IN = 'never logged in to Claude on this host';
 
 /** The incidents of a "Claude login" kind: one replacing another ends the first silently. */
 export const SSO_KINDS = /** @type {readonly IncidentKind[]} */ (Object.freeze(['login-required', 'deadline-soon']));

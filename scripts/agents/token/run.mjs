@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CasConflict, EXIT, LockBusy, UsageError, VaultDenied, VaultUnavailable, errMsg, iso, log, out, sha256 } from './core.mjs';
 import { checkOwner, loadConfig, loadUser, resolvePaths } from './config.mjs';
-import { CODE, deadlineCondition, decide, exitCode, incidentPlan } from './decide.mjs';
+import { CODE, deadlineCondition, decide, exitCode, incidentPlan, NEVER_LOGGED_IN } from './decide.mjs';
 import { ensurePrivateDir, isValidOAuth, readLocal, writeAtomic } from './files.mjs';
 import { acquireLocks } from './locks.mjs';
 import { fetchProfile, oauthRefresh } from './oauth.mjs';
@@ -25,7 +25,7 @@ import { Vault, vaultCustomMeta, vaultPayload } from './vault.mjs';
  * @typedef {import('./decide.mjs').IncidentKind} IncidentKind @typedef {import('./decide.mjs').Login} Login
  * @typedef {import('./decide.mjs').LocalPass} LocalPass @typedef {import('./decide.mjs').VaultSide} VaultSide
  * @typedef {import('./decide.mjs').VaultCopy} VaultCopy @typedef {import('./decide.mjs').DecideConfig} DecideConfig
- * @typedef {{kind: IncidentKind, detail: string}} Condition
+ * @typedef {{kind: IncidentKind, detail: string, quiet?: boolean}} Condition
  */
 
 /** What decide sees of a login: hashes and times. @param {OAuth} o @returns {Login} */
@@ -133,9 +133,9 @@ class Run {
     return this.now + (Date.now() - this.t0);
   }
 
-  /** @param {IncidentKind} kind @param {string} detail */
-  raise(kind, detail) {
-    this.active.set(kind, { kind, detail });
+  /** @param {IncidentKind} kind @param {string} detail @param {boolean} [quiet] notice only, no alert */
+  raise(kind, detail, quiet = false) {
+    this.active.set(kind, { kind, detail, quiet });
     this.evaluated.add(kind);
   }
 
@@ -267,7 +267,7 @@ class Run {
         switch (a.type) {
           case 'log': log(a.level, a.msg); break;
           case 'code': this.codes.add(a.code); break;
-          case 'raise': this.raise(a.kind, a.detail); break;
+          case 'raise': this.raise(a.kind, a.detail, a.quiet); break;
           case 'evaluated': this.evaluated.add(a.kind); break;
           case 'record': this.actions.push(a.action); break;
           case 'seen': this.seen(a.hash); break;
@@ -371,7 +371,8 @@ class Run {
       if (p.do === 'raise' && cond) {
         const cur = inc ?? { since: new Date(this.now).toISOString(), alerted: false, detail: cond.detail };
         cur.detail = cond.detail;
-        if (!cur.alerted) {
+        if (!cur.alerted && cond.quiet) this.actions.push(`notice-only:${kind}`);
+        else if (!cur.alerted) {
           const hint = kind === 'identity-mismatch' ? ` ${user} must log in again with ${rosterEmail}.`
             : kind === 'vault-denied' ? ' Check the AppRole credential and policy.'
             : ` ${user} must start claude and run /login (as ${rosterEmail}).`;
@@ -395,7 +396,8 @@ class Run {
     /** @type {string[]} */
     const lines = [];
     const li = active.get('login-required') ?? (state.incidents['login-required'] && !evaluated.has('login-required') ? state.incidents['login-required'] : undefined);
-    if (li) lines.push(`Your Claude login needs attention: ${li.detail}.`, `Run claude and use /login, signing in as ${rosterEmail}.`);
+    if (li && li.detail === NEVER_LOGGED_IN) lines.push(`You have not logged in to Claude on this host yet.`, `Run claude and use /login, signing in as ${rosterEmail}.`);
+    else if (li) lines.push(`Your Claude login needs attention: ${li.detail}.`, `Run claude and use /login, signing in as ${rosterEmail}.`);
     const ds = active.get('deadline-soon');
     if (ds) lines.push(`Heads up: ${ds.detail}. Log in again (claude, then /login) before then.`);
     const im = active.get('identity-mismatch');
