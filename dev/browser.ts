@@ -163,6 +163,8 @@ export class Page {
 
   /** Navigates and waits for the load event's document (not for scripts' own work). */
   async goto(url: string): Promise<void> {
+    // The old document's WebSockets end with it (DevTools does not always report their close).
+    for (const s of this.sockets.values()) s.open = false;
     const r = (await this.call("Page.navigate", { url })) as { errorText?: string };
     if (r.errorText) throw new Error(`navigate ${url}: ${r.errorText}`);
     await waitFor(`${url} to load`, async () => (await this.eval("document.readyState")) === "complete", 30_000);

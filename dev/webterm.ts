@@ -23,7 +23,7 @@ import * as path from "node:path";
 import { TERMINAL_SOCKET } from "../components/hostContract";
 import { LoopbackServer } from "./http";
 import type { TestHost } from "./testhost/testhost";
-import { freePort, portFree, waitFor } from "./wait";
+import { freePort, portFree, sleep, waitFor } from "./wait";
 
 const ROOT = path.resolve(__dirname, "..");
 export const NGINX_EXAMPLE = path.join(ROOT, "docs/nginx-web-terminal.conf");
@@ -149,4 +149,32 @@ ${nginxTestConfig(fs.readFileSync(NGINX_EXAMPLE, "utf8"), { listen: this.port, o
     await this.outpost.stop();
     if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * After a user's cut ended their open connection: the page stays closed. ttyd 1.7.7 ends every
+ * connection without a close frame (the browser sees 1006), and its page reconnects on any close
+ * but 1000 unless the unit sets `disableReconnect`: then a refused tab would be retried about
+ * twice a second for as long as it is open. Watches `quietMs`: no new connection, and no
+ * refusal of `user` in `journal()` (the attach program's lines since the cut).
+ */
+export async function assertStaysClosed(
+  page: { openSockets(): string[]; readonly sockets: Map<string, unknown>; readonly console: string[] },
+  user: string,
+  journal: () => Promise<string>,
+  quietMs = 8_000,
+): Promise<void> {
+  const before = page.sockets.size;
+  await sleep(quietMs);
+  const log = (await journal()).split("\n");
+  const refusals = log.filter((l) => l.includes(`refused: identity ${user} is not in`)).length;
+  const made = page.sockets.size - before;
+  if (page.openSockets().length !== 0 || made > 0 || refusals > 0)
+    throw new Error(
+      [
+        `${user}'s page reconnects after the cut: ${made} new connection(s) in ${quietMs} ms, ${page.openSockets().length} open, ${refusals} refusals (ttyd's page reconnects by itself unless --client-option disableReconnect=true)`,
+        ...page.console.filter((l) => l.includes("[ttyd]")).slice(-6),
+        ...log.slice(-8),
+      ].join("\n"),
+    );
 }

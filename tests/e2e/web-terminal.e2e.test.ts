@@ -17,7 +17,7 @@ import { Browser, type Page } from "../../dev/browser";
 import { changeCollector, E2E, PROJECT_DIR, setupE2E, urnName } from "../../dev/e2e";
 import { cacheDir } from "../../dev/testhost/testhost";
 import { waitFor } from "../../dev/wait";
-import { WebTerminalProxy } from "../../dev/webterm";
+import { assertStaysClosed, WebTerminalProxy } from "../../dev/webterm";
 
 // ttyd is only on the VM test host (Debian trixie, ttyd from sid); the harness makes its host with this.
 process.env.WORKSTATIONS_TESTHOST = "vm";
@@ -107,6 +107,7 @@ test("real engine: emo's session in the browser; suspending emo by roster edit a
 
   for (const u of roster.users) if (u.name === "emo") u.state = "suspended";
   e.writeRoster(roster);
+  const cutAt = await e.sh("date '+%Y-%m-%d %H:%M:%S'");
   const c = changeCollector();
   await e.up({ onEvent: c.onEvent });
   const changed = c.changed.map((x) => `${x.op} ${urnName(x.urn)}`);
@@ -114,6 +115,7 @@ test("real engine: emo's session in the browser; suspending emo by roster edit a
   assert.ok(changed.includes("update emo-account"), "and emo's account is cut in it");
   for (const f of [TTYD_USER_MAP, TTYD_ADMINS, TTYD_SUDOERS, T3_DISPATCH]) assert.doesNotMatch(await e.sh(`cat ${f}`), /\bemo\b/, `${f} no longer names emo`);
   await waitFor("the open connection to end", () => p.openSockets().length === 0, 60_000);
+  await assertStaysClosed(p, "emo", () => e.sh(`journalctl -q --no-pager --since '${cutAt}' -t ws-term-attach -u ws-ttyd -o cat || true`));
   assert.equal(await e.sh("pgrep -u emo || true"), "", "nothing of emo's runs");
   const since = await e.sh("date '+%Y-%m-%d %H:%M:%S'");
   const again = await open("emo", "work");

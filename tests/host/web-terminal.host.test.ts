@@ -27,7 +27,7 @@ import { capture, MiniEngine } from "../../dev/engine";
 import { readExampleRoster } from "../../dev/mocks";
 import { boot, cacheDir, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 import { sleep, waitFor } from "../../dev/wait";
-import { WebTerminalProxy } from "../../dev/webterm";
+import { assertStaysClosed, WebTerminalProxy } from "../../dev/webterm";
 
 const ARTIFACTS = path.join(process.env.WORKSTATIONS_ARTIFACTS ?? path.join(cacheDir(), "artifacts"), "web-terminal");
 const EMO_UID = 2001;
@@ -129,8 +129,16 @@ describe("the web terminal in a real browser (trixie VM: ttyd 1.7.7, nginx, chro
     await sh("systemctl restart ws-ttyd.service");
     assert.equal((await tmuxAs("emo", "has-session -t =work")).code, 0, "the session outlives the terminal service");
     assert.equal((await tmuxAs("emo", "display-message -p -t work: '#{pid}'")).stdout.trim(), server, "the same tmux server");
-    await p.goto(`${proxy.url}?arg=work`);
+    // The page does not reconnect by itself (disableReconnect); Enter on it does.
+    await waitFor("the connection to end with the service", () => p.openSockets().length === 0, 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}: ${p.openSockets().length} open of ${p.sockets.size}\n${p.console.slice(-6).join("\n")}`);
+    });
+    const made = p.sockets.size;
+    await sleep(4000);
+    assert.equal(p.sockets.size, made, "no reconnect on its own");
     await focus(p);
+    await p.type("\r");
+    await waitFor("the reconnect on Enter", () => p.openSockets().length === 1, 30_000);
     await sleep(1500);
     await p.type("clear; echo restarted-$WS_MARK\r");
     await waitFor("the mark after the service restart", async () => /^restarted-kept-42$/m.test(await pane("emo", "work")), 30_000);
@@ -190,17 +198,18 @@ describe("the web terminal in a real browser (trixie VM: ttyd 1.7.7, nginx, chro
       async () => p.openSockets().length === 1 && (await tryRun(`pgrep -u ${EMO_UID} -f 'tmux new-session -A'`)).code === 0,
       60_000,
     );
+    const cutAt = await hostNow();
     const actions = await up({ emo: "suspended" });
     assert.ok(
       actions.some((a) => a.name === "web-files"),
       "the web files were regenerated in the same up",
     );
     for (const f of [TTYD_USER_MAP, TTYD_SUDOERS, T3_DISPATCH]) assert.doesNotMatch(await sh(`cat ${f}`), /\bemo\b/, `${f} no longer names emo`);
-    // (90 s: under the full suite's load the emulated VM once took longer than 30 s; on a timeout
-    // the error shows what of emo's and the terminal's is still running)
-    await waitFor("the open connection to end", () => p.openSockets().length === 0, 90_000).catch(async (e: Error) => {
+    // (on a timeout the error shows what of emo's and the terminal's is still running)
+    await waitFor("the open connection to end", () => p.openSockets().length === 0, 60_000).catch(async (e: Error) => {
       throw new Error(`${e.message}\n${(await tryRun(`pgrep -a -u ${EMO_UID}; ps -o pid,user,etime,args -u ttyd`)).stdout}`);
     });
+    await assertStaysClosed(p, "emo", async () => sh(`journalctl -q --no-pager --since ${JSON.stringify(cutAt)} -t ws-term-attach -u ws-ttyd -o cat || true`));
     assert.equal((await tryRun(`pgrep -u ${EMO_UID}`)).stdout.trim(), "", "nothing of emo's runs");
     await p.screenshot(path.join(ARTIFACTS, "4-emo-suspended-connection-ended.png"));
     const since = await hostNow();
