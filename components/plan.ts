@@ -8,6 +8,7 @@ import { CLAUDE_BASE, UNITS } from "./hostContract";
 import { planLimits, UserLimits } from "./plan/limits";
 import { isRestrictedKey, LifecycleState, Overrides, Role, Roster, RosterUser } from "./roster/schema";
 import { planWeb, WebGrant, WebPlan } from "./plan/web";
+import { CodePlan, planCode } from "./plan/code";
 
 export type ForgejoPermission = "none" | "read" | "write" | "admin";
 /** `read-only`: the team's power-user tier, a cluster-wide read-only ClusterRole (README "Kubernetes"). */
@@ -119,6 +120,8 @@ export interface UserPlan {
   tighten: boolean;
   /** Memory, swap, CPU and task limits of the user's slice and panes (kept while suspended). */
   limits: UserLimits;
+  /** Where the user's clones live (roster `codeLayout`, `repos`); cloned only with `grants.forgejo`. */
+  code: CodePlan;
   /**
    * The role's profile after the user's overrides: what this entry would hold if active.
    * For reports only ("tier namespace, no binding while suspended"); nothing applies it.
@@ -250,6 +253,7 @@ export function planUser(u: RosterUser, profiles: Readonly<Record<Role, RoleProf
     adopt: u.adopt,
     tighten: u.tighten,
     limits: planLimits(u.role, u.limits),
+    code: planCode(u),
     profile: p,
     grants: u.state === "active" ? activeGrants(u, p, namespaces) : SUSPENDED_GRANTS,
   };

@@ -123,7 +123,7 @@ export class UserWorkstation extends pulumi.ComponentResource {
       limits,
       ...(vaultParts ? [vaultParts.deliver] : []),
       units,
-      ...[forgejo.credentials, forgejo.clone].filter((r): r is command.remote.Command => !!r),
+      ...[forgejo.credentials, forgejo.clone, ...(forgejo.repoClones ?? [])].filter((r): r is command.remote.Command => !!r),
     ];
     if (args.kube) {
       const kube = userKube(this, { ...args.kube, plan: p, connection: args.connection, account: this.account, home });

@@ -4,7 +4,7 @@
 set -euo pipefail
 notice="$HOME/.claude-token-renew.notice"
 if [ -s "$notice" ]; then cat "$notice" >&2; fi
-if [ -d "$HOME/code/.git" ] && command -v workstations-refresh-clone >/dev/null 2>&1; then
+if { [ -d "$HOME/code/.git" ] || compgen -G "$HOME/code/*/.git" >/dev/null; } && command -v workstations-refresh-clone >/dev/null 2>&1; then
   timeout -k 2 15 workstations-refresh-clone "$HOME/code" || echo "start-claude: ~/code not refreshed (offline or timed out after 15s)" >&2
 fi
 exec claude "$@"

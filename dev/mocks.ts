@@ -157,3 +157,31 @@ export function commands(rs: Captured[]): Captured[] {
 export function readExampleRoster(): string {
   return fs.readFileSync(path.join(PROJECT_DIR, "roster.example.yaml"), "utf8");
 }
+
+/** A whole roster entry (every field at the schema's default) for tests that build rosters in code. */
+export function rosterUser(
+  name: string,
+  uid: number,
+  extra: Partial<import("../components/roster/schema").RosterUser> = {},
+): import("../components/roster/schema").RosterUser {
+  return {
+    name,
+    uid,
+    role: "power-user",
+    email: `${name}@example.com`,
+    forgejo: name,
+    sshKeys: [],
+    shell: "/bin/bash",
+    codeLayout: "single",
+    repos: [],
+    groups: [],
+    namespaces: [],
+    overrides: {},
+    state: "active",
+    credentialRotation: 0,
+    adopt: false,
+    tighten: false,
+    limits: {},
+    ...extra,
+  };
+}

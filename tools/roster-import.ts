@@ -1,10 +1,12 @@
 /**
- * `npm run roster:import -- LEGACY.yaml [--root DIR] [--email-domain DOMAIN] [--out FILE]`:
+ * `npm run roster:import -- LEGACY.yaml [--root DIR] [--email-domain DOMAIN] [--repo-owner OWNER] [--out FILE]`:
  * the team's legacy roster (a `users:` map keyed by os user, ../shared/notes/team-devvm.md)
  * plus the host's accounts (`<root>/etc/passwd`, `<root>/etc/group`, each home's
  * `.ssh/authorized_keys`; root `/` by default: run it on the host) into a roster of ours: every
  * entry `adopt: true` with its pinned uid, its SSO identity, role, namespaces, groups, shell
- * and keys, so the first `up` takes the accounts over additively (README "Taking over a host").
+ * and keys, and the `workspace` code layout with its further repos (a repo named without an owner
+ * is read as `--repo-owner`'s), so the first `up` takes the accounts over additively (README
+ * "Taking over a host").
  *
  * It prints the roster (or writes --out) and, on stderr, one line per thing it could not
  * carry over or had to guess; the roster it prints always passes `npm run roster:check`
@@ -99,7 +101,7 @@ function importUser(
   name: string,
   e: Record<string, unknown>,
   host: { passwd: ReturnType<typeof parsePasswd>; groups: ReturnType<typeof parseGroups>; keys: HostAccounts["keys"] },
-  o: { emailDomain: string },
+  o: { emailDomain: string; repoOwner?: string },
   notes: string[],
 ): Record<string, unknown> | null {
   const acct = host.passwd.get(name);
@@ -151,15 +153,35 @@ function importUser(
     if (/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(e.k8s_user)) u.k8sUser = e.k8s_user;
     else notes.push(`${name}: k8s_user ${e.k8s_user} is not an email address; not carried over (the RBAC subject is an email)`);
   }
-  if (e.code_layout === "workspace" || e.repos !== undefined)
-    notes.push(`${name}: code_layout ${String(e.code_layout)}${e.repos ? " and repos" : ""} not carried over (the clone is ~/code)`);
+  importCode(name, e, u, notes, o.repoOwner);
   if (e.claude_auth !== undefined) notes.push(`${name}: claude_auth ${String(e.claude_auth)} not carried over (the role decides the token agent)`);
   u.adopt = true;
   return u;
 }
 
+/** `code_layout` and `repos`: the workspace layout, its repos as `owner/name`. */
+function importCode(name: string, e: Record<string, unknown>, u: Record<string, unknown>, notes: string[], repoOwner?: string): void {
+  const repos = Array.isArray(e.repos) ? e.repos.map(String) : [];
+  if (e.code_layout !== "workspace") {
+    if (e.code_layout !== undefined && e.code_layout !== "single")
+      notes.push(`${name}: code_layout ${String(e.code_layout)} unknown; the single layout (~/code) kept`);
+    if (repos.length) notes.push(`${name}: repos ${repos.join(", ")} not carried over (only the workspace layout clones further repos)`);
+    return;
+  }
+  u.codeLayout = "workspace";
+  const carried: string[] = [];
+  for (const r of repos) {
+    if (/^[^/]+\/[^/]+$/.test(r)) carried.push(r);
+    else if (repoOwner) {
+      carried.push(`${repoOwner}/${r}`);
+      notes.push(`${name}: repo ${r} read as ${repoOwner}/${r}`);
+    } else notes.push(`${name}: repo ${r} not carried over (no owner: give --repo-owner, the infra repo's owner)`);
+  }
+  if (carried.length) u.repos = carried;
+}
+
 /** The pure part: legacy roster text and the host's accounts -> our roster and the notes. */
-export function importLegacyRoster(legacyText: string, file: string, host: HostAccounts, o: { emailDomain: string }): ImportResult {
+export function importLegacyRoster(legacyText: string, file: string, host: HostAccounts, o: { emailDomain: string; repoOwner?: string }): ImportResult {
   const lineCounter = new YAML.LineCounter();
   const doc = YAML.parseDocument(legacyText, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const err = doc.errors[0];
@@ -201,13 +223,13 @@ export function hostAccountsAt(root: string): HostAccounts {
   };
 }
 
-const USAGE = "usage: npm run roster:import -- LEGACY.yaml [--root DIR] [--email-domain DOMAIN] [--out FILE]";
+const USAGE = "usage: npm run roster:import -- LEGACY.yaml [--root DIR] [--email-domain DOMAIN] [--repo-owner OWNER] [--out FILE]";
 
 function main(argv: string[]): number {
   const opts: Record<string, string> = { root: "/", "email-domain": "example.com" };
   const files: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const m = /^--(root|email-domain|out)$/.exec(argv[i]);
+    const m = /^--(root|email-domain|repo-owner|out)$/.exec(argv[i]);
     if (m && argv[i + 1] !== undefined) opts[m[1]] = argv[++i];
     else if (!argv[i].startsWith("-")) files.push(argv[i]);
     else return (console.error(USAGE), 2);
@@ -215,7 +237,10 @@ function main(argv: string[]): number {
   if (files.length !== 1 || !/^[a-z0-9.-]+\.[a-z]{2,}$/i.test(opts["email-domain"])) return (console.error(USAGE), 2);
   let result: ImportResult;
   try {
-    result = importLegacyRoster(fs.readFileSync(files[0], "utf8"), files[0], hostAccountsAt(opts.root), { emailDomain: opts["email-domain"] });
+    result = importLegacyRoster(fs.readFileSync(files[0], "utf8"), files[0], hostAccountsAt(opts.root), {
+      emailDomain: opts["email-domain"],
+      ...(opts["repo-owner"] ? { repoOwner: opts["repo-owner"] } : {}),
+    });
   } catch (e) {
     console.error(escapeControls(`roster-import: ${(e as Error).message}`));
     return 2;

@@ -100,9 +100,9 @@ export class ForgejoAccess {
     return forgejoUser.toLowerCase() === this.config.repo.owner.toLowerCase();
   }
 
-  /** The clone URL as the devvm sees it. */
-  cloneUrl(): string {
-    return `${this.config.urlFromHost.replace(/\/+$/, "")}/${this.config.repo.owner}/${this.config.repo.name}.git`;
+  /** The clone URL of `owner/name` (default: the infra repo) as the devvm sees it. */
+  cloneUrl(repo = this.repo): string {
+    return `${this.config.urlFromHost.replace(/\/+$/, "")}/${repo}.git`;
   }
 
   /** Master's protection with the plan's whitelists, after every collaborator. */
@@ -134,6 +134,8 @@ export interface UserForgejoParts {
   token?: ForgejoAccessToken;
   credentials?: command.remote.Command;
   clone?: command.remote.Command;
+  /** The workspace layout's further repos (`repos`), one clone each. */
+  repoClones?: command.remote.Command[];
 }
 
 /** The access token's name: carries the rotation, so bumping it replaces (and revokes) the token. */
@@ -193,15 +195,25 @@ export function userForgejo(
     },
     { parent, dependsOn: [a.account], additionalSecretOutputs: ["stdin"] },
   );
-  // Create only: a change runs the same script, which leaves an existing ~/code alone; no delete.
+  // Create only: a change runs the same script, which leaves an existing clone alone; no delete.
   const clone = new command.remote.Command(
     `${p.name}-code-clone`,
     {
       connection,
       addPreviousOutputInEnv: false,
-      create: cloneScript(p, acc.cloneUrl()),
+      create: cloneScript(p, acc.cloneUrl(), p.code.infraDir, p.code.adoptDir),
     },
     { parent, dependsOn: [a.home, credentials, ...(collaborator ? [collaborator] : [])] },
   );
-  return { collaborator, token, credentials, clone };
+  // The workspace's further repos, beside the infra clone (the user's own access to them: the
+  // program grants none; a repo they cannot read fails that clone with Forgejo's answer).
+  const repoClones = p.code.repos.map(
+    (r) =>
+      new command.remote.Command(
+        `${p.name}-code-clone-${r.dir.slice("code/".length)}`,
+        { connection, addPreviousOutputInEnv: false, create: cloneScript(p, acc.cloneUrl(r.repo), r.dir, "") },
+        { parent, dependsOn: [clone, credentials] },
+      ),
+  );
+  return { collaborator, token, credentials, clone, ...(repoClones.length ? { repoClones } : {}) };
 }

@@ -801,6 +801,12 @@ export const purgeSchema = z.strictObject({
   reason: freeText(500).optional(),
 });
 
+/** A Forgejo repository `owner/name` (its clone goes to ~/code/<name>). */
+const repoRef = z
+  .string()
+  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,38}[A-Za-z0-9])?\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/, { message: "a Forgejo repository owner/name" })
+  .refine((r) => !/\.git$/i.test(r) && !r.split("/")[1].startsWith("."), { message: "a repository name without .git and not starting with a dot" });
+
 /** One roster entry. */
 export const userSchema = z.strictObject({
   /** Unix account name. */
@@ -834,6 +840,14 @@ export const userSchema = z.strictObject({
    * `kubeUsernamePrefix` + this (with `kubeUsernameClaim=email`). README "Kubernetes".
    */
   k8sUser: z.email({ message: "an email address (the user's Kubernetes identity)" }).optional(),
+  /**
+   * Where the user's clones live: `single` (the infra repo is ~/code: the default) or
+   * `workspace` (the infra repo at ~/code/infra, `repos` beside it at ~/code/<name>). A clone
+   * that exists at the other layout's place is adopted where it is (README "Forgejo").
+   */
+  codeLayout: z.enum(["single", "workspace"]).default("single"),
+  /** With `codeLayout: workspace`: further Forgejo repos (`owner/name`) cloned once to ~/code/<name>. */
+  repos: z.array(repoRef).default([]),
   /** OpenSSH public keys, one per line of authorized_keys. */
   sshKeys: z.array(sshKey).default([]),
   /** Login shell. */
@@ -981,6 +995,19 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
       if (prev !== undefined)
         ctx.addIssue({ code: "custom", path: ["users", i, "namespaces", j], message: `a namespace with one owner: ${ns} is already owned by ${prev}` });
       else owner.set(ns, nameOf(i));
+    });
+    const repos = Array.isArray(u.repos) ? u.repos : [];
+    if (repos.length && str(u.codeLayout) !== "workspace")
+      ctx.addIssue({ code: "custom", path: ["users", i, "repos"], message: "no repos unless codeLayout is workspace (they are cloned beside ~/code/infra)" });
+    const dirs = new Map<string, number>();
+    repos.forEach((r, j) => {
+      const name = str(r)?.split("/")[1]?.toLowerCase();
+      if (name === undefined) return;
+      if (name === "infra")
+        ctx.addIssue({ code: "custom", path: ["users", i, "repos", j], message: "a repo not named infra (~/code/infra is the infra repo's clone)" });
+      else if (dirs.has(name))
+        ctx.addIssue({ code: "custom", path: ["users", i, "repos", j], message: `one repo per name: ~/code/${name} is already repos[${dirs.get(name)}]` });
+      else dirs.set(name, j);
     });
     if (isRecord(u.purge)) {
       if (state !== "offboarded")

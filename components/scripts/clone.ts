@@ -2,10 +2,11 @@
  * The user's side of Forgejo access (SPEC §3.3, README "Forgejo"):
  * - the access token in `~/.git-credentials` (0600, written AS THE USER, the line arrives on
  *   stdin and is never printed), replacing only the line of the Forgejo host;
- * - the locked clone of the infra repo in `~/code`: cloned once, as the user, with that token
- *   (remote `forgejo`, master tracking `forgejo/master`). An existing `~/code` is never
- *   re-cloned, reset or cleaned, whatever state it is in. No git-crypt key is ever involved:
- *   encrypted files stay ciphertext.
+ * - the locked clone of the infra repo in `~/code` (`~/code/infra` in the workspace layout, its
+ *   further repos beside it: plan/code.ts): cloned once, as the user, with that token (remote
+ *   `forgejo`, master tracking `forgejo/master`). An existing clone is never re-cloned, reset
+ *   or cleaned, whatever state it is in, and one at the other layout's place is adopted where
+ *   it is. No git-crypt key is ever involved: encrypted files stay ciphertext.
  * The per-user timer `workstations-refresh-clone@<user>.timer` keeps it fresh afterwards.
  */
 import { UserPlan } from "../plan";
@@ -54,10 +55,17 @@ export function gitCredentialsParams(u: Pick<UserPlan, "name" | "uid">, url: str
   return { NAME: u.name, UID_: u.uid, SCHEME: scheme, HOST: host };
 }
 
-/** Parameters of `clone`. The clone URL must not carry credentials (they come from ~/.git-credentials). */
-export function cloneParams(u: Pick<UserPlan, "name" | "uid">, cloneUrl: string): Params {
+/**
+ * Parameters of `clone`: `dir` is where the clone goes (relative to the home: `code`,
+ * `code/infra`, `code/<repo>`), `adoptDir` the other layout's place (a clone there is the
+ * user's, left where it is), or "". The clone URL must not carry credentials (they come from
+ * ~/.git-credentials).
+ */
+export function cloneParams(u: Pick<UserPlan, "name" | "uid">, cloneUrl: string, dir = "code", adoptDir = ""): Params {
   if (/@/.test(new URL(cloneUrl).host) || new URL(cloneUrl).username) throw new Error("cloneScript: the clone URL must not carry credentials");
-  return { NAME: u.name, UID_: u.uid, URL: cloneUrl, REMOTE: CLONE_REMOTE, BRANCH: CLONE_BRANCH };
+  for (const d of [dir, adoptDir])
+    if (d && !/^code(\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99})?$/.test(d)) throw new Error(`cloneScript: ${d} is not code or code/<name>`);
+  return { NAME: u.name, UID_: u.uid, URL: cloneUrl, REMOTE: CLONE_REMOTE, BRANCH: CLONE_BRANCH, DIR: dir, ALT: adoptDir };
 }
 
 /**
@@ -121,17 +129,26 @@ echo "git credentials of $NAME for $HOST removed"`,
   {
     name: "clone",
     root: true,
-    params: ["NAME", "UID_", "URL", "REMOTE", "BRANCH"],
+    params: ["NAME", "UID_", "URL", "REMOTE", "BRANCH", "DIR", "ALT"],
     body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname)"
 command -v git >/dev/null || die "git is missing on $(hostname); install it (Debian: apt-get install git)"
 inner=$(cat <<'EOS'
 set -euo pipefail
 umask 022
-url=$1 remote=$2 branch=$3 d="$HOME/code"
+url=$1 remote=$2 branch=$3 d="$HOME/$4" alt=$5
 if [ -e "$d" ] || [ -L "$d" ]; then echo "clone: $d exists; left alone (never re-cloned, reset or cleaned)"; exit 0; fi
+# The other layout's clone (~/code itself, for the workspace layout) is the user's: adopted where it is.
+if [ -n "$alt" ] && [ -d "$HOME/$alt/.git" ]; then echo "clone: $HOME/$alt is a clone already (the other layout); left alone where it is, nothing cloned into $d"; exit 0; fi
+parent=$(dirname -- "$d") base=$(basename -- "$d")
+if [ "$parent" != "$HOME" ]; then
+  # ~/code of the workspace layout: a directory of the user's; never through a symlink, never inside a clone.
+  if [ -L "$parent" ] || { [ -e "$parent" ] && [ ! -d "$parent" ]; }; then echo "warning: $parent is not a directory (the user's); left alone, nothing cloned into $d" >&2; exit 0; fi
+  if [ -e "$parent/.git" ]; then echo "clone: $parent is a git clone; nothing cloned inside it ($d); left alone" >&2; exit 0; fi
+  mkdir -p -- "$parent"
+fi
 shopt -s nullglob
-for old in "$HOME"/.code.clone.*; do [ -L "$old" ] || rm -rf -- "$old"; done
-tmp=$(mktemp -d "$HOME/.code.clone.XXXXXX")
+for old in "$parent/.$base.clone."*; do [ -L "$old" ] || rm -rf -- "$old"; done
+tmp=$(mktemp -d "$parent/.$base.clone.XXXXXX")
 if ! GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/false git -c credential.helper=store clone --quiet --origin "$remote" --branch "$branch" -- "$url" "$tmp/code" 2>"$tmp/err"; then
   echo "error: cloning $url into $d failed: $(tail -n 3 "$tmp/err" | tr '\\n' ' ')" >&2
   rm -rf -- "$tmp"; exit 1
@@ -143,6 +160,6 @@ rm -rf -- "$tmp"
 echo "changed: cloned $url into $d (remote $remote, $branch tracks $remote/$branch; git-crypt files stay locked)"
 EOS
 )
-as_user /bin/bash -c "$inner" clone "$URL" "$REMOTE" "$BRANCH"`,
+as_user /bin/bash -c "$inner" clone "$URL" "$REMOTE" "$BRANCH" "$DIR" "$ALT"`,
   },
 ];

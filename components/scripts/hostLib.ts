@@ -143,7 +143,8 @@ export const gitCredentialsDeliverScript = (u: Pick<UserPlan, "name" | "uid">, u
   libCommand("git-credentials-deliver", gitCredentialsParams(u, url));
 export const gitCredentialsRemoveScript = (u: Pick<UserPlan, "name" | "uid">, url: string) =>
   libCommand("git-credentials-remove", gitCredentialsParams(u, url));
-export const cloneScript = (u: Pick<UserPlan, "name" | "uid">, cloneUrl: string) => libCommand("clone", cloneParams(u, cloneUrl));
+export const cloneScript = (u: Pick<UserPlan, "name" | "uid">, cloneUrl: string, dir?: string, adoptDir?: string) =>
+  libCommand("clone", cloneParams(u, cloneUrl, dir, adoptDir));
 export const kubeconfigDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-deliver", kubeconfigParams(u));
 export const kubeconfigRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-remove", kubeconfigParams(u));
 export const webApplyScript = (web: WebPlan, terminal = false) => libCommand("web-apply", webApplyParams(web, terminal));

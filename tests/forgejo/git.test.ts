@@ -190,6 +190,39 @@ test("the refresh fast-forwards ~/code over HTTP with the stored token; encrypte
   assert.equal(u.sh("git -C ~/code status --porcelain").stdout, "");
 });
 
+test("the workspace layout: the infra clone at ~/code/infra and a further repo beside it, refreshed together; a single-layout ~/code is adopted where it is", () => {
+  const t = tokens();
+  const url = g.f.url;
+  const w = createLocalUser("wsws");
+  try {
+    remote(gitCredentialsDeliverScript(w, url), credentialLine(url, "alice", t.alice));
+    const repoUrl = `${url}${repo()}.git`;
+    assert.match(remote(cloneScript(w, repoUrl, "code/infra", "code")), /changed: cloned .* into .*\/code\/infra /);
+    assert.match(remote(cloneScript(w, repoUrl, "code/tools", "")), /changed: cloned .* into .*\/code\/tools /);
+    assert.equal(w.sh("stat -c '%U %a' ~/code ~/code/infra ~/code/tools").stdout.trim(), [`${w.name} 755`, `${w.name} 755`, `${w.name} 755`].join("\n"));
+    assert.equal(w.sh("git -C ~/code/infra rev-parse --abbrev-ref --symbolic-full-name '@{u}'").stdout.trim(), "forgejo/master");
+    assert.equal(w.sh("ls -A ~/code").stdout.trim().split("\n").sort().join(" "), "infra tools", "no temporary directory left");
+    assert.match(remote(cloneScript(w, repoUrl, "code/infra", "code")), /exists; left alone/);
+    // the timer's one refresh of ~/code fast-forwards both
+    gitOk(["pull", "-q", "--ff-only", "origin", "master"], { cwd: adminWork });
+    fs.appendFileSync(path.join(adminWork, "notes.txt"), "for the workspace\n");
+    gitOk(["commit", "-qam", "workspace"], { cwd: adminWork });
+    gitOk(["push", "-q", "origin", "master"], { cwd: adminWork });
+    const head = gitOk(["rev-parse", "HEAD"], { cwd: adminWork });
+    const r = w.sh(`bash ${path.join(ROOT, "scripts/agents/workstations-refresh-clone")} ~/code`);
+    assert.equal(r.code, 0, r.out);
+    for (const d of ["infra", "tools"]) assert.equal(w.sh(`git -C ~/code/${d} rev-parse HEAD`).stdout.trim(), head, `~/code/${d} fast-forwarded`);
+  } finally {
+    w.remove();
+  }
+  // u's ~/code is a clone of the single layout: adopted where it is, nothing nested in it.
+  const before = u.sh("git -C ~/code rev-parse HEAD; ls -A ~/code | sort").stdout;
+  assert.match(remote(cloneScript(u, `${url}${repo()}.git`, "code/infra", "code")), /is a clone already \(the other layout\); left alone where it is/);
+  assert.match(runRemote(cloneScript(u, `${url}${repo()}.git`, "code/tools", "")).stderr, /is a git clone; nothing cloned inside it/);
+  assert.equal(u.sh("git -C ~/code rev-parse HEAD; ls -A ~/code | sort").stdout, before, "~/code unchanged");
+  assert.equal(u.sh("git -C ~/code pull -q --ff-only forgejo master").code, 0, "(u's clone catches up with the commit above for the tests after)");
+});
+
 test("suspend: the token is revoked (401) and leaves ~/.git-credentials; ~/code stays; re-activation issues a new token that works, the old one stays dead", async () => {
   const old = tokens().alice;
   // suspend alice: no collaborator, no token, off the whitelists

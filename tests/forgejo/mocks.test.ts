@@ -47,6 +47,28 @@ const edit = (f: (d: any) => void) => {
   return YAML.stringify(d);
 };
 
+test("codeLayout workspace: the infra clone at ~/code/infra (a clone at ~/code adopted), each of repos at ~/code/<name>, after it", async () => {
+  stubPreflight();
+  const roster = edit((d) => {
+    const emo = d.users.find((u: any) => u.name === "emo");
+    emo.codeLayout = "workspace";
+    emo.repos = ["viktor/tools", "team/docs-site"];
+  });
+  const { resources } = await runProgram({ roster, config: FORGEJO });
+  const clones = commands(resources).filter((r) => /^emo-code-clone/.test(r.name));
+  const lib = "\\/usr\\/local\\/lib\\/workstations\\/lib\\/ws-[0-9a-f]{16}\\.sh clone 'NAME=emo' 'UID_=2001'";
+  assert.deepEqual(
+    clones.map((r) => r.name),
+    ["emo-code-clone", "emo-code-clone-tools", "emo-code-clone-docs-site"],
+  );
+  const url = "http:\\/\\/forgejo\\.internal:3000\\/";
+  assert.match(clones[0].inputs.create, new RegExp(`^${lib} 'URL=${url}viktor\\/infra\\.git' 'REMOTE=forgejo' 'BRANCH=master' 'DIR=code/infra' 'ALT=code'$`));
+  assert.match(clones[1].inputs.create, new RegExp(`^${lib} 'URL=${url}viktor\\/tools\\.git' 'REMOTE=forgejo' 'BRANCH=master' 'DIR=code/tools' 'ALT='$`));
+  assert.match(clones[2].inputs.create, new RegExp(`'URL=${url}team\\/docs-site\\.git' .* 'DIR=code/docs-site' 'ALT='$`));
+  // the others keep the single layout
+  assert.match(commands(resources).find((r) => r.name === "nadia-code-clone")!.inputs.create, /'DIR=code' 'ALT='$/);
+});
+
 test("the example roster: collaborators with the plan's permission (not the owner), a token, ~/.git-credentials and ~/code per active user; nothing for suspended or offboarded", async () => {
   stubPreflight();
   const { resources, program } = await runProgram({ roster: readExampleRoster(), config: FORGEJO });
@@ -92,7 +114,7 @@ test("the example roster: collaborators with the plan's permission (not the owne
   const clone = commands(resources).find((r) => r.name === "emo-code-clone")!;
   assert.match(
     clone.inputs.create,
-    /^\/usr\/local\/lib\/workstations\/lib\/ws-[0-9a-f]{16}\.sh clone 'NAME=emo' 'UID_=2001' 'URL=http:\/\/forgejo\.internal:3000\/viktor\/infra\.git' 'REMOTE=forgejo' 'BRANCH=master'$/,
+    /^\/usr\/local\/lib\/workstations\/lib\/ws-[0-9a-f]{16}\.sh clone 'NAME=emo' 'UID_=2001' 'URL=http:\/\/forgejo\.internal:3000\/viktor\/infra\.git' 'REMOTE=forgejo' 'BRANCH=master' 'DIR=code' 'ALT='$/,
   );
   assert.equal(of(resources, "Collaborator")[0].inputs.url, FORGEJO.forgejoUrl);
   // the refresh timer is part of the plan's units for active users with access

@@ -206,6 +206,30 @@ test("an unreachable remote is a warning, not a failure; not a clone is exit 2",
   assert.equal(run("bash", [SCRIPT]).code, 2);
 });
 
+test("the workspace layout: ~/code holding clones: each refreshed on its own; other entries ignored", () => {
+  const f = fixture();
+  const ws = path.join(path.dirname(f.clone), "ws");
+  fs.mkdirSync(ws);
+  for (const d of ["infra", "tools"]) gitOk(["clone", "-q", "--origin", "forgejo", "--branch", "master", f.remote, path.join(ws, d)], { home: f.home });
+  fs.mkdirSync(path.join(ws, "notes")); // not a clone
+  fs.symlinkSync(f.clone, path.join(ws, "linked")); // a link to a clone: not followed
+  fs.appendFileSync(path.join(ws, "tools/README"), "mine\n"); // tracked change: left alone
+  const before = gitOk(["rev-parse", "HEAD"], { cwd: f.clone, home: f.home });
+  const tip = f.advance();
+  const r = refresh(f, ws);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(gitOk(["rev-parse", "HEAD"], { cwd: path.join(ws, "infra"), home: f.home }), tip, "infra fast-forwarded");
+  assert.match(r.stderr, /ws\/infra: master fast-forwarded/);
+  assert.match(r.stderr, /ws\/tools: tracked files have changes; left alone/);
+  assert.equal(gitOk(["rev-parse", "HEAD"], { cwd: f.clone, home: f.home }), before, "the linked clone was not refreshed");
+  assert.doesNotMatch(r.stderr, /notes|linked/);
+  const empty = path.join(path.dirname(f.clone), "empty-ws");
+  fs.mkdirSync(path.join(empty, "notes"), { recursive: true });
+  const e = refresh(f, empty);
+  assert.equal(e.code, 2, "a directory holding no clone");
+  assert.match(e.stderr, /is not a git clone \(nor a workspace holding one\)/);
+});
+
 test("two refreshes at once: the second says so and leaves the clone alone", () => {
   const f = fixture();
   f.advance();
@@ -251,7 +275,7 @@ test("the refresh units pass systemd-analyze verify and are hardened like the re
     assert.ok(svc.split("\n").includes(line), `refresh unit has ${line}`);
     assert.ok(renew.split("\n").includes(line), `(and so does the renewal unit: ${line})`);
   }
-  assert.match(svc, /^ConditionPathIsDirectory=\/home\/%i\/code\/\.git$/m, "skipped while there is no clone");
+  assert.match(svc, /^ConditionPathIsDirectory=\/home\/%i\/code$/m, "skipped while there is no ~/code");
   assert.match(svc, /^ExecStart=\/bin\/bash \/usr\/local\/lib\/workstations\/workstations-refresh-clone \/home\/%i\/code$/m);
   const timer = fs.readFileSync(path.join(dir, "workstations-refresh-clone@.timer"), "utf8");
   assert.match(timer, /^OnCalendar=/m);

@@ -44,6 +44,7 @@ import { USERS_GROUP } from "../../components/plan";
 import { mirrorContent } from "../../components/scripts/home";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 import { installAgents } from "../../dev/testhost/agents";
+import { rosterUser as baseUser } from "../../dev/mocks";
 import { waitFor } from "../../dev/wait";
 
 const ROOT = path.resolve(__dirname, "..", "..");
@@ -57,24 +58,7 @@ function keypair(name: string): { priv: string; pub: string } {
 }
 
 function rosterUser(name: string, uid: number, extra: Partial<RosterUser> = {}): RosterUser {
-  return {
-    name,
-    uid,
-    role: "power-user",
-    email: `${name}@example.com`,
-    forgejo: name,
-    sshKeys: [keypair(name).pub],
-    shell: "/bin/bash",
-    groups: [],
-    namespaces: [],
-    overrides: {},
-    state: "active",
-    credentialRotation: 0,
-    adopt: false,
-    tighten: false,
-    limits: {},
-    ...extra,
-  };
+  return baseUser(name, uid, { sshKeys: [keypair(name).pub], ...extra });
 }
 
 // A process that forks a copy of itself and exits, forever: a new pid every generation.

@@ -26,31 +26,13 @@ import { preflightScript } from "../../components/scripts/host";
 import { shq } from "../../components/scripts/shell";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 import { installAgents } from "../../dev/testhost/agents";
+import { rosterUser as baseUser } from "../../dev/mocks";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const LEDGER = "/var/lib/workstations/uid-ledger";
 const HIJACKED = ["systemd-run", "runuser", "tmux", "setpriv", "sudo", "node", "bash", "sh", "env"];
 
-function rosterUser(name: string, uid: number, extra: Partial<RosterUser> = {}): RosterUser {
-  return {
-    name,
-    uid,
-    role: "power-user",
-    email: `${name}@example.com`,
-    forgejo: name,
-    sshKeys: [],
-    shell: "/bin/bash",
-    groups: [],
-    namespaces: [],
-    overrides: {},
-    state: "active",
-    credentialRotation: 0,
-    adopt: false,
-    tighten: false,
-    limits: {},
-    ...extra,
-  };
-}
+const rosterUser = (name: string, uid: number, extra: Partial<RosterUser> = {}): RosterUser => baseUser(name, uid, extra);
 
 describe("hardening on the systemd host", { timeout: 20 * 60_000 }, () => {
   let h: TestHost;

@@ -84,6 +84,8 @@ const rosterArb: fc.Arbitrary<Roster> = fc
             forgejo: `F${i}`,
             sshKeys: [KEYS[i]],
             shell: "/bin/bash" as const,
+            codeLayout: "single" as const,
+            repos: [],
             groups: [],
             namespaces: e.role === "namespace-owner" ? Array.from({ length: e.nsCount }, (_, j) => `ns-${i}-${j}`) : [],
             overrides: { ...(e.perm ? { forgejoPermission: e.perm } : {}), ...(e.wl && canWl ? { pushWhitelist: true, mergeWhitelist: true } : {}) },

@@ -94,7 +94,7 @@ function fixtureRoot(): string {
 test("the legacy roster and the host's accounts become a roster of ours that the checker accepts; what is not carried over is named", () => {
   const root = fixtureRoot();
   try {
-    const r = importLegacyRoster(LEGACY, "legacy.yaml", hostAccountsAt(root), { emailDomain: "corp.example" });
+    const r = importLegacyRoster(LEGACY, "legacy.yaml", hostAccountsAt(root), { emailDomain: "corp.example", repoOwner: "team" });
     const text = YAML.stringify(r.roster);
     const checked = parseRoster(text, "imported.yaml");
     assert.deepEqual(checked.problems, [], text);
@@ -110,6 +110,8 @@ test("the legacy roster and the host's accounts become a roster of ours that the
       groups: ["code-shared"],
       sshKeys: [K.wizard],
       k8sUser: "wizard-k8s@corp.example",
+      codeLayout: "workspace",
+      repos: ["team/lobby"],
       adopt: true,
     });
     assert.deepEqual(by.emo, {
@@ -143,7 +145,7 @@ test("the legacy roster and the host's accounts become a roster of ours that the
       /^wizard: keeps docker, sudo as the host has them \(system groups a roster cannot name; tighten: true would remove them\)$/m,
       /^removed: an account on the host \(uid 1003\) not in the legacy roster: left alone$/m,
       /^wizard: a key in ~\/\.ssh\/authorized_keys not carried over \(a forced command that is an absolute program.*"sudo -n \/usr\/local\/bin\/tl-reconcile"/m,
-      /^wizard: code_layout workspace and repos not carried over/m,
+      /^wizard: repo lobby read as team\/lobby$/m,
       /^wizard: claude_auth true not carried over/m,
       /^emo: namespaces emo-x not carried over \(only a namespace-owner owns namespaces\)$/m,
       /^emo: a key in ~\/\.ssh\/authorized_keys not carried over \(an OpenSSH public key line, optionally after exactly/m,

@@ -107,6 +107,31 @@ const INVALID: Array<[string, string, [number, number, string, RegExp]]> = [
     base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, groups: [sudo]}\n`),
     [9, 82, "users[1].groups[0]", /allowed group: sudo is a system group/],
   ],
+  [
+    "repos without the workspace layout",
+    base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, repos: [team/tools]}\n`),
+    [9, 80, "users[1].repos", /no repos unless codeLayout is workspace/],
+  ],
+  [
+    "a further repo named infra",
+    base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, codeLayout: workspace, repos: [team/infra]}\n`),
+    [9, 104, "users[1].repos[0]", /not named infra/],
+  ],
+  [
+    "two further repos of one name (case-insensitive)",
+    base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, codeLayout: workspace, repos: [a/tools, b/Tools]}\n`),
+    [9, 113, "users[1].repos[1]", /one repo per name: ~\/code\/tools is already repos\[0\]/],
+  ],
+  [
+    "a further repo that is no owner/name",
+    base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, codeLayout: workspace, repos: [tools.git]}\n`),
+    [9, 104, "users[1].repos[0]", /a Forgejo repository owner\/name/],
+  ],
+  [
+    "an unknown code layout",
+    base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, codeLayout: nested}\n`),
+    [9, 85, "users[1].codeLayout", /"single", "workspace"/],
+  ],
   ["no active admin", base().replace("role: admin", "role: power-user"), [3, 3, "users", /at least one active admin/]],
   ["empty file", "", [1, 1, "", /expected object/]],
 ];

@@ -28,6 +28,7 @@ import { shq } from "../../components/scripts/shell";
 import { DEFAULT_EARLYOOM, EARLYOOM_AVOID, EARLYOOM_PREFER, earlyoomArgs, earlyoomDropIn } from "../../components/plan/earlyoom";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 import { installAgents } from "../../dev/testhost/agents";
+import { rosterUser } from "../../dev/mocks";
 import { waitFor } from "../../dev/wait";
 
 const ROOT = path.resolve(__dirname, "..", "..");
@@ -40,23 +41,7 @@ function keypair(name: string): string {
   return fs.readFileSync(priv + ".pub", "utf8").trim();
 }
 
-const user = (name: string, uid: number, limits: RosterUser["limits"]): RosterUser => ({
-  name,
-  uid,
-  role: "power-user",
-  email: `${name}@example.com`,
-  forgejo: name,
-  sshKeys: [keypair(name)],
-  shell: "/bin/bash",
-  groups: [],
-  namespaces: [],
-  overrides: {},
-  state: "active",
-  credentialRotation: 0,
-  adopt: false,
-  tighten: false,
-  limits,
-});
+const user = (name: string, uid: number, limits: RosterUser["limits"]): RosterUser => rosterUser(name, uid, { sshKeys: [keypair(name)], limits });
 const ana = user("ana", 2201, { memoryMax: "384M", paneMemoryMax: "160M", tasksMax: 256 });
 const bob = user("bob", 2202, {});
 
