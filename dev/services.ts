@@ -399,6 +399,83 @@ function runSync(bin: string, args: string[], opts: { cwd: string; env: NodeJS.P
  * admin, an admin API token and an `<admin>/infra` repo with an initial commit on master.
  * The data dir is wiped first: every start is a fresh instance.
  */
+/** Creates the server's admin (`--random-password`: the password never in argv; read from stdout, not logged). */
+function createForgejoAdmin(cli: (args: string[], what: string, quiet?: boolean) => string, kind: string, adminUser: string, adminEmail: string): string {
+  const created = cli(
+    [
+      "admin",
+      "user",
+      "create",
+      "--admin",
+      "--username",
+      adminUser,
+      "--email",
+      adminEmail,
+      "--random-password",
+      "--random-password-length=32",
+      "--must-change-password=false",
+    ],
+    `${kind} admin user create`,
+    true,
+  );
+  const pw = /generated random password is '([^']+)'/.exec(created);
+  if (!pw) throw new Error(`${kind} admin user create printed no generated password`);
+  return pw[1];
+}
+
+/** On the running server: the admin's API token, an API client, the infra repo (master), the version, and a user factory. */
+async function forgejoClient(url: string, adminUser: string, adminPassword: string, repoName: string) {
+  const apiBase = `${url}api/v1`;
+  const basic = (pw: string) => `Basic ${Buffer.from(`${adminUser}:${pw}`).toString("base64")}`;
+  const tok = await fetch(`${apiBase}/users/${adminUser}/tokens`, {
+    method: "POST",
+    headers: { Authorization: basic(adminPassword), "Content-Type": "application/json" },
+    body: JSON.stringify({ name: `admin-${Date.now()}`, scopes: TOKEN_SCOPES }),
+  });
+  if (!tok.ok) throw new Error(`creating the admin token failed: HTTP ${tok.status} ${await tok.text()}`);
+  const adminToken = ((await tok.json()) as { sha1: string }).sha1;
+
+  const api = async (method: string, apiPath: string, body?: unknown) => {
+    const res = await fetch(`${apiBase}/${apiPath.replace(/^\//, "")}`, {
+      method,
+      headers: { Authorization: `token ${adminToken}`, "Content-Type": "application/json", Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: jsonOrText(await res.text()) as unknown };
+  };
+
+  const repo = await api("POST", "user/repos", {
+    name: repoName,
+    auto_init: true,
+    default_branch: "master",
+    readme: "Default",
+    private: false,
+    description: "workstations sandbox infra repo",
+  });
+  if (repo.status !== 201) throw new Error(`creating ${adminUser}/${repoName} failed: HTTP ${repo.status} ${JSON.stringify(repo.json)}`);
+  const branch = await api("GET", `repos/${adminUser}/${repoName}/branches/master`);
+  if (branch.status !== 200) throw new Error(`${adminUser}/${repoName} has no master branch: HTTP ${branch.status}`);
+
+  const ver = await api("GET", "version");
+  const version = (ver.json as { version?: string } | null)?.version ?? "unknown";
+
+  const createUser = async (name: string, email: string): Promise<ForgejoUser> => {
+    const password = randomSecret(18);
+    const r = await api("POST", "admin/users", {
+      username: name,
+      email,
+      password,
+      must_change_password: false,
+      send_notify: false,
+      visibility: "public",
+    });
+    if (r.status !== 201) throw new Error(`creating user ${name} failed: HTTP ${r.status} ${JSON.stringify(r.json)}`);
+    return { name, email, password, id: (r.json as { id: number }).id };
+  };
+
+  return { adminToken, api, version, repoName, createUser };
+}
+
 export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoServer> {
   const tool = findTool(["forgejo", "gitea"]);
   if (!tool) throw new ToolchainMissingError("forgejo (or gitea)", [path.join(toolchainBinDir(), "forgejo"), path.join(toolchainBinDir(), "gitea")]);
@@ -437,28 +514,7 @@ export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoSe
 
   cli(["migrate"], `${kind} migrate`);
   const adminUser = opts.adminUser ?? "forgeadmin";
-  const adminEmail = opts.adminEmail ?? `${adminUser}@example.invalid`;
-  // --random-password keeps the password out of argv; it is read from stdout (not logged).
-  const created = cli(
-    [
-      "admin",
-      "user",
-      "create",
-      "--admin",
-      "--username",
-      adminUser,
-      "--email",
-      adminEmail,
-      "--random-password",
-      "--random-password-length=32",
-      "--must-change-password=false",
-    ],
-    `${kind} admin user create`,
-    true,
-  );
-  const pw = /generated random password is '([^']+)'/.exec(created);
-  if (!pw) throw new Error(`${kind} admin user create printed no generated password`);
-  const adminPassword = pw[1];
+  const adminPassword = createForgejoAdmin(cli, kind, adminUser, opts.adminEmail ?? `${adminUser}@example.invalid`);
 
   const started = startProcess(tool.path, ["web", ...common], { cwd: dir, env, log, detached: opts.detached ?? false });
   const stop = () => stopPid(started.pid);
@@ -468,53 +524,7 @@ export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoSe
       const res = await fetch(`${url}api/healthz`);
       return res.status === 200;
     });
-    const basic = (pw: string) => `Basic ${Buffer.from(`${adminUser}:${pw}`).toString("base64")}`;
-    const tok = await fetch(`${apiBase}/users/${adminUser}/tokens`, {
-      method: "POST",
-      headers: { Authorization: basic(adminPassword), "Content-Type": "application/json" },
-      body: JSON.stringify({ name: `admin-${Date.now()}`, scopes: TOKEN_SCOPES }),
-    });
-    if (!tok.ok) throw new Error(`creating the admin token failed: HTTP ${tok.status} ${await tok.text()}`);
-    const adminToken = ((await tok.json()) as { sha1: string }).sha1;
-
-    const api = async (method: string, apiPath: string, body?: unknown) => {
-      const res = await fetch(`${apiBase}/${apiPath.replace(/^\//, "")}`, {
-        method,
-        headers: { Authorization: `token ${adminToken}`, "Content-Type": "application/json", Accept: "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.status, json: jsonOrText(await res.text()) as unknown };
-    };
-
-    const repoName = opts.repoName ?? "infra";
-    const repo = await api("POST", "user/repos", {
-      name: repoName,
-      auto_init: true,
-      default_branch: "master",
-      readme: "Default",
-      private: false,
-      description: "workstations sandbox infra repo",
-    });
-    if (repo.status !== 201) throw new Error(`creating ${adminUser}/${repoName} failed: HTTP ${repo.status} ${JSON.stringify(repo.json)}`);
-    const branch = await api("GET", `repos/${adminUser}/${repoName}/branches/master`);
-    if (branch.status !== 200) throw new Error(`${adminUser}/${repoName} has no master branch: HTTP ${branch.status}`);
-
-    const ver = await api("GET", "version");
-    const version = (ver.json as { version?: string } | null)?.version ?? "unknown";
-
-    const createUser = async (name: string, email: string): Promise<ForgejoUser> => {
-      const password = randomSecret(18);
-      const r = await api("POST", "admin/users", {
-        username: name,
-        email,
-        password,
-        must_change_password: false,
-        send_notify: false,
-        visibility: "public",
-      });
-      if (r.status !== 201) throw new Error(`creating user ${name} failed: HTTP ${r.status} ${JSON.stringify(r.json)}`);
-      return { name, email, password, id: (r.json as { id: number }).id };
-    };
+    const { adminToken, api, version, repoName, createUser } = await forgejoClient(url, adminUser, adminPassword, opts.repoName ?? "infra");
 
     return {
       url,
@@ -671,6 +681,168 @@ export function requireKubeToolchain(): void {
  * latter fills `kubernetes.io/service-account-token` Secrets) and the namespace controller.
  * No scheduler or kubelet: workloads are stored, not run.
  */
+/** The API server's structured authentication config: the fake issuer's JWTs, username from `email`. */
+function writeAuthnConfig(dir: string, issuer: string, clientId: string, caCert: string, usernamePrefix: string): string {
+  const authn = path.join(dir, "authentication.json");
+  fs.writeFileSync(
+    authn,
+    JSON.stringify(
+      {
+        apiVersion: "apiserver.config.k8s.io/v1",
+        kind: "AuthenticationConfiguration",
+        jwt: [
+          {
+            issuer: { url: issuer, audiences: [clientId], certificateAuthority: caCert },
+            claimMappings: { username: { claim: "email", prefix: usernamePrefix }, groups: { claim: "groups", prefix: usernamePrefix } },
+          },
+        ],
+      },
+      null,
+      2,
+    ),
+  );
+  return authn;
+}
+
+/** etcd on two loopback ports (client, peer), fsync off; its port once healthy. */
+async function startEtcd(dir: string, bin: (n: string) => string, children: Started[], timeoutMs: number): Promise<number> {
+  const etcdPort = await freePort(2);
+  const etcdLog = path.join(dir, "etcd.log");
+  const etcd = startProcess(
+    bin("etcd"),
+    [
+      "--name",
+      "test",
+      "--data-dir",
+      path.join(dir, "etcd"),
+      "--listen-client-urls",
+      `http://127.0.0.1:${etcdPort}`,
+      "--advertise-client-urls",
+      `http://127.0.0.1:${etcdPort}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${etcdPort + 1}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${etcdPort + 1}`,
+      "--initial-cluster",
+      `test=http://127.0.0.1:${etcdPort + 1}`,
+      "--log-level",
+      "warn",
+      "--unsafe-no-fsync",
+    ],
+    { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: etcdLog, detached: false },
+  );
+  children.push(etcd);
+  await waitFor("etcd", etcd, etcdLog, timeoutMs, async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok);
+  return etcdPort;
+}
+
+/** Requests to the API server: as the admin (client certificate), or with a bearer token. */
+function kubeRequester(server: string, caCert: string, adminTls: { cert: string; key: string }) {
+  return (method: string, apiPath: string, o: { token?: string; body?: unknown; contentType?: string } = {}) =>
+    new Promise<{ status: number; json: any }>((resolve, reject) => {
+      const body = o.body === undefined ? undefined : JSON.stringify(o.body);
+      const req = https.request(
+        `${server}${apiPath}`,
+        {
+          method,
+          ca: caCert,
+          ...(o.token ? {} : { cert: adminTls.cert, key: adminTls.key }),
+          headers: {
+            Accept: "application/json",
+            ...(o.token ? { Authorization: `Bearer ${o.token}` } : {}),
+            ...(body ? { "Content-Type": o.contentType ?? "application/json" } : {}),
+          },
+          timeout: 30_000,
+        },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (c) => (text += c));
+          res.on("end", () => {
+            let json: any = text;
+            try {
+              json = text ? JSON.parse(text) : null;
+            } catch {
+              /* not JSON */
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+        },
+      );
+      req.on("error", reject);
+      req.on("timeout", () => req.destroy(new Error(`${method} ${apiPath}: timeout`)));
+      if (body) req.write(body);
+      req.end();
+    });
+}
+
+/** kube-controller-manager with the controllers the tests need; ready once `default` exists and `admin` is aggregated. */
+async function startControllerManager(
+  o: { dir: string; server: string; ca: string; pkiDir: string; cm: { cert: string; key: string }; timeoutMs: number },
+  bin: (n: string) => string,
+  children: Started[],
+  request: ReturnType<typeof kubeRequester>,
+): Promise<void> {
+  const { dir, server, ca, pkiDir, cm } = o;
+  const cmKubeconfig = path.join(dir, "controller-manager.kubeconfig");
+  fs.writeFileSync(cmKubeconfig, clientKubeconfig(server, ca, cm.cert, cm.key, "system:kube-controller-manager"), { mode: 0o600 });
+  const cmLog = path.join(dir, "kube-controller-manager.log");
+  const cmPort = await freePort();
+  const kcm = startProcess(
+    bin("kube-controller-manager"),
+    [
+      `--kubeconfig=${cmKubeconfig}`,
+      `--authentication-kubeconfig=${cmKubeconfig}`,
+      `--authorization-kubeconfig=${cmKubeconfig}`,
+      `--service-account-private-key-file=${path.join(pkiDir, "sa.key")}`,
+      `--root-ca-file=${ca}`,
+      // clusterrole-aggregation fills the aggregated admin/edit/view ClusterRoles (empty without it).
+      "--controllers=serviceaccount-token-controller,serviceaccount-controller,namespace-controller,garbage-collector-controller,clusterrole-aggregation-controller",
+      "--leader-elect=false",
+      "--use-service-account-credentials=false",
+      "--bind-address=127.0.0.1",
+      `--secure-port=${cmPort}`,
+      `--cert-dir=${path.join(dir, "cm-certs")}`,
+      "--v=1",
+    ],
+    { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: cmLog, detached: false },
+  );
+  children.push(kcm);
+  // Ready once the service-account controller has made `default` in the default namespace
+  // and the aggregation controller has filled the `admin` ClusterRole.
+  await waitFor(
+    "kube-controller-manager",
+    kcm,
+    cmLog,
+    o.timeoutMs,
+    async () =>
+      (await request("GET", "/api/v1/namespaces/default/serviceaccounts/default")).status === 200 &&
+      ((await request("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/admin")).json?.rules ?? []).length > 0,
+  );
+}
+
+/** kubectl against the server: as the admin, or with a bearer token (no kubeconfig credentials then). */
+function kubectlRunner(kubectlBin: string, server: string, ca: string, adminKubeconfig: string, dir: string) {
+  return (args: string[], o: { token?: string; input?: string } = {}) => {
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, KUBECONFIG: "/dev/null" };
+    const conn = o.token ? [`--server=${server}`, `--certificate-authority=${ca}`, `--token=${o.token}`] : [`--kubeconfig=${adminKubeconfig}`];
+    return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(kubectlBin, [...conn, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "",
+        stderr = "";
+      const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+      child.stdout.on("data", (c) => (stdout += c));
+      child.stderr.on("data", (c) => (stderr += c));
+      child.on("error", (e) => (stderr += e.message));
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+      child.stdin.end(o.input ?? "");
+    });
+  };
+}
+
 export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
   requireKubeToolchain();
   const bin = (n: string) => path.join(toolchainBinDir(), n);
@@ -710,52 +882,9 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
     await oidc.stop();
   };
   try {
-    const authn = path.join(dir, "authentication.json");
-    fs.writeFileSync(
-      authn,
-      JSON.stringify(
-        {
-          apiVersion: "apiserver.config.k8s.io/v1",
-          kind: "AuthenticationConfiguration",
-          jwt: [
-            {
-              issuer: { url: oidc.issuer, audiences: [clientId], certificateAuthority: caCert },
-              claimMappings: { username: { claim: "email", prefix: usernamePrefix }, groups: { claim: "groups", prefix: usernamePrefix } },
-            },
-          ],
-        },
-        null,
-        2,
-      ),
-    );
+    const authn = writeAuthnConfig(dir, oidc.issuer, clientId, caCert, usernamePrefix);
 
-    const etcdPort = await freePort(2);
-    const etcdLog = path.join(dir, "etcd.log");
-    const etcd = startProcess(
-      bin("etcd"),
-      [
-        "--name",
-        "test",
-        "--data-dir",
-        path.join(dir, "etcd"),
-        "--listen-client-urls",
-        `http://127.0.0.1:${etcdPort}`,
-        "--advertise-client-urls",
-        `http://127.0.0.1:${etcdPort}`,
-        "--listen-peer-urls",
-        `http://127.0.0.1:${etcdPort + 1}`,
-        "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${etcdPort + 1}`,
-        "--initial-cluster",
-        `test=http://127.0.0.1:${etcdPort + 1}`,
-        "--log-level",
-        "warn",
-        "--unsafe-no-fsync",
-      ],
-      { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: etcdLog, detached: false },
-    );
-    children.push(etcd);
-    await waitFor("etcd", etcd, etcdLog, opts.timeoutMs ?? 60_000, async () => (await fetch(`http://127.0.0.1:${etcdPort}/health`)).ok);
+    const etcdPort = await startEtcd(dir, bin, children, opts.timeoutMs ?? 60_000);
 
     const port = await freePort();
     const server = `https://127.0.0.1:${port}`;
@@ -792,102 +921,14 @@ export async function startKube(opts: StartKubeOptions): Promise<KubeServer> {
     const adminKubeconfig = path.join(dir, "admin.kubeconfig");
     fs.writeFileSync(adminKubeconfig, clientKubeconfig(server, ca, admin.cert, admin.key, "admin"), { mode: 0o600 });
     const adminTls = { ca: caCert, cert: fs.readFileSync(admin.cert, "utf8"), key: fs.readFileSync(admin.key, "utf8") };
-    const request = (method: string, apiPath: string, o: { token?: string; body?: unknown; contentType?: string } = {}) =>
-      new Promise<{ status: number; json: any }>((resolve, reject) => {
-        const body = o.body === undefined ? undefined : JSON.stringify(o.body);
-        const req = https.request(
-          `${server}${apiPath}`,
-          {
-            method,
-            ca: caCert,
-            ...(o.token ? {} : { cert: adminTls.cert, key: adminTls.key }),
-            headers: {
-              Accept: "application/json",
-              ...(o.token ? { Authorization: `Bearer ${o.token}` } : {}),
-              ...(body ? { "Content-Type": o.contentType ?? "application/json" } : {}),
-            },
-            timeout: 30_000,
-          },
-          (res) => {
-            let text = "";
-            res.setEncoding("utf8");
-            res.on("data", (c) => (text += c));
-            res.on("end", () => {
-              let json: any = text;
-              try {
-                json = text ? JSON.parse(text) : null;
-              } catch {
-                /* not JSON */
-              }
-              resolve({ status: res.statusCode ?? 0, json });
-            });
-          },
-        );
-        req.on("error", reject);
-        req.on("timeout", () => req.destroy(new Error(`${method} ${apiPath}: timeout`)));
-        if (body) req.write(body);
-        req.end();
-      });
+    const request = kubeRequester(server, caCert, adminTls);
     await waitFor("kube-apiserver", api, apiLog, opts.timeoutMs ?? 180_000, async () => (await request("GET", "/readyz")).status === 200);
 
     const controllerManager = opts.controllerManager ?? true;
-    if (controllerManager) {
-      const cmKubeconfig = path.join(dir, "controller-manager.kubeconfig");
-      fs.writeFileSync(cmKubeconfig, clientKubeconfig(server, ca, cm.cert, cm.key, "system:kube-controller-manager"), { mode: 0o600 });
-      const cmLog = path.join(dir, "kube-controller-manager.log");
-      const cmPort = await freePort();
-      const kcm = startProcess(
-        bin("kube-controller-manager"),
-        [
-          `--kubeconfig=${cmKubeconfig}`,
-          `--authentication-kubeconfig=${cmKubeconfig}`,
-          `--authorization-kubeconfig=${cmKubeconfig}`,
-          `--service-account-private-key-file=${path.join(pkiDir, "sa.key")}`,
-          `--root-ca-file=${ca}`,
-          // clusterrole-aggregation fills the aggregated admin/edit/view ClusterRoles (empty without it).
-          "--controllers=serviceaccount-token-controller,serviceaccount-controller,namespace-controller,garbage-collector-controller,clusterrole-aggregation-controller",
-          "--leader-elect=false",
-          "--use-service-account-credentials=false",
-          "--bind-address=127.0.0.1",
-          `--secure-port=${cmPort}`,
-          `--cert-dir=${path.join(dir, "cm-certs")}`,
-          "--v=1",
-        ],
-        { cwd: dir, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir }, log: cmLog, detached: false },
-      );
-      children.push(kcm);
-      // Ready once the service-account controller has made `default` in the default namespace
-      // and the aggregation controller has filled the `admin` ClusterRole.
-      await waitFor(
-        "kube-controller-manager",
-        kcm,
-        cmLog,
-        opts.timeoutMs ?? 120_000,
-        async () =>
-          (await request("GET", "/api/v1/namespaces/default/serviceaccounts/default")).status === 200 &&
-          ((await request("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/admin")).json?.rules ?? []).length > 0,
-      );
-    }
+    if (controllerManager) await startControllerManager({ dir, server, ca, pkiDir, cm, timeoutMs: opts.timeoutMs ?? 120_000 }, bin, children, request);
 
     const kubectlBin = bin("kubectl");
-    const kubectl = (args: string[], o: { token?: string; input?: string } = {}) => {
-      const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, KUBECONFIG: "/dev/null" };
-      const conn = o.token ? [`--server=${server}`, `--certificate-authority=${ca}`, `--token=${o.token}`] : [`--kubeconfig=${adminKubeconfig}`];
-      return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(kubectlBin, [...conn, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
-        let stdout = "",
-          stderr = "";
-        const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-        child.stdout.on("data", (c) => (stdout += c));
-        child.stderr.on("data", (c) => (stderr += c));
-        child.on("error", (e) => (stderr += e.message));
-        child.on("close", (code) => {
-          clearTimeout(timer);
-          resolve({ code: code ?? -1, stdout, stderr });
-        });
-        child.stdin.end(o.input ?? "");
-      });
-    };
+    const kubectl = kubectlRunner(kubectlBin, server, ca, adminKubeconfig, dir);
     return {
       server,
       caCert,

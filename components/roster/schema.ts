@@ -939,6 +939,76 @@ function ssoChecks(users: Record<string, unknown>[], ctx: z.RefinementCtx, nameO
 }
 
 /** Rules across entries. Written against possibly-invalid data: every access is checked. */
+type Entry = Record<string, unknown>;
+const asStr = (v: unknown): string | undefined => (typeof v === "string" || typeof v === "number" ? String(v) : undefined);
+
+/** `repos`: only with the workspace layout, one per name, never `infra`. */
+function repoChecks(u: Entry, i: number, ctx: z.RefinementCtx): void {
+  const repos = Array.isArray(u.repos) ? u.repos : [];
+  if (repos.length && asStr(u.codeLayout) !== "workspace")
+    ctx.addIssue({ code: "custom", path: ["users", i, "repos"], message: "no repos unless codeLayout is workspace (they are cloned beside ~/code/infra)" });
+  const dirs = new Map<string, number>();
+  repos.forEach((r, j) => {
+    const name = asStr(r)?.split("/")[1]?.toLowerCase();
+    if (name === undefined) return;
+    if (name === "infra")
+      ctx.addIssue({ code: "custom", path: ["users", i, "repos", j], message: "a repo not named infra (~/code/infra is the infra repo's clone)" });
+    else if (dirs.has(name))
+      ctx.addIssue({ code: "custom", path: ["users", i, "repos", j], message: `one repo per name: ~/code/${name} is already repos[${dirs.get(name)}]` });
+    else dirs.set(name, j);
+  });
+}
+
+/** A purge approval: offboarded only, by another active admin, not dated in the future. */
+function purgeChecks(users: Entry[], u: Entry, i: number, ctx: z.RefinementCtx, today: string): void {
+  const state = asStr(u.state) ?? "active";
+  if (isRecord(u.purge)) {
+    if (state !== "offboarded")
+      ctx.addIssue({ code: "custom", path: ["users", i, "purge"], message: `no purge approval unless state is offboarded (state is ${state})` });
+    const by = asStr(u.purge.approvedBy);
+    const approver = users.find((a) => asStr(a.name) === by);
+    if (!approver || asStr(approver.role) !== "admin" || (asStr(approver.state) ?? "active") !== "active")
+      ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedBy"], message: `an active admin in this roster (${by} is not)` });
+    else if (by === asStr(u.name))
+      ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedBy"], message: "another admin: users cannot approve their own purge" });
+    const on = asStr(u.purge.approvedOn);
+    if (on !== undefined && calendarDateProblem(on) === undefined && on > today)
+      ctx.addIssue({
+        code: "custom",
+        path: ["users", i, "purge", "approvedOn"],
+        message: `a purge approval date that is not in the future (${on} is after today, ${today} UTC)`,
+      });
+  }
+}
+
+/** Every ssh key (its decoded blob) belongs to one entry, once. */
+function keyChecks(users: Entry[], ctx: z.RefinementCtx, nameOf: (i: number) => string): void {
+  const keyOwner = new Map<string, [number, number]>();
+  users.forEach((u, i) => {
+    (Array.isArray(u.sshKeys) ? u.sshKeys : []).forEach((kRaw, j) => {
+      // Compare the decoded blob (it holds the type); the comment does not make a key another key.
+      const split = typeof kRaw === "string" ? splitKeyOptions(kRaw) : undefined;
+      const m = split && "key" in split ? /^\S+ ([A-Za-z0-9+/]+={0,2})(?: |$)/.exec(split.key) : null;
+      if (!m) return;
+      const id = Buffer.from(m[1], "base64").toString("base64");
+      const prev = keyOwner.get(id);
+      if (prev === undefined) keyOwner.set(id, [i, j]);
+      else if (prev[0] === i)
+        ctx.addIssue({
+          code: "custom",
+          path: ["users", i, "sshKeys", j],
+          message: `a key listed once: the same key is already users[${i}].sshKeys[${prev[1]}]`,
+        });
+      else
+        ctx.addIssue({
+          code: "custom",
+          path: ["users", i, "sshKeys", j],
+          message: `a key used by one user only: the same key is already users[${prev[0]}] (${nameOf(prev[0])})`,
+        });
+    });
+  });
+}
+
 function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string): void {
   const users = (isRecord(rosterIn) && Array.isArray(rosterIn.users) ? rosterIn.users : []).map((u) => (isRecord(u) ? u : {}));
   const str = (v: unknown): string | undefined => (typeof v === "string" || typeof v === "number" ? String(v) : undefined);
@@ -996,36 +1066,8 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
         ctx.addIssue({ code: "custom", path: ["users", i, "namespaces", j], message: `a namespace with one owner: ${ns} is already owned by ${prev}` });
       else owner.set(ns, nameOf(i));
     });
-    const repos = Array.isArray(u.repos) ? u.repos : [];
-    if (repos.length && str(u.codeLayout) !== "workspace")
-      ctx.addIssue({ code: "custom", path: ["users", i, "repos"], message: "no repos unless codeLayout is workspace (they are cloned beside ~/code/infra)" });
-    const dirs = new Map<string, number>();
-    repos.forEach((r, j) => {
-      const name = str(r)?.split("/")[1]?.toLowerCase();
-      if (name === undefined) return;
-      if (name === "infra")
-        ctx.addIssue({ code: "custom", path: ["users", i, "repos", j], message: "a repo not named infra (~/code/infra is the infra repo's clone)" });
-      else if (dirs.has(name))
-        ctx.addIssue({ code: "custom", path: ["users", i, "repos", j], message: `one repo per name: ~/code/${name} is already repos[${dirs.get(name)}]` });
-      else dirs.set(name, j);
-    });
-    if (isRecord(u.purge)) {
-      if (state !== "offboarded")
-        ctx.addIssue({ code: "custom", path: ["users", i, "purge"], message: `no purge approval unless state is offboarded (state is ${state})` });
-      const by = str(u.purge.approvedBy);
-      const approver = users.find((a) => str(a.name) === by);
-      if (!approver || str(approver.role) !== "admin" || (str(approver.state) ?? "active") !== "active")
-        ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedBy"], message: `an active admin in this roster (${by} is not)` });
-      else if (by === str(u.name))
-        ctx.addIssue({ code: "custom", path: ["users", i, "purge", "approvedBy"], message: "another admin: users cannot approve their own purge" });
-      const on = str(u.purge.approvedOn);
-      if (on !== undefined && calendarDateProblem(on) === undefined && on > today)
-        ctx.addIssue({
-          code: "custom",
-          path: ["users", i, "purge", "approvedOn"],
-          message: `a purge approval date that is not in the future (${on} is after today, ${today} UTC)`,
-        });
-    }
+    repoChecks(u, i, ctx);
+    purgeChecks(users, u, i, ctx, today);
     const groups = Array.isArray(u.groups) ? u.groups : [];
     groups.forEach((gRaw, j) => {
       const g = str(gRaw);
@@ -1054,30 +1096,7 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
     if (state === "active" && role === "admin" && Array.isArray(u.sshKeys) && u.sshKeys.length === 0)
       ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys"], message: "at least one ssh key for an active admin" });
   });
-  const keyOwner = new Map<string, [number, number]>();
-  users.forEach((u, i) => {
-    (Array.isArray(u.sshKeys) ? u.sshKeys : []).forEach((kRaw, j) => {
-      // Compare the decoded blob (it holds the type); the comment does not make a key another key.
-      const split = typeof kRaw === "string" ? splitKeyOptions(kRaw) : undefined;
-      const m = split && "key" in split ? /^\S+ ([A-Za-z0-9+/]+={0,2})(?: |$)/.exec(split.key) : null;
-      if (!m) return;
-      const id = Buffer.from(m[1], "base64").toString("base64");
-      const prev = keyOwner.get(id);
-      if (prev === undefined) keyOwner.set(id, [i, j]);
-      else if (prev[0] === i)
-        ctx.addIssue({
-          code: "custom",
-          path: ["users", i, "sshKeys", j],
-          message: `a key listed once: the same key is already users[${i}].sshKeys[${prev[1]}]`,
-        });
-      else
-        ctx.addIssue({
-          code: "custom",
-          path: ["users", i, "sshKeys", j],
-          message: `a key used by one user only: the same key is already users[${prev[0]}] (${nameOf(prev[0])})`,
-        });
-    });
-  });
+  keyChecks(users, ctx, nameOf);
   if (users.length > 0 && !users.some((u) => str(u.role) === "admin" && (str(u.state) ?? "active") === "active"))
     ctx.addIssue({ code: "custom", path: ["users"], message: "at least one active admin" });
 }
