@@ -7,6 +7,9 @@ import { LEDGER, LEGACY_DIR, TMUX_PERSIST_PROGRAM } from "../components/hostCont
 import { LEGACY_RECONCILE_UNITS, LEGACY_TMUX_UNITS } from "../components/scripts/legacy";
 import type { Plan, UserPlan } from "../components/plan";
 
+/** What ~/code is (looked at as the user): a clone, a workspace holding ~/code/infra, another directory, nothing. */
+export type CodeFact = "single" | "workspace" | "dir" | "none";
+
 /** What the probe (TAKEOVER_PROBE) printed, parsed. */
 export interface HostFacts {
   /** name -> passwd entry */
@@ -27,6 +30,8 @@ export interface HostFacts {
   legacyStore: Map<string, { snapshots: number; tombstones: number }>;
   /** merged /usr: /bin is a link to usr/bin */
   mergedUsr: boolean;
+  /** roster name -> what its ~/code is */
+  code: Map<string, CodeFact>;
 }
 
 /** Where the program installs tmux-persist (the link /usr/local/bin/tmux-persist points at it). */
@@ -49,6 +54,8 @@ for n in "$@"; do
   if [ -n "$uid" ] && [ -d "/home/$n" ]; then
     c=$(setpriv --reuid="$uid" --regid="$(id -g "$n")" --clear-groups -- sh -c 'test -f "$1" && wc -l <"$1" || echo none' sh "/home/$n/.ssh/authorized_keys" 2>/dev/null || echo none)
     printf 'keys\\t%s\\t%s\\n' "$n" "$c"
+    l=$(setpriv --reuid="$uid" --regid="$(id -g "$n")" --clear-groups -- sh -c 'if [ -e "$1/code/.git" ]; then echo single; elif [ -e "$1/code/infra/.git" ]; then echo workspace; elif [ -d "$1/code" ]; then echo dir; else echo none; fi' sh "/home/$n" 2>/dev/null || echo none)
+    printf 'code\\t%s\\t%s\\n' "$n" "$l"
   fi
 done
 for u in ${[...LEGACY_RECONCILE_UNITS, ...LEGACY_TMUX_UNITS].join(" ")}; do
@@ -77,6 +84,7 @@ export function parseFacts(out: string): HostFacts {
     tmuxPersistBin: "missing",
     legacyStore: new Map(),
     mergedUsr: false,
+    code: new Map(),
   };
   for (const line of out.split("\n")) {
     const [kind, ...r] = line.split("\t");
@@ -95,6 +103,7 @@ export function parseFacts(out: string): HostFacts {
     else if (kind === "tpbin") f.tmuxPersistBin = r[0];
     else if (kind === "legacy") f.legacyStore.set(r[0], { snapshots: Number(r[1]), tombstones: Number(r[2]) });
     else if (kind === "merged-usr") f.mergedUsr = true;
+    else if (kind === "code" && /^(single|workspace|dir|none)$/.test(r[1] ?? "")) f.code.set(r[0], r[1] as CodeFact);
   }
   return f;
 }
@@ -142,11 +151,30 @@ function userLines(u: UserPlan, f: HostFacts, lines: string[], blockers: string[
     say(
       `change: sshd stops reading ~/.ssh/authorized_keys (${keys} lines); the roster's ${u.grants.sshKeys.length} keys go to /etc/ssh/authorized_keys.d/${u.name}`,
     );
+  codeLines(u, f.code.get(u.name) ?? "none", say);
   const legacy = f.legacyStore.get(u.name);
   if (legacy)
     say(
       `migrate: ${legacy.snapshots} legacy snapshots into tmux-persist's store (tmux-persist import-legacy, before every save and restore; the legacy files stay); its ${legacy.tombstones} tombstones are read where they are`,
     );
+}
+
+/** What the first `up` does about the user's clones (components/scripts/clone.ts), from what ~/code is. */
+function codeLines(u: UserPlan, code: CodeFact, say: (what: string) => void): void {
+  if (!u.grants.forgejo) return;
+  const c = u.code;
+  if (c.layout === "single") {
+    if (code === "single") say("leave alone: ~/code is a clone already (never re-cloned, reset or cleaned)");
+    else if (code === "workspace")
+      say("leave alone: ~/code holds ~/code/infra (the workspace layout) and is not cloned into; set codeLayout: workspace to match");
+    else if (code === "dir") say("leave alone: ~/code exists and is no clone: nothing is cloned (move it aside for the clone)");
+    else say("create: the infra repo cloned into ~/code");
+  } else {
+    if (code === "single") say("adopt: ~/code is a clone (the single layout), kept where it is; nothing is cloned into it (move it to ~/code/infra to switch)");
+    else if (code === "workspace") say("leave alone: ~/code/infra is a clone already");
+    else say(`create: the infra repo cloned into ~/code/infra${code === "dir" ? " (the rest of ~/code stays)" : ""}`);
+    if (code !== "single") for (const r of c.repos) say(`create: ${r.repo} cloned into ~/${r.dir} unless it exists`);
+  }
 }
 
 /** The whole plan. */

@@ -11,51 +11,14 @@
  * (listed); 2: usage, an unreadable roster or an unreachable host.
  */
 import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { planRoster } from "../components/plan";
 import { loadRoster } from "../components/roster/load";
 import { escapeControls } from "../components/roster/schema";
-import { readStackConfig } from "./access-side";
+import { runOnHost, stackDefaults } from "./host-ssh";
 import { kubeTakeover, probeKube } from "./takeover-kube";
 import { parseFacts, TAKEOVER_PROBE, takeoverPlan } from "./takeover-plan";
 
 const USAGE = 'usage: npm run takeover -- plan [--roster FILE] [--host H] [--port N] [--user U] [--identity FILE] [--host-key "TYPE KEY"] [--kubeconfig FILE]';
-
-function stackDefaults(): Record<string, string> {
-  try {
-    const cfg = readStackConfig((f) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : undefined));
-    const v = (k: string) => (typeof cfg.values[`workstations:${k}`] === "string" ? (cfg.values[`workstations:${k}`] as string) : "");
-    return { roster: cfg.roster, host: v("host"), port: v("sshPort") || "22", user: v("sshUser") || "root", "host-key": v("hostKey") };
-  } catch {
-    return { roster: "roster.yaml", port: "22", user: "root" };
-  }
-}
-
-/** Runs the probe on the host; its output, or throws with ssh's own words. */
-export function probeHost(o: { host: string; port: string; user: string; identity?: string; hostKey: string }, names: string[]): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-takeover-"));
-  try {
-    const known = path.join(dir, "known_hosts");
-    fs.writeFileSync(known, `${o.port === "22" ? o.host : `[${o.host}]:${o.port}`} ${o.hostKey.trim()}\n`);
-    const args = ["-o", "BatchMode=yes", "-o", `UserKnownHostsFile=${known}`, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=15", "-p", o.port];
-    if (o.identity) args.push("-i", o.identity, "-o", "IdentitiesOnly=yes");
-    const r = spawnSync("ssh", [...args, `${o.user}@${o.host}`, "bash", "-s", "--", ...names], {
-      input: TAKEOVER_PROBE,
-      encoding: "utf8",
-      timeout: 120_000,
-      maxBuffer: 16 << 20,
-    });
-    if (r.status !== 0)
-      throw new Error(
-        `reading ${o.user}@${o.host}:${o.port} failed (exit ${r.status ?? r.signal}): ${(r.stderr || "").trim().split("\n").slice(-2).join(" ")}`,
-      );
-    return r.stdout;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** `kubectl --kubeconfig FILE …` (kubectl from PATH): its stdout, or throws with its own words. */
 export function kubectlWith(kubeconfig: string): (args: string[]) => string {
@@ -85,8 +48,9 @@ function main(argv: string[]): number {
   let plan;
   try {
     plan = planRoster(loadRoster(o.roster));
-    out = probeHost(
+    out = runOnHost(
       { host: o.host, port: o.port, user: o.user, identity: o.identity, hostKey: o["host-key"] },
+      TAKEOVER_PROBE,
       [...plan.users, ...plan.offboarded].map((u) => u.name),
     );
   } catch (e) {

@@ -13,7 +13,7 @@ import { OUR_TMUX_PERSIST, parseFacts, takeoverPlan } from "../../tools/takeover
 
 const ROSTER = `version: 1
 users:
-  - {name: wizard, uid: 1000, role: admin, email: w@x.io, forgejo: wizard, shell: /bin/bash, groups: [code-shared], adopt: true, sshKeys: ["${ed25519Key("w")}"]}
+  - {name: wizard, uid: 1000, role: admin, email: w@x.io, forgejo: wizard, shell: /bin/bash, groups: [code-shared], adopt: true, codeLayout: workspace, repos: [team/lobby], sshKeys: ["${ed25519Key("w")}"]}
   - {name: emo, uid: 1001, role: power-user, email: e@x.io, forgejo: emo, adopt: true, tighten: true}
   - {name: ana, uid: 1005, role: power-user, email: a@x.io, forgejo: ana}
   - {name: kept, uid: 1006, role: power-user, email: k@x.io, forgejo: kept}
@@ -39,6 +39,8 @@ const PROBE = [
   "home\tana\tmissing",
   "keys\twizard\t2",
   "keys\temo\tnone",
+  "code\twizard\tsingle",
+  "code\temo\tnone",
   "unit\tt3-provision-users.timer\tenabled\tactive",
   "unit\tt3-provision-users.service\tstatic\tinactive",
   "unit\ttmux-persist-save.timer\tenabled\tactive",
@@ -64,9 +66,12 @@ test("per user: create, managed, adopt (groups joined and kept, shell by what it
     /^ana: create: a new account, uid 1005, home \/home\/ana, active$/m,
     /^kept: managed already \(in the uid ledger\): the usual update$/m,
     /^bob: not in the roster: left alone$/m,
+    /^wizard: adopt: ~\/code is a clone \(the single layout\), kept where it is; nothing is cloned into it \(move it to ~\/code\/infra to switch\)$/m,
+    /^emo: create: the infra repo cloned into ~\/code$/m,
   ])
     assert.match(lines, want);
   assert.doesNotMatch(lines, /^emo: change: sshd stops/m, "no keys file: nothing to say");
+  assert.doesNotMatch(lines, /team\/lobby/, "no further repo inside a single-layout clone");
   for (const want of [
     /^host: retire: the legacy reconcile t3-provision-users\.timer \(enabled\/active\) stopped, its unit moved to \/var\/lib\/workstations\/legacy\/<time>\/ and masked \(workstations-legacy-rollback puts it back\)$/m,
     /^host: retire: the legacy tmux-persist \(\/usr\/local\/bin\/tmux-persist\) and its units stopped and moved to/m,
