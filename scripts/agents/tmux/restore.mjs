@@ -199,47 +199,13 @@ function restoreSteps(o, u, plan, live) {
   const joins = [];
   /** @type {Map<string, SessState>} */
   const byName = new Map();
-  const rec = recFmt;
-  const ctxOf = (/** @type {SessState} */ S) => ({ user: u.name, session: S.sp.name });
-  /** can S be targeted now: by id, or by an exact name @param {SessState} S */
-  const known = (S) => !!S.sid || !S.sp.name.startsWith('$');
-  /** (a prefix: callers append ':…', or tmuxArg it when it is the whole argument) @param {SessState} S */
-  const sessTarget = (S) => S.sid || `=${S.sp.name}`;
-  /** a marker after a command that prints nothing @param {SessState} S @param {number} n @param {string[]} cmd */
-  const marked = (S, n, cmd) => [...cmd, ';', 'display-message', '-p', '-t', S.sid || `=${S.sp.name}:`, rec(n)];
-  /** @param {SessState} S @param {WinState} W */
-  const winTarget = (S, W) => W.wid || `${sessTarget(S)}:${W.plan.index}`;
-  const nameArgs = (/** @type {WinState} */ W) => (W.plan.autoName ? [] : ['-n', tmuxLiteral(W.plan.name)]);
-
   for (const sp of plan.sessions) {
     if (sp.action !== 'create') continue;
     /** @type {SessState} */
     const S = { sp, name: tmuxLiteral(unvis(sp.name)), sid: '', windows: [], perStep: false, dead: false, failed: false };
     sessions.push(S);
-    const ctx = ctxOf(S);
     if (sp.joinGroup) {
-      const group = sp.joinGroup;
-      const head = byName.get(group);
-      joins.push({
-        S,
-        what: 'new-session (grouped)',
-        ready: () => !head || known(head),
-        argv: (n) => ['new-session', '-d', '-s', S.name, '-t', head ? tmuxArg(sessTarget(head)) : live.ids.get(group) || '', '-P', '-F', rec(n)],
-        skip: () => {
-          if (head ? !head.dead && !head.failed : live.ids.has(group)) return false;
-          log('err', 'cannot create grouped session', { ...ctx, group, error: 'the group\'s session was not restored' });
-          S.failed = true;
-          return true;
-        },
-        done: (f) => {
-          S.sid = f[1];
-          log('info', 'session restored (grouped)', { ...ctx, group });
-        },
-        fail: (err) => {
-          log('err', 'cannot create grouped session', { ...ctx, group, error: err });
-          S.failed = true;
-        },
-      });
+      joins.push(groupedSessionStep(u, S, byName.get(sp.joinGroup), sp.joinGroup, live));
       continue;
     }
     byName.set(sp.name, S);
@@ -247,167 +213,225 @@ function restoreSteps(o, u, plan, live) {
       const panes = w.panes.filter((p) => p.action !== 'skip');
       if (panes.length) S.windows.push({ plan: w, panes: panes.map((p) => ({ plan: p, made: null })), wid: '', at: -1, moved: false, assumed: false, dead: false, splitFailed: false, layoutFailed: false, freeIndex: false });
     }
-    let x = 0;
-    let y = 0;
-    for (const W of S.windows) {
-      const sz = layoutSize(W.plan.layout);
-      if (sz) {
-        x = Math.max(x, sz.x);
-        y = Math.max(y, sz.y);
-      }
-    }
-    x = Math.min(Math.max(x || 200, 80), 1000);
-    y = Math.min(Math.max(y || 50, 24), 400);
-    const W0 = S.windows[0];
-    const I0 = W0.plan.index;
-    const base = Number.isInteger(sp.baseIndex) ? /** @type {number} */ (sp.baseIndex) : null;
-    creates.push({
-      S,
-      what: 'new-session',
-      argv: (n) => ['new-session', '-d', '-s', S.name, '-x', String(x), '-y', String(y), '-c', tmuxLiteral(W0.panes[0].plan.cwd), ...nameArgs(W0),
-        '-P', '-F', rec(n), ...paneCommand(o, W0.panes[0].plan, unvis(S.sp.name))],
-      done: (f) => {
-        S.sid = f[1];
-        W0.wid = f[2];
-        W0.at = Number(f[3]);
-        W0.panes[0].made = true;
-      },
-      fail: (err) => {
-        log('err', 'cannot create session', { ...ctx, error: err });
-        S.dead = true;
-        S.failed = true;
-      },
-    });
-    const moveDone = () => {
-      W0.moved = true;
-      W0.at = I0;
-    };
-    // the first window to its saved index: where new-session put it is known from its record,
-    // or (in the same list) assumed from the snapshot's base-index; without either, wait
-    rest.push({
-      S,
-      what: 'move-window',
-      ready: () => W0.at >= 0 || (base !== null && known(S)),
-      skip: () => {
-        if (W0.at >= 0) return W0.at === I0;
-        W0.assumed = base === I0; // taken on trust; checked by the move at the end
-        return W0.assumed;
-      },
-      argv: (n) => marked(S, n, ['move-window', '-s', W0.wid || `${sessTarget(S)}:^`, '-t', `${sessTarget(S)}:${I0}`]),
-      done: moveDone,
-      fail: (err) => {
-        W0.moved = true;
-        log('debug', 'window index not restored', { ...ctx, window: I0, error: err });
-      },
-    });
-    for (const W of S.windows) {
-      const wctx = { ...ctx, window: W.plan.index };
-      const first = W.panes[0];
-      if (W !== W0) {
-        rest.push({
-          S,
-          what: 'new-window',
-          ready: () => known(S),
-          argv: (n) => ['new-window', '-d', '-t', W.freeIndex ? `${sessTarget(S)}:` : `${sessTarget(S)}:${W.plan.index}`, '-c', tmuxLiteral(first.plan.cwd), ...nameArgs(W),
-            '-P', '-F', rec(n), ...paneCommand(o, first.plan, unvis(S.sp.name))],
-          done: (f) => {
-            W.wid = f[2];
-            W.at = Number(f[3]);
-            first.made = true;
-          },
-          fail: (err) => {
-            if (!W.freeIndex) {
-              W.freeIndex = true; // the saved index is taken: the next free one
-              return true;
-            }
-            log('err', 'cannot create window', { ...wctx, error: err });
-            W.dead = true;
-            for (const p of W.panes) p.made = false;
-            return false;
-          },
-        });
-      }
-      // Panes (see above): 1..a forward, then k-1 down to a+1 split off a with -d. While they
-      // fit side by side (4+ columns each) each split gives the new pane its final share of
-      // the columns, so nothing is laid out again until the end; otherwise (the old way)
-      // tiled after each split keeps room for the next.
-      const k = W.panes.length;
-      const a = Math.max(0, W.panes.findIndex((p) => p.plan.active));
-      const columns = k * 4 <= x;
-      const order = [...Array.from({ length: a }, (_, i) => i + 1), ...Array.from({ length: k - 1 - a }, (_, i) => k - 1 - i)];
-      for (const j of order) {
-        const p = W.panes[j];
-        const back = j > a;
-        // forward: the new pane takes the share of panes j..k-1; back: a keeps j-a of j-a+1
-        const pct = back ? Math.round(100 / (j - a + 1)) : Math.round((100 * (k - j)) / (k - j + 1));
-        rest.push({
-          S,
-          what: 'split-window',
-          ready: () => known(S),
-          skip: () => W.dead,
-          argv: (n) => ['split-window', ...(back ? ['-d'] : []), ...(columns ? ['-h', '-l', `${pct}%`] : []), '-t', winTarget(S, W), '-c', tmuxLiteral(p.plan.cwd),
-            '-P', '-F', rec(n), ...paneCommand(o, p.plan, unvis(S.sp.name)), ...(columns ? [] : [';', 'select-layout', '-t', winTarget(S, W), 'tiled'])],
-          done: () => {
-            p.made = true;
-          },
-          fail: (err) => {
-            log('err', 'cannot split pane', { ...wctx, pane: p.plan.index, error: err });
-            p.made = false;
-            W.splitFailed = true;
-          },
-        });
-      }
-      const savedLayout = W.plan.complete && k > 1 && !!W.plan.layout; // none: over its cap when saved
-      if (savedLayout) {
-        rest.push({
-          S,
-          what: 'select-layout',
-          ready: () => known(S),
-          skip: () => W.dead || W.splitFailed,
-          argv: (n) => marked(S, n, ['select-layout', '-t', winTarget(S, W), tmuxArg(W.plan.layout)]),
-          fail: (err) => {
-            log('debug', 'layout not restored', { ...wctx, error: err });
-            W.layoutFailed = true;
-          },
-        });
-      }
-      if (columns && k > 1) {
-        // tiled, as the old way leaves it, where the saved layout is not (or could not be) applied
-        rest.push({
-          S,
-          what: 'select-layout tiled',
-          ready: () => known(S),
-          skip: () => W.dead || (savedLayout && !W.splitFailed && !W.layoutFailed),
-          argv: (n) => marked(S, n, ['select-layout', '-t', winTarget(S, W), 'tiled']),
-          fail: (err) => log('debug', 'layout not restored', { ...wctx, error: err }),
-        });
-      }
-    }
-    // the base-index taken on trust was not the server's: move the first window now
-    rest.push({
-      S,
-      what: 'move-window',
-      skip: () => !W0.assumed || W0.at < 0 || W0.at === I0 || W0.moved,
-      argv: (n) => marked(S, n, ['move-window', '-s', W0.wid, '-t', `${S.sid}:${I0}`]),
-      done: moveDone,
-      fail: (err) => {
-        W0.moved = true;
-        log('debug', 'window index not restored', { ...ctx, window: I0, error: err });
-      },
-    });
-    const activeW = S.windows.find((W) => W.plan.active);
-    if (activeW && activeW !== W0) {
-      rest.push({
-        S,
-        what: 'select-window',
-        ready: () => known(S),
-        skip: () => activeW.dead,
-        argv: (n) => marked(S, n, ['select-window', '-t', winTarget(S, activeW)]),
-        fail: (err) => log('debug', 'active window not restored', { ...ctx, window: activeW.plan.index, error: err }),
-      });
-    }
+    sessionSteps(o, u, S, creates, rest);
   }
   return { sessions, steps: [...creates, ...rest, ...joins] };
+}
+
+/** can S be targeted now: by id, or by an exact name @param {SessState} S */
+const known = (S) => !!S.sid || !S.sp.name.startsWith('$');
+/** (a prefix: callers append ':…', or tmuxArg it when it is the whole argument) @param {SessState} S */
+const sessTarget = (S) => S.sid || `=${S.sp.name}`;
+/** a marker after a command that prints nothing @param {SessState} S @param {number} n @param {string[]} cmd */
+const marked = (S, n, cmd) => [...cmd, ';', 'display-message', '-p', '-t', S.sid || `=${S.sp.name}:`, recFmt(n)];
+/** @param {SessState} S @param {WinState} W */
+const winTarget = (S, W) => W.wid || `${sessTarget(S)}:${W.plan.index}`;
+const nameArgs = (/** @type {WinState} */ W) => (W.plan.autoName ? [] : ['-n', tmuxLiteral(W.plan.name)]);
+
+/**
+ * A session of a group: made after the group's head (restored here, or live), or given up.
+ * @param {User} u @param {SessState} S @param {SessState|undefined} head @param {string} group @param {LiveSessions} live
+ * @returns {Step}
+ */
+function groupedSessionStep(u, S, head, group, live) {
+  const ctx = { user: u.name, session: S.sp.name };
+  return {
+    S,
+    what: 'new-session (grouped)',
+    ready: () => !head || known(head),
+    argv: (n) => ['new-session', '-d', '-s', S.name, '-t', head ? tmuxArg(sessTarget(head)) : live.ids.get(group) || '', '-P', '-F', recFmt(n)],
+    skip: () => {
+      if (head ? !head.dead && !head.failed : live.ids.has(group)) return false;
+      log('err', 'cannot create grouped session', { ...ctx, group, error: 'the group\'s session was not restored' });
+      S.failed = true;
+      return true;
+    },
+    done: (f) => {
+      S.sid = f[1];
+      log('info', 'session restored (grouped)', { ...ctx, group });
+    },
+    fail: (err) => {
+      log('err', 'cannot create grouped session', { ...ctx, group, error: err });
+      S.failed = true;
+    },
+  };
+}
+
+/** The session's size: its largest saved layout, within 80x24 and 1000x400. @param {WinState[]} windows */
+function sessionSize(windows) {
+  let x = 0;
+  let y = 0;
+  for (const W of windows) {
+    const sz = layoutSize(W.plan.layout);
+    if (sz) {
+      x = Math.max(x, sz.x);
+      y = Math.max(y, sz.y);
+    }
+  }
+  return { x: Math.min(Math.max(x || 200, 80), 1000), y: Math.min(Math.max(y || 50, 24), 400) };
+}
+
+/**
+ * The steps of one (ungrouped) session: its new-session (into `creates`), then (into `rest`)
+ * its first window moved to its saved index, each window's panes and layout, and its focus.
+ * @param {Options} o @param {User} u @param {SessState} S @param {Step[]} creates @param {Step[]} rest
+ */
+function sessionSteps(o, u, S, creates, rest) {
+  const ctx = { user: u.name, session: S.sp.name };
+  const { x, y } = sessionSize(S.windows);
+  const W0 = S.windows[0];
+  const I0 = W0.plan.index;
+  const base = Number.isInteger(S.sp.baseIndex) ? /** @type {number} */ (S.sp.baseIndex) : null;
+  creates.push({
+    S,
+    what: 'new-session',
+    argv: (n) => ['new-session', '-d', '-s', S.name, '-x', String(x), '-y', String(y), '-c', tmuxLiteral(W0.panes[0].plan.cwd), ...nameArgs(W0),
+      '-P', '-F', recFmt(n), ...paneCommand(o, W0.panes[0].plan, unvis(S.sp.name))],
+    done: (f) => {
+      S.sid = f[1];
+      W0.wid = f[2];
+      W0.at = Number(f[3]);
+      W0.panes[0].made = true;
+    },
+    fail: (err) => {
+      log('err', 'cannot create session', { ...ctx, error: err });
+      S.dead = true;
+      S.failed = true;
+    },
+  });
+  const moveDone = () => {
+    W0.moved = true;
+    W0.at = I0;
+  };
+  const moveFail = (/** @type {string} */ err) => {
+    W0.moved = true;
+    log('debug', 'window index not restored', { ...ctx, window: I0, error: err });
+  };
+  // the first window to its saved index: where new-session put it is known from its record,
+  // or (in the same list) assumed from the snapshot's base-index; without either, wait
+  rest.push({
+    S,
+    what: 'move-window',
+    ready: () => W0.at >= 0 || (base !== null && known(S)),
+    skip: () => {
+      if (W0.at >= 0) return W0.at === I0;
+      W0.assumed = base === I0; // taken on trust; checked by the move at the end
+      return W0.assumed;
+    },
+    argv: (n) => marked(S, n, ['move-window', '-s', W0.wid || `${sessTarget(S)}:^`, '-t', `${sessTarget(S)}:${I0}`]),
+    done: moveDone,
+    fail: moveFail,
+  });
+  for (const W of S.windows) windowSteps(o, { ...ctx, window: W.plan.index }, S, W, W === W0, x, rest);
+  // the base-index taken on trust was not the server's: move the first window now
+  rest.push({
+    S,
+    what: 'move-window',
+    skip: () => !W0.assumed || W0.at < 0 || W0.at === I0 || W0.moved,
+    argv: (n) => marked(S, n, ['move-window', '-s', W0.wid, '-t', `${S.sid}:${I0}`]),
+    done: moveDone,
+    fail: moveFail,
+  });
+  const activeW = S.windows.find((W) => W.plan.active);
+  if (activeW && activeW !== W0) {
+    rest.push({
+      S,
+      what: 'select-window',
+      ready: () => known(S),
+      skip: () => activeW.dead,
+      argv: (n) => marked(S, n, ['select-window', '-t', winTarget(S, activeW)]),
+      fail: (err) => log('debug', 'active window not restored', { ...ctx, window: activeW.plan.index, error: err }),
+    });
+  }
+}
+
+/**
+ * One window's steps: the window itself (unless it is the first, made by new-session), its
+ * panes, then its layout.
+ * @param {Options} o @param {Record<string, unknown>} wctx @param {SessState} S @param {WinState} W
+ * @param {boolean} isFirst @param {number} x the session's width @param {Step[]} rest
+ */
+function windowSteps(o, wctx, S, W, isFirst, x, rest) {
+  const first = W.panes[0];
+  if (!isFirst) {
+    rest.push({
+      S,
+      what: 'new-window',
+      ready: () => known(S),
+      argv: (n) => ['new-window', '-d', '-t', W.freeIndex ? `${sessTarget(S)}:` : `${sessTarget(S)}:${W.plan.index}`, '-c', tmuxLiteral(first.plan.cwd), ...nameArgs(W),
+        '-P', '-F', recFmt(n), ...paneCommand(o, first.plan, unvis(S.sp.name))],
+      done: (f) => {
+        W.wid = f[2];
+        W.at = Number(f[3]);
+        first.made = true;
+      },
+      fail: (err) => {
+        if (!W.freeIndex) {
+          W.freeIndex = true; // the saved index is taken: the next free one
+          return true;
+        }
+        log('err', 'cannot create window', { ...wctx, error: err });
+        W.dead = true;
+        for (const p of W.panes) p.made = false;
+        return false;
+      },
+    });
+  }
+  // Panes (see above): 1..a forward, then k-1 down to a+1 split off a with -d. While they
+  // fit side by side (4+ columns each) each split gives the new pane its final share of
+  // the columns, so nothing is laid out again until the end; otherwise (the old way)
+  // tiled after each split keeps room for the next.
+  const k = W.panes.length;
+  const a = Math.max(0, W.panes.findIndex((p) => p.plan.active));
+  const columns = k * 4 <= x;
+  const order = [...Array.from({ length: a }, (_, i) => i + 1), ...Array.from({ length: k - 1 - a }, (_, i) => k - 1 - i)];
+  for (const j of order) {
+    const p = W.panes[j];
+    const back = j > a;
+    // forward: the new pane takes the share of panes j..k-1; back: a keeps j-a of j-a+1
+    const pct = back ? Math.round(100 / (j - a + 1)) : Math.round((100 * (k - j)) / (k - j + 1));
+    rest.push({
+      S,
+      what: 'split-window',
+      ready: () => known(S),
+      skip: () => W.dead,
+      argv: (n) => ['split-window', ...(back ? ['-d'] : []), ...(columns ? ['-h', '-l', `${pct}%`] : []), '-t', winTarget(S, W), '-c', tmuxLiteral(p.plan.cwd),
+        '-P', '-F', recFmt(n), ...paneCommand(o, p.plan, unvis(S.sp.name)), ...(columns ? [] : [';', 'select-layout', '-t', winTarget(S, W), 'tiled'])],
+      done: () => {
+        p.made = true;
+      },
+      fail: (err) => {
+        log('err', 'cannot split pane', { ...wctx, pane: p.plan.index, error: err });
+        p.made = false;
+        W.splitFailed = true;
+      },
+    });
+  }
+  const savedLayout = W.plan.complete && k > 1 && !!W.plan.layout; // none: over its cap when saved
+  if (savedLayout) {
+    rest.push({
+      S,
+      what: 'select-layout',
+      ready: () => known(S),
+      skip: () => W.dead || W.splitFailed,
+      argv: (n) => marked(S, n, ['select-layout', '-t', winTarget(S, W), tmuxArg(W.plan.layout)]),
+      fail: (err) => {
+        log('debug', 'layout not restored', { ...wctx, error: err });
+        W.layoutFailed = true;
+      },
+    });
+  }
+  if (columns && k > 1) {
+    // tiled, as the old way leaves it, where the saved layout is not (or could not be) applied
+    rest.push({
+      S,
+      what: 'select-layout tiled',
+      ready: () => known(S),
+      skip: () => W.dead || (savedLayout && !W.splitFailed && !W.layoutFailed),
+      argv: (n) => marked(S, n, ['select-layout', '-t', winTarget(S, W), 'tiled']),
+      fail: (err) => log('debug', 'layout not restored', { ...wctx, error: err }),
+    });
+  }
 }
 
 /**
