@@ -88,7 +88,7 @@ export class WorkstationHost extends pulumi.ComponentResource {
       {
         connection,
         addPreviousOutputInEnv: false,
-        create: hostFilesInstallScript(archive.digest),
+        create: hostFilesInstallScript(archive.digest, lib.path),
         delete: hostFilesRemoveScript(),
       },
       { parent: this, dependsOn: [stage, legacy] },

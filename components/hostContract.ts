@@ -28,6 +28,12 @@ export const STATE_DIR = "/var/lib/workstations";
 export const LEGACY_DIR = `${STATE_DIR}/legacy`;
 /** `<uid> <name>` per line: uids are never handed out twice. */
 export const LEDGER = `${STATE_DIR}/uid-ledger`;
+/**
+ * What the last `up` applied, one record per step (`<verb>@<user|host>`, root 0600): the host
+ * library command that applies it again and the state of every file and unit it manages. Read
+ * by workstations-heal (the drift check and heal between deploys, README "Drift").
+ */
+export const DEPLOYED_DIR = `${STATE_DIR}/deployed`;
 /** Per adopted account, the groups this program added to it (the only ones it ever removes again). */
 export const GRANTED_DIR = `${STATE_DIR}/granted-groups`;
 export const ARCHIVE_DIR = `${STATE_DIR}/archives`;

@@ -167,6 +167,7 @@ export const ACCOUNT_VERBS: readonly Verb[] = [
   {
     name: "account-apply",
     root: true,
+    record: "active",
     params: ["NAME", "UID_", "SHELL_", "STATE", "HOME_", "GROUPS_", "LOGIN", "SUDO", "LINGER", "KEYS_B64", "ENTRY", "ADOPT", "TIGHTEN"],
     body: `SAFE_SYSTEM_GROUPS='${[...ALLOWED_SYSTEM_GROUPS].sort().join(" ")}'
 install -d -m 0755 ${ETC_DIR} ${USERS_DIR} ${KEYS_DIR}
@@ -270,6 +271,7 @@ echo "account $NAME uid=$UID_ state=$STATE changes=$changes"`,
   {
     name: "account-cut",
     root: true,
+    forgets: ["account-apply", "home-apply", "units-user"],
     params: ["NAME", "UID_"],
     body: `install -d -m 0755 ${ETC_DIR} ${USERS_DIR}
 remove_file "${USERS_DIR}/$NAME.json"
@@ -280,6 +282,7 @@ echo "cut $NAME uid=$UID_ changes=$changes (account and home kept)"`,
   {
     name: "purge",
     root: true,
+    forgets: ["account-apply", "home-apply", "units-user", "limits-apply"],
     params: ["NAME", "UID_", "HOME_", "APPROVED_BY", "APPROVED_ON"],
     body: `[ -n "$APPROVED_BY" ] || die "purge of $NAME has no approval; add purge.approvedBy to its roster entry"
 host=$(hostname)

@@ -23,6 +23,7 @@ export const EARLYOOM_VERBS: readonly Verb[] = [
   {
     // Writes the drop-in when it differs and restarts earlyoom on a change (or starts it when stopped).
     name: "earlyoom-apply",
+    record: "always",
     root: true,
     params: ["DROPIN_B64"],
     body: `${RESTART}
@@ -38,6 +39,7 @@ echo "earlyoom changes=$changes"`,
   {
     // Removes the drop-in: earlyoom goes back to the package's own arguments.
     name: "earlyoom-remove",
+    forgets: ["earlyoom-apply"],
     root: true,
     params: [],
     body: `${RESTART}

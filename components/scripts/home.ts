@@ -46,6 +46,7 @@ export const HOME_VERBS: readonly Verb[] = [
     // Root part: checks, then the user part AS THE USER (setpriv, clean environment).
     name: "home-apply",
     root: true,
+    record: "always",
     params: ["NAME", "UID_", "HOME_", "MIRROR_SHA", "LAUNCHER_SHA"],
     body: `getent passwd "$NAME" >/dev/null || die "user $NAME does not exist on $(hostname); the account resource must run first"
 [ -d "$HOME_" ] || die "home $HOME_ of $NAME is missing on $(hostname)"

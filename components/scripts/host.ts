@@ -2,7 +2,7 @@
  * Host-level scripts: preflight, installing one managed file, systemd units.
  */
 import { USERS_GROUP } from "../plan";
-import { KEYS_DIR, SSHD_DROPIN } from "../hostContract";
+import { DEPLOYED_DIR, KEYS_DIR, SSHD_DROPIN } from "../hostContract";
 import { Params, remoteScript, vars, Verb } from "./shell";
 
 export { SSHD_DROPIN };
@@ -94,7 +94,11 @@ echo "removed $F changes=$changes"`;
   return remoteScript(`remove ${f.path}`, body);
 }
 
-/** Reloads systemd after unit files changed and enables the host-wide units. */
+/**
+ * Reloads systemd after unit files changed and enables the host-wide units, and records them
+ * for workstations-heal (`units@host`: units only, which it enables and starts again the same
+ * way when one drifts).
+ */
 export function unitsApplyScript(unitsDigest: string, enable: string[]): string {
   const body = `${vars({ DIGEST: unitsDigest, ENABLE: enable.join(" ") })}
 systemctl daemon-reload
@@ -102,6 +106,10 @@ for u in $ENABLE; do
   systemctl -q is-enabled "$u" 2>/dev/null || { systemctl enable "$u" >/dev/null 2>&1; changed "enabled $u"; }
   case "$u" in *.timer|*.socket) systemctl -q is-active "$u" || { systemctl start "$u"; changed "started $u"; } ;; esac
 done
+install -d -m 0700 ${DEPLOYED_DIR}
+t=$(mktemp ${DEPLOYED_DIR}/.rec.XXXXXX)
+printf 'unit\\t%s\\n' $ENABLE >"$t"
+mv -f "$t" ${DEPLOYED_DIR}/units@host
 echo "units $DIGEST changes=$changes"`;
   return remoteScript("systemd units", body);
 }
@@ -112,6 +120,7 @@ for u in $ENABLE; do
   if systemctl -q is-enabled "$u" 2>/dev/null || systemctl -q is-active "$u"; then systemctl disable --now "$u" >/dev/null 2>&1 || true; changed "disabled $u"; fi
 done
 systemctl daemon-reload
+rm -f ${DEPLOYED_DIR}/units@host
 echo "units removed changes=$changes"`;
   return remoteScript("systemd units delete", body);
 }
@@ -125,11 +134,13 @@ export const UNIT_VERBS: readonly Verb[] = [
   {
     name: "units-user",
     root: true,
+    record: "always",
     params: ["NAME", "TIMERS"],
     body: `for t in $TIMERS; do
   systemctl cat "$t" >/dev/null 2>&1 || die "unit $t is not installed on $(hostname); the host component installs its template"
   systemctl -q is-enabled "$t" 2>/dev/null || { systemctl enable "$t" >/dev/null 2>&1; changed "enabled $t"; }
   systemctl -q is-active "$t" || { systemctl start "$t"; changed "started $t"; }
+  track U "$t"
 done
 for t in $(systemctl list-units --all --no-legend --plain "*@$NAME.timer" 2>/dev/null | awk '{print $1}'); do
   case " $TIMERS " in *" $t "*) ;; *)

@@ -10,8 +10,8 @@
  * deletes stored in state still call), and records the manifest. The delete removes every file
  * of the recorded manifest and every host library version.
  */
-import { HOST_LIB_DIR, STATE_DIR } from "../hostContract";
-import { remoteScript, vars } from "./shell";
+import { DEPLOYED_DIR, HOST_LIB_DIR, STATE_DIR } from "../hostContract";
+import { remoteScript, shq, vars, Verb } from "./shell";
 
 /** Where the archive is staged on the host (root-only: STATE_DIR is 0700). */
 export const HOST_FILES_ARCHIVE = `${STATE_DIR}/host-files.tar`;
@@ -27,9 +27,8 @@ remove_entry() {
   while [ "$d" != / ] && rmdir "$d" 2>/dev/null; do d=$(dirname "$d"); done
 }`;
 
-/** Create (and, with a new digest, update) of the install resource. */
-export function hostFilesInstallScript(digest: string): string {
-  const body = `${vars({ A: HOST_FILES_ARCHIVE, M: HOST_FILES_MANIFEST, DIGEST: digest })}
+/** The install, as the host library's `host-files-apply` (DIGEST) and as the first install's own script. */
+const INSTALL_BODY = `${vars({ A: HOST_FILES_ARCHIVE, M: HOST_FILES_MANIFEST })}
 ${REMOVE_FUNC}
 host=$(hostname)
 [ -f "$A" ] || die "the staged host files $A are missing on $host; run pulumi up again (the copy runs first)"
@@ -52,7 +51,24 @@ if [ -f "$M" ]; then
 fi
 write_file "$M" 0600 root:root <"$t/MANIFEST"
 echo "host files $DIGEST changes=$changes"`;
-  return remoteScript("host files", body);
+
+/** `host-files-apply`: the install again from the staged archive (what workstations-heal replays). */
+export const HOST_FILES_VERBS: readonly Verb[] = [{ name: "host-files-apply", root: true, record: "always", params: ["DIGEST"], body: INSTALL_BODY }];
+
+/**
+ * Create (and, with a new digest, update) of the install resource: the install (the host
+ * library is one of the files, so it cannot do the first one), then, the host lock released,
+ * the library's `host-files-apply`, which finds nothing to change and keeps the record
+ * workstations-heal puts drifted files back from.
+ */
+export function hostFilesInstallScript(digest: string, lib: string): string {
+  return remoteScript(
+    "host files",
+    `${vars({ DIGEST: digest })}
+${INSTALL_BODY}
+exec 9>&-
+${shq(lib)} host-files-apply "DIGEST=$DIGEST" | tail -n 1`,
+  );
 }
 
 /** Delete of the install resource (the host component is going away): every installed file. */
@@ -65,6 +81,8 @@ if [ -f "$M" ]; then
 fi
 remove_file "$A"
 if [ -d ${HOST_LIB_DIR} ]; then rm -rf ${HOST_LIB_DIR}; changed "removed ${HOST_LIB_DIR}"; fi
+# nothing of the program is left to heal
+if [ -d ${DEPLOYED_DIR} ]; then rm -rf ${DEPLOYED_DIR}; changed "removed ${DEPLOYED_DIR}"; fi
 echo "host files removed changes=$changes"`;
   return remoteScript("host files removal", body);
 }

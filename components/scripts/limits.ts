@@ -53,6 +53,7 @@ const SIZE = "^([1-9][0-9]{0,5}[KMGT]|0|([1-9][0-9]?|100)%)$";
 export const LIMITS_VERBS: readonly Verb[] = [
   {
     name: "limits-apply",
+    record: "always",
     root: true,
     params: ["NAME", "UID_", "MEMORY_MAX", "SWAP_MAX", "CPU_WEIGHT", "CPU_QUOTA", "TASKS_MAX", "PANE_MEMORY_MAX"],
     body: `for v in "$MEMORY_MAX" "$SWAP_MAX" "$PANE_MEMORY_MAX"; do [[ "$v" =~ ${SIZE} ]] || die "limits of $NAME: '$v' is not a size"; done
@@ -91,6 +92,7 @@ echo "limits of $NAME: MemoryMax=$MEMORY_MAX MemorySwapMax=$SWAP_MAX CPUWeight=$
   },
   {
     name: "limits-remove",
+    forgets: ["limits-apply"],
     root: true,
     params: ["NAME", "UID_"],
     body: `[[ "$UID_" =~ ^[0-9]+$ ]] || die "limits: bad uid"

@@ -6,7 +6,7 @@
  * state. Values are embedded with `shq` (single-quote escaping), which is exact for any
  * string without NUL.
  */
-import { HOST_LOCK_FILE, ROOT_RUN_DIR, RUN_DIR } from "../hostContract";
+import { DEPLOYED_DIR, HOST_LOCK_FILE, ROOT_RUN_DIR, RUN_DIR } from "../hostContract";
 
 /** Single-quotes a string for bash. */
 export function shq(s: string): string {
@@ -83,11 +83,17 @@ user_step() {
 }
 `;
 
-/** File helpers root's scripts use. */
-export const FILE_FUNCS = `# write_file PATH MODE OWNER:GROUP: writes stdin to PATH atomically when it differs.
+/**
+ * File helpers root's scripts use. `tracked`: each write and removal is also noted for the
+ * run's record (the host library's verbs: ws_record, workstations-heal); the self-contained
+ * remote scripts keep none (and stay small in the state).
+ */
+function fileFuncs(tracked: boolean): string {
+  const track = (kind: string, v: string) => (tracked ? `track ${kind} "${v}"; ` : "");
+  return `# write_file PATH MODE OWNER:GROUP: writes stdin to PATH atomically when it differs.
 write_file() {
   local f=$1 mode=$2 owner=$3 t
-  t=$(mktemp "$(dirname "$f")/.ws.XXXXXX")
+  ${track("F", "$f")}t=$(mktemp "$(dirname "$f")/.ws.XXXXXX")
   cat >"$t"
   if [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$t" "$f" && [ "$(stat -c '%a %U:%G' "$f")" = "\${mode#0} $owner" ]; then
     rm -f "$t"; return 0
@@ -96,7 +102,37 @@ write_file() {
   mv -f "$t" "$f"; changed "$f"
 }
 # remove_file PATH: removes PATH if present.
-remove_file() { if [ -e "$1" ] || [ -L "$1" ]; then rm -f "$1"; changed "removed $1"; fi; }
+remove_file() { ${track("A", "$1")}if [ -e "$1" ] || [ -L "$1" ]; then rm -f "$1"; changed "removed $1"; fi; }
+`;
+}
+export const FILE_FUNCS = fileFuncs(false);
+
+/**
+ * The host library's file helpers: FILE_FUNCS that note what they manage, and the record of a
+ * verb's run for workstations-heal (README "Drift"): `track KIND PATH` notes a file (F), a
+ * removed file (A) or a unit (U); `ws_record KEY PROGRAM ARG…` writes DEPLOYED_DIR/KEY: the
+ * command that applies it again (each argument base64) and the state of what it manages now;
+ * `ws_forget KEY` drops a record (a cut, a removal: nothing of it is applied again).
+ */
+export const LIB_FILE_FUNCS = `track() { if [ -n "\${WS_TRACK:-}" ]; then printf '%s\\t%s\\n' "$1" "$2" >>"$WS_TRACK"; fi; }
+${fileFuncs(true)}ws_record() {
+  local key=$1 t a kind p
+  shift
+  install -d -m 0700 ${DEPLOYED_DIR}
+  t=$(mktemp ${DEPLOYED_DIR}/.rec.XXXXXX)
+  for a in "$@"; do printf 'arg\\t%s\\n' "$(printf '%s' "$a" | base64 -w0)"; done >"$t"
+  if [ -n "\${WS_TRACK:-}" ] && [ -s "$WS_TRACK" ]; then
+    sort -u "$WS_TRACK" | while IFS=$'\\t' read -r kind p; do
+      case "$kind" in
+        F) if [ -f "$p" ] && [ ! -L "$p" ]; then printf 'file\\t%s\\t%s %s\\n' "$p" "$(sha256sum <"$p" | cut -c1-64)" "$(stat -c '%a %U:%G' "$p")"; fi ;;
+        A) if [ ! -e "$p" ] && [ ! -L "$p" ]; then printf 'absent\\t%s\\n' "$p"; fi ;;
+        U) printf 'unit\\t%s\\n' "$p" ;;
+      esac
+    done >>"$t"
+  fi
+  chmod 0600 "$t"; mv -f "$t" "${DEPLOYED_DIR}/$key"
+}
+ws_forget() { if [ -e "${DEPLOYED_DIR}/$1" ]; then rm -f "${DEPLOYED_DIR}/$1"; fi; }
 `;
 
 /** Common prelude of a self-contained remote script: strict mode, change reporting, the host-wide lock. */
@@ -146,6 +182,15 @@ export interface Verb {
   /** Exactly the parameters the body reads; each must be given, no other is accepted. */
   params: readonly string[];
   body: string;
+  /**
+   * Root verbs a deploy converges with: after it succeeds, a record of the call and of what it
+   * manages (`DEPLOYED_DIR/<verb>@<NAME|host>`) for workstations-heal, which runs it again
+   * between deploys. `active`: only while `STATE` is active (else the record is dropped: the
+   * heal never repeats a cut).
+   */
+  record?: "always" | "active";
+  /** The records (verbs, same NAME or the host) this verb ends: a cut, a removal. */
+  forgets?: readonly string[];
 }
 
 /** `NAME=value` as one single-quoted shell word. */
