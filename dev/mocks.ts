@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
 
 export const PROJECT_DIR = path.resolve(__dirname, "..");
 /**
@@ -184,4 +185,11 @@ export function rosterUser(
     limits: {},
     ...extra,
   };
+}
+
+/** The example roster as YAML, with `state` set for the named users. */
+export function exampleRosterWith(states: Record<string, string> = {}): string {
+  const doc = YAML.parse(readExampleRoster()) as { users: Array<{ name: string; state?: string }> };
+  for (const u of doc.users) if (states[u.name]) u.state = states[u.name];
+  return YAML.stringify(doc);
 }

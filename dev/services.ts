@@ -518,7 +518,6 @@ export async function startForgejo(opts: StartForgejoOptions): Promise<ForgejoSe
 
   const started = startProcess(tool.path, ["web", ...common], { cwd: dir, env, log, detached: opts.detached ?? false });
   const stop = () => stopPid(started.pid);
-  const apiBase = `${url}api/v1`;
   try {
     await waitFor(`${kind} web`, started, log, opts.timeoutMs ?? 90_000, async () => {
       const res = await fetch(`${url}api/healthz`);

@@ -12,19 +12,14 @@ import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import * as YAML from "yaml";
 import { DEPLOYED_DIR, KEYS_DIR, MANAGED_SETTINGS, MIRROR_FILE, SUDOERS_DIR } from "../../components/hostContract";
 import { capture, MiniEngine } from "../../dev/engine";
 import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
-import { readExampleRoster } from "../../dev/mocks";
+import { exampleRosterWith } from "../../dev/mocks";
 import { ed25519Key } from "../../dev/sshkeys";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 
-function roster(states: Record<string, string> = {}): string {
-  const doc = YAML.parse(readExampleRoster()) as { users: Array<{ name: string; state?: string }> };
-  for (const u of doc.users) if (states[u.name]) u.state = states[u.name];
-  return YAML.stringify(doc);
-}
+const roster = exampleRosterWith;
 
 describe("workstations-heal on the systemd host", { timeout: 30 * 60_000 }, () => {
   let h: TestHost;

@@ -20,11 +20,10 @@ import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as http from "node:http";
 import * as path from "node:path";
-import * as YAML from "yaml";
 import { TERMINAL_SOCKET, T3_DISPATCH, TTYD_SUDOERS, TTYD_USER_MAP } from "../../components/hostContract";
 import { Browser, type Page } from "../../dev/browser";
 import { capture, MiniEngine } from "../../dev/engine";
-import { readExampleRoster } from "../../dev/mocks";
+import { exampleRosterWith } from "../../dev/mocks";
 import { boot, cacheDir, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 import { sleep, waitFor } from "../../dev/wait";
 import { assertStaysClosed, WebTerminalProxy } from "../../dev/webterm";
@@ -47,12 +46,7 @@ function rawGet(url: string, headers: Record<string, string>): Promise<{ status:
   });
 }
 
-/** The example roster, with `state` set for the named users. */
-function roster(states: Record<string, string> = {}): string {
-  const doc = YAML.parse(readExampleRoster()) as { users: Array<{ name: string; state?: string }> };
-  for (const u of doc.users) if (states[u.name]) u.state = states[u.name];
-  return YAML.stringify(doc);
-}
+const roster = exampleRosterWith;
 
 describe("the web terminal in a real browser (trixie VM: ttyd 1.7.7, nginx, chromium)", { timeout: 45 * 60_000 }, () => {
   let h: TestHost;

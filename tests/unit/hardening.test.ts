@@ -76,7 +76,13 @@ test("tmux-persist resolves what root runs from root's fixed PATH to root-owned 
 test("the agents import only node: builtins and their own modules, by relative paths inside scripts/agents", () => {
   // root loads these modules: nothing may come through PATH, NODE_PATH, a package or a user's file
   const entries = fs.readdirSync(AGENTS_DIR).filter((f) => f.endsWith(".mjs"));
-  assert.deepEqual(entries.sort(), ["claude-token-renew.mjs", "tmux-persist.mjs", "workstations-alert.mjs", "workstations-heal.mjs", "workstations-status.mjs"]);
+  assert.deepEqual(entries.sort(), [
+    "claude-token-renew.mjs",
+    "tmux-persist.mjs",
+    "workstations-alert.mjs",
+    "workstations-heal.mjs",
+    "workstations-status.mjs",
+  ]);
   const files = new Set(entries.flatMap((e) => scriptFiles(path.join(AGENTS_DIR, e))));
   assert.ok(
     [...files].some((f) => f.includes(`${path.sep}tmux${path.sep}`)),
