@@ -41,6 +41,9 @@ async function apply(label: string): Promise<string[]> {
   const r = await step(`${label}: up + no-op up`, () => e.converge({ onEvent: c.onEvent }));
   times.push([`${label}: up`, r.upMs], [`${label}: up --expect-no-changes`, r.noopMs]);
   assert.equal(r.up.summary.result, "succeeded");
+  // what this up applied is what its records say (README "Drift"): the heal finds nothing to do
+  const drift = await e.sh("workstations-heal --check; echo rc=$?");
+  assert.match(drift, /^no drift \(\d+ records\)\s+rc=0\s*$/m, `${label}: drift right after the up\n${drift}`);
   return c.changed.map((x) => `${x.op} ${urnName(x.urn)}`);
 }
 

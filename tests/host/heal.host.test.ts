@@ -10,13 +10,12 @@
  */
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import * as path from "node:path";
 import { DEPLOYED_DIR, KEYS_DIR, MANAGED_SETTINGS, MIRROR_FILE, SUDOERS_DIR } from "../../components/hostContract";
 import { capture, MiniEngine } from "../../dev/engine";
 import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
 import { exampleRosterWith } from "../../dev/mocks";
 import { ed25519Key } from "../../dev/sshkeys";
+import { runToolAgainst } from "../../dev/tools";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 
 const roster = exampleRosterWith;
@@ -30,25 +29,8 @@ describe("workstations-heal on the systemd host", { timeout: 30 * 60_000 }, () =
   const up = async (states: Record<string, string> = {}) => engine.up(await capture({ roster: roster(states), config: { slackWebhook: slack.webhookUrl } }));
   const records = async () => (await sh(`ls ${DEPLOYED_DIR}`)).split("\n").filter(Boolean).sort();
   /** `npm run drift` from here, over ssh with the host's key (as CI's preview runs it, with --ci). */
-  const drift = (...extra: string[]) =>
-    spawnSync(
-      process.execPath,
-      [
-        "--require",
-        "ts-node/register/transpile-only",
-        "tools/drift.ts",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(h.port),
-        "--identity",
-        h.privateKeyPath,
-        "--host-key",
-        h.hostKey,
-        ...extra,
-      ],
-      { cwd: path.resolve(__dirname, "..", ".."), encoding: "utf8", timeout: 180_000 },
-    );
+  const drift = (...extra: string[]) => runToolAgainst(h, "drift", extra);
+
   const sums = (files: string[]) => sh(`sha256sum ${files.join(" ")}; stat -c '%n %a %U:%G' ${files.join(" ")}`);
 
   before(async () => {

@@ -9,12 +9,12 @@
  */
 import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { legacyRetireScript } from "../../components/scripts/legacy";
 import { ed25519Key } from "../../dev/sshkeys";
+import { runToolAgainst } from "../../dev/tools";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 
 const ROOT = path.resolve(__dirname, "..", "..");
@@ -68,27 +68,7 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const takeover = (hostKey = h.hostKey) =>
-  spawnSync(
-    process.execPath,
-    [
-      "--require",
-      "ts-node/register/transpile-only",
-      "tools/takeover.ts",
-      "plan",
-      "--roster",
-      path.join(dir, "roster.yaml"),
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(h.port),
-      "--identity",
-      h.privateKeyPath,
-      "--host-key",
-      hostKey,
-    ],
-    { cwd: ROOT, encoding: "utf8", timeout: 180_000 },
-  );
+const takeover = (hostKey = h.hostKey) => runToolAgainst(h, "takeover", ["plan", "--roster", path.join(dir, "roster.yaml")], hostKey);
 
 test("the plan of the team's devvm names each account, the legacy pieces and the blockers; the host is unchanged", async () => {
   const before_ = await sh(STATE);
