@@ -6,7 +6,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { AGENTS_SOURCE_DIR, BIN_DIR, CLAUDE_BASE, LIB_DIR, MANAGED_SETTINGS, UNIT_DIR, UNITS_SOURCE_DIR } from "./hostContract";
+import { AGENTS_SOURCE_DIR, BIN_DIR, CLAUDE_BASE, LIB_DIR, MANAGED_SETTINGS, UNIT_DIR, UNITS, UNITS_SOURCE_DIR } from "./hostContract";
 import { LAUNCHER_FILE, MIRROR_FILE, mirrorContent } from "./scripts/home";
 import { InstalledFile } from "./scripts/host";
 
@@ -100,11 +100,15 @@ export function loadBundle(root: string): HostBundle {
     { path: "/etc/skel/start-claude.sh", mode: "0755", content: startClaude },
     { path: "/etc/skel/.claude/settings.json", mode: "0600", content: "{}\n" },
   ];
+  // The web terminal's unit is the web step's to enable and disable (web-apply with
+  // workstations:webTerminal on, web-remove): enabled here too, the two disagreed, and the
+  // drift heal re-enabled what the web step had turned off.
   const enable = units
     .map((u) => path.basename(u.path))
     .filter(
       (n) =>
         !n.includes("@") &&
+        n !== UNITS.webTerminal &&
         (n.endsWith(".timer") ||
           n.endsWith(".socket") ||
           (n.endsWith(".service") && !units.some((t) => path.basename(t.path) === n.replace(/\.service$/, ".timer")))),
