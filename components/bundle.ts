@@ -6,7 +6,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { AGENTS_SOURCE_DIR, BIN_DIR, CLAUDE_BASE, LIB_DIR, MANAGED_SETTINGS, UNIT_DIR, UNITS, UNITS_SOURCE_DIR } from "./hostContract";
+import { AGENTS_SOURCE_DIR, BIN_DIR, CLAUDE_BASE, CLAUDE_TOKEN_ENV, LIB_DIR, MANAGED_SETTINGS, UNIT_DIR, UNITS, UNITS_SOURCE_DIR } from "./hostContract";
 import { LAUNCHER_FILE, MIRROR_FILE, mirrorContent } from "./scripts/home";
 import { InstalledFile } from "./scripts/host";
 
@@ -65,6 +65,7 @@ export function loadBundle(root: string): HostBundle {
   }
   if (typeof claudeMd !== "string") throw new Error("config/managed-settings.json: expected a string field claudeMd");
   const startClaude = read(path.join(root, "config/start-claude.sh"));
+  const claudeToken = read(path.join(root, "config/claude-token.sh"));
 
   // scripts/agents mirrors LIB_DIR: its top-level files are the agents' entry points (each
   // also linked from /usr/local/bin), its folders their modules. `lib` is the host library's.
@@ -114,7 +115,15 @@ export function loadBundle(root: string): HostBundle {
           (n.endsWith(".service") && !units.some((t) => path.basename(t.path) === n.replace(/\.service$/, ".timer")))),
     );
   return {
-    files: [...scripts, ...units, ...base, ...share, ...skel, { path: MANAGED_SETTINGS, mode: "0644", content: managedSettings }],
+    files: [
+      ...scripts,
+      ...units,
+      ...base,
+      ...share,
+      ...skel,
+      { path: MANAGED_SETTINGS, mode: "0644", content: managedSettings },
+      { path: CLAUDE_TOKEN_ENV, mode: "0644", content: claudeToken },
+    ],
     units,
     enable,
     managedSettings,

@@ -48,7 +48,8 @@ export interface WorkstationsConfig {
     token?: pulumi.Output<string>;
   };
   /** Claude OAuth endpoints and client id for the renewal agent (never constants in code). */
-  claude: { tokenUrl: string; profileUrl: string; clientId: string };
+  /** `apiUrl`: the Messages API the setup-token check calls (README "Claude logins"). */
+  claude: { tokenUrl: string; profileUrl: string; apiUrl: string; clientId: string };
   /** Slack incoming-webhook URL for renewal alerts; absent = alerts only in the journal. */
   slackWebhook?: pulumi.Output<string>;
   /** Global rotation counter for machine credentials; bump to rotate every user's. */
@@ -299,6 +300,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
     claude: {
       tokenUrl: url("claudeTokenUrl", "https://platform.claude.com/v1/oauth/token"),
       profileUrl: url("claudeProfileUrl", "https://api.anthropic.com/api/oauth/profile"),
+      apiUrl: url("claudeApiUrl", "https://api.anthropic.com"),
       clientId: required(cfg, "claudeClientId", "<Claude Code OAuth client id>"),
     },
     ...(cfg.getSecret("slackWebhook") ? { slackWebhook: cfg.requireSecret("slackWebhook") } : {}),

@@ -5,8 +5,6 @@
  * the agents and units repeat the few they need as literals (they ship without this file),
  * and tests/unit/host-contract.test.ts pins every such literal to this module.
  */
-import type { UserPlan } from "./plan";
-
 /** Root-owned configuration the program writes and the agents read. */
 export const ETC_DIR = "/etc/workstations";
 /** One JSON entry per active or suspended user (`UsersIndexEntry`), written by the account verb. */
@@ -63,6 +61,16 @@ export const SHARE_DIR = "/usr/local/share/workstations";
 export const CLAUDE_BASE = `${SHARE_DIR}/claude-base`;
 export const MIRROR_FILE = `${SHARE_DIR}/agents-mirror.md`;
 export const LAUNCHER_FILE = `${SHARE_DIR}/start-claude.sh`;
+/**
+ * The setup-token mode's token file, relative to the home (the user's own, 0600, written by
+ * claude-token-renew as the user), and the snippet every Claude start reads it through (login
+ * shells of sh and bash by /etc/profile.d, zsh by a line in ZSH_PROFILE, the launcher,
+ * tmux-persist's resume, T3's unit): it exports CLAUDE_CODE_OAUTH_TOKEN. README "Claude logins".
+ */
+export const CLAUDE_TOKEN_FILE = ".claude-oauth-token";
+export const CLAUDE_TOKEN_ENV = "/etc/profile.d/workstations-claude-token.sh";
+/** zsh login shells read this, not /etc/profile: the host files add one line sourcing CLAUDE_TOKEN_ENV. */
+export const ZSH_PROFILE = "/etc/zsh/zprofile";
 /** Claude Code's managed (policy) settings. */
 export const MANAGED_SETTINGS = "/etc/claude-code/managed-settings.json";
 
@@ -128,34 +136,22 @@ export const UNITS = {
   webTerminal: "ws-ttyd.service",
 } as const;
 
-/** One user's entry of `USERS_INDEX`: the host's view of the plan's effective grants. */
+/** One user's entry of `USERS_INDEX`: the host's view of the plan's effective grants (components/plan/usersIndex.ts). */
 export interface UsersIndexEntry {
   name: string;
   uid: number;
   home: string;
-  state: UserPlan["state"];
+  state: "active" | "suspended";
   email: string;
   /** `grants.tmuxPersist`: false while suspended. */
   tmuxPersist: boolean;
   /** `grants.claudeTokenRenew`: false while suspended. */
   claudeTokenRenew: boolean;
+  /** `grants.claudeLogin` (README "Claude logins"); null without renewal. */
+  claudeLogin: "rotating" | "setup-token" | null;
 }
 
 export interface UsersIndex {
   version: typeof USERS_INDEX_VERSION;
   users: UsersIndexEntry[];
-}
-
-/** The `USERS_DIR` entry of a user, as one JSON line (key order fixed). */
-export function usersEntry(u: UserPlan): string {
-  const e: UsersIndexEntry = {
-    name: u.name,
-    uid: u.uid,
-    home: u.home,
-    state: u.state,
-    email: u.email,
-    tmuxPersist: u.grants.tmuxPersist,
-    claudeTokenRenew: u.grants.claudeTokenRenew,
-  };
-  return JSON.stringify(e);
 }

@@ -13,6 +13,8 @@ import { CodePlan, planCode } from "./plan/code";
 export type ForgejoPermission = "none" | "read" | "write" | "admin";
 /** `read-only`: the team's power-user tier, a cluster-wide read-only ClusterRole (README "Kubernetes"). */
 export type KubeTier = "none" | "namespace" | "read-only" | "cluster-admin";
+/** How the renewal agent keeps a user's Claude login (roster `claudeLogin`; README "Claude logins"). */
+export type ClaudeLogin = "rotating" | "setup-token";
 
 /** What a role grants before per-user overrides. */
 export interface RoleProfile {
@@ -28,6 +30,8 @@ export interface RoleProfile {
   dashboardNav: boolean;
   tmuxPersist: boolean;
   claudeTokenRenew: boolean;
+  /** The agent's mode for the Claude login (with `claudeTokenRenew`). */
+  claudeLogin: ClaudeLogin;
   /** A T3 Code server (`t3-serve@<user>.service`) on a sticky port (README "Web access"). */
   t3: boolean;
 }
@@ -45,6 +49,7 @@ export const DEFAULT_PROFILES: Readonly<Record<Role, RoleProfile>> = {
     dashboardNav: false,
     tmuxPersist: true,
     claudeTokenRenew: true,
+    claudeLogin: "rotating",
     t3: true,
   },
   "power-user": {
@@ -58,6 +63,7 @@ export const DEFAULT_PROFILES: Readonly<Record<Role, RoleProfile>> = {
     dashboardNav: false,
     tmuxPersist: true,
     claudeTokenRenew: true,
+    claudeLogin: "rotating",
     t3: true,
   },
   "namespace-owner": {
@@ -71,6 +77,7 @@ export const DEFAULT_PROFILES: Readonly<Record<Role, RoleProfile>> = {
     dashboardNav: true,
     tmuxPersist: true,
     claudeTokenRenew: true,
+    claudeLogin: "rotating",
     t3: true,
   },
 };
@@ -151,6 +158,8 @@ export interface Grants {
   tmuxPersist: boolean;
   /** Claude token renewal (its timer is in `timers`). */
   claudeTokenRenew: boolean;
+  /** The agent's mode (README "Claude logins"); null without `claudeTokenRenew`. */
+  claudeLogin: ClaudeLogin | null;
   /** The renewal's Vault policy, AppRole and secret_id (its backup path); null = none. */
   vault: VaultGrant | null;
   /** Collaborator on the infra repo (the owner excepted), access token, ~/.git-credentials and the ~/code clone; null = none. */
@@ -268,6 +277,7 @@ const SUSPENDED_GRANTS: Readonly<Grants> = Object.freeze({
   timers: [],
   tmuxPersist: false,
   claudeTokenRenew: false,
+  claudeLogin: null,
   vault: null,
   forgejo: null,
   kube: null,
@@ -309,6 +319,7 @@ function activeGrants(u: RosterUser, p: RoleProfile, namespaces: string[]): Gran
     ]),
     tmuxPersist: p.tmuxPersist,
     claudeTokenRenew: p.claudeTokenRenew,
+    claudeLogin: p.claudeTokenRenew ? p.claudeLogin : null,
     vault: p.claudeTokenRenew ? { policy: names.vaultPolicy, role: names.vaultRole, path: names.vaultPath } : null,
     forgejo,
     kube,

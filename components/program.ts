@@ -35,6 +35,7 @@ export function agentConfig(c: WorkstationsConfig): string {
         approleMount: APPROLE_MOUNT,
         tokenUrl: c.claude.tokenUrl,
         profileUrl: c.claude.profileUrl,
+        apiUrl: c.claude.apiUrl,
         clientId: c.claude.clientId,
         usersFile: USERS_INDEX,
       },

@@ -202,9 +202,10 @@ function writeAsUser(u: L.TUser, file: string, text: string, mode: number): void
  * What a first run would otherwise ask interactively, pre-seeded: onboarding done, the API
  * key approved (Claude keeps its last 20 characters), every project dir trusted. Merged into
  * an existing ~/.claude.json (Claude rewrites it as it runs). And ~/.claude (0700, as the
- * program makes it) with settings.json (0600) holding `offlineEnv` plus `extra`.
+ * program makes it) with settings.json (0600) holding `offlineEnv` plus `extra` (without the
+ * API key when `apiKey` is false).
  */
-export function seedUser(u: L.TUser, o: { url: string; projects: string[]; settings?: Record<string, unknown> }): void {
+export function seedUser(u: L.TUser, o: { url: string; projects: string[]; settings?: Record<string, unknown>; apiKey?: boolean }): void {
   const cfgFile = path.join(u.home, ".claude.json");
   let cfg: any = {};
   try {
@@ -221,7 +222,10 @@ export function seedUser(u: L.TUser, o: { url: string; projects: string[]; setti
   if (!fs.existsSync(dir)) fs.mkdirSync(dir);
   fs.chownSync(dir, u.uid, u.gid);
   fs.chmodSync(dir, 0o700);
-  const settings = { ...(o.settings ?? {}), env: { ...offlineEnv(o.url), ...((o.settings?.env as Record<string, string>) ?? {}) } };
+  const env: Record<string, string> = { ...offlineEnv(o.url), ...((o.settings?.env as Record<string, string>) ?? {}) };
+  // apiKey false: no key, so Claude authenticates with its login (or CLAUDE_CODE_OAUTH_TOKEN)
+  if (o.apiKey === false) delete env.ANTHROPIC_API_KEY;
+  const settings = { ...(o.settings ?? {}), env };
   writeAsUser(u, path.join(dir, "settings.json"), JSON.stringify(settings, null, 2), 0o600);
 }
 

@@ -503,11 +503,12 @@ export class AgentEnv {
    * alert socket is listening; the notifier runs it started are finished (and their stderr is
    * in `outputs`) when this resolves.
    */
-  async run(cmd = "run", extra: string[] = [], env: Record<string, string> = {}): Promise<RunResult> {
+  async run(cmd = "run", extra: string[] = [], env: Record<string, string> = {}, input?: string): Promise<RunResult> {
     if (!this.alerts.listening) await this.alerts.start();
     const n0 = this.alerts.outputs.length;
     const r = await runNode(this.args(cmd, extra), {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: this.home, LANG: "C.UTF-8", ...env },
+      ...(input !== undefined ? { input } : {}),
       started: (child) => (this.currentPid = child.pid ?? null),
     });
     this.currentPid = null;

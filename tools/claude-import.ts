@@ -11,14 +11,15 @@
  * hash and expiry: docs/CONTRACTS.md). For every roster user (offboarded ones excepted) this
  * reads theirs and reports what it found: a rotating login (and when it expires), a setup
  * token, both, nothing, or something it cannot read. With `--apply` it writes a rotating login
- * into ours the way the agent does (check-and-set on the version it read), unless ours already
- * holds that login or a later one; the agent then puts it in the user's
+ * into ours the way the agent does (check-and-set on the version it read, merged), unless ours
+ * already holds that login or a later one; the agent then puts it in the user's
  * `~/.claude/.credentials.json` on its next run when the user has none (or an older one).
  *
  * Without `--apply` nothing is written (the dry run comes first). The team's path is only ever
  * read: its keys, versions and metadata stay as they are. A second `--apply` changes nothing.
- * A setup token is reported and left where it is: the agent's setup-token mode (issue 24, item
- * 1) is not built yet. No token is printed; Vault's address and token come from VAULT_ADDR and
+ * A setup token is carried over too (field `setupToken`, merged: everything else at the agent's
+ * path stays), for users in the setup-token mode (README "Claude logins"); the team's layout has
+ * no expiry for it, so none is recorded. No token is printed; Vault's address and token come from VAULT_ADDR and
  * VAULT_TOKEN (never argv): a token that may read the team's paths and write the agent's.
  * Exit 0: done (or nothing to do); 1: some user could not be read or written (listed); 2: usage.
  */
@@ -88,32 +89,64 @@ export function teamLogin(raw: unknown): OAuth | string {
   return o as OAuth;
 }
 
+/** What the team's secret holds for one user that the agent's layout takes. */
+interface TeamCopy {
+  login: OAuth | null;
+  /** why there is no login (for the report) */
+  why: string;
+  setupToken: string | null;
+}
+
+function teamCopy(d: Record<string, unknown>): TeamCopy {
+  const login = teamLogin(d.claude_ai_oauth_json);
+  const setupToken = typeof d.setup_token === "string" && /^sk-ant-oat01-[A-Za-z0-9_-]{20,400}$/.test(d.setup_token) ? d.setup_token : null;
+  return { login: typeof login === "string" ? null : login, why: typeof login === "string" ? login : "", setupToken };
+}
+
 /** One user: the report line, and whether it failed. */
 async function importOne(v: Vault, o: ImportOptions, u: { name: string; email: string }): Promise<{ line: string; failed: boolean }> {
   const say = (what: string, failed = false) => ({ line: `${u.name}: ${what}`, failed });
   const team = await v("GET", `${o.from.mount}/data/${o.from.prefix}/${u.name}`);
   if (team.status === 404) return say("nothing at the team's path");
   if (team.status !== 200 || !team.json?.data?.data) return say(`cannot read ${o.from.mount}/${o.from.prefix}/${u.name}: HTTP ${team.status}`, true);
-  const d = team.json.data.data as Record<string, unknown>;
-  const setup = typeof d.setup_token === "string" && d.setup_token.startsWith("sk-ant-oat01-");
-  const setupNote = setup ? "; a setup token (left at the team's path: the agent's setup-token mode is not built yet)" : "";
-  const login = teamLogin(d.claude_ai_oauth_json);
-  if (typeof login === "string")
-    return say(setup ? `a setup token only (left at the team's path: the agent's setup-token mode is not built yet)` : `no rotating login (${login})`);
-  const found = `a rotating login (expires ${when(login.expiresAt)})${setupNote}`;
+  const t = teamCopy(team.json.data.data as Record<string, unknown>);
+  const found = [
+    t.login ? `a rotating login (expires ${when(t.login.expiresAt)})` : `no rotating login (${t.why})`,
+    ...(t.setupToken ? ["a setup token"] : []),
+  ].join(", ");
+  if (!t.login && !t.setupToken) return say(found);
+  const ours = await v("GET", `${KV_MOUNT}/data/${KV_PREFIX}/${u.name}`);
   const ourMeta = await v("GET", `${KV_MOUNT}/metadata/${KV_PREFIX}/${u.name}`);
-  if (ourMeta.status !== 200 && ourMeta.status !== 404) return say(`${found}; cannot read the agent's path: HTTP ${ourMeta.status}`, true);
-  const cur = ourMeta.status === 200 ? ourMeta.json.data : null;
-  const version = cur ? Number(cur.current_version) || 0 : 0;
-  const custom = (cur?.custom_metadata ?? {}) as Record<string, string>;
-  if (custom.refreshTokenSha256 === sha256(login.refreshToken)) return say(`${found}; already in the agent's path (v${version}): nothing to do`);
-  if (Number(custom.expiresAt) >= login.expiresAt) return say(`${found}; the agent's path holds a later login (v${version}): kept`);
-  if (!o.apply) return say(`${found}; would be written to the agent's path (v${version + 1})`);
-  const w = await v("POST", `${KV_MOUNT}/data/${KV_PREFIX}/${u.name}`, {
-    options: { cas: version },
-    data: { claudeAiOauth: login, email: u.email, updatedAt: new Date().toISOString(), host: o.host ?? os.hostname() },
-  });
+  if ((ours.status !== 200 && ours.status !== 404) || (ourMeta.status !== 200 && ourMeta.status !== 404))
+    return say(`${found}; cannot read the agent's path: HTTP ${ours.status}/${ourMeta.status}`, true);
+  const version = ourMeta.status === 200 ? Number(ourMeta.json.data.current_version) || 0 : 0;
+  const custom = (ourMeta.status === 200 ? (ourMeta.json.data.custom_metadata ?? {}) : {}) as Record<string, string>;
+  const data = (ours.status === 200 ? (ours.json?.data?.data ?? {}) : {}) as Record<string, unknown>;
+  const notes: string[] = [];
+  let login: OAuth | null = null;
+  if (t.login) {
+    if (custom.refreshTokenSha256 === sha256(t.login.refreshToken)) notes.push("the login is already in the agent's path");
+    else if (Number(custom.expiresAt) >= t.login.expiresAt) notes.push("the agent's path holds a later login: kept");
+    else login = t.login;
+  }
+  const setup = t.setupToken && data.setupToken !== t.setupToken ? t.setupToken : null;
+  if (t.setupToken && !setup) notes.push("the setup token is already in the agent's path");
+  const wants = [
+    ...(login ? ["the login"] : []),
+    ...(setup ? ["the setup token (its expiry is unknown: no warning before it ends until the user stores it again)"] : []),
+  ];
+  if (!wants.length) return say(`${found}; ${notes.join("; ")}: nothing to do`);
+  const what = `${wants.join(" and ")}${notes.length ? ` (${notes.join("; ")})` : ""}`;
+  if (!o.apply) return say(`${found}; would write ${what} to the agent's path (v${version + 1})`);
+  // A merge, like every write there: whatever else the agent's path holds stays.
+  const merged = {
+    ...data,
+    ...(login ? { claudeAiOauth: login, email: u.email, updatedAt: new Date().toISOString(), host: o.host ?? os.hostname() } : {}),
+    ...(setup ? { setupToken: setup, setupTokenStoredAt: new Date().toISOString() } : {}),
+  };
+  const w = await v("POST", `${KV_MOUNT}/data/${KV_PREFIX}/${u.name}`, { options: { cas: version }, data: merged });
   if (w.status !== 200) return say(`${found}; writing the agent's path failed: HTTP ${w.status} ${(w.json?.errors ?? []).join("; ")}`, true);
+  if (!login) return say(`${found}; wrote ${what} to the agent's path (v${w.json?.data?.version})`);
   const custom2: Record<string, string> = {
     refreshTokenSha256: sha256(login.refreshToken),
     expiresAt: String(login.expiresAt),
@@ -123,7 +156,7 @@ async function importOne(v: Vault, o: ImportOptions, u: { name: string; email: s
   if (typeof login.refreshTokenExpiresAt === "number") custom2.refreshTokenExpiresAt = String(login.refreshTokenExpiresAt);
   const m = await v("POST", `${KV_MOUNT}/metadata/${KV_PREFIX}/${u.name}`, { custom_metadata: custom2 });
   if (m.status !== 200 && m.status !== 204) return say(`${found}; written (v${w.json?.data?.version}) but its metadata failed: HTTP ${m.status}`, true);
-  return say(`${found}; written to the agent's path (v${w.json?.data?.version})`);
+  return say(`${found}; wrote ${what} to the agent's path (v${w.json?.data?.version})`);
 }
 
 /** Every user's line, in order, and how many failed. */

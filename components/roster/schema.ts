@@ -738,6 +738,12 @@ export const overridesSchema = z.strictObject({
   tmuxPersist: z.boolean().optional(),
   /** Run the Claude token renewal agent for this user (SPEC §3.5). */
   claudeTokenRenew: z.boolean().optional(),
+  /**
+   * How the agent keeps this user's Claude login (README "Claude logins"): `rotating` refreshes
+   * the login Claude keeps in ~/.claude; `setup-token` delivers the long-lived token the user
+   * stored (`claude setup-token`) to every Claude the user starts, and never refreshes.
+   */
+  claudeLogin: z.enum(["rotating", "setup-token"]).optional(),
   /** Kubernetes tier for the generated kubeconfig. */
   kubeTier: z.enum(["none", "namespace", "read-only", "cluster-admin"]).optional(),
   /** A T3 Code server for this user (`t3-serve@<user>.service` on a sticky port; README "Web access"). */
@@ -1092,6 +1098,12 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
         code: "custom",
         path: ["users", i, "overrides"],
         message: `write or admin forgejoPermission for a whitelisted user (Forgejo silently drops whitelisted users without write; got ${perm})`,
+      });
+    if (ov.claudeLogin === "setup-token" && ov.claudeTokenRenew === false)
+      ctx.addIssue({
+        code: "custom",
+        path: ["users", i, "overrides", "claudeLogin"],
+        message: "the renewal agent for setup-token (it delivers the token): drop claudeTokenRenew: false, or claudeLogin",
       });
     if (state === "active" && role === "admin" && Array.isArray(u.sshKeys) && u.sshKeys.length === 0)
       ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys"], message: "at least one ssh key for an active admin" });

@@ -21,8 +21,8 @@ import {
   USERS_DIR,
   USERS_INDEX,
   USERS_INDEX_VERSION,
-  usersEntry,
 } from "../hostContract";
+import { usersEntry } from "../plan/usersIndex";
 
 export { ARCHIVE_DIR, KEYS_DIR, LEDGER, USERS_DIR, USERS_INDEX, usersEntry };
 

@@ -10,7 +10,7 @@
  * deletes stored in state still call), and records the manifest. The delete removes every file
  * of the recorded manifest and every host library version.
  */
-import { DEPLOYED_DIR, HOST_LIB_DIR, STATE_DIR } from "../hostContract";
+import { CLAUDE_TOKEN_ENV, DEPLOYED_DIR, HOST_LIB_DIR, STATE_DIR, ZSH_PROFILE } from "../hostContract";
 import { remoteScript, shq, vars, Verb } from "./shell";
 
 /** Where the archive is staged on the host (root-only: STATE_DIR is 0700). */
@@ -28,7 +28,7 @@ remove_entry() {
 }`;
 
 /** The install, as the host library's `host-files-apply` (DIGEST) and as the first install's own script. */
-const INSTALL_BODY = `${vars({ A: HOST_FILES_ARCHIVE, M: HOST_FILES_MANIFEST })}
+const INSTALL_BODY = `${vars({ A: HOST_FILES_ARCHIVE, M: HOST_FILES_MANIFEST, E: CLAUDE_TOKEN_ENV, Z: ZSH_PROFILE })}
 ${REMOVE_FUNC}
 host=$(hostname)
 [ -f "$A" ] || die "the staged host files $A are missing on $host; run pulumi up again (the copy runs first)"
@@ -50,6 +50,9 @@ if [ -f "$M" ]; then
   done <"$M"
 fi
 write_file "$M" 0600 root:root <"$t/MANIFEST"
+# zsh login shells: one line in $Z (the rest kept)
+zl="[ -r $E ] && emulate sh -c '. $E' # workstations"
+if [ -d "\${Z%/*}" ] && ! grep -qxF "$zl" "$Z" 2>/dev/null; then { cat "$Z" 2>/dev/null || true; printf '%s\\n' "$zl"; } | write_file "$Z" 0644 root:root; fi
 echo "host files $DIGEST changes=$changes"`;
 
 /** `host-files-apply`: the install again from the staged archive (what workstations-heal replays). */

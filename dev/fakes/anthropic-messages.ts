@@ -17,6 +17,11 @@
 //   message_stop), "error-event" (the stream ends with an `event: error` like an overloaded
 //   stream), "hang" (headers never sent). Set in code, or through `controlFile` (JSON,
 //   re-read on every request) when the fake runs as its own process.
+// - credentials: each record carries `auth`, the first 16 hex of the sha256 of the request's
+//   key (x-api-key, or the Authorization Bearer token), so a test sees WHICH credential a
+//   client used without the fake keeping it; a credential revoked (`revoke`, or `revoked` in
+//   the control file, by that hash) is answered 401 authentication_error the way the real API
+//   answers a revoked OAuth token.
 // - tools: a user message `FAKE-TOOL <Name> <json input>` is answered with that tool_use
 //   block (streamed as input_json_delta, stop_reason "tool_use"); the request that carries
 //   its tool_result is answered `TOOL-RESULT <error|ok>: <the result's text>`, so a test sees
@@ -50,6 +55,13 @@ export interface MessagesRequestRecord {
   outcome: string;
   /** the answer text sent (messages only) */
   answer?: string;
+  /** sha256 (16 hex) of the credential the request carried (x-api-key or Bearer); "" for none */
+  auth: string;
+}
+
+/** The `auth` of a record for a credential. */
+export function authHash(key: string): string {
+  return crypto.createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
 
 export interface FakeMessagesOptions {
@@ -126,6 +138,8 @@ export class FakeAnthropicMessages extends LoopbackServer {
   private failAlways: MessagesFailure | null = null;
   private n = 0;
   private controlSeen = "";
+  /** authHash of the credentials answered 401 (revoked) */
+  readonly revoked = new Set<string>();
 
   constructor(readonly opts: FakeMessagesOptions = {}) {
     super();
@@ -134,6 +148,10 @@ export class FakeAnthropicMessages extends LoopbackServer {
   /** Fail the next `count` /v1/messages requests with `mode`. */
   failNext(mode: MessagesFailure, count = 1): void {
     for (let i = 0; i < count; i++) this.failQueue.push(mode);
+  }
+  /** Answer every request with this credential 401 from now on (a revoked OAuth token). */
+  revoke(key: string): void {
+    this.revoked.add(authHash(key));
   }
   /** Fail every /v1/messages request with `mode` until called with null. */
   failAll(mode: MessagesFailure | null): void {
@@ -164,6 +182,7 @@ export class FakeAnthropicMessages extends LoopbackServer {
       const c = JSON.parse(text);
       if (Array.isArray(c.failNext)) this.failQueue.push(...c.failNext);
       if ("failAll" in c) this.failAlways = c.failAll ?? null;
+      if (Array.isArray(c.revoked)) for (const h of c.revoked) if (typeof h === "string") this.revoked.add(h);
     } catch {
       /* half-written: read again next time */
       this.controlSeen = "";
@@ -189,7 +208,9 @@ export class FakeAnthropicMessages extends LoopbackServer {
       if (k === "x-api-key" || k === "authorization") headers[k] = "<redacted>";
       else headers[k] = Array.isArray(v) ? v.join(", ") : String(v ?? "");
     }
-    const rec: MessagesRequestRecord = { at: Date.now(), method: req.method ?? "", path: url.pathname, query: url.search, headers, body, outcome: "" };
+    const key = String(req.headers["x-api-key"] ?? "") || /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ""))?.[1] || "";
+    const auth = key ? authHash(key) : "";
+    const rec: MessagesRequestRecord = { at: Date.now(), method: req.method ?? "", path: url.pathname, query: url.search, headers, body, outcome: "", auth };
     const requestId = `req_${crypto.randomBytes(12).toString("hex")}`;
     res.setHeader("request-id", requestId);
     res.setHeader("anthropic-organization-id", "00000000-0000-4000-8000-000000000000");
@@ -199,6 +220,12 @@ export class FakeAnthropicMessages extends LoopbackServer {
         rec.outcome = "401";
         this.record(rec);
         return sendJson(res, 401, apiError("authentication_error", "x-api-key header is required"));
+      }
+      this.readControl();
+      if (this.revoked.has(auth)) {
+        rec.outcome = "401";
+        this.record(rec);
+        return sendJson(res, 401, apiError("authentication_error", "OAuth token has been revoked. Please obtain a new token."));
       }
       if (!body || !Array.isArray(body.messages) || typeof body.model !== "string") {
         rec.outcome = "400";

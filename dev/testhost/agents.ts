@@ -56,6 +56,7 @@ export async function installUsersIndex(sh: (cmd: string, stdin?: string) => Pro
       email: `${u.name}@example.com`,
       tmuxPersist: true,
       claudeTokenRenew: false,
+      claudeLogin: null,
     })),
   };
   await sh(`install -d -m 0755 /etc/workstations && cat > ${USERS_INDEX} && chmod 0644 ${USERS_INDEX}`, JSON.stringify(doc, null, 2));

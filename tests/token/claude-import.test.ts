@@ -98,11 +98,14 @@ test("dry run: per user what it found; nothing written anywhere", async () => {
   assert.match(
     r.out,
     new RegExp(
-      `^  m1: a rotating login \\(expires ${exp}\\); a setup token \\(left at the team's path.*\\); would be written to the agent's path \\(v1\\)$`,
+      `^  m1: a rotating login \\(expires ${exp}\\), a setup token; would write the login and the setup token \\(its expiry is unknown.*\\) to the agent's path \\(v1\\)$`,
       "m",
     ),
   );
-  assert.match(r.out, /^ {2}m2: a setup token only \(left at the team's path: the agent's setup-token mode is not built yet\)$/m);
+  assert.match(
+    r.out,
+    /^ {2}m2: no rotating login \(no claude_ai_oauth_json\), a setup token; would write the setup token \(its expiry is unknown.*\) to the agent's path \(v1\)$/m,
+  );
   assert.match(r.out, /^ {2}m3: nothing at the team's path$/m);
   assert.match(r.out, /^ {2}m4: no rotating login \(claude_ai_oauth_json is not JSON\)$/m);
   assert.match(r.out, /^ {2}boss: nothing at the team's path$/m);
@@ -110,22 +113,29 @@ test("dry run: per user what it found; nothing written anywhere", async () => {
   assert.deepEqual(await Promise.all(["m1", "m2", "m4"].map(teamSnapshot)), before);
 });
 
-test("--apply writes the rotating login into the agent's path only; the team's path stays byte for byte; a second run changes nothing", async () => {
+test("--apply writes the rotating login and the setup token into the agent's path only; the team's path stays byte for byte; a second run changes nothing", async () => {
   const before = await Promise.all(["m1", "m2", "m4"].map(teamSnapshot));
   const r = runImport("--apply");
   assert.equal(r.code, 0, r.out);
-  assert.match(r.out, /^ {2}m1: a rotating login .*; written to the agent's path \(v1\)$/m);
+  assert.match(r.out, /^ {2}m1: a rotating login .*; wrote the login and the setup token .* to the agent's path \(v1\)$/m);
+  assert.match(r.out, /^ {2}m2: no rotating login .*; wrote the setup token .* to the agent's path \(v1\)$/m);
   const ours = await readVaultSecret(suite.vault, "m1");
   assert.deepEqual(ours?.data.claudeAiOauth, login1);
   assert.equal(ours?.data.email, "m1@example.com");
   assert.equal(ours?.custom.expiresAt, String(login1.expiresAt));
   assert.equal(ours?.custom.writer, "claude-import");
-  for (const u of ["m2", "m3", "m4"]) assert.equal(await readVaultSecret(suite.vault, u), null, `${u}: nothing written`);
+  assert.equal(ours?.data.setupToken, SETUP);
+  const m2 = await readVaultSecret(suite.vault, "m2");
+  assert.deepEqual(Object.keys(m2?.data ?? {}).sort(), ["setupToken", "setupTokenStoredAt"], "m2: the setup token only (the team's other keys are theirs)");
+  assert.equal(m2?.data.setupToken, SETUP);
+  for (const u of ["m3", "m4"]) assert.equal(await readVaultSecret(suite.vault, u), null, `${u}: nothing written`);
   assert.deepEqual(await Promise.all(["m1", "m2", "m4"].map(teamSnapshot)), before, "the team's keys, versions and metadata are as they were");
   const again = runImport("--apply");
   assert.equal(again.code, 0, again.out);
-  assert.match(again.out, /^ {2}m1: .*; already in the agent's path \(v1\): nothing to do$/m);
+  assert.match(again.out, /^ {2}m1: .*; the login is already in the agent's path; the setup token is already in the agent's path: nothing to do$/m);
+  assert.match(again.out, /^ {2}m2: .*; the setup token is already in the agent's path: nothing to do$/m);
   assert.equal((await readVaultSecret(suite.vault, "m1"))?.version, 1);
+  assert.equal((await readVaultSecret(suite.vault, "m2"))?.version, 1);
 });
 
 test("the real agent then puts the imported login in the user's credentials file", async () => {
@@ -143,6 +153,8 @@ test("a later login already in the agent's path is kept", async () => {
   assert.equal((await m1.run()).code, EXIT.OK);
   const r = runImport("--apply");
   assert.equal(r.code, 0, r.out);
-  assert.match(r.out, /^ {2}m1: .*; the agent's path holds a later login \(v2\): kept$/m);
-  assert.equal((await readVaultSecret(suite.vault, "m1"))?.version, 2);
+  assert.match(r.out, /^ {2}m1: .*; the agent's path holds a later login: kept; the setup token is already in the agent's path: nothing to do$/m);
+  const ours = await readVaultSecret(suite.vault, "m1");
+  assert.equal(ours?.version, 2);
+  assert.equal(ours?.data.setupToken, SETUP, "the agent's push (a merge) kept the imported setup token");
 });

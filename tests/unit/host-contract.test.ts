@@ -11,6 +11,7 @@ import * as path from "path";
 import * as C from "../../components/hostContract";
 import { loadBundle } from "../../components/bundle";
 import { planRoster } from "../../components/plan";
+import { usersEntry } from "../../components/plan/usersIndex";
 import { parseRoster } from "../../components/roster/load";
 import { PROJECT_DIR, readExampleRoster } from "../../dev/mocks";
 
@@ -30,7 +31,7 @@ function contractValues(): string[] {
     else if (typeof v === "function") out.push((v as (u: string) => string)("%i"));
     else if (v && typeof v === "object") Object.values(v).forEach(walk);
   };
-  for (const [k, v] of Object.entries(C)) if (k !== "usersEntry") walk(v);
+  for (const v of Object.values(C)) walk(v);
   return out;
 }
 
@@ -93,7 +94,7 @@ test("the users.json the account verb writes is what the agents' reader accepts"
   };
   const plan = planRoster(parseRoster(readExampleRoster(), "roster.example.yaml").roster!);
   // Built exactly as rebuild_index does: the version header, then the users.d entries joined by commas.
-  const doc = `{"version":${C.USERS_INDEX_VERSION},"users":[${plan.users.map(C.usersEntry).sort().join(",")}]}\n`;
+  const doc = `{"version":${C.USERS_INDEX_VERSION},"users":[${plan.users.map(usersEntry).sort().join(",")}]}\n`;
   const tmp = fs.mkdtempSync(path.join(require("os").tmpdir(), "ws-contract-"));
   fs.writeFileSync(path.join(tmp, "users.json"), doc);
   const got = readUsersIndex(path.join(tmp, "users.json"));

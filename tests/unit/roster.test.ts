@@ -103,6 +103,11 @@ const INVALID: Array<[string, string, [number, number, string, RegExp]]> = [
     [9, 108, "users[1].overrides", /write or admin/],
   ],
   [
+    "setup-token without the agent that delivers it",
+    base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, overrides: {claudeTokenRenew: false, claudeLogin: setup-token}}\n`),
+    [9, 123, "users[1].overrides.claudeLogin", /renewal agent for setup-token/],
+  ],
+  [
     "privileged extra group",
     base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, groups: [sudo]}\n`),
     [9, 82, "users[1].groups[0]", /allowed group: sudo is a system group/],

@@ -3,7 +3,7 @@
  * The one reader of /etc/workstations/users.json (docs/CONTRACTS.md), written by the program
  * (components/scripts/account.ts):
  *   {"version": 1, "users": [{"name", "uid", "home", "state", "email", "tmuxPersist",
- *    "claudeTokenRenew"}, ...]}
+ *    "claudeTokenRenew", "claudeLogin"}, ...]}
  * The file is refused unless it is a JSON object with `version` === USERS_INDEX_VERSION and a
  * `users` array. An entry is valid when it is an object with a unix `name` (USER_NAME_RE) and
  * an integer `uid` >= 0; the others are returned apart (`malformed`), so that each agent
@@ -21,7 +21,7 @@ export const USER_NAME_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 /**
  * @typedef {{name: string, uid: number, home?: string, state?: string, email?: string,
- *   tmuxPersist?: boolean, claudeTokenRenew?: boolean}} UserEntry
+ *   tmuxPersist?: boolean, claudeTokenRenew?: boolean, claudeLogin?: string|null}} UserEntry
  * @typedef {{name?: unknown, uid?: unknown}} MalformedEntry
  * @typedef {{version: number, users: UserEntry[], malformed: MalformedEntry[]}} UsersIndex
  */

@@ -26,6 +26,8 @@ export const RESUME_MARK = 'tmux-persist-resume';
  * <claude-bin> <resume args…>`; a shell remains when claude exits.
  */
 export const RESUME_SCRIPT =
+  // the setup-token mode's login (README "Claude logins"), as every Claude start reads it
+  'if [ -r /etc/profile.d/workstations-claude-token.sh ]; then . /etc/profile.d/workstations-claude-token.sh; fi; ' +
   'bin=$1; shift; "$bin" "$@"; rc=$?; ' +
   'printf "\\n[tmux-persist] claude exited (status %s); starting a shell\\n" "$rc"; ' +
   'exec "${SHELL:-/bin/sh}" -l';

@@ -4,14 +4,19 @@ import { parseArgv, tryParse } from '../common/args.mjs';
 import { EXIT, LOGCFG, UsageError, log, out } from './core.mjs';
 import { cmdRun } from './run.mjs';
 import { cmdStatus } from './status.mjs';
+import { cmdStore } from './store.mjs';
 
 // ---------------------------------------------------------------------------------------
 // CLI
 
 export function usage() {
-  return `usage: claude-token-renew <run|status> [options]
-  run      one pass: sync with Vault, refresh if the access token expires soon, alert (for the timer)
+  return `usage: claude-token-renew <run|status|store-setup-token> [options]
+  run      one pass: sync with Vault, refresh if the access token expires soon, alert (for the timer);
+           in setup-token mode: deliver the stored token, check it, warn before it expires
   status   show the state without secrets and without changing anything
+  store-setup-token
+           store the token \`claude setup-token\` printed (read from stdin, never argv) in your
+           Vault secret and deliver it to ~/.claude-oauth-token (README "Claude logins")
 options:
   --config FILE            agent config (default /etc/workstations/claude-token-renew.json)
   --users-file FILE        users.json (default: config usersFile)
@@ -25,6 +30,7 @@ options:
   --offline                status: do not contact Vault
   --json                   status: JSON output
   --quiet                  run: only warnings and errors on stderr
+  --expires YYYY-MM-DD     store-setup-token: the token's expiry (default: a year from now)
   --now MS                 testing: pretend the time is MS (epoch ms) for token expiry decisions
 exit codes: 0 ok, 1 internal error, 2 usage/config, 3 transient, 4 login required,
             5 identity mismatch, 6 Vault access denied`;
@@ -35,7 +41,7 @@ exit codes: 0 ok, 1 internal error, 2 usage/config, 3 transient, 4 login require
 export function parseArgs(argv) {
   const { opts, positional } = parseArgv(argv, {
     flags: ['offline', 'json', 'quiet', 'help'],
-    valued: ['config', 'users-file', 'user', 'home', 'cred-file', 'vault-cred', 'state-dir', 'notice-file', 'alert-socket', 'now'],
+    valued: ['config', 'users-file', 'user', 'home', 'cred-file', 'vault-cred', 'state-dir', 'notice-file', 'alert-socket', 'now', 'expires'],
   });
   return { cmd: positional[0], rest: positional.slice(1), opts: /** @type {Record<string, string|boolean>} */ ({ config: '/etc/workstations/claude-token-renew.json', ...opts }) };
 }
@@ -52,14 +58,18 @@ export async function main(argv) {
     out(usage());
     return EXIT.OK;
   }
-  if ((cmd !== 'run' && cmd !== 'status') || rest.length) {
+  if (rest.some((a) => a.startsWith('sk-ant-'))) {
+    process.stderr.write('never pass a token as an argument: it is now in your shell history and in the process list; revoke it, run `claude setup-token` again, and paste the new one when store-setup-token asks\n');
+    return EXIT.USAGE;
+  }
+  if (!['run', 'status', 'store-setup-token'].includes(cmd) || rest.length) {
     process.stderr.write(`${usage()}\n`);
     return EXIT.USAGE;
   }
   LOGCFG.quiet = !!opts.quiet;
   process.umask(0o077);
   try {
-    return cmd === 'run' ? await cmdRun(opts) : await cmdStatus(opts);
+    return cmd === 'run' ? await cmdRun(opts) : cmd === 'status' ? await cmdStatus(opts) : await cmdStore(opts);
   } catch (e) {
     if (e instanceof UsageError) {
       log('error', e.message);

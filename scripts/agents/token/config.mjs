@@ -14,7 +14,8 @@ import { DEFAULTS, UsageError, errMsg } from './core.mjs';
  *   vaultNamespace: string, tokenUrl: string, profileUrl: string, clientId: string,
  *   refreshMarginSeconds: number, loginDeadlineWarnDays: number, httpTimeoutSeconds: number,
  *   lockWaitSeconds: number, backoffBaseSeconds: number, backoffMaxSeconds: number,
- *   tokenRequestEncoding: string, profileBeta: string, usersFile: string,
+ *   tokenRequestEncoding: string, profileBeta: string, usersFile: string, apiUrl: string,
+ *   checkModel: string, setupTokenWarnDays: number, setupTokenCheckHours: number, setupTokenLifetimeDays: number,
  *   alertSocket: string, hostLabel: string
  * }} Config
  */
@@ -29,10 +30,10 @@ export function loadConfig(file) {
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new UsageError(`config ${file} is not a JSON object`);
   const cfg = /** @type {any} */ ({ ...DEFAULTS, ...raw });
-  for (const k of ['vaultAddr', 'tokenUrl', 'profileUrl', 'clientId', 'kvMount', 'kvPrefix', 'approleMount']) {
+  for (const k of ['vaultAddr', 'tokenUrl', 'profileUrl', 'clientId', 'kvMount', 'kvPrefix', 'approleMount', 'apiUrl', 'checkModel']) {
     if (typeof cfg[k] !== 'string' || cfg[k] === '') throw new UsageError(`config ${file}: "${k}" must be a non-empty string`);
   }
-  for (const k of ['vaultAddr', 'tokenUrl', 'profileUrl']) {
+  for (const k of ['vaultAddr', 'tokenUrl', 'profileUrl', 'apiUrl']) {
     try {
       const u = new URL(cfg[k]);
       if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('not http(s)');
@@ -40,12 +41,13 @@ export function loadConfig(file) {
       throw new UsageError(`config ${file}: "${k}" must be an http(s) URL`);
     }
   }
-  for (const k of ['refreshMarginSeconds', 'loginDeadlineWarnDays', 'httpTimeoutSeconds', 'lockWaitSeconds', 'backoffBaseSeconds', 'backoffMaxSeconds']) {
+  for (const k of ['refreshMarginSeconds', 'loginDeadlineWarnDays', 'httpTimeoutSeconds', 'lockWaitSeconds', 'backoffBaseSeconds', 'backoffMaxSeconds', 'setupTokenWarnDays', 'setupTokenCheckHours', 'setupTokenLifetimeDays']) {
     if (typeof cfg[k] !== 'number' || !Number.isFinite(cfg[k]) || cfg[k] < 0) throw new UsageError(`config ${file}: "${k}" must be a non-negative number`);
   }
   if (cfg.tokenRequestEncoding !== 'json' && cfg.tokenRequestEncoding !== 'form') throw new UsageError(`config ${file}: "tokenRequestEncoding" must be "json" or "form"`);
   if (typeof cfg.alertSocket !== 'string') throw new UsageError(`config ${file}: "alertSocket" must be a string (a socket path, or "" for no alerts)`);
   cfg.vaultAddr = cfg.vaultAddr.replace(/\/+$/, '');
+  cfg.apiUrl = cfg.apiUrl.replace(/\/+$/, '');
   return cfg;
 }
 
@@ -69,7 +71,7 @@ export function loadUser(file, name) {
  * @typedef {{
  *   home: string, credFile: string, credDir: string, locks: string[], vaultCredFile: string,
  *   stateDir: string, stateFile: string, vaultTokenFile: string, noticeFile: string,
- *   alertSocket: string
+ *   alertSocket: string, tokenFile: string
  * }} Paths
  * @param {Record<string, string|boolean>} opts @param {Config} cfg @param {string} user
  * @returns {Paths}
@@ -95,6 +97,8 @@ export function resolvePaths(opts, cfg, user) {
     vaultTokenFile: path.join(stateDir, 'vault-token.json'),
     noticeFile: path.resolve(String(opts['notice-file'] || path.join(home, '.claude-token-renew.notice'))),
     alertSocket: alertSocket ? path.resolve(alertSocket) : '',
+    // setup-token mode: the token every Claude start reads (/etc/profile.d/workstations-claude-token.sh)
+    tokenFile: path.join(home, '.claude-oauth-token'),
   };
 }
 

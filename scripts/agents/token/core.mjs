@@ -50,6 +50,12 @@ export const DEFAULTS = Object.freeze({
   backoffBaseSeconds: 300,
   backoffMaxSeconds: 7200,
   tokenRequestEncoding: 'json',
+  // setup-token mode (setup.mjs): the Messages API the token check calls, with this model
+  apiUrl: 'https://api.anthropic.com',
+  checkModel: 'claude-haiku-4-5',
+  setupTokenWarnDays: 30,
+  setupTokenCheckHours: 6,
+  setupTokenLifetimeDays: 365,
   profileBeta: 'oauth-2025-04-20',
   usersFile: USERS_FILE,
   alertSocket: DEFAULT_ALERT_SOCKET,

@@ -17,6 +17,7 @@ import { detectOverrides } from './overrides.mjs';
 import { loadState, saveState } from './state.mjs';
 import { sendAlert } from './alerts.mjs';
 import { Vault, vaultCustomMeta, vaultPayload } from './vault.mjs';
+import { NO_SETUP_TOKEN, setupPass } from './setup.mjs';
 
 /**
  * @typedef {import('./config.mjs').Config} Config @typedef {import('./config.mjs').Paths} Paths
@@ -80,7 +81,7 @@ export async function cmdRun(opts) {
     const t0 = Date.now();
     const now = opts.now ? Number(opts.now) : t0;
     if (!Number.isFinite(now)) throw new UsageError('--now must be epoch milliseconds');
-    const run = new Run(cfg, user, entry.email, paths, now, t0, await loadState(paths));
+    const run = new Run(cfg, user, entry.email, paths, now, t0, await loadState(paths), entry.claudeLogin === 'setup-token' ? 'setup-token' : 'rotating');
     return await run.go();
   } finally {
     await runLock.release();
@@ -88,12 +89,14 @@ export async function cmdRun(opts) {
 }
 
 /** One run, under the run lock: everything it knows and has done so far. */
-class Run {
+export class Run {
   /**
    * @param {Config} cfg @param {string} user @param {string} rosterEmail @param {Paths} paths
    * @param {number} now the run's time (--now) @param {number} t0 the real time it started @param {State} state
+   * @param {'rotating'|'setup-token'} mode the user's claudeLogin (README "Claude logins")
    */
-  constructor(cfg, user, rosterEmail, paths, now, t0, state) {
+  constructor(cfg, user, rosterEmail, paths, now, t0, state, mode = 'rotating') {
+    this.mode = mode;
     this.cfg = cfg;
     this.user = user;
     this.rosterEmail = rosterEmail;
@@ -171,9 +174,21 @@ class Run {
 
   /** @returns {Promise<number>} */
   async go() {
-    const { paths, cfg, state } = this;
+    const { paths } = this;
     this.overrides = detectOverrides(paths.home, process.env);
     for (const o of this.overrides) log('warn', `override: ${o} takes precedence over the Claude login`);
+    if (this.mode === 'setup-token') await setupPass(this);
+    else {
+      // Back from setup-token mode: the long-lived token no longer goes to new Claude processes.
+      if (await fsp.unlink(paths.tokenFile).then(() => true, () => false)) this.actions.push('removed-setup-token-file');
+      await this.rotatingPass();
+    }
+    return this.finish();
+  }
+
+  /** The rotating login: sync with Vault, refresh when due, check the identity. */
+  async rotatingPass() {
+    const { paths, cfg } = this;
     try {
       this.meta = await this.vault.readMeta();
       this.evaluated.add('vault-denied');
@@ -236,7 +251,11 @@ class Run {
       if (c) this.raise(c.kind, c.detail);
     }
     if (this.active.has('login-required')) this.evaluated.add('deadline-soon');
+  }
 
+  /** @returns {Promise<number>} */
+  async finish() {
+    const { paths, state } = this;
     await this.settleIncidents();
     await this.writeNotice();
     state.lastRun = { at: new Date(this.now).toISOString(), exit: this.exitCode(), actions: this.actions };
@@ -346,7 +365,11 @@ class Run {
   /** @param {OAuth} o */
   async push(o) {
     const cas = this.meta ? this.meta.version : 0;
-    const version = await this.vault.writeData(vaultPayload(o, this.rosterEmail), cas);
+    // A merge: the setup token and anything else at the path stay (KV v2 writes replace).
+    const cur = cas ? await this.vault.readData() : null;
+    if (cur && cur.version !== cas) throw new CasConflict(`Vault is at version ${cur.version}, not ${cas}`);
+    const keep = cur && cur.data && typeof cur.data === 'object' ? cur.data : {};
+    const version = await this.vault.writeData({ ...keep, ...vaultPayload(o, this.rosterEmail) }, cas);
     await this.vault.writeMeta(vaultCustomMeta(o, this.host));
     this.meta = { version, deleted: false, hash: sha256(o.refreshToken), expiresAt: o.expiresAt, refreshTokenExpiresAt: o.refreshTokenExpiresAt ?? null };
     this.state.lastSync = { hash: this.meta.hash ?? '', version, at: new Date().toISOString() };
@@ -375,6 +398,7 @@ class Run {
         else if (!cur.alerted) {
           const hint = kind === 'identity-mismatch' ? ` ${user} must log in again with ${rosterEmail}.`
             : kind === 'vault-denied' ? ' Check the AppRole credential and policy.'
+            : this.mode === 'setup-token' ? ` ${user} must run \`claude setup-token\` (as ${rosterEmail}), then \`claude-token-renew store-setup-token\` and paste it.`
             : ` ${user} must start claude and run /login (as ${rosterEmail}).`;
           cur.alerted = await sendAlert(this.paths.alertSocket, `${titles[kind]}: ${cond.detail}.${hint}`);
           if (cur.alerted) this.actions.push(`alerted:${kind}`);
@@ -396,10 +420,12 @@ class Run {
     /** @type {string[]} */
     const lines = [];
     const li = active.get('login-required') ?? (state.incidents['login-required'] && !evaluated.has('login-required') ? state.incidents['login-required'] : undefined);
-    if (li && li.detail === NEVER_LOGGED_IN) lines.push(`You have not logged in to Claude on this host yet.`, `Run claude and use /login, signing in as ${rosterEmail}.`);
+    const store = `Run \`claude setup-token\` (as ${rosterEmail}), then \`claude-token-renew store-setup-token\` and paste the token.`;
+    if (li && this.mode === 'setup-token') lines.push(li.detail === NO_SETUP_TOKEN ? 'Your Claude login here is a long-lived token, and none is stored yet.' : `Your Claude login needs attention: ${li.detail}.`, store);
+    else if (li && li.detail === NEVER_LOGGED_IN) lines.push(`You have not logged in to Claude on this host yet.`, `Run claude and use /login, signing in as ${rosterEmail}.`);
     else if (li) lines.push(`Your Claude login needs attention: ${li.detail}.`, `Run claude and use /login, signing in as ${rosterEmail}.`);
     const ds = active.get('deadline-soon');
-    if (ds) lines.push(`Heads up: ${ds.detail}. Log in again (claude, then /login) before then.`);
+    if (ds) lines.push(this.mode === 'setup-token' ? `Heads up: ${ds.detail}. ${store}` : `Heads up: ${ds.detail}. Log in again (claude, then /login) before then.`);
     const im = active.get('identity-mismatch');
     if (im) lines.push(`Identity problem: ${im.detail}. Log out and log in as ${rosterEmail}.`);
     for (const o of this.overrides) lines.push(`Note: ${o} is set and overrides your Claude login.`);

@@ -17,7 +17,8 @@ import { ensurePrivateDir, readNoFollow, writeAtomic } from './files.mjs';
  *   mismatch: {refreshHash: string, accessHash: string, email: string} | null,
  *   lastSync: {hash: string, version: number, at: string} | null,
  *   history: string[],
- *   lastRun: {at: string, exit: number, actions: string[]} | null
+ *   lastRun: {at: string, exit: number, actions: string[]} | null,
+ *   setup?: {hash: string, ok: boolean|null, detail: string, checkedAt: string, expiresAt: number|null} | null
  * }} State
  */
 

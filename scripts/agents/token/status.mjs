@@ -22,6 +22,10 @@ export async function cmdStatus(opts) {
     user,
     email: entry?.email ?? null,
     enabled: !!entry && (entry.state ?? 'active') === 'active' && entry.claudeTokenRenew !== false,
+    claudeLogin: entry?.claudeLogin ?? 'rotating',
+    setupToken: state.setup
+      ? { fingerprint: state.setup.hash.slice(0, 12), valid: state.setup.ok, checkedAt: state.setup.checkedAt, expiresAt: iso(state.setup.expiresAt ?? undefined), delivered: paths.tokenFile }
+      : null,
     credentialsFile: paths.credFile,
     local: local.kind === 'ok'
       ? {

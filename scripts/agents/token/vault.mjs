@@ -183,6 +183,7 @@ export class Vault {
     if (r.status === 404) return null;
     if (r.status !== 200 || !r.json || !r.json.data) throw new VaultUnavailable(`unexpected Vault answer ${r.status} reading data`);
     const data = r.json.data.data;
+    if (data && typeof data.setupToken === 'string') remember(data.setupToken);
     if (data && data.claudeAiOauth) {
       remember(data.claudeAiOauth.accessToken);
       remember(data.claudeAiOauth.refreshToken);
