@@ -141,6 +141,13 @@ export class FakeAnthropicOAuth extends LoopbackServer {
     const f = this.byRefresh.get(token);
     return !!f && !f.revoked && f.current === token && f.deadline > this.now();
   }
+  /** What the API would make of this access token: issued and unexpired in a live family, or why not. */
+  accessState(token: string): "valid" | "expired" | "revoked" | "unknown" {
+    const f = this.byAccess.get(token);
+    if (!f) return "unknown";
+    if (f.revoked) return "revoked";
+    return (f.access.get(token) ?? 0) > this.now() ? "valid" : "expired";
+  }
   /** Revoke a family from the server side (e.g. admin/logout elsewhere). */
   revokeFamily(token: string): void {
     const f = this.byRefresh.get(token) ?? this.byAccess.get(token);
