@@ -13,6 +13,10 @@
 import { CLAUDE_TOKEN_ENV, DEPLOYED_DIR, HOST_LIB_DIR, STATE_DIR, ZSH_PROFILE } from "../hostContract";
 import { remoteScript, shq, vars, Verb } from "./shell";
 
+/** The line the install keeps in ZSH_PROFILE (zsh login shells read the setup-token snippet too), as the install's shell writes it ($E is CLAUDE_TOKEN_ENV there). */
+const ZSH_LINE_SH = `[ -r $E ] && emulate sh -c '. $E' # workstations`;
+export const ZSH_PROFILE_LINE = ZSH_LINE_SH.replaceAll("$E", CLAUDE_TOKEN_ENV);
+
 /** Where the archive is staged on the host (root-only: STATE_DIR is 0700). */
 export const HOST_FILES_ARCHIVE = `${STATE_DIR}/host-files.tar`;
 /** The manifest of the last install (what the next install and the delete remove). */
@@ -51,7 +55,7 @@ if [ -f "$M" ]; then
 fi
 write_file "$M" 0600 root:root <"$t/MANIFEST"
 # zsh login shells: one line in $Z (the rest kept)
-zl="[ -r $E ] && emulate sh -c '. $E' # workstations"
+zl="${ZSH_LINE_SH}"
 if [ -d "\${Z%/*}" ] && ! grep -qxF "$zl" "$Z" 2>/dev/null; then { cat "$Z" 2>/dev/null || true; printf '%s\\n' "$zl"; } | write_file "$Z" 0644 root:root; fi
 echo "host files $DIGEST changes=$changes"`;
 

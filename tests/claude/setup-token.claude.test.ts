@@ -17,6 +17,7 @@ import { spawnSync } from "node:child_process";
 import * as L from "../../dev/tmux";
 import * as C from "../../dev/claude";
 import { authHash } from "../../dev/fakes/anthropic-messages";
+import { ZSH_PROFILE_LINE } from "../../components/scripts/hostFiles";
 
 const skip = C.claudeSkip();
 const ROOT = path.resolve(__dirname, "../..");
@@ -52,6 +53,10 @@ describe("setup-token mode: every Claude start reads the token (real CLI)", { sk
     fs.mkdirSync(path.join(etcUp, "profile.d"), { recursive: true, mode: 0o755 });
     fs.copyFileSync(path.join(ROOT, "config/claude-token.sh"), path.join(etcUp, "profile.d/workstations-claude-token.sh"));
     fs.chmodSync(path.join(etcUp, "profile.d/workstations-claude-token.sh"), 0o644);
+    // zsh's login profile as the host files leave it: the distribution's, plus the one line
+    const zprofile = fs.existsSync("/etc/zsh/zprofile") ? fs.readFileSync("/etc/zsh/zprofile", "utf8") : "";
+    fs.mkdirSync(path.join(etcUp, "zsh"), { mode: 0o755 });
+    fs.writeFileSync(path.join(etcUp, "zsh/zprofile"), `${zprofile}${ZSH_PROFILE_LINE}\n`, { mode: 0o644 });
     const f = path.join(U.home, ".claude-oauth-token");
     fs.writeFileSync(f, `${token}\n`, { mode: 0o600 });
     fs.chownSync(f, U.uid, U.gid);
@@ -70,7 +75,7 @@ describe("setup-token mode: every Claude start reads the token (real CLI)", { sk
     fake.clear();
   });
 
-  test("a login shell (bash -l): claude -p sends the delivered token, and nothing else authenticates it", () => {
+  test("login shells (bash -l, zsh -l): claude -p sends the delivered token, and nothing else authenticates it", () => {
     const d = proj("login-shell");
     const run = (script: string) => {
       const pre = ns();
@@ -84,6 +89,10 @@ describe("setup-token mode: every Claude start reads the token (real CLI)", { sk
     const r = run(`cd '${d}' && '${inst.bin}' -p 'setup token login shell'`);
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     assert.deepEqual(authOf("setup token login shell"), [authHash(token)]);
+    // zsh reads /etc/zsh/zprofile, not /etc/profile: the host files' one line there
+    const z = run(`exec zsh -l -c "cd '${d}' && '${inst.bin}' -p 'setup token zsh login shell'"`);
+    assert.equal(z.status, 0, `zsh (bash dev/setup installs it): ${z.stdout}\n${z.stderr}`);
+    assert.deepEqual(authOf("setup token zsh login shell"), [authHash(token)]);
     // the same shell without the snippet's variable: no credential at all, so the token above came from the file
     const r2 = run(`unset CLAUDE_CODE_OAUTH_TOKEN; cd '${d}' && '${inst.bin}' -p 'no token here'`);
     assert.notEqual(r2.status, 0, "claude without the token has nothing to authenticate with");

@@ -15,6 +15,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { planRoster, type Plan } from "../../components/plan";
@@ -24,7 +25,17 @@ import type { Roster } from "../../components/roster/schema";
 import { accountApplyScript, hostLibInstallScript, hostLibrary, libCommand, webApplyScript } from "../../components/scripts/hostLib";
 import { webApplyParams } from "../../components/scripts/web";
 import { preflightScript } from "../../components/scripts/host";
-import { T3_DIR, T3_DISPATCH, T3_PORT_LEDGER, TTYD_ADMINS, TTYD_SUDOERS, TTYD_USER_MAP, WEB_APPLY } from "../../components/hostContract";
+import {
+  CLAUDE_TOKEN_ENV,
+  CLAUDE_TOKEN_FILE,
+  T3_DIR,
+  T3_DISPATCH,
+  T3_PORT_LEDGER,
+  TTYD_ADMINS,
+  TTYD_SUDOERS,
+  TTYD_USER_MAP,
+  WEB_APPLY,
+} from "../../components/hostContract";
 import { readExampleRoster } from "../../dev/mocks";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
 import { waitFor } from "../../dev/wait";
@@ -139,6 +150,17 @@ describe("web access files and T3 units on the systemd host", { timeout: 30 * 60
     assert.match(first.stdout, /changes=[1-9]/);
     const again = await tryRun(webApplyScript(plan.web));
     assert.match(again.stdout, /changes=0\b/, `a second run changes nothing: ${again.stdout}`);
+
+    // The setup-token mode (README "Claude logins"): T3's unit reads the user's token through
+    // the shipped snippet, as the user; a user without the file gets none.
+    await sh(`cat > ${CLAUDE_TOKEN_ENV}`, fs.readFileSync(path.join(ROOT, "config/claude-token.sh"), "utf8"));
+    const token = `sk-ant-oat01-${crypto.randomBytes(40).toString("base64url")}`;
+    await sh(`runuser -u emo -- sh -c 'umask 077; cat > ~/${CLAUDE_TOKEN_FILE}'`, `${token}\n`);
+    await sh("systemctl restart t3-serve@emo.service t3-serve@nadia.service");
+    const emo = await waitFor("emo's T3 again", () => t3At(ports.emo));
+    const nadia = await waitFor("nadia's T3 again", () => t3At(ports.nadia));
+    assert.equal((emo as { claudeToken?: string | null }).claudeToken, crypto.createHash("sha256").update(token).digest("hex").slice(0, 16));
+    assert.equal((nadia as { claudeToken?: string | null }).claudeToken, null);
   });
 
   test("suspend emo, offboard nadia, T3 off for viktor: out of every file and unit disabled in the same run; ports stay theirs", async () => {
