@@ -1103,7 +1103,7 @@ function crossEntryChecks(rosterIn: unknown, ctx: z.RefinementCtx, today: string
       ctx.addIssue({
         code: "custom",
         path: ["users", i, "overrides", "claudeLogin"],
-        message: "the renewal agent for setup-token (it delivers the token): drop claudeTokenRenew: false, or claudeLogin",
+        message: "claudeTokenRenew for setup-token (its agent delivers the token): drop claudeTokenRenew: false, or claudeLogin: setup-token",
       });
     if (state === "active" && role === "admin" && Array.isArray(u.sshKeys) && u.sshKeys.length === 0)
       ctx.addIssue({ code: "custom", path: ["users", i, "sshKeys"], message: "at least one ssh key for an active admin" });

@@ -105,7 +105,7 @@ const INVALID: Array<[string, string, [number, number, string, RegExp]]> = [
   [
     "setup-token without the agent that delivers it",
     base(`  - {name: bob, uid: 2001, role: power-user, email: b@x.io, forgejo: b, overrides: {claudeTokenRenew: false, claudeLogin: setup-token}}\n`),
-    [9, 123, "users[1].overrides.claudeLogin", /renewal agent for setup-token/],
+    [9, 123, "users[1].overrides.claudeLogin", /claudeTokenRenew for setup-token \(its agent delivers the token\)/],
   ],
   [
     "privileged extra group",
