@@ -48,8 +48,8 @@ export interface WorkstationsConfig {
     token?: pulumi.Output<string>;
   };
   /** Claude OAuth endpoints and client id for the renewal agent (never constants in code). */
-  /** `apiUrl`: the Messages API the setup-token check calls (README "Claude logins"). */
-  claude: { tokenUrl: string; profileUrl: string; apiUrl: string; clientId: string };
+  /** `apiUrl`, `setupTokenWarnDays`: the setup-token mode's check and warning (README "Claude logins"). */
+  claude: { tokenUrl: string; profileUrl: string; apiUrl: string; clientId: string; setupTokenWarnDays: number };
   /** Slack incoming-webhook URL for renewal alerts; absent = alerts only in the journal. */
   slackWebhook?: pulumi.Output<string>;
   /** Global rotation counter for machine credentials; bump to rotate every user's. */
@@ -301,6 +301,7 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
       tokenUrl: url("claudeTokenUrl", "https://platform.claude.com/v1/oauth/token"),
       profileUrl: url("claudeProfileUrl", "https://api.anthropic.com/api/oauth/profile"),
       apiUrl: url("claudeApiUrl", "https://api.anthropic.com"),
+      setupTokenWarnDays: warnDays(cfg),
       clientId: required(cfg, "claudeClientId", "<Claude Code OAuth client id>"),
     },
     ...(cfg.getSecret("slackWebhook") ? { slackWebhook: cfg.requireSecret("slackWebhook") } : {}),
@@ -315,6 +316,16 @@ export function loadConfig(cfg = new pulumi.Config(NS)): WorkstationsConfig {
     earlyoom: loadEarlyoom(cfg),
     ...((r) => (r ? { tmuxResumeArgs: r } : {}))(loadTmuxResumeArgs(cfg)),
   };
+}
+
+/** workstations:claudeSetupTokenWarnDays: how long before a setup token ends its warning comes (default 30). */
+function warnDays(cfg: pulumi.Config): number {
+  const raw = cfg.get("claudeSetupTokenWarnDays");
+  if (raw === undefined) return 30;
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || n < 1 || n > 364)
+    throw new ConfigError("claudeSetupTokenWarnDays", "Config key is not a whole number of days from 1 to 364", "30");
+  return n;
 }
 
 /** The connection in the shape @pulumi/command expects. The host key is always verified. */

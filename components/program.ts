@@ -36,6 +36,7 @@ export function agentConfig(c: WorkstationsConfig): string {
         tokenUrl: c.claude.tokenUrl,
         profileUrl: c.claude.profileUrl,
         apiUrl: c.claude.apiUrl,
+        setupTokenWarnDays: c.claude.setupTokenWarnDays,
         clientId: c.claude.clientId,
         usersFile: USERS_INDEX,
       },

@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { hostLibrary } from "../../components/scripts/hostLib";
+import { agentConfig } from "../../components/program";
+import type { WorkstationsConfig } from "../../components/config";
 import * as YAML from "yaml";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -157,6 +159,11 @@ test("missing config keys fail with the key and the exact pulumi config set comm
     });
   }
   await assert.rejects(runProgram({ roster: readExampleRoster(), config: { sshPort: "99999" } }), /workstations:sshPort/);
+  for (const bad of ["0", "365", "30.5", "soon"])
+    await assert.rejects(
+      runProgram({ roster: readExampleRoster(), config: { claudeSetupTokenWarnDays: bad } }),
+      /whole number of days from 1 to 364: workstations:claudeSetupTokenWarnDays/,
+    );
 });
 
 test("a missing roster file names the file and the config key", async () => {
@@ -181,4 +188,14 @@ test("every remote command verifies the host key and sends no environment over S
   const copies = resources.filter((r) => r.type === "command:remote:CopyToRemote");
   assert.equal(copies.length, 1);
   for (const r of copies) assert.equal(unsecret(r.inputs.connection).hostKey, TEST_HOST_KEY, `${r.name} checks the host key`);
+});
+
+test("the renewal agent's config carries the setup-token warning (workstations:claudeSetupTokenWarnDays, default 30)", () => {
+  const c = {
+    vault: { addressFromHost: "https://vault.example:8200" },
+    claude: { tokenUrl: "https://t", profileUrl: "https://p", apiUrl: "https://a", clientId: "id", setupTokenWarnDays: 45 },
+  };
+  const j = JSON.parse(agentConfig(c as unknown as WorkstationsConfig));
+  assert.equal(j.setupTokenWarnDays, 45);
+  assert.equal(j.apiUrl, "https://a");
 });
