@@ -29,7 +29,15 @@ export interface HostAccounts {
   group: string;
   /** a user's authorized_keys text, or undefined when there is none */
   keys(user: string, home: string): string | undefined;
+  /**
+   * Where sshd's own PATH (`/usr/local/bin:/usr/bin:/bin`, Debian's and Ubuntu's default)
+   * finds a bare program name, or undefined: how a forced command such as `sudo -n …` runs today.
+   */
+  which?(program: string): string | undefined;
 }
+
+/** sshd's default PATH for a user's session (Debian and Ubuntu build it in): where a bare forced command is found. */
+export const SSHD_PATH = ["/usr/local/bin", "/usr/bin", "/bin"] as const;
 
 export interface ImportResult {
   roster: { version: 1; users: Record<string, unknown>[] };
@@ -49,19 +57,32 @@ const SHELLS: Record<string, string> = {
   "/usr/bin/fish": "/usr/bin/fish",
 };
 
-/** `command="…",restrict` and `restrict,command="…"` are the same key: the roster spells the second. */
-function normaliseKeyLine(line: string): string {
-  const m = /^command="([^"\\]*)",restrict (.*)$/.exec(line);
-  return m ? `restrict,command="${m[1]}" ${m[2]}` : line;
+/**
+ * `command="…",restrict` and `restrict,command="…"` are the same key: the roster spells the
+ * second. A forced command whose program is a bare name (the team's `sudo -n …`) is spelled
+ * with the absolute path sshd finds it at today (`which`), so the key keeps doing exactly what
+ * it does; said in `notes`.
+ */
+function normaliseKeyLine(user: string, line: string, which: HostAccounts["which"], notes: string[]): string {
+  const m = /^(?:command="([^"\\]*)",restrict|restrict,command="([^"\\]*)") (.*)$/.exec(line);
+  if (!m) return line;
+  let cmd = m[1] ?? m[2];
+  const prog = /^[A-Za-z0-9._+-]+(?= |$)/.exec(cmd)?.[0];
+  const abs = prog ? which?.(prog) : undefined;
+  if (prog && abs) {
+    cmd = abs + cmd.slice(prog.length);
+    notes.push(`${user}: the forced command's ${prog} is spelled ${abs} (where sshd's PATH finds it on this host)`);
+  }
+  return `restrict,command="${cmd}" ${m[3]}`;
 }
 
 /** The key lines of an authorized_keys file: carried, or a note why not. */
-function importKeys(user: string, text: string | undefined, notes: string[]): string[] {
+function importKeys(user: string, text: string | undefined, which: HostAccounts["which"], notes: string[]): string[] {
   const out: string[] = [];
   for (const raw of (text ?? "").split("\n")) {
     const line = raw.trim();
     if (!line || line.startsWith("#")) continue;
-    const norm = normaliseKeyLine(line);
+    const norm = normaliseKeyLine(user, line, which, notes);
     const s = splitKeyOptions(norm);
     if ("problem" in s) {
       notes.push(`${user}: a key in ~/.ssh/authorized_keys not carried over (${s.problem}): ${line.slice(0, 60)}…`);
@@ -100,7 +121,7 @@ function parseGroups(text: string): { member: Map<string, string[]>; names: Map<
 function importUser(
   name: string,
   e: Record<string, unknown>,
-  host: { passwd: ReturnType<typeof parsePasswd>; groups: ReturnType<typeof parseGroups>; keys: HostAccounts["keys"] },
+  host: { passwd: ReturnType<typeof parsePasswd>; groups: ReturnType<typeof parseGroups>; keys: HostAccounts["keys"]; which?: HostAccounts["which"] },
   o: { emailDomain: string; repoOwner?: string },
   notes: string[],
 ): Record<string, unknown> | null {
@@ -140,7 +161,7 @@ function importUser(
   const ns = Array.isArray(e.namespaces) ? e.namespaces.map(String) : [];
   if (ns.length && tier === "namespace-owner") u.namespaces = ns;
   else if (ns.length) notes.push(`${name}: namespaces ${ns.join(", ")} not carried over (only a namespace-owner owns namespaces)`);
-  const keys = importKeys(name, host.keys(name, acct.home), notes);
+  const keys = importKeys(name, host.keys(name, acct.home), host.which, notes);
   if (keys.length) u.sshKeys = keys;
   // the team's power-users read the cluster (a read-only ClusterRole); ours have no tier by default
   const overrides: Record<string, unknown> = tier === "power-user" ? { kubeTier: "read-only" } : {};
@@ -198,7 +219,7 @@ export function importLegacyRoster(legacyText: string, file: string, host: HostA
   const users: Record<string, unknown>[] = [];
   for (const [name, entry] of Object.entries(data.users as Record<string, unknown>)) {
     const e = entry && typeof entry === "object" && !Array.isArray(entry) ? (entry as Record<string, unknown>) : {};
-    const u = importUser(name, e, { passwd, groups, keys: host.keys }, o, notes);
+    const u = importUser(name, e, { passwd, groups, keys: host.keys, which: host.which }, o, notes);
     if (u) users.push(u);
   }
   const listed = new Set(Object.keys(data.users as object));
@@ -220,6 +241,15 @@ export function hostAccountsAt(root: string): HostAccounts {
         return undefined;
       }
     },
+    which: (program) =>
+      SSHD_PATH.map((d) => `${d}/${program}`).find((p) => {
+        try {
+          const st = fs.lstatSync(path.join(root, p));
+          return st.isFile() || st.isSymbolicLink();
+        } catch {
+          return false;
+        }
+      }),
   };
 }
 

@@ -160,6 +160,31 @@ test("the legacy roster and the host's accounts become a roster of ours that the
   }
 });
 
+test("a forced command with a bare program (the team's `sudo -n …`) is carried over spelled where sshd's PATH finds it on the host", () => {
+  const root = fixtureRoot();
+  try {
+    // sshd's PATH is /usr/local/bin:/usr/bin:/bin: the first one holding the program wins
+    fs.mkdirSync(path.join(root, "usr/bin"), { recursive: true });
+    fs.writeFileSync(path.join(root, "usr/bin/sudo"), "");
+    fs.mkdirSync(path.join(root, "bin"), { recursive: true });
+    fs.writeFileSync(path.join(root, "bin/sudo"), "");
+    const r = importLegacyRoster(LEGACY, "legacy.yaml", hostAccountsAt(root), { emailDomain: "corp.example", repoOwner: "team" });
+    assert.deepEqual(parseRoster(YAML.stringify(r.roster), "imported.yaml").problems, []);
+    const wizard = r.roster.users.find((u) => u.name === "wizard")!;
+    assert.deepEqual(wizard.sshKeys, [K.wizard, `restrict,command="/usr/bin/sudo -n /usr/local/bin/tl-reconcile" ${K.deploy}`]);
+    const notes = r.notes.join("\n");
+    assert.match(notes, /^wizard: the forced command's sudo is spelled \/usr\/bin\/sudo \(where sshd's PATH finds it on this host\)$/m);
+    assert.doesNotMatch(notes, /^wizard: a key in ~\/\.ssh\/authorized_keys not carried over/m);
+    // a program sshd would not find stays as it is, and is refused as before
+    fs.rmSync(path.join(root, "usr/bin/sudo"));
+    fs.rmSync(path.join(root, "bin/sudo"));
+    const none = importLegacyRoster(LEGACY, "legacy.yaml", hostAccountsAt(root), { emailDomain: "corp.example", repoOwner: "team" });
+    assert.match(none.notes.join("\n"), /^wizard: a key in ~\/\.ssh\/authorized_keys not carried over .*"sudo -n \/usr\/local\/bin\/tl-reconcile"/m);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test("the command: the roster on stdout, notes on stderr, exit 0; bad YAML or no users map: one line with the position, exit 2, nothing written", () => {
   const root = fixtureRoot();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-import-cli-"));
