@@ -180,7 +180,7 @@ function diffEntries(name: string, b: Entry | undefined, h: Entry | undefined, r
     );
   if (h?.kind === "user" && h.u.adopt && h.u.tighten && !(b?.kind === "user" && b.u.adopt && b.u.tighten))
     flag(
-      `tighten: the adopted account ${name} loses every supplementary group the roster does not name (it keeps ${h.u.groups.join(", ") || "none"}) and its home becomes 0750, owned by ${name}; the groups it loses are the host's (run the takeover plan to list them)`,
+      `tighten: the adopted account ${name} loses every supplementary group the roster does not name (it keeps ${h.u.groups.join(", ") || "none"}) and its home becomes 0750, owned by ${name}; the groups it loses are the host's (\`npm run takeover -- plan\` lists them, one line each, read from the host)`,
     );
   if (h?.kind === "user" && h.u.tighten && !h.u.adopt && !(b?.kind === "user" && b.u.tighten))
     fact("tighten: set, but the account is not adopted: it has no effect (an account this program created has exactly the roster's groups)");

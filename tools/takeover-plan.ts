@@ -117,6 +117,20 @@ export interface TakeoverPlan {
 
 const resolveShell = (s: string, merged: boolean) => (merged ? s.replace(/^\/(bin|sbin)\//, "/usr/$1/") : s);
 
+/** An adopted account's groups the roster does not name: kept, or with `tighten` left, one line per group. */
+function extraGroupLines(u: UserPlan, f: HostFacts, say: (what: string) => void): void {
+  const extra = [...f.groups]
+    .filter(([g, m]) => m.includes(u.name) && !u.groups.includes(g))
+    .map(([g]) => g)
+    .sort();
+  if (!extra.length) return;
+  if (!u.tighten) return say(`leave alone: keeps ${extra.join(", ")} (not granted by the program)`);
+  for (const g of extra) say(`change (tighten): leaves ${g}`);
+  const home = f.homes.get(u.name);
+  if (home && home.mode !== "750") say(`change (tighten): home mode ${home.mode} -> 750`);
+  if (home && home.uid !== u.uid) say(`change (tighten): home owner uid ${home.uid} -> ${u.name}`);
+}
+
 /** The plan for one roster user. */
 function userLines(u: UserPlan, f: HostFacts, lines: string[], blockers: string[]): void {
   const say = (what: string): void => void lines.push(`${u.name}: ${what}`);
@@ -134,16 +148,19 @@ function userLines(u: UserPlan, f: HostFacts, lines: string[], blockers: string[
   }
   if (acct.uid !== u.uid) return block(`the account has uid ${acct.uid}, the roster says ${u.uid}; pin ${acct.uid} in the roster`);
   if (acct.home !== `/home/${u.name}`) block(`its home is ${acct.home}, not /home/${u.name}; the program manages /home/${u.name}`);
-  if (f.ledger.has(`${u.uid} ${u.name}`)) return say("managed already (in the uid ledger): the usual update");
+  if (f.ledger.has(`${u.uid} ${u.name}`)) {
+    say("managed already (in the uid ledger): the usual update");
+    // an adopted account keeps the host's groups until `tighten: true`, which may come later
+    if (u.adopt) extraGroupLines(u, f, say);
+    return;
+  }
   if (!u.adopt) return block(`the account exists and this program did not create it: add \`adopt: true\` to the entry to take it over`);
   const member = [...f.groups].filter(([, m]) => m.includes(u.name)).map(([g]) => g);
   const adds = u.groups.filter((g) => !member.includes(g));
-  const extra = member.filter((g) => !u.groups.includes(g)).sort();
   const home = f.homes.get(u.name);
   say(`adopt: uid ${u.uid}, password state and running processes stay${home ? `, home mode ${home.mode} stays` : ""}`);
   if (adds.length) say(`change: joins ${adds.join(", ")}`);
-  if (extra.length)
-    say(u.tighten ? `change (tighten): leaves ${extra.join(", ")}; home mode -> 0750` : `leave alone: keeps ${extra.join(", ")} (not granted by the program)`);
+  extraGroupLines(u, f, say);
   if (resolveShell(acct.shell, f.mergedUsr) !== resolveShell(u.shell, f.mergedUsr)) say(`change: login shell ${acct.shell} -> ${u.shell}`);
   else if (acct.shell !== u.shell) say(`leave alone: login shell ${acct.shell} (the same program as ${u.shell})`);
   const keys = f.userKeys.get(u.name);

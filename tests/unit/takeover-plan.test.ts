@@ -19,6 +19,7 @@ users:
   - {name: kept, uid: 1006, role: power-user, email: k@x.io, forgejo: kept}
   - {name: sneaky, uid: 1007, role: power-user, email: s@x.io, forgejo: sneaky}
   - {name: moved, uid: 1008, role: power-user, email: m@x.io, forgejo: moved, adopt: true, groups: [ghosts]}
+  - {name: late, uid: 1009, role: power-user, email: l@x.io, forgejo: late, adopt: true, tighten: true}
 `;
 
 /** What the probe prints for a host like the team's. */
@@ -30,10 +31,14 @@ const PROBE = [
   "passwd\tsneaky:x:1007:1007::/home/sneaky:/bin/bash",
   "passwd\tmoved:x:1108:1108::/srv/moved:/bin/bash",
   "passwd\tbob:x:1002:1002::/home/bob:/bin/bash",
+  "passwd\tlate:x:1009:1009::/home/late:/bin/bash",
   "group\tsudo:x:27:wizard",
-  "group\tdocker:x:998:wizard,emo",
+  "group\tdocker:x:998:wizard,emo,late",
+  "group\tplugdev:x:46:late",
   "group\tcode-shared:x:1500:wizard",
   "ledger\t1006 kept",
+  "ledger\t1009 late",
+  "home\tlate\t1009 700",
   "home\twizard\t1000 700",
   "home\temo\t1001 750",
   "home\tana\tmissing",
@@ -62,7 +67,9 @@ test("per user: create, managed, adopt (groups joined and kept, shell by what it
     /^wizard: leave alone: login shell \/usr\/bin\/bash \(the same program as \/bin\/bash\)$/m,
     /^wizard: change: sshd stops reading ~\/\.ssh\/authorized_keys \(2 lines\); the roster's 1 keys go to \/etc\/ssh\/authorized_keys\.d\/wizard$/m,
     /^wizard: migrate: 12 legacy snapshots into tmux-persist's store .*its 3 tombstones are read where they are$/m,
-    /^emo: change \(tighten\): leaves docker; home mode -> 0750$/m,
+    /^emo: change \(tighten\): leaves docker$/m,
+    // adopted by an earlier up, tightened now: the plan still lists what goes, one line each
+    /^late: managed already \(in the uid ledger\): the usual update\nlate: change \(tighten\): leaves docker\nlate: change \(tighten\): leaves plugdev\nlate: change \(tighten\): home mode 700 -> 750$/m,
     /^ana: create: a new account, uid 1005, home \/home\/ana, active$/m,
     /^kept: managed already \(in the uid ledger\): the usual update$/m,
     /^bob: not in the roster: left alone$/m,
@@ -71,6 +78,7 @@ test("per user: create, managed, adopt (groups joined and kept, shell by what it
   ])
     assert.match(lines, want);
   assert.doesNotMatch(lines, /^emo: change: sshd stops/m, "no keys file: nothing to say");
+  assert.doesNotMatch(lines, /^emo: change \(tighten\): home/m, "emo's home is 0750 already");
   assert.doesNotMatch(lines, /team\/lobby/, "no further repo inside a single-layout clone");
   for (const want of [
     /^host: retire: the legacy reconcile t3-provision-users\.timer \(enabled\/active\) stopped, its unit moved to \/var\/lib\/workstations\/legacy\/<time>\/ and masked \(workstations-legacy-rollback puts it back\)$/m,
