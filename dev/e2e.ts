@@ -33,6 +33,8 @@ export interface E2EOptions {
   kube?: boolean;
   /** The project to deploy (a directory with PROJECT_FILES; default this checkout). */
   source?: string;
+  /** Runs once the host exists and before its first boot (e.g. an nspawn bind of the real Claude CLI). */
+  beforeBoot?: (host: TestHost) => void;
 }
 
 interface RosterUser {
@@ -149,6 +151,7 @@ export async function setupE2E(name: string, roster: unknown, o: E2EOptions = {}
   const host = await createHost(`e2e-${name}`);
   let services: Awaited<ReturnType<typeof startServices>>;
   try {
+    o.beforeBoot?.(host);
     [services] = await Promise.all([startServices(dir, o), boot(host)]);
   } catch (e) {
     await destroyHost(host).catch(() => undefined);

@@ -98,6 +98,7 @@ export const ROOTFS_PACKAGES: readonly string[] = [
   "acl",
   "iproute2",
   "less",
+  "zsh",
 ];
 
 const BUILD_SCRIPT = path.join(__dirname, "testhost-rootfs.sh");
