@@ -17,7 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { EngineEvent, LocalWorkspace, OpType, PreviewResult, Stack, UpResult } from "@pulumi/pulumi/automation";
-import { boot, createHost, destroyHost, run, TestHost } from "./testhost/testhost";
+import { boot, createHost, destroyHost, reachMachine, run, type HostKind, TestHost } from "./testhost/testhost";
 import { cacheDir, ForgejoServer, KubeServer, startForgejo, startKube, startVault, VaultServer } from "./services";
 import { loadToolchainEnv } from "./toolchain-env";
 import { AuditOptions, plaintextSecrets, readStateAsAttacker } from "./state-audit";
@@ -33,8 +33,16 @@ export interface E2EOptions {
   kube?: boolean;
   /** The project to deploy (a directory with PROJECT_FILES; default this checkout). */
   source?: string;
+  /** Which kind of test host (default: $WORKSTATIONS_TESTHOST, else nspawn). */
+  kind?: HostKind;
   /** Runs once the host exists and before its first boot (e.g. an nspawn bind of the real Claude CLI). */
   beforeBoot?: (host: TestHost) => void;
+  /**
+   * On a VM host, the services' ports (Vault, Gitea, the API server) and these ones relayed to
+   * the VM's loopback (dev/testhost reachMachine), so the host's own programs reach them at the
+   * same URLs as on nspawn. Off by default.
+   */
+  reachMachine?: { extraPorts?: number[] };
 }
 
 interface RosterUser {
@@ -148,7 +156,7 @@ export async function setupE2E(name: string, roster: unknown, o: E2EOptions = {}
   };
   writeRoster(roster);
 
-  const host = await createHost(`e2e-${name}`);
+  const host = await createHost(`e2e-${name}`, { kind: o.kind });
   let services: Awaited<ReturnType<typeof startServices>>;
   try {
     o.beforeBoot?.(host);
@@ -162,6 +170,10 @@ export async function setupE2E(name: string, roster: unknown, o: E2EOptions = {}
     await Promise.all([vault.stop(), forgejo?.stop(), kube?.stop(), destroyHost(host)].map((p) => p?.catch(() => undefined)));
   };
   try {
+    if (o.reachMachine) {
+      const ports = [vault.addr, forgejo?.url, kube?.server].filter((u): u is string => !!u).map((u) => Number(new URL(u).port));
+      await reachMachine(host, [...ports, ...(o.reachMachine.extraPorts ?? [])]);
+    }
     const passphrase = crypto.randomBytes(16).toString("hex");
     const slack = `https://hooks.slack.test/services/${crypto.randomBytes(8).toString("hex")}`;
     fs.mkdirSync(path.join(dir, "state"), { recursive: true });

@@ -33,7 +33,7 @@
  */
 import * as nspawn from "./nspawn";
 import * as vm from "./vm";
-import { fileTail, listHostDirs, ownerAlive, type CreateHostOptions, type HostKind, type TestHost } from "./common";
+import { fileTail, listHostDirs, ownerAlive, run, type CreateHostOptions, type HostKind, type TestHost } from "./common";
 import * as fs from "node:fs";
 
 export { cacheDir, loadHost, run } from "./common";
@@ -77,6 +77,45 @@ export async function reboot(h: TestHost): Promise<void> {
 /** Back to a fresh host: the VM to its booted snapshot (running); nspawn to its base (powered off: boot it). */
 export function reset(h: TestHost): Promise<void> {
   return impl(h).reset(h);
+}
+
+/** The VM's view of this machine's loopback (qemu's user network: 10.0.2.2 is the machine's 127.0.0.1). */
+export const VM_MACHINE_ADDR = "10.0.2.2";
+/** The unit that forwards the VM's 127.0.0.1:PORT to this machine's (reachMachine). */
+export const LOOPBACK_UNIT = "testhost-loopback.service";
+
+/**
+ * Makes this machine's loopback services on `ports` (Vault, Gitea, the API server, a fake)
+ * reachable inside the host at the same URL, `127.0.0.1:PORT`, so one configuration serves the
+ * Pulumi runner here and the programs on the host. nspawn shares this machine's network: nothing
+ * to do. The VM gets an enabled unit (so it holds across its reboots) running a TCP relay in
+ * Node from its 127.0.0.1:PORT to 10.0.2.2:PORT. Test plumbing only, like nspawn's shared
+ * network: the program never sees it.
+ */
+export async function reachMachine(h: TestHost, ports: readonly number[]): Promise<void> {
+  if (h.kind !== "vm" || ports.length === 0) return;
+  for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`reachMachine: bad port ${p}`);
+  const relay = `const net=require("net");for(const p of process.argv.slice(1).map(Number))net.createServer((c)=>{const u=net.connect(p,"${VM_MACHINE_ADDR}");c.pipe(u);u.pipe(c);c.on("error",()=>u.destroy());u.on("error",()=>c.destroy());}).listen(p,"127.0.0.1");`;
+  const unit = [
+    "[Unit]",
+    `Description=test plumbing: this VM's 127.0.0.1 ports ${ports.join(" ")} relayed to the machine's`,
+    "After=network.target",
+    "[Service]",
+    `ExecStart=/usr/bin/node -e '${relay}' ${ports.join(" ")}`,
+    "Restart=always",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+  await run(
+    h,
+    `cat >/etc/systemd/system/${LOOPBACK_UNIT} && systemctl daemon-reload && systemctl enable ${LOOPBACK_UNIT} && systemctl restart ${LOOPBACK_UNIT}`,
+    {
+      stdin: unit,
+    },
+  );
+  for (const p of ports)
+    await run(h, `for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/${p}) 2>/dev/null && exit 0; sleep 0.1; done; echo "port ${p} not relayed" >&2; exit 1`);
 }
 
 /** True when the host's container or VM is running. */
