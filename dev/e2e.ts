@@ -286,5 +286,15 @@ export function changeCollector(): { onEvent: (e: EngineEvent) => void; changed:
   };
 }
 
+/** Runs `f`, recording its wall time under `label` in `times` (a suite's step-time report). */
+export async function timed<T>(times: Array<[string, number]>, label: string, f: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  try {
+    return await f();
+  } finally {
+    times.push([label, Date.now() - t0]);
+  }
+}
+
 /** The resource name of a URN (its last `::` part). */
 export const urnName = (urn: string): string => urn.split("::").pop() ?? urn;

@@ -12,7 +12,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { changeCollector, E2E, PROJECT_DIR, setupE2E, urnName } from "../../dev/e2e";
+import { changeCollector, E2E, PROJECT_DIR, setupE2E, timed, urnName } from "../../dev/e2e";
 import { vaultRequest } from "../../dev/services";
 import { hasCiphertext, readStateAsAttacker } from "../../dev/state-audit";
 
@@ -25,14 +25,7 @@ const times: Array<[string, number]> = [];
 /** Every secret seen so far (delivered credentials, tokens): none may be in the state in plaintext, ever. */
 const seen = new Set<string>();
 
-async function step<T>(label: string, f: () => Promise<T>): Promise<T> {
-  const t0 = Date.now();
-  try {
-    return await f();
-  } finally {
-    times.push([label, Date.now() - t0]);
-  }
-}
+const step = <T>(label: string, f: () => Promise<T>): Promise<T> => timed(times, label, f);
 
 /** Writes the roster, `up`, `up --expect-no-changes`; returns the names of what the up touched. */
 async function apply(label: string): Promise<string[]> {

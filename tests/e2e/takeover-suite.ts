@@ -35,7 +35,7 @@ import * as YAML from "yaml";
 import { planRoster } from "../../components/plan";
 import { loadRoster } from "../../components/roster/load";
 import { TMUX_PERSIST_PROGRAM } from "../../components/hostContract";
-import { changeCollector, E2E, PROJECT_DIR, setupE2E, urnName } from "../../dev/e2e";
+import { changeCollector, E2E, PROJECT_DIR, setupE2E, timed, urnName } from "../../dev/e2e";
 import { boot, poweroff, run, type HostKind } from "../../dev/testhost/testhost";
 import { restoreUnitDone } from "../../dev/testhost/agents";
 import { FakeAnthropicMessages, lastUserText } from "../../dev/fakes/anthropic-messages";
@@ -131,14 +131,7 @@ export function takeoverSuite(kind: HostKind): void {
       const asEmo = (cmd: string) => sh(`runuser -u emo -- env -C / PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=/home/emo sh -c ${q(cmd)}`);
       const capture = async (s: string) =>
         (await run(e.host, `runuser -u emo -- tmux -u capture-pane -p -J -S -200 -t ${q("=" + s + ":")}`, { check: false })).stdout;
-      async function step<T>(label: string, f: () => Promise<T>): Promise<T> {
-        const t0 = Date.now();
-        try {
-          return await f();
-        } finally {
-          times.push([label, Date.now() - t0]);
-        }
-      }
+      const step = <T>(label: string, f: () => Promise<T>): Promise<T> => timed(times, label, f);
       const tokenOf = async () => {
         const d = (await e.kube!.request("GET", "/api/v1/namespaces/nadia-apps/secrets/dashboard-nadia-token")).json?.data?.token;
         return d ? Buffer.from(d, "base64").toString("utf8") : "";
