@@ -4,7 +4,8 @@
  * first `pulumi up` will create, adopt, change, retire, migrate, leave alone, and what blocks it.
  */
 import { LEDGER, LEGACY_DIR, TMUX_PERSIST_PROGRAM } from "../components/hostContract";
-import { LEGACY_RECONCILE_UNITS, LEGACY_TMUX_UNITS } from "../components/scripts/legacy";
+import { LEGACY_RECONCILE_FILES, LEGACY_RECONCILE_UNITS, LEGACY_TMUX_UNITS } from "../components/scripts/legacy";
+import { HOST_FILES_MANIFEST } from "../components/scripts/hostFiles";
 import type { Plan, UserPlan } from "../components/plan";
 
 /** What ~/code is (looked at as the user): a clone, a workspace holding ~/code/infra, another directory, nothing. */
@@ -26,6 +27,8 @@ export interface HostFacts {
   units: Map<string, { enabled: string; active: string }>;
   /** where /usr/local/bin/tmux-persist resolves, or "missing" */
   tmuxPersistBin: string;
+  /** Files the legacy reconcile installs where the program installs its own, present and not the program's (moved aside by the first up) */
+  reconcileFiles: string[];
   /** user -> legacy snapshots and tombstones in /var/lib/tmux-persist */
   legacyStore: Map<string, { snapshots: number; tombstones: number }>;
   /** merged /usr: /bin is a link to usr/bin */
@@ -61,6 +64,9 @@ done
 for u in ${[...LEGACY_RECONCILE_UNITS, ...LEGACY_TMUX_UNITS].join(" ")}; do
   printf 'unit\\t%s\\t%s\\t%s\\n' "$u" "$(systemctl is-enabled "$u" 2>/dev/null || true)" "$(systemctl is-active "$u" 2>/dev/null || true)"
 done
+for f in ${LEGACY_RECONCILE_FILES.join(" ")}; do
+  if [ -f "$f" ] && [ ! -L "$f" ] && ! awk -v f="$f" '$3 == f { found = 1 } END { exit !found }' ${HOST_FILES_MANIFEST} 2>/dev/null; then printf 'rfile\t%s\n' "$f"; fi
+done
 if [ -e /usr/local/bin/tmux-persist ]; then printf 'tpbin\\t%s\\n' "$(readlink -f /usr/local/bin/tmux-persist)"; else printf 'tpbin\\tmissing\\n'; fi
 if [ -d /var/lib/tmux-persist/snapshots ]; then
   for d in /var/lib/tmux-persist/snapshots/*/; do
@@ -82,6 +88,7 @@ export function parseFacts(out: string): HostFacts {
     userKeys: new Map(),
     units: new Map(),
     tmuxPersistBin: "missing",
+    reconcileFiles: [],
     legacyStore: new Map(),
     mergedUsr: false,
     code: new Map(),
@@ -101,6 +108,7 @@ export function parseFacts(out: string): HostFacts {
     } else if (kind === "keys") f.userKeys.set(r[0], /^[0-9]+$/.test((r[1] ?? "").trim()) ? Number(r[1]) : null);
     else if (kind === "unit") f.units.set(r[0], { enabled: r[1] || "not-found", active: r[2] || "inactive" });
     else if (kind === "tpbin") f.tmuxPersistBin = r[0];
+    else if (kind === "rfile") f.reconcileFiles.push(r[0]);
     else if (kind === "legacy") f.legacyStore.set(r[0], { snapshots: Number(r[1]), tombstones: Number(r[2]) });
     else if (kind === "merged-usr") f.mergedUsr = true;
     else if (kind === "code" && /^(single|workspace|dir|none)$/.test(r[1] ?? "")) f.code.set(r[0], r[1] as CodeFact);
@@ -210,6 +218,10 @@ export function takeoverPlan(plan: Plan, f: HostFacts): TakeoverPlan {
         `host: retire: the legacy reconcile ${u} (${s.enabled}/${s.active}) stopped, its unit moved to ${LEGACY_DIR}/<time>/ and masked (workstations-legacy-rollback puts it back)`,
       );
   }
+  for (const file of f.reconcileFiles)
+    lines.push(
+      `host: retire: ${file} (not the program's) moved to ${LEGACY_DIR}/<time>/ before the program installs its own (workstations-legacy-rollback puts it back)`,
+    );
   if (f.tmuxPersistBin === OUR_TMUX_PERSIST) lines.push("host: tmux-persist is the program's");
   else {
     if (f.tmuxPersistBin !== "missing")

@@ -112,6 +112,11 @@ elif [ -f "$m" ] && [ ! -L "$m" ]; then
 else
   echo "warning: $m is not a regular file; left alone" >&2
 fi
-put "$HOME/start-claude.sh" 0755 <"$launcher"`,
+# A launcher the program did not write (the legacy reconcile's, the user's own) is kept once, beside it.
+l="$HOME/start-claude.sh"
+if [ -f "$l" ] && [ ! -L "$l" ] && ! sed -n 2p "$l" | grep -q 'managed by workstations' && [ ! -e "$l.before-workstations" ] && [ ! -L "$l.before-workstations" ]; then
+  cp -p -- "$l" "$l.before-workstations"; changed "$l.before-workstations (the launcher that was there)"
+fi
+put "$l" 0755 <"$launcher"`,
   },
 ];

@@ -2,7 +2,7 @@
  * Retiring the team's hand-run pieces on a host the program takes over (issue 21 item 3;
  * ../shared/notes/team-devvm.md "Legacy pieces a takeover meets"): the hourly reconcile
  * (`t3-provision-users.timer`/`.service`), which re-installs its own files over the
- * program's every hour, and the legacy tmux-persist (`/usr/local/bin/tmux-persist` and its units
+ * program's every hour (and its managed Claude settings, moved aside as well), and the legacy tmux-persist (`/usr/local/bin/tmux-persist` and its units
  * under the names ours use). Runs before the host files are installed, so nothing of the
  * program's overwrites a legacy file: each is moved, never deleted, into
  * LEGACY_DIR/<UTC time>/ (its path kept below that folder), with a MANIFEST saying what was
@@ -11,12 +11,18 @@
  * A file is the program's (and left alone) when the last host-files manifest lists it or it is
  * the program's own link; a host without legacy pieces is not touched (changes=0).
  */
-import { LEGACY_DIR, TMUX_PERSIST_PROGRAM } from "../hostContract";
+import { LEGACY_DIR, MANAGED_SETTINGS, TMUX_PERSIST_PROGRAM } from "../hostContract";
 import { HOST_FILES_MANIFEST } from "./hostFiles";
 import { remoteScript, vars } from "./shell";
 
 /** The reconcile's units: stopped, moved aside and masked. */
 export const LEGACY_RECONCILE_UNITS = ["t3-provision-users.timer", "t3-provision-users.service"] as const;
+/**
+ * Files the reconcile installs at paths the program installs its own (the managed Claude
+ * settings): moved aside when they are not the program's, so the program's install replaces
+ * nothing of theirs.
+ */
+export const LEGACY_RECONCILE_FILES = [MANAGED_SETTINGS] as const;
 /** The legacy tmux-persist's units: the names ours have. */
 export const LEGACY_TMUX_UNITS = ["tmux-persist-save.timer", "tmux-persist-save.service", "tmux-persist-restore.service"] as const;
 /** Files the legacy tmux-persist has at the paths the program installs its own. */
@@ -34,6 +40,7 @@ export function legacyRetireScript(): string {
     LEGACY: LEGACY_DIR,
     OURS: TMUX_PERSIST_PROGRAM,
     RECONCILE: LEGACY_RECONCILE_UNITS.join(" "),
+    RFILES: LEGACY_RECONCILE_FILES.join(" "),
     TMUX_UNITS: LEGACY_TMUX_UNITS.join(" "),
     TMUX_FILES: LEGACY_TMUX_FILES.join(" "),
   })}
@@ -66,6 +73,9 @@ for u in $RECONCILE; do
   systemctl mask "$u" >/dev/null
   printf 'masked %s\\n' "$u" >>"$dir/MANIFEST"
   changed "masked $u"
+done
+for f in $RFILES; do
+  [ -f "$f" ] && [ ! -L "$f" ] && ! ours "$f" && aside "$f"
 done
 legacy_tp=0
 for f in $TMUX_FILES; do

@@ -74,6 +74,9 @@ for u in tmux-persist-save.service tmux-persist-save.timer tmux-persist-restore.
 done
 install -d -m 0755 /etc/claude-code
 install -m 0644 /opt/legacy/managed-settings.json /etc/claude-code/managed-settings.json
+for u in emo nadia; do # the non-admins' launcher
+  cmp -s /opt/legacy/start-claude.sh /home/$u/start-claude.sh || install -o $u -g $u -m 0755 /opt/legacy/start-claude.sh /home/$u/start-claude.sh
+done
 echo "reconciled $(date +%s)" >>/var/log/t3-provision-users.log
 `;
 
@@ -95,6 +98,7 @@ printf '[Service]\\nType=oneshot\\nExecStart=/usr/local/bin/tmux-persist save\\n
 printf '[Timer]\\nOnBootSec=5min\\nOnUnitActiveSec=5min\\n[Install]\\nWantedBy=timers.target\\n' >/opt/legacy/tmux-persist-save.timer
 printf '[Service]\\nType=oneshot\\nExecStart=/usr/local/bin/tmux-persist restore\\n[Install]\\nWantedBy=multi-user.target\\n' >/opt/legacy/tmux-persist-restore.service
 printf '{"env":{"LEGACY_MANAGED":"1"}}\\n' >/opt/legacy/managed-settings.json
+printf '#!/bin/bash\\n# the legacy launcher\\nexec claude --dangerously-skip-permissions "$@"\\n' >/opt/legacy/start-claude.sh
 cat >/usr/local/sbin/t3-provision-users <<'EOF'
 ${RECONCILE}EOF
 chmod 0755 /usr/local/sbin/t3-provision-users
@@ -358,6 +362,7 @@ export function takeoverSuite(kind: HostKind): void {
           /^ {2}nadia: adopt: uid 3002/m,
           /^ {2}host: retire: the legacy reconcile t3-provision-users\.timer \(enabled\/active\)/m,
           /^ {2}host: retire: the legacy tmux-persist \(\/usr\/local\/bin\/tmux-persist\)/m,
+          /^ {2}host: retire: \/etc\/claude-code\/managed-settings\.json \(not the program's\) moved to/m,
           /adopt: ClusterRole dashboard-nav-readonly exists/,
           /nadia: adopt: Namespace nadia-apps exists/,
           /nadia: adopt: ServiceAccount nadia-apps\/dashboard-nadia exists/,
@@ -396,7 +401,7 @@ export function takeoverSuite(kind: HostKind): void {
         // AGENTS.md when absent, and a clone where there was none)
         const MANAGED =
           /^(wizard|emo|nadia)\/(\.config|\.config\/claude-token-renew(\/.*)?|\.kube|\.kube\/config|\.git-credentials|start-claude\.sh|\.claude-oauth-token|\.claude|\.claude\/(rules|skills)|\.codex)$/;
-        const CREATED_WHEN_ABSENT = /^(wizard|emo|nadia)\/(\.claude\/settings\.json|\.codex\/AGENTS\.md)$/;
+        const CREATED_WHEN_ABSENT = /^(wizard|emo|nadia)\/(\.claude\/settings\.json|\.codex\/AGENTS\.md|start-claude\.sh\.before-workstations)$/;
         const entries = (t: string) => new Map(t.split("\n").map((l) => [l.split("\t")[0], l]));
         const [h0, h1] = [entries(before_.homes), entries(now.homes)];
         const differs = [...new Set([...h0.keys(), ...h1.keys()])].filter((p) => h0.get(p) !== h1.get(p));
@@ -409,6 +414,15 @@ export function takeoverSuite(kind: HostKind): void {
           `changed outside the managed files:\n${outside.map((p) => `- ${h0.get(p) ?? "(none)"}\n+ ${h1.get(p) ?? "(gone)"}`).join("\n")}`,
         );
         assert.ok(h0.get("wizard/code/scratch-75.txt"), "the untracked files were there");
+        // the legacy launcher is kept beside ours, byte for byte; the legacy managed settings are in the legacy folder
+        for (const u of ["emo", "nadia"]) {
+          assert.equal(
+            h1.get(`${u}/start-claude.sh.before-workstations`)?.split("\t").slice(1, 4).join(" "),
+            h0.get(`${u}/start-claude.sh`)?.split("\t").slice(1, 4).join(" "),
+          );
+          assert.equal(await sh(`sha256sum </home/${u}/start-claude.sh.before-workstations`), await sh("sha256sum </opt/legacy/start-claude.sh"));
+        }
+        assert.equal(await sh("cat /var/lib/workstations/legacy/20*Z/etc/claude-code/managed-settings.json"), '{"env":{"LEGACY_MANAGED":"1"}}');
         // both keys, through the roster's authorized_keys.d now
         assert.equal(e.sshAs("wizard", k.deploy.priv, "id -un").out, "tl-reconcile ran as root", "the forced-command key still runs its one command");
         assert.equal(e.sshAs("wizard", k.wizard.priv).out, "wizard");
@@ -499,6 +513,7 @@ export function takeoverSuite(kind: HostKind): void {
         const rb = await sh("workstations-legacy-rollback");
         assert.match(rb, /^unmasked t3-provision-users\.timer$/m, rb);
         assert.match(rb, /^restored \/usr\/local\/bin\/tmux-persist$/m, rb);
+        assert.match(rb, /^restored \/etc\/claude-code\/managed-settings\.json$/m, rb);
         assert.equal(await sh("systemctl is-enabled t3-provision-users.timer"), "enabled");
         assert.equal(await sh("systemctl is-active t3-provision-users.timer"), "active");
         const n = Number(await sh("wc -l </var/log/t3-provision-users.log"));

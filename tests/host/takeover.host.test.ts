@@ -35,6 +35,7 @@ printf '[Service]\\nType=oneshot\\nExecStart=/bin/true\\n' >/etc/systemd/system/
 printf '[Timer]\\nOnCalendar=hourly\\n[Install]\\nWantedBy=timers.target\\n' >/etc/systemd/system/t3-provision-users.timer
 systemctl daemon-reload && systemctl enable --now t3-provision-users.timer
 printf '#!/bin/bash\\necho legacy\\n' >/usr/local/bin/tmux-persist && chmod 0755 /usr/local/bin/tmux-persist
+install -d /etc/claude-code && printf '{"env":{"LEGACY":"1"}}\\n' >/etc/claude-code/managed-settings.json
 install -d -m 0700 /var/lib/tmux-persist/snapshots/wizard
 printf 'main\\t/home/wizard\\t-\\n' >/var/lib/tmux-persist/snapshots/wizard/20261201T000000.tsv
 printf 'main\\t/home/wizard\\t-\\n' >/var/lib/tmux-persist/snapshots/wizard/20261202T000000.tsv
@@ -85,6 +86,7 @@ test("the plan of the team's devvm names each account, the legacy pieces and the
     /^ {2}sneaky: the account exists and this program did not create it: add `adopt: true`/m,
     /^ {2}host: retire: the legacy reconcile t3-provision-users\.timer \(enabled\/active\)/m,
     /^ {2}host: retire: the legacy tmux-persist \(\/usr\/local\/bin\/tmux-persist\)/m,
+    /^ {2}host: retire: \/etc\/claude-code\/managed-settings\.json \(not the program's\) moved to/m,
   ])
     assert.match(out, want);
   assert.ok(out.indexOf("blocked (1):") > out.indexOf("wizard: adopt"), "the blockers come after the plan");
@@ -103,7 +105,7 @@ test("a host key that is not the host's: refused before anything is read, exit 2
 
 /** The legacy files and their content (sha256), and the reconcile timer's state. */
 const LEGACY_STATE =
-  "sha256sum /usr/local/bin/tmux-persist /etc/systemd/system/t3-provision-users.timer /etc/systemd/system/t3-provision-users.service; systemctl is-enabled t3-provision-users.timer || true; systemctl is-active t3-provision-users.timer || true";
+  "sha256sum /usr/local/bin/tmux-persist /etc/systemd/system/t3-provision-users.timer /etc/systemd/system/t3-provision-users.service /etc/claude-code/managed-settings.json; systemctl is-enabled t3-provision-users.timer || true; systemctl is-active t3-provision-users.timer || true";
 
 test("the first up's legacy step: the reconcile stopped, moved aside and masked, the legacy tmux-persist moved aside, nothing deleted; twice changes nothing; the rollback puts it all back", async () => {
   const legacyBefore = await sh(LEGACY_STATE);
@@ -118,7 +120,7 @@ test("the first up's legacy step: the reconcile stopped, moved aside and masked,
   assert.equal((await sh("test -e /usr/local/bin/tmux-persist && echo there || echo gone")).trim(), "gone");
   // moved, byte for byte
   const moved = await sh(
-    `cd ${folder} && sha256sum usr/local/bin/tmux-persist etc/systemd/system/t3-provision-users.timer etc/systemd/system/t3-provision-users.service`,
+    `cd ${folder} && sha256sum usr/local/bin/tmux-persist etc/systemd/system/t3-provision-users.timer etc/systemd/system/t3-provision-users.service etc/claude-code/managed-settings.json`,
   );
   const sums = (t: string) =>
     t
@@ -130,6 +132,8 @@ test("the first up's legacy step: the reconcile stopped, moved aside and masked,
   assert.match(manifest, /^unit t3-provision-users\.timer enabled active$/m);
   assert.match(manifest, /^masked t3-provision-users\.timer$/m);
   assert.match(manifest, /^file \/usr\/local\/bin\/tmux-persist$/m);
+  assert.match(manifest, /^file \/etc\/claude-code\/managed-settings\.json$/m);
+  assert.equal((await sh("test -e /etc/claude-code/managed-settings.json && echo there || echo gone")).trim(), "gone");
   const second = await run(h, legacyRetireScript());
   assert.match(second.stdout, /legacy changes=0$/m, "a second run changes nothing");
   assert.equal((await sh("ls -d /var/lib/workstations/legacy/20*Z")).trim(), folder, "and makes no new folder");
@@ -144,6 +148,7 @@ test("the first up's legacy step: the reconcile stopped, moved aside and masked,
   });
   const rb = await run(h, "workstations-legacy-rollback");
   assert.match(rb.stdout, /^restored \/usr\/local\/bin\/tmux-persist$/m);
+  assert.match(rb.stdout, /^restored \/etc\/claude-code\/managed-settings\.json$/m);
   assert.equal(await sh(LEGACY_STATE), legacyBefore, "the legacy files and the reconcile timer are back as they were");
   assert.equal((await sh(`ls -d ${folder}.rolled-back`)).trim(), `${folder}.rolled-back`);
   const again = await run(h, "workstations-legacy-rollback", { check: false });

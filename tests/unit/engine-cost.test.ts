@@ -144,9 +144,10 @@ test("a new host library version changes every user's commands; nothing per-user
 /**
  * The host component's inputs (every resource named host…), example roster: was 1.2 MB of state
  * with the files' text. 24 KB until the takeover's legacy step (about 2.5 KB, once per host:
- * it runs before the host files, so it cannot be a call of the host library they install).
+ * it runs before the host files, so it cannot be a call of the host library they install),
+ * 27 KB until it moved the reconcile's managed settings aside too (128 bytes).
  */
-export const HOST_INPUT_BUDGET = 27 * 1024;
+export const HOST_INPUT_BUDGET = 27 * 1024 + 256;
 
 test(`the host files are one archive: the state keeps its digest, no shipped file's text; the host's inputs stay under ${HOST_INPUT_BUDGET} bytes`, async () => {
   const { resources, program } = await runProgram({ roster: readExampleRoster() });

@@ -49,6 +49,7 @@ const PROBE = [
   "unit\tt3-provision-users.timer\tenabled\tactive",
   "unit\tt3-provision-users.service\tstatic\tinactive",
   "unit\ttmux-persist-save.timer\tenabled\tactive",
+  "rfile\t/etc/claude-code/managed-settings.json",
   "tpbin\t/usr/local/bin/tmux-persist",
   "legacy\twizard\t12\t3",
   "merged-usr",
@@ -84,6 +85,7 @@ test("per user: create, managed, adopt (groups joined and kept, shell by what it
     /^host: retire: the legacy reconcile t3-provision-users\.timer \(enabled\/active\) stopped, its unit moved to \/var\/lib\/workstations\/legacy\/<time>\/ and masked \(workstations-legacy-rollback puts it back\)$/m,
     /^host: retire: the legacy tmux-persist \(\/usr\/local\/bin\/tmux-persist\) and its units stopped and moved to/m,
     /^host: install \/usr\/local\/bin\/tmux-persist -> \/usr\/local\/lib\/workstations\/tmux-persist\.mjs and its units$/m,
+    /^host: retire: \/etc\/claude-code\/managed-settings\.json \(not the program's\) moved to \/var\/lib\/workstations\/legacy\/<time>\/ before the program installs its own/m,
   ])
     assert.match(lines, want);
   assert.match(lines, /^host: retire: the legacy reconcile t3-provision-users\.service \(static\/inactive\)/m);
