@@ -187,14 +187,14 @@ exit 127
   });
 
   test("a login shell that is not installed fails the preflight and the account script, before any change", async () => {
-    const pre = await tryRun(preflightScript(["/bin/bash", "/usr/bin/zsh"]));
+    const pre = await tryRun(preflightScript(["/bin/bash", "/usr/bin/fish"]));
     assert.notEqual(pre.code, 0);
-    assert.match(pre.stderr, /login shell \/usr\/bin\/zsh .* is not installed on /);
+    assert.match(pre.stderr, /login shell \/usr\/bin\/fish .* is not installed on /);
     assert.equal(pre.stdout.includes("changed:"), false);
-    const p = planUser(rosterUser("zed", 2120, { shell: "/usr/bin/zsh" }));
+    const p = planUser(rosterUser("zed", 2120, { shell: "/usr/bin/fish" }));
     const r = await tryRun(accountApplyScript(p));
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /login shell \/usr\/bin\/zsh of zed is not installed/);
+    assert.match(r.stderr, /login shell \/usr\/bin\/fish of zed is not installed/);
     assert.equal(await sh("getent passwd zed || echo none"), "none");
     assert.equal(await sh(`grep -c '^2120 ' ${LEDGER} || true`), "0");
   });
