@@ -72,25 +72,19 @@ export class UserWorkstation extends pulumi.ComponentResource {
       { parent: this, dependsOn: args.dependsOn },
     );
 
+    // The account and its home in one remote command (issue 25: one resource and one engine
+    // round trip less per user): the account step, then the home step (managed files, links,
+    // the launcher), each a verb of the host library. No `update`: a change runs `create` again
+    // (both steps converge). The home step has no delete, so the `<user>-home` resource of an
+    // older state is removed without running anything on the host.
     this.account = new command.remote.Command(
       `${name}-account`,
       {
         ...common,
-        // One command for create and update (no `update`: a change runs `create` again), a few
-        // hundred bytes each: the logic is in the host library (scripts/hostLib.ts).
-        create: accountApplyScript(p),
+        create: `${accountApplyScript(p)} && ${homeApplyScript(p, args.home)}`,
         delete: accountCutScript(p),
       },
       { parent: this, dependsOn: [...(args.dependsOn ?? []), limits], deleteBeforeReplace: true },
-    );
-
-    const home = new command.remote.Command(
-      `${name}-home`,
-      {
-        ...common,
-        create: homeApplyScript(p, args.home),
-      },
-      { parent: this, dependsOn: [this.account] },
     );
 
     const vaultGrant = p.grants.vault;
@@ -113,20 +107,19 @@ export class UserWorkstation extends pulumi.ComponentResource {
         create: userUnitsScript(p.name, p.grants.timers),
         delete: userUnitsScript(p.name, []),
       },
-      { parent: this, dependsOn: [home, ...(vaultParts ? [vaultParts.deliver] : [])] },
+      { parent: this, dependsOn: [this.account, ...(vaultParts ? [vaultParts.deliver] : [])] },
     );
 
-    const forgejo = args.forgejo ? userForgejo(this, { plan: p, forgejo: args.forgejo, connection: args.connection, account: this.account, home }) : {};
+    const forgejo = args.forgejo ? userForgejo(this, { plan: p, forgejo: args.forgejo, connection: args.connection, account: this.account }) : {};
     this.ready = [
       this.account,
-      home,
       limits,
       ...(vaultParts ? [vaultParts.deliver] : []),
       units,
-      ...[forgejo.credentials, forgejo.clone, ...(forgejo.repoClones ?? [])].filter((r): r is command.remote.Command => !!r),
+      ...[forgejo.credentials, ...(forgejo.repoClones ?? [])].filter((r): r is command.remote.Command => !!r),
     ];
     if (args.kube) {
-      const kube = userKube(this, { ...args.kube, plan: p, connection: args.connection, account: this.account, home });
+      const kube = userKube(this, { ...args.kube, plan: p, connection: args.connection, account: this.account });
       this.ready.push(...kube.ready);
       Object.assign(this.dashboardTokens, kube.dashboardTokens);
     }

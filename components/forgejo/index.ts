@@ -133,7 +133,6 @@ export interface UserForgejoParts {
   collaborator?: ForgejoCollaborator;
   token?: ForgejoAccessToken;
   credentials?: command.remote.Command;
-  clone?: command.remote.Command;
   /** The workspace layout's further repos (`repos`), one clone each. */
   repoClones?: command.remote.Command[];
 }
@@ -151,7 +150,7 @@ export function tokenName(globalRotation: string, userRotation: number): string 
  */
 export function userForgejo(
   parent: pulumi.Resource,
-  a: { plan: UserPlan; forgejo: UserForgejoArgs; connection: HostConnection; account: pulumi.Resource; home: pulumi.Resource },
+  a: { plan: UserPlan; forgejo: UserForgejoArgs; connection: HostConnection; account: pulumi.Resource },
 ): UserForgejoParts {
   const p = a.plan;
   const grant = p.grants.forgejo;
@@ -183,37 +182,36 @@ export function userForgejo(
   );
   const connection = commandConnection(a.connection);
   const line = pulumi.secret(token.token.apply((t) => credentialLine(cfg.urlFromHost, p.forgejoUser, t)));
+  // The token's line in ~/.git-credentials, then the clone of the infra repo into ~/code, in
+  // one remote command (issue 25: one resource less per user). The clone step leaves an
+  // existing clone alone, so running it again on every change of the line (a new token) is a
+  // no-op; it has no delete, so the `<user>-code-clone` resource of an older state is removed
+  // without running anything on the host.
+  const deliver = `${gitCredentialsDeliverScript(p, cfg.urlFromHost)} && ${cloneScript(p, acc.cloneUrl(), p.code.infraDir, p.code.adoptDir)}`;
   const credentials = new command.remote.Command(
     `${p.name}-git-credentials`,
     {
       connection,
       addPreviousOutputInEnv: false,
-      create: gitCredentialsDeliverScript(p, cfg.urlFromHost),
-      update: gitCredentialsDeliverScript(p, cfg.urlFromHost),
+      create: deliver,
+      update: deliver,
       delete: gitCredentialsRemoveScript(p, cfg.urlFromHost),
       stdin: line,
     },
-    { parent, dependsOn: [a.account], additionalSecretOutputs: ["stdin"] },
-  );
-  // Create only: a change runs the same script, which leaves an existing clone alone; no delete.
-  const clone = new command.remote.Command(
-    `${p.name}-code-clone`,
-    {
-      connection,
-      addPreviousOutputInEnv: false,
-      create: cloneScript(p, acc.cloneUrl(), p.code.infraDir, p.code.adoptDir),
-    },
-    { parent, dependsOn: [a.home, credentials, ...(collaborator ? [collaborator] : [])] },
+    // Replaced only by hand (`pulumi up --replace`, to clone again): the old line is removed
+    // before the new command writes it, not after.
+    { parent, dependsOn: [a.account, ...(collaborator ? [collaborator] : [])], additionalSecretOutputs: ["stdin"], deleteBeforeReplace: true },
   );
   // The workspace's further repos, beside the infra clone (the user's own access to them: the
   // program grants none; a repo they cannot read fails that clone with Forgejo's answer).
+  // Create only: a change runs the same script, which leaves an existing clone alone; no delete.
   const repoClones = p.code.repos.map(
     (r) =>
       new command.remote.Command(
         `${p.name}-code-clone-${r.dir.slice("code/".length)}`,
         { connection, addPreviousOutputInEnv: false, create: cloneScript(p, acc.cloneUrl(r.repo), r.dir, "") },
-        { parent, dependsOn: [clone, credentials] },
+        { parent, dependsOn: [credentials] },
       ),
   );
-  return { collaborator, token, credentials, clone, ...(repoClones.length ? { repoClones } : {}) };
+  return { collaborator, token, credentials, ...(repoClones.length ? { repoClones } : {}) };
 }

@@ -326,10 +326,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
 }
 
 /** One user's Kubernetes part: the resources above plus ~/.kube/config on the host. */
-export function userKube(
-  parent: pulumi.Resource,
-  a: UserKubeArgs & { plan: UserPlan; connection: HostConnection; account: pulumi.Resource; home: pulumi.Resource },
-): UserKubeParts {
+export function userKube(parent: pulumi.Resource, a: UserKubeArgs & { plan: UserPlan; connection: HostConnection; account: pulumi.Resource }): UserKubeParts {
   const p = a.plan;
   const parts = userKubeResources(parent, a.cluster, p);
   const body = kubeconfigBody(a.cluster.config, p);
@@ -343,7 +340,7 @@ export function userKube(
       delete: kubeconfigRemoveScript(p),
       stdin: guardedKubeconfig(body),
     },
-    { parent, dependsOn: [a.account, a.home] },
+    { parent, dependsOn: [a.account] },
   );
   return { ...parts, kubeconfig, ready: [...parts.ready, kubeconfig] };
 }

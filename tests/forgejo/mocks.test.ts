@@ -55,18 +55,23 @@ test("codeLayout workspace: the infra clone at ~/code/infra (a clone at ~/code a
     emo.repos = ["viktor/tools", "team/docs-site"];
   });
   const { resources } = await runProgram({ roster, config: FORGEJO });
-  const clones = commands(resources).filter((r) => /^emo-code-clone/.test(r.name));
+  const clones = commands(resources).filter((r) => /^emo-(code-clone|git-credentials)/.test(r.name));
   const lib = "\\/usr\\/local\\/lib\\/workstations\\/lib\\/ws-[0-9a-f]{16}\\.sh clone 'NAME=emo' 'UID_=2001'";
+  // the infra clone is the second step of the credentials' command; each further repo its own, after it
   assert.deepEqual(
     clones.map((r) => r.name),
-    ["emo-code-clone", "emo-code-clone-tools", "emo-code-clone-docs-site"],
+    ["emo-git-credentials", "emo-code-clone-tools", "emo-code-clone-docs-site"],
   );
   const url = "http:\\/\\/forgejo\\.internal:3000\\/";
-  assert.match(clones[0].inputs.create, new RegExp(`^${lib} 'URL=${url}viktor\\/infra\\.git' 'REMOTE=forgejo' 'BRANCH=master' 'DIR=code/infra' 'ALT=code'$`));
+  assert.match(
+    clones[0].inputs.create,
+    new RegExp(` && ${lib} 'URL=${url}viktor\\/infra\\.git' 'REMOTE=forgejo' 'BRANCH=master' 'DIR=code/infra' 'ALT=code'$`),
+  );
+  assert.equal(clones[0].inputs.update, clones[0].inputs.create);
   assert.match(clones[1].inputs.create, new RegExp(`^${lib} 'URL=${url}viktor\\/tools\\.git' 'REMOTE=forgejo' 'BRANCH=master' 'DIR=code/tools' 'ALT='$`));
   assert.match(clones[2].inputs.create, new RegExp(`'URL=${url}team\\/docs-site\\.git' .* 'DIR=code/docs-site' 'ALT='$`));
   // the others keep the single layout
-  assert.match(commands(resources).find((r) => r.name === "nadia-code-clone")!.inputs.create, /'DIR=code' 'ALT='$/);
+  assert.match(commands(resources).find((r) => r.name === "nadia-git-credentials")!.inputs.create, /'DIR=code' 'ALT='$/);
 });
 
 test("the example roster: collaborators with the plan's permission (not the owner), a token, ~/.git-credentials and ~/code per active user; nothing for suspended or offboarded", async () => {
@@ -109,12 +114,13 @@ test("the example roster: collaborators with the plan's permission (not the owne
       `${u} gets no Forgejo resource`,
     );
   const cmds = commands(resources).map((r) => r.name);
-  for (const u of ["viktor", "emo", "nadia"]) assert.ok(cmds.includes(`${u}-git-credentials`) && cmds.includes(`${u}-code-clone`), u);
-  // the clone URL and the credential host are the host's view; the resources use the runner's
-  const clone = commands(resources).find((r) => r.name === "emo-code-clone")!;
+  for (const u of ["viktor", "emo", "nadia"]) assert.ok(cmds.includes(`${u}-git-credentials`) && !cmds.some((c) => c.startsWith(`${u}-code-clone`)), u);
+  // the clone URL and the credential host are the host's view; the resources use the runner's.
+  // The credentials' line first, then the clone, in one command.
+  const clone = commands(resources).find((r) => r.name === "emo-git-credentials")!;
   assert.match(
     clone.inputs.create,
-    /^\/usr\/local\/lib\/workstations\/lib\/ws-[0-9a-f]{16}\.sh clone 'NAME=emo' 'UID_=2001' 'URL=http:\/\/forgejo\.internal:3000\/viktor\/infra\.git' 'REMOTE=forgejo' 'BRANCH=master' 'DIR=code' 'ALT='$/,
+    /^\/usr\/local\/lib\/workstations\/lib\/ws-[0-9a-f]{16}\.sh git-credentials-deliver 'NAME=emo' 'UID_=2001' [^&]* && \/usr\/local\/lib\/workstations\/lib\/ws-[0-9a-f]{16}\.sh clone 'NAME=emo' 'UID_=2001' 'URL=http:\/\/forgejo\.internal:3000\/viktor\/infra\.git' 'REMOTE=forgejo' 'BRANCH=master' 'DIR=code' 'ALT='$/,
   );
   assert.equal(of(resources, "Collaborator")[0].inputs.url, FORGEJO.forgejoUrl);
   // the refresh timer is part of the plan's units for active users with access

@@ -163,7 +163,7 @@ test("a customised AGENTS.md is never overwritten; settings.json goes back to 06
   const r = await engine.rerunAll();
   assert.equal(await sh("sha256sum /home/emo/.codex/AGENTS.md"), before);
   assert.equal(await sh("stat -c %a /home/emo/.claude/settings.json"), "600");
-  assert.ok(r.some((a) => a.name === "emo-home" && changes(a.stdout).some((c) => /settings.json mode/.test(c))));
+  assert.ok(r.some((a) => a.name === "emo-account" && changes(a.stdout).some((c) => /settings.json mode/.test(c))));
 });
 
 test("change groups and keys: updated in place, only that user's account", async () => {
@@ -255,6 +255,9 @@ test("a run killed halfway converges on the next run", async () => {
   const kim = { name: "kim", uid: 2010, role: "power-user", email: "kim@example.com", forgejo: "kim", sshKeys: [keypair("kim").pub], groups: ["audio"] };
   const specs = await capture({ roster: rosterText([...users, kim]) });
   const kimAccount = specs.find((s) => s.name === "kim-account") as CommandSpec;
+  // The command is the account step, then the home step: the account step is the one killed.
+  const accountStep = kimAccount.create.split(" && ")[0];
+  assert.match(accountStep, / account-apply 'NAME=kim' /);
   // Kill the account script right after its 1st, 2nd, 3rd... change: each run is cut off
   // part-way through, leaving the host half-converged for the next.
   let kills = 0;
@@ -263,7 +266,7 @@ test("a run killed halfway converges on the next run", async () => {
       h,
       [
         "rm -f /tmp/kf; mkfifo /tmp/kf; exec 3<>/tmp/kf",
-        `${kimAccount.create} >/tmp/kf 2>/dev/null & pid=$!`,
+        `${accountStep} >/tmp/kf 2>/dev/null & pid=$!`,
         `for i in $(seq ${n}); do IFS= read -r -t 120 l <&3 || exit 0; done`, // a slow (emulated) host may take many seconds per line
         `st=$(awk '/^State/{print $2}' /proc/$pid/status 2>/dev/null || true)`,
         `if [ -n "$st" ] && [ "$st" != Z ] && kill -KILL $pid 2>/dev/null; then echo KILLED; fi`,
@@ -297,7 +300,7 @@ test("a new host library version reaches every user; a delete runs the version i
     const actions = await engine.up(specs);
     const updated = actions.filter((a) => a.op === "update").map((a) => a.name);
     for (const u of users.filter((x) => x.state !== "offboarded")) {
-      for (const part of ["account", "home", "units"]) assert.ok(updated.includes(`${u.name}-${part}`), `${u.name}-${part} not updated: ${updated}`);
+      for (const part of ["account", "units"]) assert.ok(updated.includes(`${u.name}-${part}`), `${u.name}-${part} not updated: ${updated}`);
     }
     // host-files installs the new version; web-files re-points its drift-restore entry
     // (WEB_APPLY) at it; nothing else changes.

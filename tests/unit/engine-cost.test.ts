@@ -86,7 +86,7 @@ test(`with Forgejo and Kubernetes on, one user's resource inputs, provider code 
     const roster = readExampleRoster();
     const { resources } = await runProgram({ roster, config: { ...FORGEJO_CONFIG, ...KUBE_CONFIG } });
     assert.ok(
-      resources.some((r) => r.name === "emo-code-clone") && resources.some((r) => r.name === "nadia-kubeconfig"),
+      resources.some((r) => r.name === "emo-git-credentials") && resources.some((r) => r.name === "nadia-kubeconfig"),
       "the Forgejo and Kubernetes parts are on",
     );
     // A dynamic resource stores its provider object (`__provider`), serialised with all it
@@ -105,10 +105,13 @@ test(`with Forgejo and Kubernetes on, one user's resource inputs, provider code 
     );
     console.log(`# provider code per Forgejo resource: ${code} bytes (${dynamic.length} resources)`);
     console.log(`# input bytes per user besides the provider code (Forgejo and Kubernetes on): ${JSON.stringify(Object.fromEntries(withoutCode))}`);
-    // The clone, credential and kubeconfig commands are host-library calls, not scripts.
-    for (const r of resources.filter((x) => /-(code-clone|git-credentials|kubeconfig)$/.test(x.name)))
-      for (const f of ["create", "delete"])
-        if (r.inputs[f]) assert.ok(String(unsecret(r.inputs[f])).startsWith(hostLibrary().path + " "), `${r.name}.${f} is a library call`);
+    // The account (and home), clone, credential and kubeconfig commands are host-library calls
+    // (one, or two joined by &&), not scripts.
+    for (const r of resources.filter((x) => /-(account|code-clone-.*|git-credentials|kubeconfig)$/.test(x.name)))
+      for (const f of ["create", "update", "delete"])
+        if (r.inputs[f])
+          for (const call of String(unsecret(r.inputs[f])).split(" && "))
+            assert.ok(call.startsWith(hostLibrary().path + " "), `${r.name}.${f} is a library call: ${call.slice(0, 80)}`);
     console.log(`# input bytes per user (Forgejo and Kubernetes on): ${JSON.stringify(Object.fromEntries(per))}`);
   } finally {
     setForgejoPreflightForTests(undefined);

@@ -24,14 +24,14 @@ test("exactly one UserWorkstation per active or suspended entry; offboarded crea
   assert.deepEqual(ws, ["emo", "nadia", "sam", "viktor"]);
   assert.equal(resources.filter((r) => r.name.includes("olga")).length, 0, "offboarded olga (no purge approval) must create nothing");
   assert.equal(resources.filter((r) => r.type === "workstations:index:Host").length, 1);
-  // Each workstation owns account, home and units commands.
+  // Each workstation owns the account (with its home step), limits and units commands.
   for (const u of ws)
     assert.deepEqual(
       commands(resources)
         .filter((r) => r.name.startsWith(`${u}-`))
         .map((r) => r.name)
         .sort(),
-      [`${u}-account`, `${u}-home`, `${u}-limits`, `${u}-units`, ...(u === "sam" ? [] : [`${u}-vault-credential`])].sort(),
+      [`${u}-account`, `${u}-limits`, `${u}-units`, ...(u === "sam" ? [] : [`${u}-vault-credential`])].sort(),
     );
 });
 
