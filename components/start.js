@@ -87,6 +87,27 @@ require.extensions[".ts"] = function loadTs(module, filename) {
   compiled.set(filename, js);
   module._compile(js, filename);
 };
+/**
+ * The SDK's own debug messages ("Registering resource: t=…", "RegisterResource RPC prepared: …",
+ * "… finished: …"): each is a Log call to the engine, sent one after the other, three or more
+ * per resource, and shown only by `pulumi … --debug` or a verbose log. They were about 15% of a
+ * no-op preview's CPU with 20 users (issue 25: 6.0 s -> 5.1 s, 4.9 s -> 4.5 s of wall time).
+ * The program itself logs nothing at debug level. WORKSTATIONS_SDK_DEBUG=1 keeps them.
+ */
+function quietSdkDebug() {
+  if (process.env.WORKSTATIONS_SDK_DEBUG === "1") return;
+  let log;
+  try {
+    log = require(require.resolve("@pulumi/pulumi/log", { paths: [ROOT] }));
+  } catch {
+    return; // another SDK layout: its debug messages stay
+  }
+  log.debug = function debug() {
+    return Promise.resolve();
+  };
+}
+
 stackTraces();
+quietSdkDebug();
 
 module.exports = require(path.join(ROOT, "index.ts"));

@@ -298,3 +298,32 @@ console.log(JSON.stringify({ stack, promise: debuggablePromise() }));`;
   assert.match(stack, /^Error: boom\n\s+at fail \(.*\/lib\.ts:5:\d+\)/, stack);
   assert.match(promise, /^Error\n    at debuggablePromise \(\[eval\]:4:/, promise);
 });
+
+test("components/start.js: the SDK's debug messages are not sent to the engine (WORKSTATIONS_SDK_DEBUG=1 keeps them)", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-start-"));
+  fs.mkdirSync(path.join(dir, "components"));
+  fs.copyFileSync(path.join(PROJECT_DIR, "components/start.js"), path.join(dir, "components/start.js"));
+  fs.copyFileSync(path.join(PROJECT_DIR, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.pulumi.json"));
+  fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
+  fs.writeFileSync(path.join(dir, "index.ts"), "export const ok = true;\n");
+  // The SDK instance the program uses (as the language host loads it), its log module before
+  // and after start.js; the replacement must not reach the engine: no getEngine() call.
+  const probe = `const log = require(require.resolve("@pulumi/pulumi/log", { paths: [${JSON.stringify(dir)}] }));
+const settings = require(require.resolve("@pulumi/pulumi/runtime/settings", { paths: [${JSON.stringify(dir)}] }));
+const before = log.debug;
+require(${JSON.stringify(path.join(dir, "components/start.js"))});
+let asked = 0; const getEngine = settings.getEngine; settings.getEngine = () => (asked++, getEngine());
+const p = log.debug("Registering resource: t=x, name=y");
+p.then(() => console.log(JSON.stringify({ replaced: log.debug !== before, promise: typeof p.then === "function", asked })));`;
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ["-e", probe], {
+      cwd: dir,
+      encoding: "utf8",
+      env: { ...process.env, WORKSTATIONS_TS_CACHE: path.join(dir, "cache"), ...env },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { replaced: boolean; promise: boolean; asked: number };
+  };
+  assert.deepEqual(run({ WORKSTATIONS_SDK_DEBUG: "" }), { replaced: true, promise: true, asked: 0 });
+  assert.deepEqual(run({ WORKSTATIONS_SDK_DEBUG: "1" }), { replaced: false, promise: true, asked: 1 });
+});
