@@ -256,7 +256,7 @@ test("a run killed halfway converges on the next run", async () => {
   const specs = await capture({ roster: rosterText([...users, kim]) });
   const kimAccount = specs.find((s) => s.name === "kim-account") as CommandSpec;
   // The command is the account step, then the home step: the account step is the one killed.
-  const accountStep = kimAccount.create.split(" && ")[0];
+  const accountStep = String(kimAccount.create).split(" && ")[0];
   assert.match(accountStep, / account-apply 'NAME=kim' /);
   // Kill the account script right after its 1st, 2nd, 3rd... change: each run is cut off
   // part-way through, leaving the host half-converged for the next.

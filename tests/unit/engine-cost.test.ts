@@ -248,17 +248,22 @@ test("the deploy-time program is transpiled only: tsconfig.pulumi.json = tsconfi
   assert.deepEqual([yaml.main, yaml.runtime.options.typescript], ["components/start.js", false]);
 });
 
-test("components/start.js: transpiles with tsconfig.pulumi.json's options, once; a run with unchanged sources never loads the compiler", () => {
+/** A temp project with components/start.js, tsconfig.pulumi.json, node_modules and `files`. */
+function startJsProject(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-start-"));
   fs.mkdirSync(path.join(dir, "components"));
   fs.copyFileSync(path.join(PROJECT_DIR, "components/start.js"), path.join(dir, "components/start.js"));
   fs.copyFileSync(path.join(PROJECT_DIR, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.pulumi.json"));
   fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
-  fs.writeFileSync(path.join(dir, "lib.ts"), "export const twice = (n: number): number => n * 2;\n");
-  fs.writeFileSync(
-    path.join(dir, "index.ts"),
-    'import { twice } from "./lib";\nimport * as path from "path";\nexport const out: string = `${twice(21)} ${path.basename(__filename)}`;\n',
-  );
+  for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
+  return dir;
+}
+
+test("components/start.js: transpiles with tsconfig.pulumi.json's options, once; a run with unchanged sources never loads the compiler", () => {
+  const dir = startJsProject({
+    "lib.ts": "export const twice = (n: number): number => n * 2;\n",
+    "index.ts": 'import { twice } from "./lib";\nimport * as path from "path";\nexport const out: string = `${twice(21)} ${path.basename(__filename)}`;\n',
+  });
   const cache = path.join(dir, "cache");
   const probe = `const m = require(${JSON.stringify(path.join(dir, "components/start.js"))}); const ts = Object.keys(require.cache).some((k) => /node_modules\\/typescript\\/lib\\/typescript\\.js$/.test(k)); console.log(JSON.stringify({ out: m.out, ts }));`;
   const runOnce = () => {
@@ -275,17 +280,12 @@ test("components/start.js: transpiles with tsconfig.pulumi.json's options, once;
 });
 
 test("components/start.js: a program error's stack points at the TypeScript; the SDK's promise stacks are not mapped", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-start-"));
-  fs.mkdirSync(path.join(dir, "components"));
-  fs.copyFileSync(path.join(PROJECT_DIR, "components/start.js"), path.join(dir, "components/start.js"));
-  fs.copyFileSync(path.join(PROJECT_DIR, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.pulumi.json"));
-  fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
   // Line 5 of lib.ts throws; the transpiled line differs (the import helpers come first).
-  fs.writeFileSync(
-    path.join(dir, "lib.ts"),
-    'import * as os from "os";\nimport * as fs from "fs";\nexport function fail(): never {\n  void os.EOL, void fs.constants;\n  throw new Error("boom");\n}\n',
-  );
-  fs.writeFileSync(path.join(dir, "index.ts"), 'import { fail } from "./lib";\nexport const run = (): never => fail();\n');
+  const dir = startJsProject({
+    "lib.ts":
+      'import * as os from "os";\nimport * as fs from "fs";\nexport function fail(): never {\n  void os.EOL, void fs.constants;\n  throw new Error("boom");\n}\n',
+    "index.ts": 'import { fail } from "./lib";\nexport const run = (): never => fail();\n',
+  });
   // As the language host does: source-map-support first, then the program.
   const probe = `require("source-map-support/register");
 const m = require(${JSON.stringify(path.join(dir, "components/start.js"))});
@@ -300,12 +300,7 @@ console.log(JSON.stringify({ stack, promise: debuggablePromise() }));`;
 });
 
 test("components/start.js: the SDK's debug messages are not sent to the engine (WORKSTATIONS_SDK_DEBUG=1 keeps them)", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-start-"));
-  fs.mkdirSync(path.join(dir, "components"));
-  fs.copyFileSync(path.join(PROJECT_DIR, "components/start.js"), path.join(dir, "components/start.js"));
-  fs.copyFileSync(path.join(PROJECT_DIR, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.pulumi.json"));
-  fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(dir, "node_modules"));
-  fs.writeFileSync(path.join(dir, "index.ts"), "export const ok = true;\n");
+  const dir = startJsProject({ "index.ts": "export const ok = true;\n" });
   // The SDK instance the program uses (as the language host loads it), its log module before
   // and after start.js; the replacement must not reach the engine: no getEngine() call.
   const probe = `const log = require(require.resolve("@pulumi/pulumi/log", { paths: [${JSON.stringify(dir)}] }));
