@@ -11,7 +11,9 @@
  *     checkpoint divided by the active users), a one-user edit (which resources it touched and how many remote commands
  *     ran on the host: sshd's logins as root), and, for 100 users, onboarding one more user;
  *   - the same for BENCH_BEFORE_SIZES (default 20,100) with the program at BENCH_BASELINE (git,
- *     default 4974438: before issue 25), so before and after are in the same run.
+ *     default 4974438: before issue 25), so before and after are in the same run;
+ *   - the floor: for each after row, a program of as many do-nothing resources (floorRows), so
+ *     the engine's and the SDK's own cost per resource is beside the program's.
  * The Forgejo rows of issue 12 (the Forgejo resources alone, the first provider version from
  * git against the loader) run with BENCH_FORGEJO=1. The machine's load is printed with the table.
  *
@@ -217,6 +219,61 @@ function baselineSource(commit: string): string {
   return dir;
 }
 
+/** Active users -> resources of this program's stack (the after rows), for the floor rows. */
+const programResources = new Map<number, number>();
+
+/** The floor program: `n` do-nothing resources, loaded the way this program is (components/start.js). */
+const FLOOR_INDEX = `import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+const n = Number(new pulumi.Config("floor").require("n"));
+for (let i = 0; i < n; i++) new command.local.Command(\`c\${i}\`, { create: "true", addPreviousOutputInEnv: false });
+`;
+
+/**
+ * The floor: what any program with as many resources as this one's stack costs the engine and
+ * the SDK here. `n` command.local resources whose create is \`true\`, started through
+ * components/start.js (so with the same SDK treatment: the transpile cache, unmapped promise
+ * stacks, no SDK debug messages), no dependencies, no secrets, no remote host. The no-op
+ * preview of this program is the least a stack of `n` resources costs; what this program pays
+ * above it is the program's own.
+ */
+function floorRows(env: NodeJS.ProcessEnv): void {
+  const base = rows.find((r) => r.users === 0 && r.case.startsWith("empty"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-floor-"));
+  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: floor\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: components/start.js\n");
+  fs.mkdirSync(path.join(dir, "components"));
+  fs.copyFileSync(path.join(ROOT, "components/start.js"), path.join(dir, "components/start.js"));
+  fs.copyFileSync(path.join(ROOT, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.pulumi.json"));
+  fs.writeFileSync(path.join(dir, "index.ts"), FLOOR_INDEX);
+  fs.writeFileSync(path.join(dir, "package.json"), '{"name":"floor","main":"components/start.js"}\n');
+  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  fs.mkdirSync(path.join(dir, "state"));
+  const e = { ...env, PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "bench" };
+  pulumiIn(dir, e, ["stack", "init", "bench"]);
+  try {
+    for (const [users, n] of [...programResources].sort((a, b) => a[0] - b[0])) {
+      pulumiIn(dir, e, ["config", "set", "floor:n", String(n)]);
+      pulumiIn(dir, e, ["up", "--yes", "--skip-preview"]);
+      const pv = Array.from({ length: RUNS }, () => pulumiIn(dir, e, ["preview", "--expect-no-changes"]).ms);
+      const ms = median(pv);
+      const prog = rows.find((r) => r.case.startsWith("after") && r.users === users && r.previewMs !== undefined);
+      const per = base?.previewMs ? (ms - base.previewMs) / n : NaN;
+      // How many resources a 1.5x / 2.5x goal leaves room for at this floor's cost per resource.
+      const room = (x: number) => (base?.previewMs ? Math.floor((x * base.previewMs - base.previewMs) / per) : NaN);
+      addRow({
+        case: `floor: ${n} do-nothing resources (as many as the ${users}-user stack)`,
+        users: 0,
+        previewMs: ms,
+        note: `${per.toFixed(1)} ms per resource over the empty program; the program is ${prog?.previewMs ? `${((prog.previewMs - ms) / 1000).toFixed(2)} s` : "?"} above it; at this cost 1.5x leaves room for ${room(1.5)} resources, 2.5x for ${room(2.5)}`,
+      });
+    }
+  } finally {
+    // Nothing outside `dir` exists (the commands have no delete): no destroy, which rewrites
+    // the checkpoint after each of the n deletes.
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 type Doc = { users: Array<{ name: string; uid: number; state?: string; groups?: string[] } & Record<string, unknown>> };
 
 /** Root logins on the host (each remote command of the command provider is one). */
@@ -262,6 +319,7 @@ async function withRoster(label: string, rosterDoc: Doc, source?: string): Promi
     const bytes = checkpoint ? fs.statSync(path.join(stacks, checkpoint)).size : NaN;
     const resources = checkpoint ? JSON.parse(fs.readFileSync(path.join(stacks, checkpoint), "utf8")).checkpoint.latest.resources.length : NaN;
     if (checkpoint) stateBreakdown(label, path.join(stacks, checkpoint), users);
+    if (!source) programResources.set(users, resources);
     addRow({
       case: label,
       users,
@@ -387,6 +445,8 @@ async function main(): Promise<void> {
       loadavg();
     }
   }
+  floorRows(env);
+  loadavg();
   print();
 }
 
