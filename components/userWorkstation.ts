@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import { commandConnection, HostConnection } from "./config";
 import { UserPlan } from "./plan";
 import { HomeInputs } from "./scripts/home";
-import { accountApplyScript, accountCutScript, homeApplyScript, limitsApplyScript, limitsRemoveScript, userUnitsScript } from "./scripts/hostLib";
+import { accountAndHomeApplyScript, accountCutScript, limitsApplyScript, limitsRemoveScript, userUnitsScript } from "./scripts/hostLib";
 import { userVault, VaultShared } from "./vault";
 import { UserForgejoArgs, userForgejo } from "./forgejo";
 import { UserKubeArgs, userKube } from "./kube";
@@ -81,7 +81,7 @@ export class UserWorkstation extends pulumi.ComponentResource {
       `${name}-account`,
       {
         ...common,
-        create: `${accountApplyScript(p)} && ${homeApplyScript(p, args.home)}`,
+        create: accountAndHomeApplyScript(p, args.home),
         delete: accountCutScript(p),
       },
       { parent: this, dependsOn: [...(args.dependsOn ?? []), limits], deleteBeforeReplace: true },

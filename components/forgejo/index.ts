@@ -16,7 +16,7 @@ import * as command from "@pulumi/command";
 import { commandConnection, HostConnection } from "../config";
 import { Plan, UserPlan } from "../plan";
 import { credentialLine } from "../scripts/clone";
-import { cloneScript, gitCredentialsDeliverScript, gitCredentialsRemoveScript } from "../scripts/hostLib";
+import { cloneScript, gitCredentialsAndCloneScript, gitCredentialsRemoveScript } from "../scripts/hostLib";
 import { PreflightInput, PreflightResult } from "./api";
 import { forgejoIdentities, runPreflight } from "./preflight";
 import { ForgejoAccessToken, ForgejoBranchProtection, ForgejoCollaborator } from "./provider";
@@ -187,7 +187,7 @@ export function userForgejo(
   // existing clone alone, so running it again on every change of the line (a new token) is a
   // no-op; it has no delete, so the `<user>-code-clone` resource of an older state is removed
   // without running anything on the host.
-  const deliver = `${gitCredentialsDeliverScript(p, cfg.urlFromHost)} && ${cloneScript(p, acc.cloneUrl(), p.code.infraDir, p.code.adoptDir)}`;
+  const deliver = gitCredentialsAndCloneScript(p, cfg.urlFromHost, acc.cloneUrl(), p.code.infraDir, p.code.adoptDir);
   const credentials = new command.remote.Command(
     `${p.name}-git-credentials`,
     {

@@ -125,6 +125,17 @@ export function libCommand(verb: string, params: Params): string {
   return [hostLibrary().path, verb, ...v.params.map((k) => paramArg(k, params[k]))].join(" ");
 }
 
+/**
+ * One remote command of several verb calls of this library, run in order; the first that fails
+ * stops the rest, and its exit status is the command's. One resource and one engine round trip
+ * instead of one per call (issue 25).
+ */
+export function libSteps(...calls: string[]): string {
+  const prefix = `${hostLibrary().path} `;
+  for (const c of calls) if (!c.startsWith(prefix) || c.includes("&&")) throw new Error(`libSteps: not one call of this host library: ${c.slice(0, 80)}`);
+  return calls.join(" && ");
+}
+
 /** Create of the library resource: installs this version (stdin = the library) next to the others. */
 export function hostLibInstallScript(): string {
   const { path, digest } = hostLibrary();
@@ -151,6 +162,8 @@ export const accountApplyScript = (u: UserPlan) => libCommand("account-apply", a
 export const accountCutScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("account-cut", accountCutParams(u));
 export const purgeScript = (o: OffboardedPlan) => libCommand("purge", purgeParams(o));
 export const homeApplyScript = (u: UserPlan, inp: HomeInputs) => libCommand("home-apply", homeApplyParams(u, inp));
+/** The account, then its home (managed files, links, the launcher): `<user>-account`'s create. */
+export const accountAndHomeApplyScript = (u: UserPlan, inp: HomeInputs) => libSteps(accountApplyScript(u), homeApplyScript(u, inp));
 export const userUnitsScript = (name: string, timers: readonly string[]) => libCommand("units-user", userUnitsParams(name, timers));
 export const vaultCredDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("vault-deliver", vaultCredParams(u));
 export const vaultCredRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("vault-remove", vaultCredParams(u));
@@ -160,6 +173,9 @@ export const gitCredentialsRemoveScript = (u: Pick<UserPlan, "name" | "uid">, ur
   libCommand("git-credentials-remove", gitCredentialsParams(u, url));
 export const cloneScript = (u: Pick<UserPlan, "name" | "uid">, cloneUrl: string, dir?: string, adoptDir?: string) =>
   libCommand("clone", cloneParams(u, cloneUrl, dir, adoptDir));
+/** The token line, then the infra clone that uses it: `<user>-git-credentials`'s create. */
+export const gitCredentialsAndCloneScript = (u: Pick<UserPlan, "name" | "uid">, url: string, cloneUrl: string, dir?: string, adoptDir?: string) =>
+  libSteps(gitCredentialsDeliverScript(u, url), cloneScript(u, cloneUrl, dir, adoptDir));
 export const kubeconfigDeliverScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-deliver", kubeconfigParams(u));
 export const kubeconfigRemoveScript = (u: Pick<UserPlan, "name" | "uid">) => libCommand("kubeconfig-remove", kubeconfigParams(u));
 export const webApplyScript = (web: WebPlan, terminal = false) => libCommand("web-apply", webApplyParams(web, terminal));

@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { hostArchive, loadBundle } from "../../components/bundle";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
-import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
+import { hostLibrary, libCommand, libSteps, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
 import { syntheticRoster } from "../../bench/eval";
 import { Captured, PROJECT_DIR, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
 import { setForgejoPreflightForTests } from "../../components/forgejo";
@@ -151,6 +151,15 @@ test("a new host library version changes every user's commands; nothing per-user
  * 27 KB until it moved the reconcile's managed settings aside too (128 bytes).
  */
 export const HOST_INPUT_BUDGET = 27 * 1024 + 256;
+
+test("libSteps joins calls of this library only, in order; anything else is refused", () => {
+  const a = libCommand("web-remove", {});
+  const b = libCommand("earlyoom-remove", {});
+  assert.equal(libSteps(a, b), `${a} && ${b}`);
+  assert.throws(() => libSteps(a, "rm -rf /home"), /libSteps: not one call of this host library: rm -rf \/home/);
+  assert.throws(() => libSteps(a, `${b} && rm -rf /home`), /not one call of this host library/, "a call that is itself a chain");
+  assert.throws(() => libSteps(`/usr/local/lib/workstations/ws-0000000000000000.sh web-remove`), /not one call/, "another library version");
+});
 
 test(`the host files are one archive: the state keeps its digest, no shipped file's text; the host's inputs stay under ${HOST_INPUT_BUDGET} bytes`, async () => {
   const { resources, program } = await runProgram({ roster: readExampleRoster() });
