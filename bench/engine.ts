@@ -26,6 +26,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import * as YAML from "yaml";
 import { syntheticRoster } from "./eval";
 import { ed25519Key } from "../dev/sshkeys";
@@ -209,16 +210,6 @@ async function forgejoRows(env: NodeJS.ProcessEnv): Promise<void> {
   }
 }
 
-/** A copy of the program at `commit` (git archive), for the before rows. */
-function baselineSource(commit: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ws-bench-baseline-${commit}-`));
-  const arch = spawnSync("git", ["-C", ROOT, "archive", "--format=tar", commit], { maxBuffer: 512 << 20 });
-  if (arch.status !== 0) throw new Error(`bench:engine: git archive ${commit} failed: ${arch.stderr}`);
-  const x = spawnSync("tar", ["-x", "-C", dir], { input: arch.stdout });
-  if (x.status !== 0) throw new Error(`bench:engine: unpacking ${commit} failed: ${x.stderr}`);
-  return dir;
-}
-
 /** Active users -> resources of this program's stack (the after rows), for the floor rows. */
 const programResources = new Map<number, number>();
 
@@ -276,14 +267,9 @@ function floorRows(env: NodeJS.ProcessEnv): void {
 
 type Doc = { users: Array<{ name: string; uid: number; state?: string; groups?: string[] } & Record<string, unknown>> };
 
-/** Root logins on the host (each remote command of the command provider is one). */
-async function rootLogins(e: import("../dev/e2e").E2E): Promise<number> {
-  return Number(await e.sh("journalctl -q -u ssh --no-pager -o cat | grep -c 'Accepted publickey for root' || true"));
-}
-
 /** Runs `up` and reports what it touched and how many remote commands ran for it. */
 async function measuredUp(e: import("../dev/e2e").E2E): Promise<{ ms: number; touched: string[]; remote: number }> {
-  const { changeCollector, urnName } = await import("../dev/e2e");
+  const { changeCollector, rootLogins, urnName } = await import("../dev/e2e");
   const before = await rootLogins(e);
   const c = changeCollector();
   const t0 = Date.now();
@@ -317,6 +303,7 @@ async function withRoster(label: string, rosterDoc: Doc, source?: string): Promi
       .map(String)
       .find((f) => f.endsWith("e2e.json"));
     const bytes = checkpoint ? fs.statSync(path.join(stacks, checkpoint)).size : NaN;
+    const gzipped = checkpoint ? zlib.gzipSync(fs.readFileSync(path.join(stacks, checkpoint))).length : NaN;
     const resources = checkpoint ? JSON.parse(fs.readFileSync(path.join(stacks, checkpoint), "utf8")).checkpoint.latest.resources.length : NaN;
     if (checkpoint) stateBreakdown(label, path.join(stacks, checkpoint), users);
     if (!source) programResources.set(users, resources);
@@ -326,7 +313,7 @@ async function withRoster(label: string, rosterDoc: Doc, source?: string): Promi
       previewMs: median(pv),
       upMs: median(up),
       stateBytesPerUser: Math.round(bytes / Math.max(users, 1)),
-      note: `${resources} resources, state ${(bytes / 1024).toFixed(0)} KB; up from scratch ${(firstUpMs / 1000).toFixed(1)} s`,
+      note: `${resources} resources, state ${(bytes / 1024).toFixed(0)} KB (${(gzipped / 1024).toFixed(0)} KB gzipped, about what PULUMI_DIY_BACKEND_GZIP=true stores); up from scratch ${(firstUpMs / 1000).toFixed(1)} s`,
     });
     // A one-user edit: what it touched, and how many remote commands ran on the host.
     const target = rosterDoc.users.find((u) => u.state !== "offboarded" && u.name !== rosterDoc.users[0].name)!;
@@ -360,22 +347,19 @@ async function withRoster(label: string, rosterDoc: Doc, source?: string): Promi
 
 /**
  * Where the state's bytes are: per resource type, the checkpoint's bytes (as the file backend
- * writes them, indented) split into inputs, outputs and the rest (URNs, dependencies, ...).
+ * of the CLI 3.277.0 writes them: compact JSON) split into inputs, outputs and the rest
+ * (URNs, dependencies, ...).
  */
 function stateBreakdown(label: string, file: string, users: number): void {
   const resources = JSON.parse(fs.readFileSync(file, "utf8")).checkpoint.latest.resources as Array<Record<string, unknown>>;
-  const size = (v: unknown, depth: number) => {
-    // the file backend's JSON: 4-space indentation at the resource's depth in the checkpoint
-    const text = JSON.stringify(v, null, 4) ?? "";
-    return Buffer.byteLength(text) + (text.split("\n").length - 1) * 4 * depth;
-  };
+  const size = (v: unknown) => Buffer.byteLength(JSON.stringify(v) ?? "");
   const byType = new Map<string, { n: number; inputs: number; outputs: number; rest: number }>();
   for (const r of resources) {
     const t = byType.get(String(r.type)) ?? { n: 0, inputs: 0, outputs: 0, rest: 0 };
     t.n++;
-    t.inputs += size(r.inputs, 4);
-    t.outputs += size(r.outputs, 4);
-    t.rest += size({ ...r, inputs: undefined, outputs: undefined }, 3);
+    t.inputs += size(r.inputs);
+    t.outputs += size(r.outputs);
+    t.rest += size({ ...r, inputs: undefined, outputs: undefined });
     byType.set(String(r.type), t);
   }
   const lines = [...byType].sort((a, b) => b[1].inputs + b[1].outputs + b[1].rest - (a[1].inputs + a[1].outputs + a[1].rest));
@@ -434,7 +418,8 @@ async function main(): Promise<void> {
   const example = YAML.parse(fs.readFileSync(path.join(ROOT, "roster.example.yaml"), "utf8"));
   await withRoster("after: example roster", example);
   loadavg();
-  const baseline = BEFORE_SIZES.length ? baselineSource(BASELINE) : "";
+  const { projectAt } = await import("../dev/e2e");
+  const baseline = BEFORE_SIZES.length ? projectAt(BASELINE) : "";
   for (const n of [...new Set([...SIZES, ...BEFORE_SIZES])].sort((a, b) => a - b)) {
     if (BEFORE_SIZES.includes(n)) {
       await withRoster(`before (${BASELINE}): ${n} users`, YAML.parse(syntheticRoster(n)), baseline);

@@ -14,6 +14,7 @@
 import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { EngineEvent, LocalWorkspace, OpType, PreviewResult, Stack, UpResult } from "@pulumi/pulumi/automation";
@@ -71,6 +72,8 @@ export interface E2E {
   /** The roster as last written. */
   roster(): { users: RosterUser[] } & Record<string, unknown>;
   writeRoster(doc: unknown): void;
+  /** Replaces the deployed project with `source`'s (e.g. projectAt(commit)): the next up runs that release. */
+  useProject(source: string): void;
   /** `pulumi up` (the roster's Forgejo users are created in Gitea first, as they would exist). */
   up(o?: { onEvent?: (e: EngineEvent) => void }): Promise<UpResult>;
   /** `up`, then `up --expect-no-changes` (fails when the second would change anything). */
@@ -87,15 +90,44 @@ export interface E2E {
   stop(): Promise<void>;
 }
 
-/** Copies the project (without dev/) to `work` and links node_modules. */
+/** Copies the project (without dev/) to `work` and links node_modules; what was there is replaced. */
 function copyProject(source: string, work: string): void {
   fs.mkdirSync(work, { recursive: true });
-  for (const f of PROJECT_FILES)
+  for (const f of PROJECT_FILES) {
+    fs.rmSync(path.join(work, f), { recursive: true, force: true });
     fs.cpSync(path.join(source, f), path.join(work, f), {
       recursive: true,
       filter: (src) => !src.includes(`${path.sep}dev${path.sep}`) && !src.endsWith(`${path.sep}dev`),
     });
-  fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(work, "node_modules"));
+  }
+  if (!fs.existsSync(path.join(work, "node_modules"))) fs.symlinkSync(path.join(PROJECT_DIR, "node_modules"), path.join(work, "node_modules"));
+}
+
+/**
+ * The project as it was at `commit` of this repository (git archive into a temporary folder), to
+ * deploy an earlier release (the upgrade suite, bench:engine's before rows). One line naming the
+ * commit when this checkout's history does not have it (a shallow clone: fetch it, or clone in full).
+ */
+export function projectAt(commit: string): string {
+  const arch = spawnSync("git", ["-C", PROJECT_DIR, "archive", "--format=tar", commit], { maxBuffer: 512 << 20 });
+  if (arch.status !== 0)
+    throw new Error(
+      `projectAt: commit ${commit} is not in ${PROJECT_DIR}'s history (a shallow clone? run git fetch --unshallow): ${arch.stderr.toString().trim()}`,
+    );
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ws-project-${commit}-`));
+  const x = spawnSync("tar", ["-x", "-C", dir], { input: arch.stdout });
+  if (x.status !== 0) throw new Error(`projectAt: unpacking ${commit} failed: ${x.stderr.toString().trim()}`);
+  return dir;
+}
+
+/**
+ * A command (root, on the host) that prints every entry under the given homes: for files their
+ * mode, owner, size, mtime and content hash; for the rest their type, mode and owner. Sorted, so
+ * two runs compare as text. Directory mtimes are left out (creating or removing an entry moves them).
+ */
+export function homesFingerprintCommand(users: readonly string[], exclude: readonly string[] = []): string {
+  const prune = exclude.map((p) => `-path '${p}' -prune -o `).join("");
+  return `cd /home && find ${users.join(" ")} -xdev ${prune}\\( -type f -printf '%p\\t%m\\t%u:%g\\t%s\\t%T@\\t' -exec sh -c 'sha256sum <"$1" | cut -c1-64' sh {} \\; \\) -o \\( ! -type f -printf '%p\\t%y\\t%m\\t%u:%g\\n' \\) | sort`;
 }
 
 /** The services of the set-up; each starts in parallel with the host's boot. */
@@ -248,6 +280,7 @@ function harness(b: Base): E2E {
       return r.stdout.trim();
     },
     sshAs: (user, key, cmd = "id -un") => sshAs(b.host, user, key, cmd),
+    useProject: (source) => copyProject(source, b.work),
     keypair(name: string) {
       fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
       const priv = path.join(keyDir, name);
@@ -297,4 +330,9 @@ export async function timed<T>(times: Array<[string, number]>, label: string, f:
 }
 
 /** The resource name of a URN (its last `::` part). */
+/** Root logins on the host so far (each remote command of the command provider is one; the count's own login is counted too). */
+export async function rootLogins(e: Pick<E2E, "sh">): Promise<number> {
+  return Number(await e.sh("journalctl -q -u ssh --no-pager -o cat | grep -c 'Accepted publickey for root' || true"));
+}
+
 export const urnName = (urn: string): string => urn.split("::").pop() ?? urn;

@@ -35,7 +35,7 @@ import * as YAML from "yaml";
 import { planRoster } from "../../components/plan";
 import { loadRoster } from "../../components/roster/load";
 import { TMUX_PERSIST_PROGRAM } from "../../components/hostContract";
-import { changeCollector, E2E, PROJECT_DIR, setupE2E, timed, urnName } from "../../dev/e2e";
+import { changeCollector, E2E, homesFingerprintCommand, PROJECT_DIR, setupE2E, timed, urnName } from "../../dev/e2e";
 import { boot, poweroff, run, type HostKind } from "../../dev/testhost/testhost";
 import { restoreUnitDone } from "../../dev/testhost/agents";
 import { FakeAnthropicMessages, lastUserText } from "../../dev/fakes/anthropic-messages";
@@ -159,9 +159,7 @@ export function takeoverSuite(kind: HostKind): void {
       async function snapshot() {
         return {
           procs: await sh("ps -u wizard,emo,nadia -o pid=,lstart=,args= | sort -n"),
-          homes: await sh(
-            "cd /home && find wizard emo nadia -xdev \\( -type f -printf '%p\\t%m\\t%u:%g\\t%s\\t%T@\\t' -exec sh -c 'sha256sum <\"$1\" | cut -c1-64' sh {} \\; \\) -o \\( ! -type f -printf '%p\\t%y\\t%m\\t%u:%g\\n' \\) | sort",
-          ),
+          homes: await sh(homesFingerprintCommand(["wizard", "emo", "nadia"])),
           groups: await sh("for u in wizard emo nadia; do echo \"$u: $(id -Gn $u | tr ' ' '\\n' | sort | tr '\\n' ' ')\"; done"),
           sudo: await sh("sudo -l -U wizard | sed -n '/may run/,$p'"),
           modes: await sh("stat -c '%n %a %U:%G' /home/wizard /home/emo /home/nadia; getent passwd wizard emo nadia"),

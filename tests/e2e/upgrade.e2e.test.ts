@@ -1,0 +1,165 @@
+/**
+ * An upgrade under the real engine, every surface on: the example roster deployed by the
+ * release before issue 25 (FROM), the users at work (files in their homes, an uncommitted file
+ * in their clone, a tmux session), then this release's `up` over that state. Issue 25 merged
+ * `<user>-home` into `<user>-account` and `<user>-code-clone` into `<user>-git-credentials`; an
+ * older state still holds the merged-away resources, and the engine removes them after this
+ * release's resources are applied. The suite checks that the upgrade touches only those (the
+ * merged commands run again: every account's, a suspended one's too, and each active user's
+ * credentials; the merged-away ones are removed without anything run on the host) and that no
+ * user notices: homes byte for byte (content, mode, owner, size, mtime), the delivered
+ * credentials and kubeconfig, clones, sessions, logins, Vault and git over HTTP as before, no
+ * drift, a clean state audit, and a no-op `up` after it.
+ */
+import { after, before, test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { changeCollector, E2E, homesFingerprintCommand, PROJECT_DIR, projectAt, rootLogins, setupE2E, timed, urnName } from "../../dev/e2e";
+import { vaultRequest } from "../../dev/services";
+
+/**
+ * The last release where a user's home and the infra clone were their own resources. When a
+ * later change alters what an upgrade from it does, say so in `expected` below (or move FROM to
+ * the release the team last deployed): an upgrade's plan is part of what a change is reviewed for.
+ */
+const FROM = "3bc4290";
+type User = { name: string; state?: string; forgejo?: string; sshKeys: string[] } & Record<string, unknown>;
+const roster = YAML.parse(fs.readFileSync(path.join(PROJECT_DIR, "roster.example.yaml"), "utf8")) as { users: User[] };
+const active = roster.users.filter((u) => (u.state ?? "active") === "active").map((u) => u.name);
+const onHost = roster.users.filter((u) => u.state !== "offboarded").map((u) => u.name);
+const keys: Record<string, string> = {};
+const times: Array<[string, number]> = [];
+let e: E2E;
+let oldSource = "";
+
+/**
+ * What the agents write on their own schedule, whatever a deploy does: the clone refresh timer's
+ * git internals (the clones are compared by `git status` and HEAD instead) and the token renewal
+ * timer's state and notice.
+ */
+const ownSchedule = onHost.flatMap((u) => [`${u}/code/.git`, `${u}/.local/state/claude-token-renew`, `${u}/.claude-token-renew.notice`]);
+
+/** Every file of every account on the host, and what the users hold: credentials, clones, sessions. */
+async function snapshot() {
+  return {
+    homes: await e.sh(homesFingerprintCommand(onHost, ownSchedule)),
+    procs: await e.sh(`ps -u ${onHost.join(",")} -o pid=,lstart=,args= | grep -E 'tmux|sleep 86400' | sort -n`),
+    ids: await e.sh(`for u in ${onHost.join(" ")}; do id $u; done`),
+    clones: await e.sh(
+      active
+        .map(
+          (u) => `echo ${u}; runuser -u ${u} -- git -C /home/${u}/code status --porcelain --branch; runuser -u ${u} -- git -C /home/${u}/code rev-parse HEAD`,
+        )
+        .join("; "),
+    ),
+  };
+}
+
+const names = async () => new Set((await e.stack.exportStack()).deployment.resources.map((r: { urn: string }) => urnName(r.urn)));
+
+before(async () => {
+  const t0 = Date.now();
+  oldSource = projectAt(FROM);
+  e = await setupE2E("upgrade", roster, { source: oldSource });
+  for (const u of roster.users) {
+    const k = e.keypair(u.name);
+    keys[u.name] = k.priv;
+    u.sshKeys = [k.pub];
+  }
+  e.writeRoster(roster);
+  times.push(["set-up: host boot, Vault, Gitea, kube-apiserver, stack", Date.now() - t0]);
+});
+after(async () => {
+  console.log("# upgrade step times:");
+  for (const [label, ms] of times) console.log(`#   ${label}: ${(ms / 1000).toFixed(1)} s`);
+  if (e) await e.stop();
+  if (oldSource) fs.rmSync(oldSource, { recursive: true, force: true });
+});
+
+let before_: Awaited<ReturnType<typeof snapshot>>;
+let merged: { homes: string[]; clones: string[] };
+let secretFiles = "";
+const secretFilesCmd = [
+  ...active.map((u) => `sha256sum /home/${u}/.git-credentials /home/${u}/.config/claude-token-renew/vault.json`),
+  "sha256sum /home/nadia/.kube/config",
+].join("; ");
+
+test(`the release before (${FROM}): the example roster up, the users at work`, async () => {
+  const r = await timed(times, `${FROM}: up + no-op up`, () => e.converge());
+  assert.equal(r.up.summary.result, "succeeded");
+  const all = await names();
+  merged = {
+    homes: onHost.map((u) => `${u}-home`).filter((n) => all.has(n)),
+    clones: active.map((u) => `${u}-code-clone`).filter((n) => all.has(n)),
+  };
+  // the structure this suite is about: without it the test would prove nothing
+  assert.deepEqual(
+    merged.homes,
+    onHost.map((u) => `${u}-home`),
+    "the older state has each account's home (a suspended one's too) as its own resource",
+  );
+  assert.deepEqual(
+    merged.clones,
+    active.map((u) => `${u}-code-clone`),
+    "and each active user's infra clone",
+  );
+  for (const u of active) {
+    assert.equal(
+      e.sshAs(
+        u,
+        keys[u],
+        `echo work >~/notes.txt; mkdir -p ~/work/deep && echo x >~/work/deep/f; echo wip >~/code/WIP.txt; tmux new-session -d -s work 'sleep 86400'; echo ok`,
+      ).out,
+      "ok",
+    );
+  }
+  for (const u of onHost.filter((x) => !active.includes(x))) await e.sh(`echo kept >/home/${u}/notes.txt && chown ${u}: /home/${u}/notes.txt`);
+  before_ = await snapshot();
+  assert.match(before_.procs, /tmux new-session -d -s work/);
+  secretFiles = await e.sh(secretFilesCmd);
+});
+
+test("this release over it: only the merged resources change, and no user notices", async () => {
+  e.useProject(PROJECT_DIR);
+  const c = changeCollector();
+  await timed(times, "this release: preview", () => e.preview({ onEvent: c.onEvent }));
+  const planned = c.changed.map((x) => `${x.op} ${urnName(x.urn)}`).sort();
+  const expected = [
+    ...onHost.map((u) => `update ${u}-account`),
+    ...active.map((u) => `update ${u}-git-credentials`),
+    ...merged.homes.map((n) => `delete ${n}`),
+    ...merged.clones.map((n) => `delete ${n}`),
+  ].sort();
+  assert.deepEqual(planned, expected, "the preview shows the merge and nothing else");
+
+  const rootBefore = await rootLogins(e);
+  const u = changeCollector();
+  const r = await timed(times, "this release: up + no-op up", () => e.converge({ onEvent: u.onEvent }));
+  assert.equal(r.up.summary.result, "succeeded");
+  assert.deepEqual(u.changed.map((x) => `${x.op} ${urnName(x.urn)}`).sort(), expected, "the up did what the preview showed");
+  // one remote command per updated resource; the removed ones run nothing on the host
+  assert.equal((await rootLogins(e)) - rootBefore - 1, onHost.length + active.length, "root logins of the upgrade (the count's own login less)");
+
+  const all = await names();
+  for (const n of [...merged.homes, ...merged.clones]) assert.equal(all.has(n), false, `${n} is gone from the state`);
+  const now = await snapshot();
+  assert.equal(now.homes, before_.homes, "every home byte for byte");
+  assert.equal(now.procs, before_.procs, "every process (tmux sessions) still running");
+  assert.equal(now.ids, before_.ids);
+  assert.equal(now.clones, before_.clones, "the clones: same commit, the uncommitted file still there");
+  assert.equal(await e.sh(secretFilesCmd), secretFiles, "the delivered credentials unchanged");
+  for (const name of active) assert.equal(e.sshAs(name, keys[name]).out, name);
+  for (const name of onHost.filter((x) => !active.includes(x))) assert.notEqual(e.sshAs(name, keys[name]).code, 0, `${name} stays suspended`);
+  const cred = JSON.parse(await e.sh("cat /home/emo/.config/claude-token-renew/vault.json"));
+  assert.ok(await vaultRequest(e.vault, "", "POST", "auth/approle/login", cred), "emo's Vault credential still logs in");
+  const f = e.forgejo!;
+  const token = /\/\/[^:/]+:([^@]+)@/.exec(await e.sh("cat /home/emo/.git-credentials"))?.[1] ?? "";
+  const auth = Buffer.from(`ebarzin:${token}`).toString("base64");
+  const refs = await fetch(`${f.url}${f.repo.owner}/${f.repo.name}.git/info/refs?service=git-upload-pack`, { headers: { Authorization: `Basic ${auth}` } });
+  assert.equal(refs.status, 200, "emo's token still reads the infra repo over git's HTTP");
+  const drift = await e.sh("workstations-heal --check; echo rc=$?");
+  assert.match(drift, /^no drift \(\d+ records\)\s+rc=0\s*$/m, `drift after the upgrade\n${drift}`);
+  assert.deepEqual(e.auditState(), []);
+});
