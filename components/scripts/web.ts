@@ -124,10 +124,21 @@ if [ -n "$t3_users" ]; then
   systemctl cat ${T3_UNIT} >/dev/null 2>&1 || die "web-apply: ${T3_UNIT} is not installed on $host (the host component installs it)"
   [ -x ${T3_BIN} ] || { t3ok=0; echo "warning: ${T3_BIN} is not installed on $host: the T3 units are enabled, and start once it is" >&2; }
 fi
+# One \`systemctl enable\` for every unit not enabled yet: each call reloads systemd's whole
+# configuration (40 units one by one 6.1 s, in one call 0.2 s, on a test host with 300 units
+# loaded); one call per user kept web-files under the host lock for 438 s at 250 users.
+off=()
 for u in $t3_users; do
   unit=${UNITS.t3Serve("$u")}
-  systemctl -q is-enabled "$unit" 2>/dev/null || { systemctl enable "$unit" >/dev/null 2>&1; changed "enabled $unit"; }
-  [ "$t3ok" = 1 ] || continue
+  systemctl -q is-enabled "$unit" 2>/dev/null || off+=("$unit")
+done
+if [ "\${#off[@]}" -gt 0 ]; then
+  systemctl enable "\${off[@]}" >/dev/null 2>&1
+  for unit in "\${off[@]}"; do changed "enabled $unit"; done
+fi
+for u in $t3_users; do
+  [ "$t3ok" = 1 ] || break
+  unit=${UNITS.t3Serve("$u")}
   if [ -n "\${RESTART[$u]:-}" ] && systemctl -q is-active "$unit"; then systemctl restart "$unit"; changed "restarted $unit (port \${PORT[$u]})"; fi
   systemctl -q is-active "$unit" || { systemctl start "$unit" && changed "started $unit"; } || echo "warning: $unit did not start on $host: journalctl -u $unit" >&2
 done`;
