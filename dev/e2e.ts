@@ -329,10 +329,10 @@ export async function timed<T>(times: Array<[string, number]>, label: string, f:
   }
 }
 
-/** The resource name of a URN (its last `::` part). */
 /** Root logins on the host so far (each remote command of the command provider is one; the count's own login is counted too). */
 export async function rootLogins(e: Pick<E2E, "sh">): Promise<number> {
   return Number(await e.sh("journalctl -q -u ssh --no-pager -o cat | grep -c 'Accepted publickey for root' || true"));
 }
 
+/** The resource name of a URN (its last `::` part). */
 export const urnName = (urn: string): string => urn.split("::").pop() ?? urn;
