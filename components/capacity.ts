@@ -8,7 +8,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { commandConnection, HostConnection } from "./config";
+import { commandConnection, HostConnection } from "./connection";
 import { Capacity, capacityProblems, HostFacts, LimitsOf } from "./plan/limits";
 import { remoteScript } from "./scripts/shell";
 

@@ -3,11 +3,11 @@
  * the key and the exact `pulumi config set` command.
  */
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import type { ForgejoConfig } from "./forgejo";
 import { KubeConfig, POD_SECURITY_LEVELS, PodSecurityLevel, USERNAME_CLAIMS, UsernameClaim } from "./kube";
 import { Capacity, DEFAULT_CAPACITY } from "./plan/limits";
 import { EarlyoomSettings, parseEarlyoom } from "./plan/earlyoom";
+import type { HostConnection } from "./connection";
 
 export const NS = "workstations";
 
@@ -20,15 +20,6 @@ export class ConfigError extends Error {
     );
     this.name = "ConfigError";
   }
-}
-
-/** SSH connection to the workstation host. The private key stays a secret Output. */
-export interface HostConnection {
-  host: string;
-  port: number;
-  user: string;
-  privateKey: pulumi.Output<string>;
-  hostKey: string;
 }
 
 export interface WorkstationsConfig {
@@ -326,17 +317,4 @@ function warnDays(cfg: pulumi.Config): number {
   if (!/^[0-9]+$/.test(raw) || n < 1 || n > 364)
     throw new ConfigError("claudeSetupTokenWarnDays", "Config key is not a whole number of days from 1 to 364", "30");
   return n;
-}
-
-/** The connection in the shape @pulumi/command expects. The host key is always verified. */
-export function commandConnection(c: HostConnection): command.types.input.remote.ConnectionArgs {
-  return {
-    host: c.host,
-    port: c.port,
-    user: c.user,
-    privateKey: c.privateKey,
-    hostKey: c.hostKey,
-    dialErrorLimit: 10,
-    perDialTimeout: 10,
-  };
 }

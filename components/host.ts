@@ -3,7 +3,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { hostArchive, HostBundle, writeHostArchive } from "./bundle";
-import { commandConnection, HostConnection } from "./config";
+import { commandConnection, HostConnection } from "./connection";
 import { SLACK_WEBHOOK_FILE } from "./hostContract";
 export { SLACK_WEBHOOK_FILE };
 

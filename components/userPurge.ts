@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { commandConnection, HostConnection } from "./config";
+import { commandConnection, HostConnection } from "./connection";
 import { OffboardedPlan } from "./plan";
 import { purgeScript } from "./scripts/hostLib";
 import { shq } from "./scripts/shell";

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { commandConnection, HostConnection } from "./config";
+import { commandConnection, HostConnection } from "./connection";
 import { UserPlan } from "./plan";
 import { HomeInputs } from "./scripts/home";
 import { accountAndHomeApplyScript, accountCutScript, limitsApplyScript, limitsRemoveScript, userUnitsScript } from "./scripts/hostLib";

@@ -6,7 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import * as command from "@pulumi/command";
-import { commandConnection, HostConnection } from "./config";
+import { commandConnection, HostConnection } from "./connection";
 import { UserPlan, VaultGrant } from "./plan";
 import { vaultCredDeliverScript, vaultCredRemoveScript } from "./scripts/hostLib";
 

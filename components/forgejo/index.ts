@@ -13,7 +13,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { commandConnection, HostConnection } from "../config";
+import { commandConnection, HostConnection } from "../connection";
 import { Plan, UserPlan } from "../plan";
 import { credentialLine } from "../scripts/clone";
 import { cloneScript, gitCredentialsAndCloneScript, gitCredentialsRemoveScript } from "../scripts/hostLib";

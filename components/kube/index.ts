@@ -35,7 +35,7 @@ import * as k8sCore from "@pulumi/kubernetes/core/v1";
 import { Provider as K8sProvider } from "@pulumi/kubernetes/provider";
 import * as k8sRbac from "@pulumi/kubernetes/rbac/v1";
 import * as YAML from "yaml";
-import { commandConnection, HostConnection } from "../config";
+import { commandConnection, HostConnection } from "../connection";
 import { UserPlan } from "../plan";
 import { guardedKubeconfig } from "../scripts/kubeconfig";
 import { kubeconfigDeliverScript, kubeconfigRemoveScript } from "../scripts/hostLib";

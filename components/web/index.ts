@@ -7,7 +7,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { commandConnection, HostConnection } from "../config";
+import { commandConnection, HostConnection } from "../connection";
 import type { WebPlan } from "../plan/web";
 import { webApplyScript, webRemoveScript } from "../scripts/hostLib";
 
