@@ -382,10 +382,30 @@ function runCase(
   );
   const panesTotal = users.reduce((n, u) => n + L.livePanes(env, u).length, 0);
   const procs = fs.readdirSync("/proc").filter((n) => /^[0-9]+$/.test(n)).length;
-  const res: CaseResult = {
-    name: `${users.length} users x ${PANES} panes`,
-    users: users.length,
-    panes: panesTotal,
+  const res = emptyCase(users.length, panesTotal, claude, procs);
+  console.error(`case ${res.name}: ${panesTotal} panes (${claude} claude), ${procs} processes on the machine, ${runs} runs`);
+  const c: CaseEnv = { env, users, usersFile, claudeBin, panesTotal };
+  saveRuns(c, res, runs, claude, saveVariants);
+  if (!doRestore) return res;
+  // restore from the "after" save's snapshots (the same files for every variant)
+  restoreRuns(c, res, runs, stateDirOf(c, saveVariants[saveVariants.length - 1], 0), restoreVariants);
+  return res;
+}
+
+/** What every phase of one case shares. */
+interface CaseEnv {
+  env: L.Env;
+  users: L.TUser[];
+  usersFile: string;
+  claudeBin: string;
+  panesTotal: number;
+}
+
+function emptyCase(users: number, panes: number, claude: number, procs: number): CaseResult {
+  return {
+    name: `${users} users x ${PANES} panes`,
+    users,
+    panes,
     claude,
     procs,
     save: new Map(),
@@ -401,43 +421,51 @@ function runCase(
     timelines: new Map(),
     shape: "",
   };
-  console.error(`case ${res.name}: ${panesTotal} panes (${claude} claude), ${procs} processes on the machine, ${runs} runs`);
-  const tp = (v: Variant, cmd: string, stateDir: string) => L.runTP(cmd, { usersFile, stateDir, claudeBin, script: v.script, args: v.args });
-  let stateDir = "";
+}
+
+const stateDirOf = (c: CaseEnv, v: Variant, run: number) => path.join(c.env.base, `state-${c.users.length}-${v.label.replace(/\W/g, "")}-${run}`);
+
+/** Every save variant `runs` times (alternating which goes first), then each on unchanged panes. */
+function saveRuns(c: CaseEnv, res: CaseResult, runs: number, claude: number, saveVariants: Variant[]): void {
+  const tp = (v: Variant, stateDir: string) => L.runTP("save", { usersFile: c.usersFile, stateDir, claudeBin: c.claudeBin, script: v.script, args: v.args });
   for (let i = 0; i < runs; i++) {
     // alternate which variant goes first
     const order = i % 2 ? [...saveVariants].reverse() : saveVariants;
     for (const v of order) {
-      stateDir = path.join(env.base, `state-${users.length}-${v.label.replace(/\W/g, "")}-${i}`);
-      const ms = timed(() => tp(v, "save", stateDir));
+      const stateDir = stateDirOf(c, v, i);
+      const ms = timed(() => tp(v, stateDir));
       res.save.set(v.label, [...(res.save.get(v.label) ?? []), ms]);
       res.saveCpu.set(v.label, [...(res.saveCpu.get(v.label) ?? []), lastCpu]);
     }
   }
   // every variant's save must agree on what it found: one user's resolved conversations
   for (const v of saveVariants) {
-    const dir = path.join(env.base, `state-${users.length}-${v.label.replace(/\W/g, "")}-0`);
-    for (const u of users) {
+    const dir = stateDirOf(c, v, 0);
+    for (const u of c.users) {
       const snap = JSON.parse(fs.readFileSync(path.join(dir, u.name, "last"), "utf8"));
       const resolved = snap.sessions.flatMap((s: any) => s.windows.flatMap((w: any) => w.panes)).filter((p: any) => p.claude?.uuid).length;
-      if (resolved !== claude / users.length)
-        throw new Error(`${v.label} save resolved ${resolved} claude uuids for ${u.name}, expected ${claude / users.length}`);
+      if (resolved !== claude / c.users.length)
+        throw new Error(`${v.label} save resolved ${resolved} claude uuids for ${u.name}, expected ${claude / c.users.length}`);
     }
-    res.saveUnchanged.set(v.label, median([0, 1, 2].map(() => timed(() => tp(v, "save", dir)))));
+    res.saveUnchanged.set(v.label, median([0, 1, 2].map(() => timed(() => tp(v, dir)))));
   }
-  if (!doRestore) return res;
-  // restore from the "after" save's snapshots (the same files for every variant)
-  const restoreState = path.join(env.base, `state-${users.length}-${saveVariants[saveVariants.length - 1].label.replace(/\W/g, "")}-0`);
+}
+
+/** The last instrumented or driven restore's timeline and (instrumented) spawns. */
+interface Probe {
+  timeline: Timeline | null;
+  spawns: SpawnSpec[];
+}
+
+/** The working tree's restore with the spawn-logging preload, and the driver over a job; both record into `probe`. */
+function restoreProbes(base: string, tpArgv: string[]): { probe: Probe; instrumented: () => L.TPResult; driver: (job: string) => L.TPResult } {
   const runEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C.UTF-8" }; // as L.runTP
-  const tpArgv = ["restore", "--users-file", usersFile, "--state-dir", restoreState, "--claude-bin", claudeBin];
-  const spawnLog = path.join(env.base, "spawns.jsonl");
-  const preloadFile = path.join(env.base, "bench-preload.mjs");
+  const spawnLog = path.join(base, "spawns.jsonl");
+  const preloadFile = path.join(base, "bench-preload.mjs");
   fs.writeFileSync(preloadFile, preload(spawnLog));
-  const driverFile = path.join(env.base, "bench-spawn.mjs");
+  const driverFile = path.join(base, "bench-spawn.mjs");
   fs.writeFileSync(driverFile, DRIVER);
-  let lastTimeline: Timeline | null = null;
-  let lastSpawns: SpawnSpec[] = [];
-  /** the working tree's restore with the spawn-logging preload */
+  const probe: Probe = { timeline: null, spawns: [] };
   const instrumented = (): L.TPResult => {
     fs.rmSync(spawnLog, { force: true });
     const t0 = epochMs();
@@ -450,23 +478,24 @@ function runCase(
       .map((l) => JSON.parse(l));
     const closes = new Map(ev.filter((e) => e.k === "close").map((e) => [e.i, e.t]));
     const spawned = ev.filter((e) => e.k === "spawn");
-    lastSpawns = spawned.map((e) => ({ file: e.file, args: e.args, cwd: e.cwd, env: e.env, uid: e.uid, gid: e.gid }));
-    lastTimeline = timelineOf(
+    probe.spawns = spawned.map((e) => ({ file: e.file, args: e.args, cwd: e.cwd, env: e.env, uid: e.uid, gid: e.gid }));
+    const boot = ev.find((e) => e.k === "boot").t;
+    const timeline = timelineOf(
       t0,
       t1,
-      ev.find((e) => e.k === "boot").t,
+      boot,
       spawned.map((e) => ({ t0: e.t, t1: closes.get(e.i) ?? t1 })),
     );
     const syncs = ev.filter((e) => e.k === "spawnSync");
-    const boot = ev.find((e) => e.k === "boot").t;
-    lastTimeline.syncMs = syncs.reduce((a, e) => a + e.t1 - e.t, 0);
+    timeline.syncMs = syncs.reduce((a, e) => a + e.t1 - e.t, 0);
     if (syncs.length) {
-      lastTimeline.load = syncs[0].t - boot;
-      lastTimeline.plan = Math.min(...spawned.map((e) => e.t)) - syncs[syncs.length - 1].t1;
+      timeline.load = syncs[0].t - boot;
+      timeline.plan = Math.min(...spawned.map((e) => e.t)) - syncs[syncs.length - 1].t1;
     }
     const fsyncs = ev.filter((e) => e.k === "fsync");
-    lastTimeline.fsyncMs = fsyncs.reduce((a, e) => a + e.t1 - e.t, 0);
-    lastTimeline.fsyncs = fsyncs.length;
+    timeline.fsyncMs = fsyncs.reduce((a, e) => a + e.t1 - e.t, 0);
+    timeline.fsyncs = fsyncs.length;
+    probe.timeline = timeline;
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   };
   /** the driver over a job: {parallel, users: spawns per user} */
@@ -476,22 +505,44 @@ function runCase(
     const t1 = epochMs();
     if (r.status === 0) {
       const out = JSON.parse(r.stdout) as { t0: number; spawns: { t0: number; t1: number }[] };
-      lastTimeline = timelineOf(t0, t1, out.t0, out.spawns);
+      probe.timeline = timelineOf(t0, t1, out.t0, out.spawns);
     }
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   };
-  const byUser = (spawns: SpawnSpec[]): SpawnSpec[][] =>
-    users.map((u) =>
-      spawns.filter((c) =>
-        c.uid !== undefined
-          ? c.uid === u.uid
-          : // runuser -u NAME (a server start), setpriv --reuid UID (the cwd check as the user)
-            c.args.some((a, k) => (a === "-u" && c.args[k + 1] === u.name) || (a === "--reuid" && c.args[k + 1] === String(u.uid))),
-      ),
-    );
+  return { probe, instrumented, driver };
+}
+
+/** Restore's captured spawns per user, as the replay job and as the tmux-alone job (and the shape of both). */
+function captureJobs(c: CaseEnv, spawns: SpawnSpec[]): { replayJob: string; aloneJob: string; shape: string } {
+  const captured = c.users.map((u) =>
+    spawns.filter((s) =>
+      s.uid !== undefined
+        ? s.uid === u.uid
+        : // runuser -u NAME (a server start), setpriv --reuid UID (the cwd check as the user)
+          s.args.some((a, k) => (a === "-u" && s.args[k + 1] === u.name) || (a === "--reuid" && s.args[k + 1] === String(u.uid))),
+    ),
+  );
+  if (captured.flat().length !== spawns.length || captured.some((s) => !s.length))
+    throw new Error(`captured spawns do not map onto the users: ${JSON.stringify(spawns.map((s) => [s.file, ...s.args.slice(0, 4)]))}`);
+  const replayJob = path.join(c.env.base, `replay-${c.users.length}.json`);
+  fs.writeFileSync(replayJob, JSON.stringify({ parallel: PARALLEL, users: captured }));
+  const alone = captured.map((cs) => cs.map(aloneSpawn).filter((s): s is SpawnSpec => s !== null));
+  const aloneJob = path.join(c.env.base, `alone-${c.users.length}.json`);
+  fs.writeFileSync(aloneJob, JSON.stringify({ parallel: PARALLEL, users: alone }));
+  const count = (cs: SpawnSpec[][], cmd: string) =>
+    cs.flat().reduce((n, s) => n + s.args.filter((a, k) => a === cmd && (k === 0 || s.args[k - 1] === ";" || s.args[k - 1] === "-u")).length, 0);
+  const shape = `${count(alone, "new-session")} new-session, ${count(alone, "new-window")} new-window, ${count(alone, "split-window")} split-window in ${alone.flat().length} clients; restore's lists: ${captured.flat().reduce((n, s) => n + s.args.filter((a) => a === ";").length + 1, 0)} commands in ${captured.flat().length} clients`;
+  return { replayJob, aloneJob, shape };
+}
+
+/** Every restore kind `runs` times after a simulated reboot (alternating order), then each variant's no-op restore. */
+function restoreRuns(c: CaseEnv, res: CaseResult, runs: number, restoreState: string, restoreVariants: Variant[]): void {
+  const { env, users, usersFile, claudeBin } = c;
+  const tpArgv = ["restore", "--users-file", usersFile, "--state-dir", restoreState, "--claude-bin", claudeBin];
+  const { probe, instrumented, driver } = restoreProbes(env.base, tpArgv);
   const once = (label: string, f: () => L.TPResult): void => {
     for (const u of users) L.rebootUser(env, u);
-    lastTimeline = null;
+    probe.timeline = null;
     let r: L.TPResult = { status: -1, stdout: "", stderr: "" };
     const ms = timed(() => (r = f()));
     const cpu = usersCpu(users);
@@ -501,34 +552,22 @@ function runCase(
     push(res.restoreCpu, lastCpu);
     push(res.serverCpu, cpu.server);
     push(res.paneCpu, cpu.panes);
-    if (lastTimeline) push(res.timelines, lastTimeline);
+    if (probe.timeline) push(res.timelines, probe.timeline);
     res.servers.set(label, cpu.servers);
     const calls = [...r.stderr.matchAll(/restore done .*tmuxCalls=([0-9]+)/g)].reduce((n, m) => n + Number(m[1]), 0);
     if (calls) res.calls.set(label, calls);
     const back = users.reduce((n, u) => n + L.livePanes(env, u).length, 0);
-    if (back !== panesTotal) throw new Error(`${label} brought back ${back} of ${panesTotal} panes:\n${r.stderr}`);
+    if (back !== c.panesTotal) throw new Error(`${label} brought back ${back} of ${c.panesTotal} panes:\n${r.stderr}`);
   };
   // the capture: one untimed instrumented restore (also a warm-up); its spawns, per user
   for (const u of users) L.rebootUser(env, u);
   const cap = instrumented();
   if (cap.status !== 0) throw new Error(`instrumented restore exited ${cap.status}:\n${cap.stderr}`);
-  const captured = byUser(lastSpawns);
-  if (captured.flat().length !== lastSpawns.length || captured.some((c) => !c.length))
-    throw new Error(`captured spawns do not map onto the users: ${JSON.stringify(lastSpawns.map((c) => [c.file, ...c.args.slice(0, 4)]))}`);
-  const replayJob = path.join(env.base, `replay-${users.length}.json`);
-  fs.writeFileSync(replayJob, JSON.stringify({ parallel: PARALLEL, users: captured }));
-  const alone = captured.map((cs) => cs.map(aloneSpawn).filter((c): c is SpawnSpec => c !== null));
-  const aloneJob = path.join(env.base, `alone-${users.length}.json`);
-  fs.writeFileSync(aloneJob, JSON.stringify({ parallel: PARALLEL, users: alone }));
-  const count = (cs: SpawnSpec[][], cmd: string) =>
-    cs.flat().reduce((n, c) => n + c.args.filter((a, k) => a === cmd && (k === 0 || c.args[k - 1] === ";" || c.args[k - 1] === "-u")).length, 0);
-  res.shape = `${count(alone, "new-session")} new-session, ${count(alone, "new-window")} new-window, ${count(alone, "split-window")} split-window in ${alone.flat().length} clients; restore's lists: ${captured.flat().reduce((n, c) => n + c.args.filter((a) => a === ";").length + 1, 0)} commands in ${captured.flat().length} clients`;
-
+  const { replayJob, aloneJob, shape } = captureJobs(c, probe.spawns);
+  res.shape = shape;
+  const restoreOf = (v: Variant) => () => L.runTP("restore", { usersFile, stateDir: restoreState, claudeBin, script: v.script, args: v.args });
   const kinds: { label: string; f: () => L.TPResult }[] = [
-    ...restoreVariants.map((v) => ({
-      label: v.label,
-      f: () => L.runTP("restore", { usersFile, stateDir: restoreState, claudeBin, script: v.script, args: v.args }),
-    })),
+    ...restoreVariants.map((v) => ({ label: v.label, f: restoreOf(v) })),
     { label: INSTRUMENTED, f: instrumented },
     { label: REPLAYED, f: () => driver(replayJob) },
     { label: ALONE, f: () => driver(aloneJob) },
@@ -537,11 +576,7 @@ function runCase(
     const order = i % 2 ? [...kinds].reverse() : kinds;
     for (const k of order) once(k.label, k.f);
   }
-  for (const v of restoreVariants) {
-    const noops = [0, 1, 2].map(() => timed(() => L.runTP("restore", { usersFile, stateDir: restoreState, claudeBin, script: v.script, args: v.args })));
-    res.restoreNoop.set(v.label, median(noops));
-  }
-  return res;
+  for (const v of restoreVariants) res.restoreNoop.set(v.label, median([0, 1, 2].map(() => timed(restoreOf(v)))));
 }
 
 function printTable(cases: CaseResult[], before: string, after: string, beforeRestore: string): void {
