@@ -308,13 +308,22 @@ export function sshAs(h: TestHost, user: string, key: string, cmd = "id -un"): {
 }
 
 /** URNs and ops of every resource an operation touched (anything but `same`). */
-export function changeCollector(): { onEvent: (e: EngineEvent) => void; changed: Array<{ urn: string; op: OpType }> } {
-  const changed: Array<{ urn: string; op: OpType }> = [];
+/** A step of a preview or an up that changes something, with the inputs before and after (secrets shown as the engine shows them). */
+export interface Change {
+  urn: string;
+  op: OpType;
+  type: string;
+  oldInputs?: Record<string, unknown>;
+  newInputs?: Record<string, unknown>;
+}
+
+export function changeCollector(): { onEvent: (e: EngineEvent) => void; changed: Change[] } {
+  const changed: Change[] = [];
   return {
     changed,
     onEvent(e: EngineEvent) {
       const m = e.resourcePreEvent?.metadata;
-      if (m && m.op !== "same" && m.op !== "read") changed.push({ urn: m.urn, op: m.op });
+      if (m && m.op !== "same" && m.op !== "read") changed.push({ urn: m.urn, op: m.op, type: m.type, oldInputs: m.old?.inputs, newInputs: m.new?.inputs });
     },
   };
 }

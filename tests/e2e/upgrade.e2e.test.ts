@@ -6,7 +6,9 @@
  * older state still holds the merged-away resources, and the engine removes them after this
  * release's resources are applied. The suite checks that the upgrade touches only those (the
  * merged commands run again: every account's, a suspended one's too, and each active user's
- * credentials; the merged-away ones are removed without anything run on the host) and that no
+ * credentials; the merged-away ones are removed without anything run on the host), and, when
+ * the host library changed since FROM, that every other command changed only to the new
+ * library's name (so it runs again once, the host files install the new library), and that no
  * user notices: homes byte for byte (content, mode, owner, size, mtime), the delivered
  * credentials and kubeconfig, clones, sessions, logins, Vault and git over HTTP as before, no
  * drift, a clean state audit, and a no-op `up` after it.
@@ -16,13 +18,14 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { changeCollector, E2E, homesFingerprintCommand, PROJECT_DIR, projectAt, rootLogins, setupE2E, timed, urnName } from "../../dev/e2e";
+import { Change, changeCollector, E2E, homesFingerprintCommand, PROJECT_DIR, projectAt, rootLogins, setupE2E, timed, urnName } from "../../dev/e2e";
 import { vaultRequest } from "../../dev/services";
 
 /**
  * The last release where a user's home and the infra clone were their own resources. When a
- * later change alters what an upgrade from it does, say so in `expected` below (or move FROM to
- * the release the team last deployed): an upgrade's plan is part of what a change is reviewed for.
+ * later change alters what an upgrade from it does beyond a new host library, say so in
+ * `expected` below (or move FROM to the release the team last deployed): an upgrade's plan is
+ * part of what a change is reviewed for.
  */
 const FROM = "3bc4290";
 type User = { name: string; state?: string; forgejo?: string; sshKeys: string[] } & Record<string, unknown>;
@@ -55,6 +58,23 @@ async function snapshot() {
         .join("; "),
     ),
   };
+}
+
+/** The resources that ship the host's files (the host library among them) to the host. */
+const HOST_FILES = new Set(["host-files", "host-files-copy"]);
+const LIBRARY = /\/ws-([0-9a-f]{8,})\.sh/g;
+
+/**
+ * Whether a change is the new host library only: the host files installing it, or a command
+ * whose inputs are the old ones with the one old library's name replaced by the new one's.
+ */
+function newLibraryOnly(x: Change): boolean {
+  if (x.op !== "update") return false;
+  if (HOST_FILES.has(urnName(x.urn))) return true;
+  const before = JSON.stringify(x.oldInputs ?? {});
+  const after = JSON.stringify(x.newInputs ?? {});
+  const [from, to] = [before, after].map((t) => [...new Set([...t.matchAll(LIBRARY)].map((m) => m[1]))]);
+  return from.length === 1 && to.length === 1 && from[0] !== to[0] && before.split(from[0]).join(to[0]) === after;
 }
 
 const names = async () => new Set((await e.stack.exportStack()).deployment.resources.map((r: { urn: string }) => urnName(r.urn)));
@@ -126,13 +146,25 @@ test("this release over it: only the merged resources change, and no user notice
   const c = changeCollector();
   await timed(times, "this release: preview", () => e.preview({ onEvent: c.onEvent }));
   const planned = c.changed.map((x) => `${x.op} ${urnName(x.urn)}`).sort();
-  const expected = [
+  const merge = [
     ...onHost.map((u) => `update ${u}-account`),
     ...active.map((u) => `update ${u}-git-credentials`),
     ...merged.homes.map((n) => `delete ${n}`),
     ...merged.clones.map((n) => `delete ${n}`),
-  ].sort();
-  assert.deepEqual(planned, expected, "the preview shows the merge and nothing else");
+  ];
+  const libraryOnly = c.changed.filter((x) => !merge.includes(`${x.op} ${urnName(x.urn)}`));
+  assert.deepEqual(
+    libraryOnly.map((x) => x.op).filter((op) => op !== "update"),
+    [],
+    `nothing created, replaced or deleted but the merge:\n${planned.join("\n")}`,
+  );
+  assert.deepEqual(
+    libraryOnly.filter((x) => !newLibraryOnly(x)).map((x) => urnName(x.urn)),
+    [],
+    "every change beyond the merge is the host files installing the new host library, or a command naming it instead of the old one",
+  );
+  const expected = [...merge, ...libraryOnly.map((x) => `update ${urnName(x.urn)}`)].sort();
+  assert.deepEqual(planned, expected, "the preview shows the merge, the new host library and nothing else");
 
   const rootBefore = await rootLogins(e);
   const u = changeCollector();
@@ -140,7 +172,8 @@ test("this release over it: only the merged resources change, and no user notice
   assert.equal(r.up.summary.result, "succeeded");
   assert.deepEqual(u.changed.map((x) => `${x.op} ${urnName(x.urn)}`).sort(), expected, "the up did what the preview showed");
   // one remote command per updated resource; the removed ones run nothing on the host
-  assert.equal((await rootLogins(e)) - rootBefore - 1, onHost.length + active.length, "root logins of the upgrade (the count's own login less)");
+  const updates = expected.filter((x) => x.startsWith("update ")).length;
+  assert.equal((await rootLogins(e)) - rootBefore - 1, updates, "root logins of the upgrade (the count's own login less)");
 
   const all = await names();
   for (const n of [...merged.homes, ...merged.clones]) assert.equal(all.has(n), false, `${n} is gone from the state`);
@@ -153,7 +186,8 @@ test("this release over it: only the merged resources change, and no user notice
   for (const name of active) assert.equal(e.sshAs(name, keys[name]).out, name);
   for (const name of onHost.filter((x) => !active.includes(x))) assert.notEqual(e.sshAs(name, keys[name]).code, 0, `${name} stays suspended`);
   const cred = JSON.parse(await e.sh("cat /home/emo/.config/claude-token-renew/vault.json"));
-  assert.ok(await vaultRequest(e.vault, "", "POST", "auth/approle/login", cred), "emo's Vault credential still logs in");
+  const vaultLogin = (await vaultRequest(e.vault, "", "POST", "auth/approle/login", cred)) as { auth: { policies: string[] } };
+  assert.deepEqual(vaultLogin.auth.policies, ["claude-renew-emo"], "emo's Vault credential still logs in, with emo's policy");
   const f = e.forgejo!;
   const token = /\/\/[^:/]+:([^@]+)@/.exec(await e.sh("cat /home/emo/.git-credentials"))?.[1] ?? "";
   const auth = Buffer.from(`ebarzin:${token}`).toString("base64");
