@@ -200,6 +200,8 @@ export async function setupE2E(name: string, roster: unknown, o: E2EOptions = {}
   const { vault, forgejo, kube } = services;
   const stopAll = async () => {
     await Promise.all([vault.stop(), forgejo?.stop(), kube?.stop(), destroyHost(host)].map((p) => p?.catch(() => undefined)));
+    // The work dir (project copy, state, services' data: about 70 MB) goes too; WS_KEEP_TMP=1 keeps it for a post-mortem.
+    if (process.env.WS_KEEP_TMP !== "1") fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
     if (o.reachMachine) {
