@@ -264,7 +264,7 @@ function harness(b: Base): E2E {
       const r = await up(o);
       const upMs = Date.now() - t0;
       t0 = Date.now();
-      await b.stack.up({ color: "never", expectNoChanges: true });
+      await noopUp(b.stack);
       return { up: r, upMs, noopMs: Date.now() - t0 };
     },
     async preview(o = {}) {
@@ -294,6 +294,30 @@ function harness(b: Base): E2E {
     },
     auditState: (extra = []) => plaintextSecrets(readStateAsAttacker(b.audit), [...b.secrets, ...extra.filter((s) => s.length >= 8)]),
   };
+}
+
+/**
+ * `up --expect-no-changes`; when it fails, the error names each step it would have taken with
+ * the engine's detailed diff and the changed keys' old and new inputs (secrets as the engine shows
+ * them), so a drift says what drifted.
+ */
+async function noopUp(stack: Stack): Promise<void> {
+  const steps: string[] = [];
+  const onEvent = (ev: EngineEvent) => {
+    const m = ev.resourcePreEvent?.metadata;
+    if (!m || m.op === "same" || m.op === "read") return;
+    const keys = m.diffs ?? Object.keys(m.detailedDiff ?? {});
+    const pick = (i?: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, i?.[k.split(".")[0]]]));
+    steps.push(
+      `${m.op} ${m.urn}: detailedDiff ${JSON.stringify(m.detailedDiff ?? {})}; old ${JSON.stringify(pick(m.old?.inputs))}; new ${JSON.stringify(pick(m.new?.inputs))}`,
+    );
+  };
+  try {
+    await stack.up({ color: "never", expectNoChanges: true, onEvent });
+  } catch (e) {
+    if (steps.length) (e as Error).message = `the no-op up would change:\n${steps.join("\n")}\n${(e as Error).message}`;
+    throw e;
+  }
 }
 
 /** `ssh user@host cmd` with the user's own key (the host key checked, no agent). */
