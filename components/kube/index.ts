@@ -85,6 +85,18 @@ export const KUBE_OFF_MESSAGE =
  */
 export const ADOPT_ANNOTATIONS = { "pulumi.com/patchForce": "true" } as const;
 
+/**
+ * What the provider waits for before it stores a dashboard token Secret's outputs: the token the
+ * tokens controller fills, on the object this `up` applied. The second condition matters on
+ * adoption. The team's Secret already holds a token, and the provider's shared informer can
+ * hand the await the object as it was before the apply (a Secret has no `metadata.generation`,
+ * so a stale event is not told apart). Without it, that object, without the program's labels,
+ * was stored and the next `up` proposed `~metadata`. Only the program sets its owner label.
+ */
+export function tokenWaitFor(user: string): string {
+  return JSON.stringify(["jsonpath={.data.token}", `jsonpath={.metadata.labels['${OWNER_LABEL}']}=${user}`]);
+}
+
 export const DASHBOARD_NAV_ROLE = "dashboard-nav-readonly";
 export const DASHBOARD_NAV_RULES = [{ apiGroups: [""], resources: ["namespaces", "nodes"], verbs: ["get", "list", "watch"] }];
 
@@ -271,8 +283,7 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
           annotations: {
             ...ADOPT_ANNOTATIONS,
             "kubernetes.io/service-account.name": n.dashboardAccount,
-            // The provider waits until the tokens controller filled the token, so it is in the outputs.
-            "pulumi.com/waitFor": "jsonpath={.data.token}",
+            "pulumi.com/waitFor": tokenWaitFor(p.name),
           },
         },
         type: "kubernetes.io/service-account-token",

@@ -8,7 +8,8 @@
  * merged commands run again: every account's, a suspended one's too, and each active user's
  * credentials; the merged-away ones are removed without anything run on the host), and, when
  * the host library changed since FROM, that every other command changed only to the new
- * library's name (so it runs again once, the host files install the new library), and that no
+ * library's name (so it runs again once, the host files install the new library), that each
+ * dashboard token Secret changes only in what the provider waits for (a metadata update), and that no
  * user notices: homes byte for byte (content, mode, owner, size, mtime), the delivered
  * credentials and kubeconfig, clones, sessions, logins, Vault and git over HTTP as before, no
  * drift, a clean state audit, and a no-op `up` after it.
@@ -20,6 +21,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { Change, changeCollector, E2E, homesFingerprintCommand, PROJECT_DIR, projectAt, rootLogins, setupE2E, timed, urnName } from "../../dev/e2e";
 import { vaultRequest } from "../../dev/services";
+import { tokenWaitFor } from "../../components/kube";
 
 /**
  * The last release where a user's home and the infra clone were their own resources. When a
@@ -75,6 +77,29 @@ function newLibraryOnly(x: Change): boolean {
   const after = JSON.stringify(x.newInputs ?? {});
   const [from, to] = [before, after].map((t) => [...new Set([...t.matchAll(LIBRARY)].map((m) => m[1]))]);
   return from.length === 1 && to.length === 1 && from[0] !== to[0] && before.split(from[0]).join(to[0]) === after;
+}
+
+/** The dashboard token Secrets of active namespace owners (`<user>-dashboard-token-<namespace>`), with their owner. */
+const tokenSecrets = roster.users
+  .filter((u) => (u.state ?? "active") === "active")
+  .flatMap((u) => ((u.namespaces as string[] | undefined) ?? []).map((ns) => ({ owner: u.name, name: `${u.name}-dashboard-token-${ns}` })));
+
+/**
+ * Whether a change is a dashboard token Secret learning to wait for the object as applied (the
+ * owner label condition, after FROM): its inputs are the old ones with `pulumi.com/waitFor` only
+ * changed, to `tokenWaitFor(owner)`. A metadata update of the Secret; nothing runs on the host.
+ */
+function newTokenWaitOnly(x: Change): boolean {
+  const t = tokenSecrets.find((s) => s.name === urnName(x.urn));
+  if (x.op !== "update" || x.type !== "kubernetes:core/v1:Secret" || !t) return false;
+  const WAIT = "pulumi.com/waitFor";
+  const annotations = (i: Record<string, unknown> | undefined) => ((i?.metadata as Record<string, unknown>)?.annotations ?? {}) as Record<string, string>;
+  const without = (i: Record<string, unknown> | undefined) => {
+    const c = structuredClone(i ?? {});
+    delete annotations(c)[WAIT];
+    return JSON.stringify(c);
+  };
+  return annotations(x.newInputs)[WAIT] === tokenWaitFor(t.owner) && without(x.oldInputs) === without(x.newInputs);
 }
 
 const names = async () => new Set((await e.stack.exportStack()).deployment.resources.map((r: { urn: string }) => urnName(r.urn)));
@@ -151,7 +176,16 @@ test("this release over it: only the merged resources change, and no user notice
     ...active.map((u) => `update ${u}-git-credentials`),
     ...merged.homes.map((n) => `delete ${n}`),
     ...merged.clones.map((n) => `delete ${n}`),
+    ...tokenSecrets.map((t) => `update ${t.name}`),
   ];
+  assert.deepEqual(
+    c.changed
+      .filter((x) => x.type === "kubernetes:core/v1:Secret")
+      .filter((x) => !newTokenWaitOnly(x))
+      .map((x) => urnName(x.urn)),
+    [],
+    "the dashboard token Secrets change only in what the provider waits for",
+  );
   const libraryOnly = c.changed.filter((x) => !merge.includes(`${x.op} ${urnName(x.urn)}`));
   assert.deepEqual(
     libraryOnly.map((x) => x.op).filter((op) => op !== "update"),
@@ -171,8 +205,9 @@ test("this release over it: only the merged resources change, and no user notice
   const r = await timed(times, "this release: up + no-op up", () => e.converge({ onEvent: u.onEvent }));
   assert.equal(r.up.summary.result, "succeeded");
   assert.deepEqual(u.changed.map((x) => `${x.op} ${urnName(x.urn)}`).sort(), expected, "the up did what the preview showed");
-  // one remote command per updated resource; the removed ones run nothing on the host
-  const updates = expected.filter((x) => x.startsWith("update ")).length;
+  // one remote command per updated command; the removed ones and the Kubernetes objects run nothing on the host
+  const updates = u.changed.filter((x) => x.op === "update" && x.type.startsWith("command:")).length;
+  assert.equal(updates, expected.filter((x) => x.startsWith("update ")).length - tokenSecrets.length);
   assert.equal((await rootLogins(e)) - rootBefore - 1, updates, "root logins of the upgrade (the count's own login less)");
 
   const all = await names();

@@ -116,6 +116,9 @@ test(
     assert.doesNotMatch(out, /already exists/i);
     assert.equal(await tokenOf("nadia-apps", "dashboard-nadia-token"), terraformToken, "the token in the cluster is the one Terraform's secret had");
     assert.equal(s.tokens()["nadia/nadia-apps"], terraformToken, "and the program's output is that same token");
+    const stored = s.outputsOf("nadia-dashboard-token-nadia-apps").metadata;
+    assert.equal(stored.labels?.["workstations.example/owner"], "nadia", "the state holds the Secret as the up applied it, not as Terraform left it");
+    assert.equal(stored.annotations?.["kubernetes.io/service-account.name"], "dashboard-nadia");
     assert.equal((await kube.request("GET", "/api/v1/namespaces/nadia-apps/secrets", { token: terraformToken })).status, 200, "it works, now with admin");
     const ns = (await kube.request("GET", "/api/v1/namespaces/nadia-apps")).json.metadata.labels;
     assert.equal(ns.team, "infra", "Terraform's own label stays");

@@ -89,6 +89,20 @@ export class KubeEngineStack {
     );
   }
 
+  /** The outputs the state holds for the resource named `name` (`pulumi stack export`). */
+  outputsOf(name: string): any {
+    const r = spawnSync("pulumi", ["--non-interactive", "stack", "export", "--stack", this.stack], {
+      cwd: this.work,
+      encoding: "utf8",
+      maxBuffer: 256 * 1024 * 1024,
+      env: this.backendEnv(),
+    });
+    if (r.status !== 0) throw new Error(`pulumi stack export failed (${r.status}): ${r.stderr}`);
+    const found = JSON.parse(r.stdout).deployment.resources.filter((x: { urn: string }) => x.urn.endsWith(`::${name}`));
+    if (found.length !== 1) throw new Error(`${found.length} resources named ${name} in the state, not 1`);
+    return found[0].outputs;
+  }
+
   /** The project, the stack and its config for `kube`, with `roster` as the roster. */
   init(kube: KubeServer, roster: string): void {
     fs.mkdirSync(this.stateDir);

@@ -90,6 +90,12 @@ test("example roster: shared ClusterRole, owner namespace + bindings + dashboard
   const secret = byName(resources, "nadia-dashboard-token-nadia-apps");
   assert.equal(secret.type, "kubernetes.io/service-account-token");
   assert.equal(secret.metadata.annotations["kubernetes.io/service-account.name"], "dashboard-nadia");
+  assert.deepEqual(
+    JSON.parse(secret.metadata.annotations["pulumi.com/waitFor"]),
+    ["jsonpath={.data.token}", "jsonpath={.metadata.labels['workstations.example/owner']}=nadia"],
+    "the provider waits for the token on the object as applied (with the program's owner label), not a stale copy of Terraform's",
+  );
+  assert.equal(secret.metadata.labels["workstations.example/owner"], "nadia");
 
   // viktor (admin): cluster-admin only, no namespace
   assert.deepEqual(
