@@ -302,22 +302,20 @@ function harness(b: Base): E2E {
  * them), so a drift says what drifted.
  */
 async function noopUp(stack: Stack): Promise<void> {
-  const steps: string[] = [];
-  const onEvent = (ev: EngineEvent) => {
-    const m = ev.resourcePreEvent?.metadata;
-    if (!m || m.op === "same" || m.op === "read") return;
-    const keys = m.diffs ?? Object.keys(m.detailedDiff ?? {});
-    const pick = (i?: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, i?.[k.split(".")[0]]]));
-    steps.push(
-      `${m.op} ${m.urn}: detailedDiff ${JSON.stringify(m.detailedDiff ?? {})}; old ${JSON.stringify(pick(m.old?.inputs))}; new ${JSON.stringify(pick(m.new?.inputs))}`,
-    );
-  };
+  const c = changeCollector();
   try {
-    await stack.up({ color: "never", expectNoChanges: true, onEvent });
+    await stack.up({ color: "never", expectNoChanges: true, onEvent: c.onEvent });
   } catch (e) {
-    if (steps.length) (e as Error).message = `the no-op up would change:\n${steps.join("\n")}\n${(e as Error).message}`;
+    if (c.changed.length) (e as Error).message = `the no-op up would change:\n${c.changed.map(describeChange).join("\n")}\n${(e as Error).message}`;
     throw e;
   }
+}
+
+/** One line for a step: its op and URN, the engine's detailed diff, and the changed keys' inputs before and after. */
+export function describeChange(c: Change): string {
+  const keys = c.diffs ?? Object.keys(c.detailedDiff ?? {});
+  const pick = (i?: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, i?.[k.split(".")[0]]]));
+  return `${c.op} ${c.urn}: detailedDiff ${JSON.stringify(c.detailedDiff ?? {})}; old ${JSON.stringify(pick(c.oldInputs))}; new ${JSON.stringify(pick(c.newInputs))}`;
 }
 
 /** `ssh user@host cmd` with the user's own key (the host key checked, no agent). */
@@ -333,14 +331,20 @@ export function sshAs(h: TestHost, user: string, key: string, cmd = "id -un"): {
   return { code: r.status, out: (r.stdout + r.stderr).trim() };
 }
 
-/** URNs and ops of every resource an operation touched (anything but `same`). */
-/** A step of a preview or an up that changes something, with the inputs before and after (secrets shown as the engine shows them). */
+/**
+ * A step of a preview or an up that changes something (any op but `same` and `read`), with the
+ * inputs before and after (secrets shown as the engine shows them) and the engine's diff.
+ */
 export interface Change {
   urn: string;
   op: OpType;
   type: string;
   oldInputs?: Record<string, unknown>;
   newInputs?: Record<string, unknown>;
+  /** The top-level keys that differ, as the engine names them. */
+  diffs?: string[];
+  /** The provider's detailed diff: property path -> kind of change. */
+  detailedDiff?: Record<string, unknown>;
 }
 
 export function changeCollector(): { onEvent: (e: EngineEvent) => void; changed: Change[] } {
@@ -349,7 +353,8 @@ export function changeCollector(): { onEvent: (e: EngineEvent) => void; changed:
     changed,
     onEvent(e: EngineEvent) {
       const m = e.resourcePreEvent?.metadata;
-      if (m && m.op !== "same" && m.op !== "read") changed.push({ urn: m.urn, op: m.op, type: m.type, oldInputs: m.old?.inputs, newInputs: m.new?.inputs });
+      if (m && m.op !== "same" && m.op !== "read")
+        changed.push({ urn: m.urn, op: m.op, type: m.type, oldInputs: m.old?.inputs, newInputs: m.new?.inputs, diffs: m.diffs, detailedDiff: m.detailedDiff });
     },
   };
 }
