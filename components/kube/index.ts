@@ -41,6 +41,7 @@ import { guardedKubeconfig } from "../scripts/kubeconfig";
 import { kubeconfigDeliverScript, kubeconfigRemoveScript } from "../scripts/hostLib";
 import { OWNER_LABEL, programNames } from "./sweep";
 import { KubeNamespaceCut } from "./cut";
+import { tokenSecretMetadata } from "./tokenSecret";
 
 export { OWNER_LABEL };
 
@@ -84,18 +85,6 @@ export const KUBE_OFF_MESSAGE =
  * still fail: the takeover plan names those (tools/takeover-kube.ts).
  */
 export const ADOPT_ANNOTATIONS = { "pulumi.com/patchForce": "true" } as const;
-
-/**
- * What the provider waits for before it stores a dashboard token Secret's outputs: the token the
- * tokens controller fills, on the object this `up` applied. The second condition matters on
- * adoption. The team's Secret already holds a token, and the provider's shared informer can
- * hand the await the object as it was before the apply (a Secret has no `metadata.generation`,
- * so a stale event is not told apart). Without it, that object, without the program's labels,
- * was stored and the next `up` proposed `~metadata`. Only the program sets its owner label.
- */
-export function tokenWaitFor(user: string): string {
-  return JSON.stringify(["jsonpath={.data.token}", `jsonpath={.metadata.labels['${OWNER_LABEL}']}=${user}`]);
-}
 
 export const DASHBOARD_NAV_ROLE = "dashboard-nav-readonly";
 export const DASHBOARD_NAV_RULES = [{ apiGroups: [""], resources: ["namespaces", "nodes"], verbs: ["get", "list", "watch"] }];
@@ -271,21 +260,18 @@ export function userKubeResources(parent: pulumi.Resource, cluster: KubeCluster,
     const saSubject = { kind: "ServiceAccount", name: n.dashboardAccount, namespace: ns };
     saSubjects.push(saSubject);
     ready.push(sa, adminBinding(`${p.name}-dashboard-binding-${ns}`, n.dashboardBinding, saSubject));
-    // A long-lived token: the API server's tokens controller fills `data.token`. The whole
-    // `data` is a secret output, so the token is encrypted in the state.
+    // A long-lived token: the API server's tokens controller fills `data.token`, and the outputs
+    // are the object this up applied (./tokenSecret.ts). The whole `data` is a secret output, so
+    // the token is encrypted in the state.
     const secret = new k8sCore.Secret(
       `${p.name}-dashboard-token-${ns}`,
       {
-        metadata: {
+        metadata: tokenSecretMetadata({
           name: n.dashboardToken,
           namespace: ns,
           labels,
-          annotations: {
-            ...ADOPT_ANNOTATIONS,
-            "kubernetes.io/service-account.name": n.dashboardAccount,
-            "pulumi.com/waitFor": tokenWaitFor(p.name),
-          },
-        },
+          annotations: { ...ADOPT_ANNOTATIONS, "kubernetes.io/service-account.name": n.dashboardAccount },
+        }),
         type: "kubernetes.io/service-account-token",
       },
       { ...opts, dependsOn: [sa], additionalSecretOutputs: ["data", "stringData"] },

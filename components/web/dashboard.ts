@@ -22,6 +22,7 @@ import * as k8sCore from "@pulumi/kubernetes/core/v1";
 import * as k8sRbac from "@pulumi/kubernetes/rbac/v1";
 import type { DashboardConfig } from "../config";
 import type { KubeCluster } from "../kube";
+import { tokenSecretMetadata } from "../kube/tokenSecret";
 import { injectorMapConf, injectorServerConf, type InjectorEntry } from "../plan/web";
 
 export const INJECTOR_NAME = "workstations-dashboard-injector";
@@ -62,12 +63,12 @@ export class DashboardInjector extends pulumi.ComponentResource {
     const adminSecret = new k8sCore.Secret(
       `${name}-admin-token`,
       {
-        metadata: {
+        metadata: tokenSecretMetadata({
           name: `${ADMIN_ACCOUNT}-token`,
           namespace: ns,
           labels,
-          annotations: { "kubernetes.io/service-account.name": ADMIN_ACCOUNT, "pulumi.com/waitFor": "jsonpath={.data.token}" },
-        },
+          annotations: { "kubernetes.io/service-account.name": ADMIN_ACCOUNT },
+        }),
         type: "kubernetes.io/service-account-token",
       },
       { ...k, dependsOn: [sa, binding], additionalSecretOutputs: ["data", "stringData"] },

@@ -9,7 +9,8 @@
  * credentials; the merged-away ones are removed without anything run on the host), and, when
  * the host library changed since FROM, that every other command changed only to the new
  * library's name (so it runs again once, the host files install the new library), that each
- * dashboard token Secret changes only in what the provider waits for (a metadata update), and that no
+ * dashboard token Secret only gains the digest of its inputs and a wait that names it (a
+ * metadata update), and that no
  * user notices: homes byte for byte (content, mode, owner, size, mtime), the delivered
  * credentials and kubeconfig, clones, sessions, logins, Vault and git over HTTP as before, no
  * drift, a clean state audit, and a no-op `up` after it.
@@ -21,7 +22,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { Change, changeCollector, E2E, homesFingerprintCommand, PROJECT_DIR, projectAt, rootLogins, setupE2E, timed, urnName } from "../../dev/e2e";
 import { vaultRequest } from "../../dev/services";
-import { tokenWaitFor } from "../../components/kube";
+import { APPLIED_ANNOTATION, tokenWaitFor, WAIT_FOR_ANNOTATION } from "../../components/kube/tokenSecret";
 
 /**
  * The last release where a user's home and the infra clone were their own resources. When a
@@ -79,27 +80,32 @@ function newLibraryOnly(x: Change): boolean {
   return from.length === 1 && to.length === 1 && from[0] !== to[0] && before.split(from[0]).join(to[0]) === after;
 }
 
-/** The dashboard token Secrets of active namespace owners (`<user>-dashboard-token-<namespace>`), with their owner. */
+/** The dashboard token Secrets of active namespace owners (`<user>-dashboard-token-<namespace>`). */
 const tokenSecrets = roster.users
   .filter((u) => (u.state ?? "active") === "active")
-  .flatMap((u) => ((u.namespaces as string[] | undefined) ?? []).map((ns) => ({ owner: u.name, name: `${u.name}-dashboard-token-${ns}` })));
+  .flatMap((u) => ((u.namespaces as string[] | undefined) ?? []).map((ns) => ({ name: `${u.name}-dashboard-token-${ns}` })));
 
 /**
- * Whether a change is a dashboard token Secret learning to wait for the object as applied (the
- * owner label condition, after FROM): its inputs are the old ones with `pulumi.com/waitFor` only
- * changed, to `tokenWaitFor(owner)`. A metadata update of the Secret; nothing runs on the host.
+ * Whether a change is a dashboard token Secret learning to wait for the object as applied
+ * (after FROM): its inputs are the old ones with two annotations added, the digest of its
+ * inputs and the `pulumi.com/waitFor` that names it (components/kube/tokenSecret.ts). A metadata
+ * update of the Secret; nothing runs on the host.
  */
 function newTokenWaitOnly(x: Change): boolean {
-  const t = tokenSecrets.find((s) => s.name === urnName(x.urn));
-  if (x.op !== "update" || x.type !== "kubernetes:core/v1:Secret" || !t) return false;
-  const WAIT = "pulumi.com/waitFor";
+  if (x.op !== "update" || x.type !== "kubernetes:core/v1:Secret" || !tokenSecrets.some((s) => s.name === urnName(x.urn))) return false;
   const annotations = (i: Record<string, unknown> | undefined) => ((i?.metadata as Record<string, unknown>)?.annotations ?? {}) as Record<string, string>;
   const without = (i: Record<string, unknown> | undefined) => {
     const c = structuredClone(i ?? {});
-    delete annotations(c)[WAIT];
+    delete annotations(c)[WAIT_FOR_ANNOTATION];
+    delete annotations(c)[APPLIED_ANNOTATION];
     return JSON.stringify(c);
   };
-  return annotations(x.newInputs)[WAIT] === tokenWaitFor(t.owner) && without(x.oldInputs) === without(x.newInputs);
+  const added = annotations(x.newInputs);
+  return (
+    /^[0-9a-f]{16}$/.test(added[APPLIED_ANNOTATION]) &&
+    added[WAIT_FOR_ANNOTATION] === tokenWaitFor(added[APPLIED_ANNOTATION]) &&
+    without(x.oldInputs) === without(x.newInputs)
+  );
 }
 
 const names = async () => new Set((await e.stack.exportStack()).deployment.resources.map((r: { urn: string }) => urnName(r.urn)));

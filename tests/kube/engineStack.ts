@@ -103,16 +103,21 @@ export class KubeEngineStack {
     return found[0].outputs;
   }
 
+  /** Runs tests/kube/engine-program.ts of the project in `repo` (this one's by default; an older release's, unpacked with node_modules). */
+  useProgram(repo = REPO): void {
+    fs.writeFileSync(
+      path.join(this.work, "index.js"),
+      `require("ts-node").register({ transpileOnly: true, project: ${JSON.stringify(path.join(repo, "tsconfig.json"))} });\nmodule.exports = require(${JSON.stringify(path.join(repo, "tests/kube/engine-program.ts"))}).main();\n`,
+    );
+  }
+
   /** The project, the stack and its config for `kube`, with `roster` as the roster. */
   init(kube: KubeServer, roster: string): void {
     fs.mkdirSync(this.stateDir);
     fs.symlinkSync(path.join(REPO, "node_modules"), path.join(this.work, "node_modules"));
     fs.writeFileSync(path.join(this.work, "Pulumi.yaml"), "name: workstations-kube-e2e\nruntime:\n  name: nodejs\n  options:\n    typescript: false\n");
     fs.writeFileSync(path.join(this.work, "package.json"), JSON.stringify({ name: "workstations-kube-e2e", version: "0.0.0", main: "index.js" }));
-    fs.writeFileSync(
-      path.join(this.work, "index.js"),
-      `require("ts-node").register({ transpileOnly: true, project: ${JSON.stringify(path.join(REPO, "tsconfig.json"))} });\nmodule.exports = require(${JSON.stringify(path.join(REPO, "tests/kube/engine-program.ts"))}).main();\n`,
-    );
+    this.useProgram();
     this.writeRoster(roster);
     this.pulumi(["stack", "init", this.stack]);
     const set = (k: string, v: string, secret = false) =>

@@ -12,6 +12,7 @@ import { KUBECONFIG_HEADER_PREFIX } from "../../components/scripts/kubeconfig";
 import { USER_FUNCS } from "../../components/scripts/shell";
 import { recordedOptions, KUBE_CONFIG, TEST_CA } from "./fixtures";
 import { kubeNames, OWNER_LABEL } from "../../components/kube";
+import { tokenSecretDigest } from "../../components/kube/tokenSecret";
 import { derivedNames, planRoster } from "../../components/plan";
 import { parseRoster } from "../../components/roster/load";
 import { userGrants } from "../../tools/access-report";
@@ -90,12 +91,19 @@ test("example roster: shared ClusterRole, owner namespace + bindings + dashboard
   const secret = byName(resources, "nadia-dashboard-token-nadia-apps");
   assert.equal(secret.type, "kubernetes.io/service-account-token");
   assert.equal(secret.metadata.annotations["kubernetes.io/service-account.name"], "dashboard-nadia");
+  const digest = secret.metadata.annotations["workstations.example/applied"];
+  assert.match(digest, /^[0-9a-f]{16}$/);
   assert.deepEqual(
     JSON.parse(secret.metadata.annotations["pulumi.com/waitFor"]),
-    ["jsonpath={.data.token}", "jsonpath={.metadata.labels['workstations.example/owner']}=nadia"],
-    "the provider waits for the token on the object as applied (with the program's owner label), not a stale copy of Terraform's",
+    ["jsonpath={.data.token}", `jsonpath={.metadata.annotations['workstations.example/applied']}=${digest}`],
+    "the provider waits for the token on the object this up applied (its digest), not a stale copy",
   );
-  assert.equal(secret.metadata.labels["workstations.example/owner"], "nadia");
+  const { ["workstations.example/applied"]: _d, ["pulumi.com/waitFor"]: _w, ...rest } = secret.metadata.annotations;
+  assert.equal(
+    digest,
+    tokenSecretDigest({ name: secret.metadata.name, namespace: secret.metadata.namespace, labels: secret.metadata.labels, annotations: rest }),
+    "the digest is of the Secret's own inputs",
+  );
 
   // viktor (admin): cluster-admin only, no namespace
   assert.deepEqual(
