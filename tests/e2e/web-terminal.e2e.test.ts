@@ -116,7 +116,12 @@ test("real engine: emo's session in the browser; suspending emo by roster edit a
   for (const f of [TTYD_USER_MAP, TTYD_ADMINS, TTYD_SUDOERS, T3_DISPATCH]) assert.doesNotMatch(await e.sh(`cat ${f}`), /\bemo\b/, `${f} no longer names emo`);
   await waitFor("the open connection to end", () => p.openSockets().length === 0, 60_000);
   await assertStaysClosed(p, "emo", () => e.sh(`journalctl -q --no-pager --since '${cutAt}' -t ws-term-attach -u ws-ttyd -o cat || true`));
-  assert.equal(await e.sh("pgrep -u emo || true"), "", "nothing of emo's runs");
+  const left = await e.sh("pgrep -u emo || true");
+  assert.equal(
+    left,
+    "",
+    `nothing of emo's runs:\n${left && (await e.sh("ps -o pid,ppid,lstart,args -u emo; journalctl -q --no-pager -n 30 -t ws-term-attach -t sudo -o short-precise || true"))}`,
+  );
   const since = await e.sh("date '+%Y-%m-%d %H:%M:%S'");
   const again = await open("emo", "work");
   await waitFor(

@@ -185,6 +185,27 @@ describe("the web terminal in a real browser (trixie VM: ttyd 1.7.7, nginx, chro
     assert.deepEqual(sessions, ["spoof", "work"], "no other session was made");
   });
 
+  test("a connection between a suspension's cut and the new map (emo mapped, but suspended in users.d) is refused before sudo", async () => {
+    const entry = "/etc/workstations/users.d/emo.json";
+    const active = await sh(`cat ${entry}`);
+    assert.match(active, /"state":"active"/);
+    // the cut's first step alone: the account's entry says suspended; the map still names emo
+    await sh(`sed -i 's/"state":"active"/"state":"suspended"/' ${entry}`);
+    assert.match(await sh(`cat ${TTYD_USER_MAP}`), /\bemo\b/);
+    try {
+      const since = await hostNow();
+      const p = await open("emo", "late");
+      await waitFor("the refusal", async () => /refused: identity emo: emo is not active/.test(await journal(since)), 30_000);
+      await p.goto("about:blank"); // no reconnect once the entry is restored
+      const log = await journal(since);
+      assert.doesNotMatch(log, /USER=emo/, "sudo never ran anything as emo");
+      assert.doesNotMatch((await tmuxAs("emo", "list-sessions -F '#{session_name}'")).stdout, /^late$/m, "no session was made");
+    } finally {
+      await sh(`printf '%s\\n' '${active}' > ${entry}`);
+    }
+    assert.equal(await sh(`cat ${entry}`), active);
+  });
+
   test("suspend emo by roster edit and up: gone from every file, the open connection ends, a new one is refused", async () => {
     const p = await open("emo", "work");
     await waitFor(
