@@ -30,6 +30,7 @@ import * as zlib from "node:zlib";
 import * as YAML from "yaml";
 import { syntheticRoster } from "./eval";
 import { ed25519Key } from "../dev/sshkeys";
+import { tempDir } from "../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -79,7 +80,7 @@ function pulumiIn(cwd: string, env: NodeJS.ProcessEnv, args: string[], allowFail
 
 /** Baseline: a program with no resources at all. */
 function emptyProgram(env: NodeJS.ProcessEnv): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-empty-"));
+  const dir = tempDir("ws-bench-empty-");
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: empty\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n");
   fs.writeFileSync(path.join(dir, "index.js"), 'require("@pulumi/pulumi");\n');
   fs.writeFileSync(path.join(dir, "package.json"), '{"name":"empty","main":"index.js"}\n');
@@ -109,7 +110,7 @@ runtime:
  * (the transpile cache, warm).
  */
 function startup(env: NodeJS.ProcessEnv): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-start-"));
+  const dir = tempDir("ws-bench-start-");
   for (const f of ["Pulumi.yaml", "index.ts", "tsconfig.json", "tsconfig.pulumi.json", "package.json", "components", "config", "scripts"])
     fs.cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true, filter: (src) => !src.split(path.sep).includes("dev") });
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
@@ -158,7 +159,7 @@ async function forgejoRows(env: NodeJS.ProcessEnv): Promise<void> {
   const n = Number(process.env.FORGEJO_USERS ?? 20);
   const baseline = process.env.FORGEJO_BASELINE ?? "19ed79f";
   const { startForgejo } = await import("../dev/services");
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-forgejo-"));
+  const tmp = tempDir("ws-bench-forgejo-");
   const f = await startForgejo({ dir: path.join(tmp, "gitea") });
   try {
     const users = Array.from({ length: n }, (_, i) => `benchuser${i}`);
@@ -230,7 +231,7 @@ for (let i = 0; i < n; i++) new command.local.Command(\`c\${i}\`, { create: "tru
  */
 function floorRows(env: NodeJS.ProcessEnv): void {
   const base = rows.find((r) => r.users === 0 && r.case.startsWith("empty"));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-floor-"));
+  const dir = tempDir("ws-bench-floor-");
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: floor\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: components/start.js\n");
   fs.mkdirSync(path.join(dir, "components"));
   fs.copyFileSync(path.join(ROOT, "components/start.js"), path.join(dir, "components/start.js"));

@@ -22,6 +22,7 @@ import * as YAML from "yaml";
 import { TestHost } from "../dev/testhost/testhost";
 import { DeployEnv, REPO_ROOT, startDeployEnv, WpPipeline } from "../dev/woodpecker";
 import { sleep } from "../dev/wait";
+import { tempDir } from "../dev/tmp";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 1);
 const GOAL_S = 180;
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
   const roster = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "roster.example.yaml"), "utf8"));
   const t = Date.now();
   const env = await startDeployEnv({ name: "bench", roster });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bench-wp-"));
+  const dir = tempDir("ws-bench-wp-");
   const rows: string[] = [];
   try {
     process.stderr.write(`bench: environment up in ${((Date.now() - t) / 1000).toFixed(0)} s; warm-up deploy of the example roster\n`);

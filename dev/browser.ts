@@ -11,10 +11,10 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { waitFor } from "./wait";
+import { tempDir } from "./tmp";
 
 type Json = Record<string, unknown>;
 interface Pending {
@@ -49,7 +49,7 @@ export class Browser {
   /** Starts a headless chromium with a fresh profile. */
   static async launch(opts: { width?: number; height?: number } = {}): Promise<Browser> {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (dev/setup)`);
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), "ws-chromium-"));
+    const profile = tempDir("ws-chromium-");
     const args = [
       "--headless=new",
       "--remote-debugging-pipe",

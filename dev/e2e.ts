@@ -14,7 +14,6 @@
 import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { EngineEvent, LocalWorkspace, OpType, PreviewResult, Stack, UpResult } from "@pulumi/pulumi/automation";
@@ -22,6 +21,7 @@ import { boot, createHost, destroyHost, reachMachine, run, type HostKind, TestHo
 import { cacheDir, ForgejoServer, KubeServer, startForgejo, startKube, startVault, VaultServer } from "./services";
 import { loadToolchainEnv } from "./toolchain-env";
 import { AuditOptions, plaintextSecrets, readStateAsAttacker } from "./state-audit";
+import { privateTmp, tempDir } from "./tmp";
 
 export const PROJECT_DIR = path.resolve(__dirname, "..");
 /** Files and dirs of the project the engine needs. */
@@ -114,7 +114,7 @@ export function projectAt(commit: string): string {
     throw new Error(
       `projectAt: commit ${commit} is not in ${PROJECT_DIR}'s history (a shallow clone? run git fetch --unshallow): ${arch.stderr.toString().trim()}`,
     );
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ws-project-${commit}-`));
+  const dir = tempDir(`ws-project-${commit}-`);
   const x = spawnSync("tar", ["-x", "-C", dir], { input: arch.stdout });
   if (x.status !== 0) throw new Error(`projectAt: unpacking ${commit} failed: ${x.stderr.toString().trim()}`);
   return dir;
@@ -217,6 +217,7 @@ export async function setupE2E(name: string, roster: unknown, o: E2EOptions = {}
       PULUMI_SKIP_UPDATE_CHECK: "true",
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
       PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+      TMPDIR: privateTmp(dir),
       VAULT_TOKEN: vault.rootToken,
       ...(forgejo ? { FORGEJO_ADMIN_PASSWORD: forgejo.adminPassword } : {}),
     };

@@ -5,17 +5,17 @@
  */
 import { spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { hostLibrary } from "../components/scripts/hostLib";
 import { unwrapScript } from "../components/scripts/shell";
+import { tempDir } from "./tmp";
 
 let libCopy = "";
 
 export function runRemote(cmd: string, input = ""): SpawnSyncReturns<string> {
   const lib = hostLibrary();
   if (!libCopy || !libCopy.endsWith(path.basename(lib.path))) {
-    libCopy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ws-lib-")), path.basename(lib.path));
+    libCopy = path.join(tempDir("ws-lib-"), path.basename(lib.path));
     fs.writeFileSync(libCopy, lib.content, { mode: 0o755 });
   }
   const script = cmd.startsWith(lib.path + " ") ? libCopy + cmd.slice(lib.path.length) : unwrapScript(cmd);

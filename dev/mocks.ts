@@ -3,10 +3,10 @@
  * in registration order (the order the engine would create them, given dependsOn).
  */
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
+import { tempDir } from "./tmp";
 
 export const PROJECT_DIR = path.resolve(__dirname, "..");
 /**
@@ -95,7 +95,7 @@ export function baseConfig(rosterFile: string): Record<string, string> {
 
 /** Builds the program (components/program.ts) with the given roster and config; returns captured resources. */
 export async function runProgram(opts: RunOptions): Promise<{ resources: Captured[]; program: import("../components/program").Program }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-mock-"));
+  const dir = tempDir("ws-mock-");
   const rosterFile = path.join(dir, "roster.yaml");
   fs.writeFileSync(rosterFile, opts.roster);
   const cfg: Record<string, string> = baseConfig(rosterFile);

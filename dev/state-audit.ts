@@ -7,9 +7,9 @@
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
+import { tempDir } from "./tmp";
 
 export interface StateText {
   /** Where the text came from: "pulumi stack export" or a backend file path. */
@@ -41,7 +41,7 @@ function walk(dir: string): string[] {
  * buffer (`spawnSync pulumi ENOBUFS`, issue 25).
  */
 export function readStateAsAttacker(o: AuditOptions): StateText[] {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ws-audit-export-"));
+  const tmp = tempDir("ws-audit-export-");
   const file = path.join(tmp, "export.json");
   let text: string;
   try {

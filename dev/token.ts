@@ -10,11 +10,11 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { ClaudeAiOauth, FakeAnthropicOAuth, FakeOAuthOptions, startFakeAnthropic } from "./fakes/anthropic-oauth";
 import { FakeSlack, startFakeSlack } from "./fakes/slack";
 import { startVault } from "./services";
+import { tempDir } from "./tmp";
 
 export const REPO = path.resolve(__dirname, "..");
 export const AGENT = path.join(REPO, "scripts", "agents", "claude-token-renew.mjs");
@@ -26,7 +26,7 @@ export const NODE = process.env.TOKEN_RENEW_NODE || process.execPath;
 export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, TRANSIENT: 3, LOGIN_REQUIRED: 4, IDENTITY_MISMATCH: 5, VAULT_DENIED: 6 } as const;
 
 export function tmpdir(prefix = "ctr-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return tempDir(prefix);
 }
 
 // ------------------------------------------------------------------------------------------

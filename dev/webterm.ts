@@ -18,12 +18,12 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
-import * as os from "node:os";
 import * as path from "node:path";
 import { TERMINAL_SOCKET } from "../components/hostContract";
 import { LoopbackServer } from "./http";
 import type { TestHost } from "./testhost/testhost";
 import { freePort, portFree, sleep, waitFor } from "./wait";
+import { tempDir } from "./tmp";
 
 const ROOT = path.resolve(__dirname, "..");
 export const NGINX_EXAMPLE = path.join(ROOT, "docs/nginx-web-terminal.conf");
@@ -82,7 +82,7 @@ export class WebTerminalProxy {
 
   async start(h: TestHost): Promise<void> {
     if (!fs.existsSync(NGINX)) throw new Error(`${NGINX} is missing: apt-get install nginx-light (dev/setup)`);
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-nginx-"));
+    this.dir = tempDir("ws-nginx-");
     await this.outpost.start();
     this.tunnelPort = await freePort();
     this.tunnel = spawn(

@@ -52,6 +52,7 @@ import {
 import { boot, createHost, destroyHost, TestHost } from "./testhost/testhost";
 import { loadToolchainEnv } from "./toolchain-env";
 import { sleep } from "./wait";
+import { tempDir } from "./tmp";
 
 export const WOODPECKER_VERSION = "3.17.0";
 export const WOODPECKER_BINARIES = ["woodpecker-server", "woodpecker-agent", "woodpecker-cli", "plugin-git"] as const;
@@ -450,7 +451,7 @@ export const REPO_ROOT = path.resolve(__dirname, "..");
 export const GIT_ENV = { GIT_AUTHOR_NAME: "ci-test", GIT_AUTHOR_EMAIL: "ci@test", GIT_COMMITTER_NAME: "ci-test", GIT_COMMITTER_EMAIL: "ci@test" };
 
 /** A scratch repository holding HEAD plus the working changes, committed on master. */
-export function snapshotRepo(dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-pipe-src-"))): string {
+export function snapshotRepo(dir = tempDir("ws-pipe-src-")): string {
   const list = execFileSync("git", ["-C", REPO_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], { encoding: "utf8" });
   for (const f of new Set(list.split("\0").filter(Boolean))) {
     const from = path.join(REPO_ROOT, f);

@@ -19,6 +19,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
+import { tempDir } from "../dev/tmp";
 import { loadToolchainEnv } from "../dev/toolchain-env";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -51,9 +52,14 @@ async function node(script: string, args: string[]): Promise<string> {
   return out;
 }
 
+let pulumiTmp = "";
+
 function pulumi(args: string[], opts: { input?: string; quiet?: boolean } = {}): string {
+  // The engine's temp files (the kubernetes provider's copy of the admin kubeconfig) go with this process.
+  pulumiTmp ||= tempDir("ws-sandbox-pulumi-");
   const r = spawnSync("pulumi", ["--non-interactive", ...args], {
     cwd: ROOT,
+    env: { ...process.env, TMPDIR: pulumiTmp },
     encoding: "utf8",
     input: opts.input,
     maxBuffer: 256 << 20,

@@ -6,9 +6,9 @@
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { FakeAnthropicMessages, lastUserText, readRecords } from "../../dev/fakes/anthropic-messages";
+import { tempDir } from "../../dev/tmp";
 
 interface Sse {
   event: string;
@@ -38,7 +38,7 @@ describe("fake Anthropic Messages API", () => {
   });
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "fake-msgs-"));
+    dir = tempDir("fake-msgs-");
     fake = await new FakeAnthropicMessages({ recordFile: path.join(dir, "rec.jsonl"), controlFile: path.join(dir, "control.json"), chunk: 5 }).start();
   });
   after(async () => {

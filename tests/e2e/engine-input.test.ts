@@ -7,8 +7,8 @@ import { before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "../..");
 let work = "";
@@ -29,7 +29,7 @@ before(() => {
   }
   const v = spawnSync("pulumi", ["version"], { env, encoding: "utf8" });
   assert.equal(v.status, 0, "no Pulumi CLI: build it with bash dev/toolchain build pulumi");
-  work = fs.mkdtempSync(path.join(os.tmpdir(), "ws-engine-input-"));
+  work = tempDir("ws-engine-input-");
   for (const f of ["Pulumi.yaml", "index.ts", "tsconfig.json", "tsconfig.pulumi.json", "package.json", "components", "config", "scripts"])
     fs.cpSync(path.join(ROOT, f), path.join(work, f), { recursive: true, filter: (src) => !src.split(path.sep).includes("dev") });
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(work, "node_modules"));

@@ -5,15 +5,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { requireToolchain, startForgejo, startVault, vaultRequest, ForgejoServer, VaultServer } from "../../dev/services";
+import { tempDir } from "../../dev/tmp";
 
 test("dev services: Vault KV v2 round trip and a Forgejo repo collaborator", { timeout: 240_000 }, async (t) => {
   // Throws "... run `dev/toolchain build` ..." when a binary is missing.
   requireToolchain();
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-services-"));
+  const dir = tempDir("ws-services-");
   let vault: VaultServer | undefined;
   let forgejo: ForgejoServer | undefined;
   try {

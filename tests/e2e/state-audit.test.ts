@@ -11,9 +11,9 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../../dev/state-audit";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "../..");
 let env: NodeJS.ProcessEnv = {};
@@ -47,7 +47,7 @@ function pulumi(cwd: string, args: string[], extra: NodeJS.ProcessEnv = {}) {
 }
 
 function project(name: string) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ws-audit-${name}-`));
+  const dir = tempDir(`ws-audit-${name}-`);
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), `name: audit\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n`);
   fs.writeFileSync(path.join(dir, "index.js"), PROGRAM);
   fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "audit", main: "index.js" }));

@@ -7,23 +7,15 @@ import * as assert from "node:assert/strict";
 import { spawnSync, SpawnSyncOptions } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { ForgejoServer, ForgejoUser, requireToolchain, startForgejo } from "../../dev/services";
+import { tempDir, withPrivateTmp } from "../../dev/tmp";
 
 export const ROOT = path.resolve(__dirname, "../..");
 
-const made: string[] = [];
-// Temp dirs go when the test process ends (WS_KEEP_TMP=1 keeps them for a post-mortem).
-process.on("exit", () => {
-  if (process.env.WS_KEEP_TMP === "1") return;
-  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
-});
-
+/** A temp dir that goes when the test process ends (WS_KEEP_TMP=1 keeps it: dev/tmp.ts). */
 export function tmp(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `ws-fj-${prefix}-`));
-  made.push(d);
-  return d;
+  return tempDir(`ws-fj-${prefix}-`);
 }
 
 /** The offline toolchain's environment (PATH with pulumi, PULUMI_HOME, …); fails without the CLI. */
@@ -162,7 +154,7 @@ export function project(name: string, indexTs: string, extraFiles: Record<string
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
   const backend = path.join(dir, "state");
   fs.mkdirSync(backend);
-  const env = { ...cliEnv(), PULUMI_BACKEND_URL: `file://${backend}`, PULUMI_CONFIG_PASSPHRASE: crypto.randomBytes(12).toString("hex") };
+  const env = withPrivateTmp({ ...cliEnv(), PULUMI_BACKEND_URL: `file://${backend}`, PULUMI_CONFIG_PASSPHRASE: crypto.randomBytes(12).toString("hex") }, dir);
   const stack = "t";
   const pulumi = (args: string[], input?: string) => run("pulumi", ["--non-interactive", "--color", "never", ...args], { cwd: dir, env, input });
   const ok = (args: string[], input?: string) => {

@@ -17,7 +17,6 @@ import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { planUser } from "../../components/plan";
 import type { RosterUser } from "../../components/roster/schema";
@@ -46,9 +45,10 @@ import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/tes
 import { installAgents } from "../../dev/testhost/agents";
 import { rosterUser as baseUser } from "../../dev/mocks";
 import { waitFor } from "../../dev/wait";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-cut-keys-"));
+const keyDir = tempDir("ws-cut-keys-");
 const HOME_INPUTS = { claudeMd: "# managed\n", startClaude: '#!/bin/sh\nexec claude "$@"\n' };
 
 function keypair(name: string): { priv: string; pub: string } {

@@ -10,12 +10,12 @@
 import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { legacyRetireScript } from "../../components/scripts/legacy";
 import { ed25519Key } from "../../dev/sshkeys";
 import { runToolAgainst } from "../../dev/tools";
 import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/testhost/testhost";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 let h: TestHost;
@@ -59,7 +59,7 @@ before(
     h = await createHost("takeover");
     await boot(h);
     await sh(FIXTURE);
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-takeover-test-"));
+    dir = tempDir("ws-takeover-test-");
     fs.writeFileSync(path.join(dir, "roster.yaml"), ROSTER);
   },
   { timeout: 300_000 },

@@ -12,7 +12,6 @@ import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { shq } from "../../components/scripts/shell";
@@ -22,6 +21,7 @@ import { startVault, vaultRequest, VaultServer } from "../../dev/services";
 import { FakeAnthropicOAuth, startFakeAnthropic } from "../../dev/fakes/anthropic-oauth";
 import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
 import { boot, createHost, destroyHost, run, TestHost } from "../../dev/testhost/testhost";
+import { tempDir } from "../../dev/tmp";
 
 let h: TestHost;
 let vault: VaultServer;
@@ -88,7 +88,7 @@ const alertCmd = (text: string) => `/usr/bin/node -e ${shq(CLIENT)} ${SOCK} ${sh
 const webhookSecrets = () => [slack.webhookUrl, new URL(slack.webhookUrl).pathname, "fakewebhooksecret"];
 
 before(async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-token-host-"));
+  const dir = tempDir("ws-token-host-");
   vault = await startVault({ dir });
   oauth = await startFakeAnthropic({ clientId: "host-test-client" });
   slack = await startFakeSlack();

@@ -6,17 +6,17 @@ import { after, before, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { capture, changes, CommandSpec, MiniEngine } from "../../dev/engine";
 import { boot, createHost, destroyHost, run, TestHost } from "../../dev/testhost/testhost";
 import { hostLibrary, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
 import { WEB_APPLY } from "../../components/hostContract";
+import { tempDir } from "../../dev/tmp";
 
 let h: TestHost;
 let engine: MiniEngine;
-const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-keys-"));
+const keyDir = tempDir("ws-keys-");
 
 function keypair(name: string): { priv: string; pub: string } {
   const priv = path.join(keyDir, name);

@@ -10,7 +10,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { KubeServer, startKube } from "../../dev/services";
 import { projectAt } from "../../dev/e2e";
@@ -18,6 +17,7 @@ import { waitFor } from "../../dev/wait";
 import { APPLIED_ANNOTATION } from "../../components/kube/tokenSecret";
 import { engineSkip, KubeEngineStack, toolchainEnv } from "./engineStack";
 import { ROSTER } from "./real";
+import { tempDir } from "../../dev/tmp";
 
 const env = toolchainEnv();
 const skip = engineSkip(env);
@@ -55,7 +55,7 @@ const tokenIn = async (ns: string): Promise<string> => {
 before(
   async () => {
     if (skip) return;
-    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-tokens-")) });
+    kube = await startKube({ dir: tempDir("ws-kube-tokens-") });
     s.init(kube, ROSTER.replace("    namespaces: [nadia-apps]\n", `    namespaces: [${NS.join(", ")}]\n`));
     for (const ns of NS) await terraformMade(ns);
     for (const ns of NS) await waitFor(`the tokens controller to fill ${ns}/${TOKEN}`, async () => (await tokenIn(ns)) !== "", 60_000);

@@ -10,8 +10,6 @@
 // - adopted objects are the program's: suspending the owner deletes the token (it stops working).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { planRoster } from "../../components/plan";
 import { loadRoster } from "../../components/roster/load";
@@ -21,6 +19,7 @@ import { kubeTakeover, probeKube } from "../../tools/takeover-kube";
 import { kubectlWith } from "../../tools/takeover";
 import { engineSkip, KubeEngineStack, toolchainEnv } from "./engineStack";
 import { ROSTER, withNadia } from "./real";
+import { tempDir } from "../../dev/tmp";
 
 const env = toolchainEnv();
 const skip = engineSkip(env);
@@ -49,7 +48,7 @@ before(
   async () => {
     if (skip) return;
     process.env.PATH = env.PATH; // the toolchain's kubectl for the takeover probe
-    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-adopt-")) });
+    kube = await startKube({ dir: tempDir("ws-kube-adopt-") });
     s.init(kube, ROSTER);
     // What Terraform made (its own field manager, its own labels, none of the program's).
     await create("/apis/rbac.authorization.k8s.io/v1/clusterroles", {

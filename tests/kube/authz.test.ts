@@ -5,14 +5,12 @@
 // destroy --target and removal from the roster. Under CI=true a missing binary fails.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { KubeServer, startKube } from "../../dev/services";
 import { KubeApplier } from "./apply";
 import * as lib from "./real";
 import { kubeSkip } from "./lib";
 import { ROSTER, USERS, waitOidc, withNadia, withoutNadia } from "./real";
+import { tempDir } from "../../dev/tmp";
 
 const skip = kubeSkip();
 let kube: KubeServer;
@@ -111,7 +109,7 @@ async function dashboardWorks(token: string, own: string, other: string) {
 before(
   async () => {
     if (skip) return;
-    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-authz-")) });
+    kube = await startKube({ dir: tempDir("ws-kube-authz-") });
     applier = new KubeApplier(kube);
     await waitOidc(kube);
     await applier.up(await programObjects(ROSTER));

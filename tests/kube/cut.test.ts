@@ -11,13 +11,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { KubeServer, startKube } from "../../dev/services";
 import { KubeApplier } from "./apply";
 import { kubeSkip } from "./lib";
 import * as real from "./real";
 import { ROSTER, USERS, withNadia, withoutNadia } from "./real";
+import { tempDir } from "../../dev/tmp";
 
 const skip = kubeSkip();
 let kube: KubeServer;
@@ -62,7 +62,7 @@ async function olgaUntouched(dashboard: string) {
 before(
   async () => {
     if (skip) return;
-    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-cut-")) });
+    kube = await startKube({ dir: tempDir("ws-kube-cut-") });
     applier = new KubeApplier(kube);
     await real.waitOidc(kube);
     await up(ROSTER);

@@ -9,13 +9,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { readExampleRoster } from "../../dev/mocks";
 import { KubeServer, startKube } from "../../dev/services";
 import { hasCiphertext, plaintextSecrets, readStateAsAttacker } from "../../dev/state-audit";
 import { engineSkip, KubeEngineStack, toolchainEnv } from "./engineStack";
 import { Backdoor, backdoorClosed, plantBackdoor } from "./real";
+import { tempDir } from "../../dev/tmp";
 
 const env = toolchainEnv();
 const skip = engineSkip(env);
@@ -37,7 +37,7 @@ const tokenOutput = () => s.tokens();
 before(
   async () => {
     if (skip) return;
-    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-engine-")) });
+    kube = await startKube({ dir: tempDir("ws-kube-engine-") });
     s.init(kube, ROSTER);
   },
   { timeout: 600_000 },

@@ -6,10 +6,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import type { KubeServer } from "../../dev/services";
 import { kubeSkip } from "./lib";
+import { tempDir, withPrivateTmp } from "../../dev/tmp";
 
 const REPO = path.resolve(__dirname, "../..");
 
@@ -39,7 +39,7 @@ export function engineSkip(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 export class KubeEngineStack {
-  readonly work = fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-engine-project-"));
+  readonly work = tempDir("ws-kube-engine-project-");
   readonly stateDir = path.join(this.work, ".state");
   readonly passphrase = crypto.randomBytes(16).toString("hex");
 
@@ -62,7 +62,7 @@ export class KubeEngineStack {
   }
 
   backendEnv(): NodeJS.ProcessEnv {
-    return { ...this.env, PULUMI_BACKEND_URL: `file://${this.stateDir}`, PULUMI_CONFIG_PASSPHRASE: this.passphrase };
+    return withPrivateTmp({ ...this.env, PULUMI_BACKEND_URL: `file://${this.stateDir}`, PULUMI_CONFIG_PASSPHRASE: this.passphrase }, this.work);
   }
 
   writeRoster(text: string): void {

@@ -3,11 +3,9 @@
 // missing binary fails these tests.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { KubeServer, startKube } from "../../dev/services";
 import { kubeSkip } from "./lib";
+import { tempDir } from "../../dev/tmp";
 
 const skip = kubeSkip();
 let kube: KubeServer;
@@ -15,7 +13,7 @@ let kube: KubeServer;
 before(
   async () => {
     if (skip) return;
-    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-svc-")) });
+    kube = await startKube({ dir: tempDir("ws-kube-svc-") });
   },
   { timeout: 300_000 },
 );

@@ -6,9 +6,9 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
+import { tempDir } from "../../dev/tmp";
 
 const sweepJs = require("../../components/kube/sweep");
 const clientJs = require("../../components/kube/client");
@@ -218,7 +218,7 @@ test("the cut resource: never replaced (a replacement's delete would cut a user 
 // ---------------------------------------------------------------------------------------
 // The admin kubeconfig (client.js)
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-client-"));
+const dir = tempDir("ws-kube-client-");
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 fs.writeFileSync(path.join(dir, "ca.crt"), "CA-PEM");
 fs.writeFileSync(path.join(dir, "admin.crt"), "CERT-PEM");

@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
-import * as os from "node:os";
 import * as path from "node:path";
 import { setResourceHook } from "../../dev/mocks";
 import { KubeServer, startKube } from "../../dev/services";
@@ -22,6 +21,7 @@ import { KubeApplier, type KubeObject } from "./apply";
 import { kubeSkip } from "./lib";
 import * as lib from "./real";
 import { ROSTER, settled, waitToken, withNadia } from "./real";
+import { tempDir } from "../../dev/tmp";
 
 const skip = kubeSkip();
 const DASH_NS = "kubernetes-dashboard";
@@ -29,7 +29,7 @@ let kube: KubeServer;
 let applier: KubeApplier;
 let nginx: ChildProcess | undefined;
 let port = 0;
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-injector-"));
+const dir = tempDir("ws-injector-");
 
 /** The token Secrets the program registers, with the tokens the cluster put in them (by resource name). */
 const tokens = new Map<string, string>();
@@ -99,7 +99,7 @@ before(
   async () => {
     if (skip) return;
     if (!fs.existsSync(NGINX)) throw new Error(`${NGINX} is missing: apt-get install nginx-light (dev/setup)`);
-    kube = await startKube({ dir: fs.mkdtempSync(path.join(os.tmpdir(), "ws-kube-injector-")) });
+    kube = await startKube({ dir: tempDir("ws-kube-injector-") });
     applier = new KubeApplier(kube);
     // The dashboard's own install makes its namespace; the program only puts the injector there.
     assert.equal(

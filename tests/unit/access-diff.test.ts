@@ -8,13 +8,13 @@ import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { planRoster } from "../../components/plan";
 import { parseRoster } from "../../components/roster/load";
 import { accessDiff, diffPlans, formatDiff } from "../../tools/access-diff";
 import { formatReport, planJson } from "../../tools/access-report";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "../..");
 const EXAMPLE = fs.readFileSync(path.join(ROOT, "roster.example.yaml"), "utf8");
@@ -52,7 +52,7 @@ interface Repo {
  * link, ignored), as a real checkout has them; `code: false` leaves only what the test writes.
  */
 function repo(o: { code?: boolean } = {}): Repo {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-adiff-"));
+  const dir = tempDir("ws-adiff-");
   scratch.push(dir);
   const git = (...a: string[]) =>
     execFileSync("git", ["-C", dir, ...a], {

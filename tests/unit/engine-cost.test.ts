@@ -10,7 +10,6 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { hostArchive, loadBundle } from "../../components/bundle";
 import * as YAML from "yaml";
@@ -20,6 +19,7 @@ import { syntheticRoster } from "../../bench/eval";
 import { Captured, PROJECT_DIR, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
 import { setForgejoPreflightForTests } from "../../components/forgejo";
 import { KUBE_CONFIG } from "../kube/fixtures";
+import { tempDir } from "../../dev/tmp";
 
 const FORGEJO_CONFIG = {
   forgejoUrl: "http://forgejo.runner.test:3000/",
@@ -188,7 +188,7 @@ test("the archive: deterministic, every file and the library with its mode, extr
   const a = hostArchive(files);
   assert.equal(hostArchive(files).digest, a.digest, "same files, same bytes");
   assert.notEqual(hostArchive([...files.slice(1), files[0]]).digest, a.digest);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-archive-"));
+  const dir = tempDir("ws-archive-");
   const tar = spawnSync("tar", ["-x", "-C", dir], { input: a.bytes });
   assert.equal(tar.status, 0, String(tar.stderr));
   const lines = fs.readFileSync(path.join(dir, "MANIFEST"), "utf8").trim().split("\n");
@@ -259,7 +259,7 @@ test("the deploy-time program is transpiled only: tsconfig.pulumi.json = tsconfi
 
 /** A temp project with components/start.js, tsconfig.pulumi.json, node_modules and `files`. */
 function startJsProject(files: Record<string, string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-start-"));
+  const dir = tempDir("ws-start-");
   fs.mkdirSync(path.join(dir, "components"));
   fs.copyFileSync(path.join(PROJECT_DIR, "components/start.js"), path.join(dir, "components/start.js"));
   fs.copyFileSync(path.join(PROJECT_DIR, "tsconfig.pulumi.json"), path.join(dir, "tsconfig.pulumi.json"));

@@ -6,13 +6,13 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { checkBundlePath, loadBundle } from "../../components/bundle";
 import { preflightScript } from "../../components/scripts/host";
 import { remoteScript, unwrapScript } from "../../components/scripts/shell";
 import { PROJECT_DIR } from "../../dev/mocks";
 import { AGENTS_DIR, scriptFiles, scriptSource } from "../../dev/tmux";
+import { tempDir } from "../../dev/tmp";
 
 test("remoteScript refuses a name that would end its comment line (newline, CR, quote, NUL)", () => {
   for (const bad of ["a\nrm -rf /", "a\rb", "it's", "a\0b", "x\u2028y", ""])
@@ -21,7 +21,7 @@ test("remoteScript refuses a name that would end its comment line (newline, CR, 
 });
 
 test("the bundle refuses file names with newlines, spaces, quotes or leading dots, naming the file", () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ws-bundle-"));
+  const root = tempDir("ws-bundle-");
   fs.cpSync(path.join(PROJECT_DIR, "config"), path.join(root, "config"), { recursive: true });
   fs.mkdirSync(path.join(root, "scripts/units"), { recursive: true });
   fs.mkdirSync(path.join(root, "scripts/agents"), { recursive: true });

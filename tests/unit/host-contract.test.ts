@@ -14,6 +14,7 @@ import { planRoster } from "../../components/plan";
 import { usersEntry } from "../../components/plan/usersIndex";
 import { parseRoster } from "../../components/roster/load";
 import { PROJECT_DIR, readExampleRoster } from "../../dev/mocks";
+import { tempDir } from "../../dev/tmp";
 
 const load = new Function("p", "return import(p)") as (p: string) => Promise<Record<string, unknown>>;
 const agentsDir = path.join(PROJECT_DIR, C.AGENTS_SOURCE_DIR);
@@ -95,7 +96,7 @@ test("the users.json the account verb writes is what the agents' reader accepts"
   const plan = planRoster(parseRoster(readExampleRoster(), "roster.example.yaml").roster!);
   // Built exactly as rebuild_index does: the version header, then the users.d entries joined by commas.
   const doc = `{"version":${C.USERS_INDEX_VERSION},"users":[${plan.users.map(usersEntry).sort().join(",")}]}\n`;
-  const tmp = fs.mkdtempSync(path.join(require("os").tmpdir(), "ws-contract-"));
+  const tmp = tempDir("ws-contract-");
   fs.writeFileSync(path.join(tmp, "users.json"), doc);
   const got = readUsersIndex(path.join(tmp, "users.json"));
   assert.equal(got.version, C.USERS_INDEX_VERSION);

@@ -8,12 +8,12 @@ import * as assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { FakeSlack, startFakeSlack } from "../../dev/fakes/slack";
 import { run } from "../../tools/notify-nonadmin-push";
 import { loadWorkflows, runWorkflow } from "../fixtures/woodpecker";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "../..");
 const EXAMPLE = fs.readFileSync(path.join(ROOT, "roster.example.yaml"), "utf8");
@@ -43,7 +43,7 @@ function pushRepo(
     copyProgram?: boolean;
   } = {},
 ): Repo {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-notify-"));
+  const dir = tempDir("ws-notify-");
   scratch.push(dir);
   const git = (...a: string[]) => execFileSync("git", ["-C", dir, ...a], { encoding: "utf8", env: { ...process.env, ...GIT_ENV } }).trim();
   git("init", "-q", "-b", "master");
@@ -249,7 +249,7 @@ test("the CLI: exit status and output of the npm script", async () => {
 
 /** A stub `pulumi` for the deploy workflow's `up` step: records argv and stdin, exits as told. */
 function stubPulumi(): { bin: string; log: string } {
-  const bin = fs.mkdtempSync(path.join(os.tmpdir(), "ws-stub-"));
+  const bin = tempDir("ws-stub-");
   scratch.push(bin);
   const log = path.join(bin, "calls.log");
   fs.writeFileSync(

@@ -7,7 +7,6 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { DEFAULT_PROFILES, planProblems, RoleProfile } from "../../components/plan";
 import * as YAML from "yaml";
@@ -27,6 +26,7 @@ import {
 } from "../../components/roster/schema";
 import { readExampleRoster } from "../../dev/mocks";
 import { ecdsaBlob, ecPoint, ed25519Blob, ed25519Key, keyLine, rsaBlob, skEcdsaBlob, skEd25519Blob, sshMpint, sshString } from "../../dev/sshkeys";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "../..");
 const KEY = readExampleRoster().match(/ssh-ed25519 \S+/)![0];
@@ -430,7 +430,7 @@ test("every add-on namespace is refused", () => {
 });
 
 test("keys made by ssh-keygen: ed25519, ECDSA and RSA >= 2048 pass; RSA 1024 and DSA are refused", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-keygen-"));
+  const dir = tempDir("ws-keygen-");
   const gen = (name: string, ...args: string[]) => {
     execFileSync("ssh-keygen", ["-q", "-N", "", "-C", `${name}@test`, "-f", path.join(dir, name), ...args]);
     return fs.readFileSync(path.join(dir, name + ".pub"), "utf8").trim();
@@ -512,7 +512,7 @@ test("planProblems: the plan decides who ends up with sudo", () => {
 });
 
 test("loadRoster refuses an empty roster: nothing is applied", () => {
-  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ws-empty-")), "roster.yaml");
+  const f = path.join(tempDir("ws-empty-"), "roster.yaml");
   fs.writeFileSync(f, "version: 1\nusers: []\n");
   assert.throws(
     () => loadRoster(f),
@@ -585,7 +585,7 @@ test("free text: an unknown key's name is escaped in the checker's line; quoteTe
 });
 
 test("npm run roster:check: a purge reason with an escape sequence is one file:line:col line, printed without the escape", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-freetext-"));
+  const dir = tempDir("ws-freetext-");
   const f = path.join(dir, "roster.yaml");
   fs.writeFileSync(f, base(bobPurgeReason("\x1b[1A\x1b[2K")));
   const r = spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", path.join(ROOT, "tools/roster-check.ts"), f], {

@@ -9,12 +9,12 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { parseRoster } from "../../components/roster/load";
 import { ed25519Key } from "../../dev/sshkeys";
 import { hostAccountsAt, importLegacyRoster } from "../../tools/roster-import";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "../..");
 const K = {
@@ -52,7 +52,7 @@ const LEGACY = `users:
 
 /** A host as the note describes it: zsh everywhere, homes 0700/0750, the admin in sudo, docker and a team group. */
 function fixtureRoot(): string {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ws-import-"));
+  const root = tempDir("ws-import-");
   fs.mkdirSync(path.join(root, "etc"));
   fs.writeFileSync(
     path.join(root, "etc/passwd"),
@@ -187,7 +187,7 @@ test("a forced command with a bare program (the team's `sudo -n …`) is carried
 
 test("the command: the roster on stdout, notes on stderr, exit 0; bad YAML or no users map: one line with the position, exit 2, nothing written", () => {
   const root = fixtureRoot();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-import-cli-"));
+  const dir = tempDir("ws-import-cli-");
   try {
     const run = (...args: string[]) =>
       spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", path.join(ROOT, "tools/roster-import.ts"), ...args], {

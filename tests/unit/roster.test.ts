@@ -2,10 +2,10 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { parseRoster } from "../../components/roster/load";
 import { PROJECT_DIR, readExampleRoster } from "../../dev/mocks";
+import { tempDir } from "../../dev/tmp";
 
 const KEY = readExampleRoster().match(/ssh-ed25519 \S+/)![0];
 const base = (extra = "") => `version: 1
@@ -170,7 +170,7 @@ test("npm run roster:check: exit 0 when valid, one line per problem and exit 1 w
   const run = (f: string) => spawnSync(process.execPath, ["--require", "ts-node/register/transpile-only", tool, f], { cwd: PROJECT_DIR, encoding: "utf8" });
   const ok = run(path.join(PROJECT_DIR, "roster.example.yaml"));
   assert.equal(ok.status, 0, ok.stderr);
-  const bad = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ws-roster-")), "bad.yaml");
+  const bad = path.join(tempDir("ws-roster-"), "bad.yaml");
   fs.writeFileSync(bad, base(`  - {name: Bob, uid: 10, role: x, email: b@x.io, forgejo: b}\n`));
   const r = run(bad);
   assert.equal(r.status, 1);

@@ -8,12 +8,13 @@ import { FILE_FUNCS, STRICT, unwrapScript } from "../../components/scripts/shell
 import { HOST_LIB_DIR, hostLibrary, libCommand } from "../../components/scripts/hostLib";
 import { commands, readExampleRoster, runProgram, unsecret } from "../../dev/mocks";
 import * as YAML from "yaml";
+import { tempDir } from "../../dev/tmp";
 
 test("every generated remote script and the host library pass shellcheck (and bash -n)", async () => {
   const doc = YAML.parse(readExampleRoster());
   doc.users.find((u: { name: string }) => u.name === "olga").purge = { approvedBy: "viktor", approvedOn: "2026-11-22" };
   const { resources } = await runProgram({ roster: YAML.stringify(doc) });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-sc-"));
+  const dir = tempDir("ws-sc-");
   const files: string[] = [];
   const seen = new Set<string>();
   let libCalls = 0;
@@ -53,7 +54,7 @@ test("every generated remote script and the host library pass shellcheck (and ba
 
 test("the host library refuses unknown verbs and parameters, and requires every parameter", () => {
   const lib = hostLibrary();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-lib-"));
+  const dir = tempDir("ws-lib-");
   const f = path.join(dir, "ws.sh");
   fs.writeFileSync(f, lib.content, { mode: 0o755 });
   const run = (...args: string[]) => spawnSync("bash", [f, ...args], { encoding: "utf8" });
@@ -66,7 +67,7 @@ test("the host library refuses unknown verbs and parameters, and requires every 
 });
 
 test("a change written through a pipeline (`… | write_file F`) is counted, so the reload or restart that follows it runs", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-lastpipe-"));
+  const dir = tempDir("ws-lastpipe-");
   const owner = `${os.userInfo().username}:${spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim()}`;
   const script = `${STRICT}${FILE_FUNCS}
 printf 'a\\n' | base64 | base64 -d | write_file ${dir}/f 0644 ${owner}

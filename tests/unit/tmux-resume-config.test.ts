@@ -8,16 +8,16 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { TMUX_PERSIST_CONFIG } from "../../components/hostContract";
 import { readExampleRoster, runProgram } from "../../dev/mocks";
+import { tempDir } from "../../dev/tmp";
 
 /** The files of the host archive the program's copy resource ships: path -> text. */
 async function shipped(config: Record<string, string>): Promise<Map<string, string>> {
   const { resources } = await runProgram({ roster: readExampleRoster(), config });
   const copy = resources.find((r) => r.type === "command:remote:CopyToRemote")!;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-tmuxcfg-"));
+  const dir = tempDir("ws-tmuxcfg-");
   try {
     const tar = spawnSync("tar", ["-x", "-f", await copy.inputs.source.path, "-C", dir]);
     assert.equal(tar.status, 0, String(tar.stderr));

@@ -8,13 +8,13 @@ import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { tempDir } from "../../dev/tmp";
 
 const REPO = path.resolve(__dirname, "../..");
 
 function tamperedDir(file: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-tc-"));
+  const dir = tempDir("ws-tc-");
   fs.writeFileSync(path.join(dir, file), "not the release tarball\n");
   const other = crypto.createHash("sha256").update("the release tarball\n").digest("hex");
   fs.writeFileSync(path.join(dir, "SHA256SUMS"), `${other}  ${file}\n`);
@@ -28,7 +28,7 @@ for (const [part, file, envKey] of [
 ] as const)
   test(`a ${part} tarball whose checksum does not match is refused in one line naming it`, () => {
     const dir = tamperedDir(file);
-    const cache = fs.mkdtempSync(path.join(os.tmpdir(), "ws-tc-cache-"));
+    const cache = tempDir("ws-tc-cache-");
     const r = spawnSync("bash", ["dev/toolchain", "build", part], {
       cwd: REPO,
       encoding: "utf8",

@@ -6,7 +6,6 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import * as fc from "fast-check";
 import * as YAML from "yaml";
@@ -21,6 +20,7 @@ import { webApplyParams } from "../../components/scripts/web";
 import { ed25519Key } from "../../dev/sshkeys";
 import { diffPlans, formatDiff } from "../../tools/access-diff";
 import { formatReport } from "../../tools/access-report";
+import { tempDir } from "../../dev/tmp";
 
 const KEY = readExampleRoster().match(/ssh-ed25519 \S+/)![0];
 const roster = (extra = "", admin = "") => `version: 1
@@ -226,7 +226,7 @@ test("visudo -c accepts every generated sudoers file (the example roster, nobody
     assert.notEqual(process.env.CI, "true", "visudo is missing (apt-get install sudo)");
     return t.skip("visudo is not installed");
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-sudoers-"));
+  const dir = tempDir("ws-sudoers-");
   const check = (text: string) => {
     const f = path.join(dir, "ttyd-users");
     fs.writeFileSync(f, text, { mode: 0o440 });
@@ -277,7 +277,7 @@ const stepArb = fc.record({
 test("property: T3 ports are sticky, never reused by another user, read back from the host's files, new ones from 3773 up", () => {
   fc.assert(
     fc.property(fc.array(stepArb, { minLength: 1, maxLength: 7 }), (steps) => {
-      const root = fs.mkdtempSync(path.join(os.tmpdir(), "ws-t3p-"));
+      const root = tempDir("ws-t3p-");
       const dir = path.join(root, "t3-serve");
       const ledger = path.join(root, "t3-ports");
       fs.mkdirSync(dir);
@@ -318,7 +318,7 @@ test("property: T3 ports are sticky, never reused by another user, read back fro
 });
 
 test("T3 ports: read back from the team's files (a conflict goes to the first claim), a listening port is skipped, a bad ledger stops", async () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "ws-t3p-"));
+  const root = tempDir("ws-t3p-");
   const dir = path.join(root, "t3-serve");
   const ledger = path.join(root, "t3-ports");
   fs.mkdirSync(dir);

@@ -23,6 +23,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { commandsOf, GIT_ENV, loadWorkflows, runWorkflow, snapshotRepo, stepsOf } from "../fixtures/woodpecker";
+import { tempDir } from "../../dev/tmp";
 
 // Inside a pipeline this test does not run the preview again: in its own clone (the nested
 // run below sets WORKSTATIONS_PIPELINE_TEST) or in a real Woodpecker step (CI=woodpecker,
@@ -58,7 +59,7 @@ test(
     victim.state = "suspended";
     fs.writeFileSync(rosterFile, YAML.stringify(doc));
     git(src, "commit", "-qam", "suspend a user");
-    const clone = fs.mkdtempSync(path.join(os.tmpdir(), "ws-pipe-clone-"));
+    const clone = tempDir("ws-pipe-clone-");
     execFileSync("git", ["clone", "-q", "--no-checkout", src, clone]);
     git(clone, "checkout", "-q", "--detach", "origin/fork-change");
     const sha = git(clone, "rev-parse", "HEAD");
@@ -120,3 +121,56 @@ test(
     fs.rmSync(clone, { recursive: true, force: true });
   },
 );
+
+test("the steps that run the engine give it a temp dir of their own, removed when the step ends", async () => {
+  // The kubernetes provider writes the admin kubeconfig it is given into a new
+  // $TMPDIR/kubeconfigNNN at every run and never removes it; the stand-in pulumi does the same.
+  const dir = tempDir("ws-pipe-tmp-");
+  const bin = path.join(dir, "bin");
+  const outer = path.join(dir, "agent-tmp");
+  const log = path.join(dir, "tmpdirs.log");
+  fs.mkdirSync(bin);
+  fs.mkdirSync(outer);
+  fs.writeFileSync(
+    path.join(bin, "pulumi"),
+    `#!/bin/sh\nprintf '%s\\n' "$TMPDIR" >> '${log}'\nprintf 'admin credential\\n' > "$(mktemp "\${TMPDIR:-/tmp}/kubeconfigXXXXXXXXX")"\n`,
+    { mode: 0o755 },
+  );
+  fs.writeFileSync(path.join(bin, "npm"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+  const secrets = Object.fromEntries(
+    [
+      "pulumi_backend_url",
+      "pulumi_config_passphrase",
+      "state_access_key_id",
+      "state_secret_access_key",
+      "devvm_ssh_private_key",
+      "vault_token",
+      "forgejo_admin_password",
+      "slack_webhook",
+    ].map((s) => [s, `${s}-value`]),
+  );
+  const env = { PATH: `${bin}:/usr/bin:/bin`, HOME: dir, TMPDIR: outer, CI_PIPELINE_AUTHOR: "admin" };
+  for (const [name, from] of [
+    ["deploy", "up"],
+    ["preview", "preview"],
+  ]) {
+    const res = await runWorkflow(loadWorkflows().get(name)!, {
+      cwd: dir,
+      event: "push",
+      branch: name === "deploy" ? "master" : "topic",
+      env,
+      secrets,
+      from,
+      timeoutMs: 60_000,
+    });
+    const step = res.steps.find((s) => s.name === from)!;
+    assert.equal(step.code, 0, `${name}/${from}: ${step.stderr}`);
+  }
+  const used = fs.readFileSync(log, "utf8").trim().split("\n");
+  assert.equal(used.length, 4, "pulumi config set and pulumi up/preview, in each workflow");
+  for (const t of used) {
+    assert.ok(t.startsWith(`${outer}/`), `the engine's TMPDIR ${t} is a new dir under the agent's`);
+    assert.equal(fs.existsSync(t), false, `${t} is gone after its step`);
+  }
+  assert.deepEqual(fs.readdirSync(outer), [], "nothing is left in the agent's temp dir");
+});

@@ -35,6 +35,7 @@ import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import { findWoodpeckerBinary, WOODPECKER_VERSION } from "../../dev/woodpecker";
 import { commandsOf, conditions, Doc, loadWorkflows, REPO, Step, stepsOf, unescape, WORKFLOW_DIR } from "../fixtures/woodpecker";
+import { tempDir } from "../../dev/tmp";
 
 const VENDORED = path.join(REPO, "tests/fixtures/woodpecker-schema-v3.17.0.json");
 const SHARED = path.join(REPO, "..", "shared", "woodpecker", "schema.json");
@@ -368,7 +369,7 @@ test("at least six broken variants, covering every kind the issue names", () => 
 });
 
 test("every step's commands, as the agent's /bin/sh -e script, pass shellcheck", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-wp-sc-"));
+  const dir = tempDir("ws-wp-sc-");
   const files: string[] = [];
   for (const [name, doc] of workflows)
     for (const s of stepsOf(doc)) {
@@ -425,7 +426,7 @@ test(`woodpecker-cli ${WOODPECKER_VERSION} lint --strict accepts .woodpecker/`, 
 test("woodpecker-cli lint --strict refuses broken variants (a warning is an error under --strict)", (t) => {
   const cli = woodpeckerCli(t);
   if (!cli) return;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-wp-cli-"));
+  const dir = tempDir("ws-wp-cli-");
   const cases: Array<{ name: string; file: string; edit: (text: string) => string; expect: RegExp }> = [
     // Only a warning without --strict (checked below): --strict is what makes it fail.
     {

@@ -16,7 +16,6 @@ import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { planUser } from "../../components/plan";
 import type { RosterUser } from "../../components/roster/schema";
@@ -30,9 +29,10 @@ import { boot, createHost, destroyHost, run, type TestHost } from "../../dev/tes
 import { installAgents } from "../../dev/testhost/agents";
 import { rosterUser } from "../../dev/mocks";
 import { waitFor } from "../../dev/wait";
+import { tempDir } from "../../dev/tmp";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), "ws-limits-keys-"));
+const keyDir = tempDir("ws-limits-keys-");
 const MiB = 2 ** 20;
 
 function keypair(name: string): string {
