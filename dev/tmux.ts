@@ -9,6 +9,7 @@ import { sleepSync, waitForSync } from "./wait";
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { agentFiles, agentSource } from "./agents";
 
@@ -144,6 +145,30 @@ export function resetUsers(env: Env): void {
   }
 }
 
+/**
+ * What a removed throwaway user left in /tmp (and the run's TMPDIR): their tmux socket dir, and
+ * the real Claude CLI's `claude-<uid>` and `cc-socks` dirs. Left there, a later account given the
+ * same uid would own them.
+ */
+function removeOwnedTmp(uid: number): void {
+  for (const dir of new Set(["/tmp", os.tmpdir()])) {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const p = path.join(dir, n);
+      try {
+        if (fs.lstatSync(p).uid === uid) fs.rmSync(p, { recursive: true, force: true });
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+}
+
 export function teardownEnv(env: Env): void {
   if (!ENVS.has(env)) return;
   ENVS.delete(env);
@@ -154,8 +179,8 @@ export function teardownEnv(env: Env): void {
       /* best effort */
     }
     spawnSync("userdel", ["-r", "-f", u.name], { encoding: "utf8" });
-    fs.rmSync(`/tmp/tmux-${u.uid}`, { recursive: true, force: true });
     fs.rmSync(u.home, { recursive: true, force: true });
+    removeOwnedTmp(u.uid);
   }
   fs.rmSync(env.base, { recursive: true, force: true });
 }

@@ -52,7 +52,7 @@ import {
 import { boot, createHost, destroyHost, TestHost } from "./testhost/testhost";
 import { loadToolchainEnv } from "./toolchain-env";
 import { sleep } from "./wait";
-import { tempDir } from "./tmp";
+import { privateTmp, tempDir } from "./tmp";
 
 export const WOODPECKER_VERSION = "3.17.0";
 export const WOODPECKER_BINARIES = ["woodpecker-server", "woodpecker-agent", "woodpecker-cli", "plugin-git"] as const;
@@ -313,6 +313,8 @@ function agentEnv(o: StartWoodpeckerOptions, grpc: number, agentSecret: string, 
     PATH: [toolchainBinDir(), node, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
     HOME: path.join(o.dir, "agent-home"),
     LANG: "C.UTF-8",
+    // the agent machine's temp dir: what the steps leave there goes with the harness
+    TMPDIR: privateTmp(path.join(o.dir, "agent-home")),
     ...o.agentEnv,
     WOODPECKER_SERVER: `127.0.0.1:${grpc}`,
     WOODPECKER_AGENT_SECRET: agentSecret,
@@ -754,6 +756,7 @@ function deployEnv(c: DeployCtx, stop: () => Promise<void>, secrets: string[]): 
         fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(co, "node_modules"));
         const env = {
           ...process.env,
+          TMPDIR: privateTmp(c.dir),
           PULUMI_BACKEND_URL: c.backend,
           PULUMI_CONFIG_PASSPHRASE: c.passphrase,
           VAULT_TOKEN: c.vault.rootToken,

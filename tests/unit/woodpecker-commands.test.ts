@@ -23,7 +23,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { commandsOf, GIT_ENV, loadWorkflows, runWorkflow, snapshotRepo, stepsOf } from "../fixtures/woodpecker";
-import { tempDir } from "../../dev/tmp";
+import { privateTmp, tempDir } from "../../dev/tmp";
 
 // Inside a pipeline this test does not run the preview again: in its own clone (the nested
 // run below sets WORKSTATIONS_PIPELINE_TEST) or in a real Woodpecker step (CI=woodpecker,
@@ -67,6 +67,7 @@ test(
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: process.env.HOME ?? os.homedir(),
+      TMPDIR: privateTmp(clone),
       LANG: "C.UTF-8",
       npm_config_offline: "true",
       WORKSTATIONS_PIPELINE_TEST: "1",
