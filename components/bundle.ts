@@ -4,7 +4,6 @@
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { AGENTS_SOURCE_DIR, BIN_DIR, CLAUDE_BASE, CLAUDE_TOKEN_ENV, LIB_DIR, MANAGED_SETTINGS, UNIT_DIR, UNITS, UNITS_SOURCE_DIR } from "./hostContract";
 import { LAUNCHER_FILE, MIRROR_FILE, mirrorContent } from "./scripts/home";
@@ -205,10 +204,24 @@ export function hostArchive(files: readonly ArchiveFile[]): HostArchive {
 }
 
 /**
- * Writes the archive where the engine and the command provider read it (content-addressed in
- * the OS temp dir, so the path is the same on every run of this content) and returns the path.
+ * Where the archive is written: the project's own cache (`node_modules/.cache`, as
+ * components/start.js's transpile cache), never a shared temp dir. In /tmp another local
+ * account could take the archive's name first (the copy then fails: a file of theirs cannot be
+ * replaced there), or pre-create the temp name as a link; and every release left an archive
+ * behind. The path is not compared between runs: the engine compares the asset by its hash.
  */
-export function writeHostArchive(a: HostArchive, dir = os.tmpdir()): string {
+export const HOST_ARCHIVE_DIR = path.join(__dirname, "..", "node_modules", ".cache", "workstations-host-files");
+const ARCHIVE_NAME = /^workstations-host-files-[0-9a-f]{32}\.tar$/;
+/** An archive no run has written or used for this long is removed (each release makes one, about 450 KB). */
+export const HOST_ARCHIVE_KEEP_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Writes the archive where the engine and the command provider read it (content-addressed, so
+ * the same content has the same path on every run), marks it used, removes archives unused for
+ * a week, and returns the path. The host's install checks the copy against the digest too.
+ */
+export function writeHostArchive(a: HostArchive, dir = HOST_ARCHIVE_DIR, now = Date.now()): string {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, `workstations-host-files-${a.digest.slice(0, 32)}.tar`);
   let same = false;
   try {
@@ -216,10 +229,21 @@ export function writeHostArchive(a: HostArchive, dir = os.tmpdir()): string {
   } catch {
     /* not there yet */
   }
-  if (!same) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, a.bytes, { mode: 0o644 });
+  if (same) fs.utimesSync(file, now / 1000, now / 1000);
+  else {
+    const tmp = `${file}.${crypto.randomBytes(6).toString("hex")}.tmp`;
+    fs.writeFileSync(tmp, a.bytes, { mode: 0o600, flag: "wx" }); // wx: never through a link or over a file
+    fs.utimesSync(tmp, now / 1000, now / 1000);
     fs.renameSync(tmp, file);
+  }
+  for (const n of fs.readdirSync(dir)) {
+    const p = path.join(dir, n);
+    if (p === file || !(ARCHIVE_NAME.test(n) || /\.tmp$/.test(n))) continue;
+    try {
+      if (now - fs.lstatSync(p).mtimeMs > HOST_ARCHIVE_KEEP_MS) fs.rmSync(p, { force: true });
+    } catch {
+      /* another run removed it */
+    }
   }
   return file;
 }

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { hostArchive, loadBundle } from "../../components/bundle";
+import { HOST_ARCHIVE_DIR, hostArchive, loadBundle, writeHostArchive } from "../../components/bundle";
 import * as YAML from "yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { hostLibrary, libCommand, libSteps, setHostLibrarySuffixForTesting } from "../../components/scripts/hostLib";
@@ -204,6 +204,29 @@ test("the archive: deterministic, every file and the library with its mode, extr
   assert.throws(() => hostArchive([{ path: "/etc/a b", mode: "0644", content: "" }]), /refusing to ship/);
   assert.throws(() => hostArchive([{ path: "/etc/../x", mode: "0644", content: "" }]), /refusing to ship/);
   assert.throws(() => hostArchive([files[0], files[0]]), /shipped twice/);
+});
+
+test("the archive file: in the project's own cache, written once per content, archives unused for a week removed", () => {
+  assert.equal(HOST_ARCHIVE_DIR, path.join(PROJECT_DIR, "node_modules", ".cache", "workstations-host-files"), "not a shared temp dir");
+  const dir = path.join(tempDir("ws-archive-file-"), "cache");
+  const day = 24 * 3600 * 1000;
+  const now = Date.now();
+  const a = hostArchive([{ path: "/etc/a", mode: "0644", content: "a\n" }]);
+  const file = writeHostArchive(a, dir, now - 3 * day);
+  assert.equal(path.dirname(file), dir);
+  assert.deepEqual(fs.readFileSync(file), a.bytes);
+  assert.equal((fs.statSync(dir).mode & 0o777).toString(8), "700");
+  assert.equal((fs.statSync(file).mode & 0o777).toString(8), "600");
+  // another release's archive, used 8 days ago; a third one, used yesterday
+  const old = writeHostArchive(hostArchive([{ path: "/etc/b", mode: "0644", content: "b\n" }]), dir, now - 8 * day);
+  const recent = writeHostArchive(hostArchive([{ path: "/etc/c", mode: "0644", content: "c\n" }]), dir, now - day);
+  assert.equal(writeHostArchive(a, dir, now), file, "the same content, the same path");
+  assert.equal(Math.round(fs.statSync(file).mtimeMs / 1000), Math.round(now / 1000), "marked used");
+  assert.deepEqual(
+    fs.readdirSync(dir).sort(),
+    [path.basename(file), path.basename(recent)].sort(),
+    `unused for 8 days: ${path.basename(old)} removed; nothing else left`,
+  );
 });
 
 test("the state records each resource's source position, not the program's whole call stack", async () => {
