@@ -149,6 +149,9 @@ describe("Claude Code 2.1.332: files, processes, resume (real CLI)", { skip: ski
     assert.equal(fs.readdirSync(path.dirname(transcript(p, first))).filter((x) => x.endsWith(".jsonl")).length, 2, "no fork");
     C.type(env, U, "cl", "/exit");
     L.waitFor("the session file gone after /exit", () => !C.sessionFile(U, s.pid), 20000);
+    // that pane was the server's last: the server is exiting now, and a client that connects
+    // meanwhile gets "server exited unexpectedly" (landing CI of ee9f0c8); wait until it is gone
+    L.killUser(env, U);
     // SIGHUP (tmux kill-server) removes it too; SIGKILL leaves it behind (stale)
     const h = start("hup", p);
     L.killUser(env, U);
