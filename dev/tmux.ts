@@ -311,6 +311,24 @@ export interface WindowSpec {
   panes: PaneSpec[];
 }
 
+/**
+ * tmux new-session as the user, as a user would retry it: when the server's last session ended an
+ * instant ago, the server is still exiting, and a client that connects to it then gets "server
+ * exited unexpectedly" (45 of 200 in a tight loop here). Once that server is gone, the next client
+ * starts a new one.
+ */
+function newSession(env: Env, u: TUser, args: string[]): string {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const r = tmux(env, u, args, true);
+    if (r.status !== 0 && /server exited unexpectedly/.test(r.stderr) && Date.now() < deadline) {
+      sleep(50);
+      continue;
+    }
+    return must(r, `${u.name}: tmux ${args.join(" ")}`);
+  }
+}
+
 /** Create a session with windows and panes as the user. Returns the stored session name. */
 export function makeSession(env: Env, u: TUser, name: string, windows: WindowSpec[]): string {
   const sep = "\u0001SEP\u0001";
@@ -319,11 +337,9 @@ export function makeSession(env: Env, u: TUser, name: string, windows: WindowSpe
     const nameArgs = w.name !== undefined ? ["-n", lit(w.name)] : [];
     const first = w.panes[0];
     const pane0 = ["-c", lit(first.cwd), ...nameArgs, "-P", "-F", `#{session_id}${sep}#{pane_id}`, ...(first.cmd ?? [])];
-    const out = tmux(
-      env,
-      u,
-      sid ? ["new-window", "-d", "-t", `${sid}:`, ...pane0] : ["new-session", "-d", "-s", lit(name), "-x", "200", "-y", "60", ...pane0],
-    ).stdout;
+    const out = sid
+      ? tmux(env, u, ["new-window", "-d", "-t", `${sid}:`, ...pane0]).stdout
+      : newSession(env, u, ["new-session", "-d", "-s", lit(name), "-x", "200", "-y", "60", ...pane0]);
     const [s, pane] = out.trim().split(sep);
     sid = s;
     let last = pane;
