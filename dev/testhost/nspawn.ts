@@ -66,6 +66,7 @@ import {
   type HostMeta,
   type TestHost,
 } from "./common";
+import { makeHostCgroups, removeHostCgroupsSync, spawnInCgroups } from "./cgroup";
 
 /** Bump to force a rebuild of the cached rootfs when its configuration changes. */
 export const ROOTFS_CONFIG_VERSION = 1;
@@ -147,6 +148,7 @@ function hardKillSync(h: Pick<TestHost, "dir" | "machine">): void {
 function cleanupNspawnRuntime(machine: string): void {
   // nspawn leaves this behind when /run is not a tmpfs (it refuses to rm -rf on disk).
   fs.rmSync(`/run/systemd/nspawn/propagate/${machine}`, { recursive: true, force: true });
+  removeHostCgroupsSync(machine);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -362,9 +364,12 @@ export async function boot(h: TestHost): Promise<void> {
     "--timezone=off",
     "--link-journal=no",
   ];
+  const cg = makeHostCgroups(h.machine);
+  if ("why" in cg) fs.appendFileSync(h.logPath, `testhost: nspawn starts in the runner's cgroup (${cg.why})\n`);
+  const argv = "why" in cg ? { cmd: "systemd-nspawn", args } : spawnInCgroups(cg.procs, args);
   let child: ChildProcess;
   try {
-    child = spawn("systemd-nspawn", args, { detached: true, stdio: ["ignore", log, log] });
+    child = spawn(argv.cmd, argv.args, { detached: true, stdio: ["ignore", log, log] });
   } finally {
     fs.closeSync(log);
   }

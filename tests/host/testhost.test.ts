@@ -5,8 +5,10 @@
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { hostCgroupDirs } from "../../dev/testhost/cgroup";
 import { boot, createHost, defaultKind, destroyHost, isRunning, reboot, run, type TestHost } from "../../dev/testhost/testhost";
 
 const kind = defaultKind();
@@ -150,6 +152,38 @@ describe(`${kind} test host`, { timeout: 40 * 60_000 }, () => {
     assert.ok(Number(boots) >= 2, `journal lists ${boots} boots`);
     await systemState(h);
   });
+
+  // Two test files may each boot a host at once (`npm test` runs two lanes). From one cgroup
+  // the two containers would share nspawn's `payload/` subtree: a unit of the same name in both
+  // lands in one cgroup, and stopping it in one container fails ("Failed to kill control group
+  // …: Input/output error", the other container's pid), so a unit's processes could outlive it.
+  if (kind === "nspawn") {
+    test("a second host beside it: each container in a cgroup of its own, removed with it", async () => {
+      const h2 = await createHost("selftest-beside");
+      try {
+        await boot(h2);
+        await systemState(h2);
+        await run(h2, "systemd-run -q --unit=ws-beside sleep 600");
+        const r = await run(h, "systemd-run -q --wait --unit=ws-beside true; journalctl -q -o cat -u ws-beside --no-pager");
+        assert.doesNotMatch(r.stdout, /Failed to kill|Input\/output error/, r.stdout);
+        assert.equal((await run(h2, "systemctl is-active ws-beside", { check: false })).stdout.trim(), "active");
+        // seen from this machine: nspawn and the container's init of each host under its own dir
+        for (const x of [h, h2]) {
+          const dirs = hostCgroupDirs(x.machine);
+          assert.ok(dirs.length > 0, "no cgroup hierarchy found for nspawn");
+          for (const d of dirs) assert.ok(fs.existsSync(path.join(d, "payload", "init.scope")), `${d}/payload/init.scope is missing`);
+        }
+        // this host's unit is done and its cgroup removed; the beside host's holds its sleep
+        const unitDir = (x: TestHost) => path.join(hostCgroupDirs(x.machine)[0], "payload", "system.slice", "ws-beside.service");
+        assert.equal(fs.existsSync(unitDir(h)), false, `${unitDir(h)} is left after its unit finished`);
+        assert.match(fs.readFileSync(path.join(unitDir(h2), "cgroup.procs"), "utf8").trim(), /^\d+$/);
+      } finally {
+        await destroyHost(h2);
+      }
+      for (const d of hostCgroupDirs(h2.machine)) assert.equal(fs.existsSync(d), false, `${d} is left after destroyHost`);
+      await systemState(h);
+    });
+  }
 
   test("destroyHost is idempotent and removes everything", async () => {
     const dir = h.dir;
