@@ -146,11 +146,14 @@ export function resetUsers(env: Env): void {
 }
 
 /**
- * What a removed throwaway user left in /tmp (and the run's TMPDIR): their tmux socket dir, and
- * the real Claude CLI's `claude-<uid>` and `cc-socks` dirs. Left there, a later account given the
- * same uid would own them.
+ * What a throwaway user owns in /tmp (and the run's TMPDIR): their tmux socket dir, and the real
+ * Claude CLI's `claude-<uid>` and `cc-socks` dirs. Left there after userdel, a later account given
+ * the same uid would own them. Listed before userdel (after it, useradd in another test file may
+ * already have given the uid to a new account) and removed after, each only if it is still the
+ * same inode with the same owner.
  */
-function removeOwnedTmp(uid: number): void {
+function ownedTmp(uid: number): { path: string; ino: number }[] {
+  const out: { path: string; ino: number }[] = [];
   for (const dir of new Set(["/tmp", os.tmpdir()])) {
     let names: string[] = [];
     try {
@@ -161,10 +164,23 @@ function removeOwnedTmp(uid: number): void {
     for (const n of names) {
       const p = path.join(dir, n);
       try {
-        if (fs.lstatSync(p).uid === uid) fs.rmSync(p, { recursive: true, force: true });
+        const st = fs.lstatSync(p);
+        if (st.uid === uid) out.push({ path: p, ino: st.ino });
       } catch {
         /* gone meanwhile */
       }
+    }
+  }
+  return out;
+}
+
+function removeListed(entries: readonly { path: string; ino: number }[], uid: number): void {
+  for (const e of entries) {
+    try {
+      const st = fs.lstatSync(e.path);
+      if (st.uid === uid && st.ino === e.ino) fs.rmSync(e.path, { recursive: true, force: true });
+    } catch {
+      /* gone meanwhile */
     }
   }
 }
@@ -178,9 +194,10 @@ export function teardownEnv(env: Env): void {
     } catch {
       /* best effort */
     }
+    const owned = ownedTmp(u.uid);
     spawnSync("userdel", ["-r", "-f", u.name], { encoding: "utf8" });
     fs.rmSync(u.home, { recursive: true, force: true });
-    removeOwnedTmp(u.uid);
+    removeListed(owned, u.uid);
   }
   fs.rmSync(env.base, { recursive: true, force: true });
 }
