@@ -43,17 +43,72 @@ files+=(tests/e2e/*.test.ts)
 shopt -s nullglob
 files+=(tests/woodpecker/*.test.ts)
 shopt -u nullglob
+
+# Two lanes, each one file at a time, side by side (the machine has 2 cores; one lane left one
+# idle about half the time). Lane 1: the files that boot an nspawn host or run the engine
+# against one, and the unit tests; lane 2: everything else (the VM, and the suites that make
+# throwaway users and servers on this machine). What two files running at once could share is
+# kept apart: each nspawn host starts from a cgroup of its own (dev/testhost/cgroup.ts), ports
+# are free ports, dirs and throwaway user names are per process and random, and every
+# throwaway user is made in lane 2 only (useradd locks /etc/passwd). The split is by measured
+# time (README "Testing"); WORKSTATIONS_TEST_LANES=1 runs everything in one lane.
+lane1=()
+lane2=()
+for f in "${files[@]}"; do
+  case "$f" in
+    tests/host/web-terminal.*) lane2+=("$f") ;;
+    tests/unit/* | tests/host/* | tests/e2e/engine.e2e.* | tests/e2e/cut.e2e.* | tests/e2e/takeover.e2e.* | tests/e2e/upgrade.e2e.* | tests/woodpecker/pipelines.*) lane1+=("$f") ;;
+    *) lane2+=("$f") ;;
+  esac
+done
+if [ "${WORKSTATIONS_TEST_LANES:-2}" = 1 ]; then
+  lane1=("${files[@]}")
+  lane2=()
+fi
+
 # The run's temp files go with it: a run-private TMPDIR (sticky and world-writable like /tmp,
 # since throwaway users write there too), listed if a test left anything in it, then removed.
 # Before, a full run left about 630 entries and 470 MB in /tmp, and every run added as much.
 run_tmp="$(mktemp -d "${TMPDIR:-/tmp}/ws-test-run-XXXXXX")"
 chmod 1777 "$run_tmp"
+logs="$(mktemp -d "${TMPDIR:-/tmp}/ws-test-lanes-XXXXXX")"
 cleanup() {
   local left
   left="$(find "$run_tmp" -mindepth 1 -maxdepth 1 -printf '%f\n' | sed -E 's/[0-9A-Za-z_]{6,}$/*/' | sort | uniq -c)"
   [ -z "$left" ] || printf '== left in the temp dir by the tests (removed now):\n%s\n' "$left" >&2
-  rm -rf "$run_tmp"
+  rm -rf "$run_tmp" "$logs"
 }
 trap cleanup EXIT
-echo "== node:test (${#files[@]} files)" >&2
-TMPDIR="$run_tmp" node --require ts-node/register/transpile-only --test --test-concurrency=1 "${files[@]}"
+
+# One lane: node:test over its files, one at a time, in the background; its TAP (and the tests'
+# stderr) goes to a log.
+pids=()
+start_lane() {
+  local n="$1"
+  shift
+  [ "$#" -gt 0 ] || return 0
+  echo "== node:test lane $n ($# files), TAP in $logs/lane-$n.tap while it runs" >&2
+  TMPDIR="$run_tmp" node --require ts-node/register/transpile-only --test --test-concurrency=1 "$@" >"$logs/lane-$n.tap" 2>&1 &
+  pids[n]=$!
+}
+start_lane 1 "${lane1[@]}"
+start_lane 2 "${lane2[@]+"${lane2[@]}"}"
+trap 'kill "${pids[@]}" 2>/dev/null; exit 130' INT TERM
+failed=()
+for n in "${!pids[@]}"; do
+  wait "${pids[n]}" || failed+=("lane $n exit $?")
+done
+# Each lane's output whole, one after the other, then what each lane's runner said at the end.
+for n in 1 2; do
+  [ -f "$logs/lane-$n.tap" ] || continue
+  echo "== node:test lane $n" >&2
+  cat "$logs/lane-$n.tap"
+done
+for n in 1 2; do
+  [ -f "$logs/lane-$n.tap" ] || continue
+  printf '== lane %s: %s\n' "$n" "$(grep -E '^# (tests|pass|fail|duration_ms) ' "$logs/lane-$n.tap" | tr '\n' ' ')" >&2
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "== FAILED: ${failed[*]} (the failing tests are the 'not ok' lines above)" >&2
+  exit 1
+fi
