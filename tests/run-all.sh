@@ -49,8 +49,9 @@ shopt -u nullglob
 # against one, and the unit tests; lane 2: everything else (the VM, and the suites that make
 # throwaway users and servers on this machine). What two files running at once could share is
 # kept apart: each nspawn host starts from a cgroup of its own (dev/testhost/cgroup.ts), ports
-# are free ports, dirs and throwaway user names are per process and random, and every
-# throwaway user is made in lane 2 only (useradd locks /etc/passwd). The split is by measured
+# are free ports, dirs and throwaway user names are per process and random, and the throwaway
+# users on this machine are all made in lane 2 (dev/tmux.ts removes a deleted one's /tmp
+# entries by what it listed before userdel, not by uid). The split is by measured
 # time (README "Testing"); WORKSTATIONS_TEST_LANES=1 runs everything in one lane.
 lane1=()
 lane2=()
