@@ -13,6 +13,8 @@
  *  - Spoofing: a forged header through nginx reaches nobody else's shell; without a login it
  *    gets no shell; another local account cannot open the ttyd socket; an identity not in the
  *    map gets no shell; a session name with shell metacharacters gets no shell.
+ *  - A hook of emo's own tmux server that kills it right after `tmux list-sessions` gets no
+ *    tmux server of emo's into the terminal's service (its clients run with -N).
  *  - Suspending emo by a roster edit and an `up`: emo's identity is gone from every file, the
  *    open connection ends, a new one is refused.
  */
@@ -185,6 +187,32 @@ describe("the web terminal in a real browser (trixie VM: ttyd 1.7.7, nginx, chro
     assert.deepEqual(sessions, ["spoof", "work"], "no other session was made");
   });
 
+  // ws-term-session's tmux clients run in ws-ttyd.service. A client whose server has just gone
+  // starts a new one unless told not to (-N), and that server would be in the terminal's service,
+  // outside emo's slice and its caps. emo can make that moment: a hook of emo's own server that
+  // kills it right after the `tmux list-sessions` the attach runs before `new-session -d`.
+  test("a hook of emo's that kills emo's server after list-sessions gets no tmux server into the terminal's service", async () => {
+    const since = await hostNow();
+    await tmuxAs("emo", "new-session -d -s decoy"); // a server of emo's, whichever tests ran before
+    assert.equal((await tmuxAs("emo", "set-hook -g after-list-sessions kill-server")).code, 0);
+    const p = await open("emo", "escape");
+    await waitFor("emo's session 'escape'", async () => (await tmuxAs("emo", "has-session -t =escape")).code === 0, 60_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await journal(since)}\n${(await tryRun(`ps -o pid,user,args -u ${EMO_UID}`)).stdout}`);
+    });
+    const server = (await tmuxAs("emo", "display-message -p -t escape: '#{pid}'")).stdout.trim();
+    const cgroup = await sh(`cat /proc/${server}/cgroup`);
+    assert.match(cgroup, new RegExp(`/user@${EMO_UID}\\.service/`), "the new tmux server is in emo's own manager");
+    assert.doesNotMatch(cgroup, /ws-ttyd/, "not in the terminal's service");
+    // what of emo's runs in the terminal's service: the sudo'd attach and its tmux client only
+    const inTerminal = await sh(
+      `for p in $(cat /sys/fs/cgroup/system.slice/ws-ttyd.service/cgroup.procs); do ps -o uid=,comm=,args= -p $p; done | awk '$1 == ${EMO_UID}'`,
+    );
+    assert.doesNotMatch(inTerminal, /tmux: server|tmux new-session -d/, inTerminal);
+    assert.match(inTerminal, /tmux -N new-session -A -s escape/, inTerminal);
+    await p.goto("about:blank");
+    await tmuxAs("emo", "set-hook -gu after-list-sessions");
+  });
+
   test("a connection between a suspension's cut and the new map (emo mapped, but suspended in users.d) is refused before sudo", async () => {
     const entry = "/etc/workstations/users.d/emo.json";
     const active = await sh(`cat ${entry}`);
@@ -210,7 +238,7 @@ describe("the web terminal in a real browser (trixie VM: ttyd 1.7.7, nginx, chro
     const p = await open("emo", "work");
     await waitFor(
       "emo's open connection",
-      async () => p.openSockets().length === 1 && (await tryRun(`pgrep -u ${EMO_UID} -f 'tmux new-session -A'`)).code === 0,
+      async () => p.openSockets().length === 1 && (await tryRun(`pgrep -u ${EMO_UID} -f 'tmux -N new-session -A'`)).code === 0,
       60_000,
     );
     const cutAt = await hostNow();
