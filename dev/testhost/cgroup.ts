@@ -12,6 +12,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { sleepSync } from "../wait";
 
 /** The hierarchies nspawn uses: the name=systemd one (cgroup v1 or hybrid) and the unified one. */
 function hierarchies(): { mount: string; own: string }[] {
@@ -87,8 +88,7 @@ export function removeHostCgroupsSync(machine: string): void {
       return (e as NodeJS.ErrnoException).code === "ENOENT";
     }
   };
-  const pause = new Int32Array(new SharedArrayBuffer(4));
   for (const d of hostCgroupDirs(machine)) {
-    for (let i = 0; i < 30 && !rmTree(d); i++) Atomics.wait(pause, 0, 0, 100);
+    for (let i = 0; i < 30 && !rmTree(d); i++) sleepSync(100);
   }
 }
