@@ -13,16 +13,19 @@
  *   - the same for BENCH_BEFORE_SIZES (default 20,100) with the program at BENCH_BASELINE (git,
  *     default 4974438: before issue 25), so before and after are in the same run;
  *   - the floor: for each after row, a program of as many do-nothing resources (floorRows), so
- *     the engine's and the SDK's own cost per resource is beside the program's.
+ *     the engine's and the SDK's own cost per resource is beside the program's; and a
+ *     one-resource edit of it, with the engine's checkpoint after each step and without
+ *     (PULUMI_SKIP_CHECKPOINTS), so what the checkpoint writes cost an edit is apart.
  * The Forgejo rows of issue 12 (the Forgejo resources alone, the first provider version from
  * git against the loader) run with BENCH_FORGEJO=1. The machine's load is printed with the table.
  *
  * Needs the offline toolchain's CLI, plugins, Vault, Gitea and kube-apiserver; where something
  * is missing it prints what it could measure and then fails (exit 1), naming it.
  *
- *   npm run bench:engine       (BENCH_SIZES=20,100 BENCH_BEFORE_SIZES= BENCH_RUNS=3 to change)
+ *   npm run bench:engine       (BENCH_SIZES=20,100 BENCH_BEFORE_SIZES= BENCH_RUNS=3 to change;
+ *                               BENCH_FLOOR_ONLY=291,1395,3455: the empty program and the floor alone)
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -211,14 +214,68 @@ async function forgejoRows(env: NodeJS.ProcessEnv): Promise<void> {
   }
 }
 
-/** Active users -> resources of this program's stack (the after rows), for the floor rows. */
-const programResources = new Map<number, number>();
+/**
+ * `pulumi ARGS` as pulumiIn, counting the checkpoint writes it makes: the file backend writes
+ * each checkpoint to a temp file and renames it to `checkpoint`, so one rename event each.
+ */
+async function pulumiCountingWrites(cwd: string, env: NodeJS.ProcessEnv, args: string[], checkpoint: string): Promise<{ ms: number; writes: number }> {
+  let writes = 0;
+  const watcher = fs.watch(path.dirname(checkpoint), (event, name) => {
+    if (event === "rename" && name === path.basename(checkpoint)) writes++;
+  });
+  try {
+    const t0 = process.hrtime.bigint();
+    const child = spawn("pulumi", ["--non-interactive", "--color", "never", ...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (code !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${code}):\n${out}`);
+    await new Promise((r) => setTimeout(r, 200)); // the last rename's event
+    return { ms, writes };
+  } finally {
+    watcher.close();
+  }
+}
+
+/**
+ * A one-resource edit of the floor program of `n` resources (c0's create changes): an `up`
+ * as the engine runs it by default, which writes the whole checkpoint after each step, beside
+ * the same `up` with PULUMI_SKIP_CHECKPOINTS=true (the engine's switch that writes only the
+ * final one), alternating, RUNS of each. What the first costs more is the checkpoint writes.
+ */
+async function floorEdit(dir: string, e: NodeJS.ProcessEnv, n: number): Promise<void> {
+  const checkpoint = path.join(dir, "state", ".pulumi", "stacks", "floor", "bench.json");
+  const runs: Record<"checkpoints" | "skip", Array<{ ms: number; writes: number }>> = { checkpoints: [], skip: [] };
+  for (let i = 0; i < RUNS; i++) {
+    for (const mode of ["checkpoints", "skip"] as const) {
+      pulumiIn(dir, e, ["config", "set", "floor:edit", "--", ` # ${mode} ${i}`]);
+      const env = mode === "skip" ? { ...e, PULUMI_SKIP_CHECKPOINTS: "true" } : e;
+      runs[mode].push(await pulumiCountingWrites(dir, env, ["up", "--yes", "--skip-preview"], checkpoint));
+    }
+  }
+  const kb = (fs.statSync(checkpoint).size / 1024).toFixed(0);
+  const summary = (xs: Array<{ ms: number; writes: number }>) =>
+    `${(median(xs.map((x) => x.ms)) / 1000).toFixed(2)} s, ${median(xs.map((x) => x.writes))} checkpoint writes`;
+  addRow({
+    case: `floor: one-resource edit, ${n} resources`,
+    users: 0,
+    upMs: median(runs.checkpoints.map((x) => x.ms)),
+    note: `checkpoint ${kb} KB; by default ${summary(runs.checkpoints)}; with PULUMI_SKIP_CHECKPOINTS=true ${summary(runs.skip)}`,
+  });
+}
+
+/** The floor rows' sizes: each after row's resource count (with its users), or BENCH_FLOOR_ONLY's. */
+const floorSizes: Array<{ n: number; users?: number }> = [];
 
 /** The floor program: `n` do-nothing resources, loaded the way this program is (components/start.js). */
 const FLOOR_INDEX = `import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-const n = Number(new pulumi.Config("floor").require("n"));
-for (let i = 0; i < n; i++) new command.local.Command(\`c\${i}\`, { create: "true", addPreviousOutputInEnv: false });
+const cfg = new pulumi.Config("floor");
+const n = Number(cfg.require("n"));
+const edit = cfg.get("edit") ?? ""; // a shell comment on c0's create: the one-resource edit
+for (let i = 0; i < n; i++) new command.local.Command(\`c\${i}\`, { create: i === 0 ? \`true\${edit}\` : "true", addPreviousOutputInEnv: false });
 `;
 
 /**
@@ -229,7 +286,7 @@ for (let i = 0; i < n; i++) new command.local.Command(\`c\${i}\`, { create: "tru
  * preview of this program is the least a stack of `n` resources costs; what this program pays
  * above it is the program's own.
  */
-function floorRows(env: NodeJS.ProcessEnv): void {
+async function floorRows(env: NodeJS.ProcessEnv): Promise<void> {
   const base = rows.find((r) => r.users === 0 && r.case.startsWith("empty"));
   const dir = tempDir("ws-bench-floor-");
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: floor\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: components/start.js\n");
@@ -243,21 +300,22 @@ function floorRows(env: NodeJS.ProcessEnv): void {
   const e = { ...env, PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "bench" };
   pulumiIn(dir, e, ["stack", "init", "bench"]);
   try {
-    for (const [users, n] of [...programResources].sort((a, b) => a[0] - b[0])) {
+    for (const { n, users } of [...floorSizes].sort((a, b) => a.n - b.n)) {
       pulumiIn(dir, e, ["config", "set", "floor:n", String(n)]);
       pulumiIn(dir, e, ["up", "--yes", "--skip-preview"]);
       const pv = Array.from({ length: RUNS }, () => pulumiIn(dir, e, ["preview", "--expect-no-changes"]).ms);
       const ms = median(pv);
-      const prog = rows.find((r) => r.case.startsWith("after") && r.users === users && r.previewMs !== undefined);
+      const prog = users === undefined ? undefined : rows.find((r) => r.case.startsWith("after") && r.users === users && r.previewMs !== undefined);
       const per = base?.previewMs ? (ms - base.previewMs) / n : NaN;
       // How many resources a 1.5x / 2.5x goal leaves room for at this floor's cost per resource.
       const room = (x: number) => (base?.previewMs ? Math.floor((x * base.previewMs - base.previewMs) / per) : NaN);
       addRow({
-        case: `floor: ${n} do-nothing resources (as many as the ${users}-user stack)`,
+        case: `floor: ${n} do-nothing resources${users === undefined ? "" : ` (as many as the ${users}-user stack)`}`,
         users: 0,
         previewMs: ms,
-        note: `${per.toFixed(1)} ms per resource over the empty program; the program is ${prog?.previewMs ? `${((prog.previewMs - ms) / 1000).toFixed(2)} s` : "?"} above it; at this cost 1.5x leaves room for ${room(1.5)} resources, 2.5x for ${room(2.5)}`,
+        note: `${per.toFixed(1)} ms per resource over the empty program;${prog?.previewMs ? ` the program is ${((prog.previewMs - ms) / 1000).toFixed(2)} s above it;` : ""} at this cost 1.5x leaves room for ${room(1.5)} resources, 2.5x for ${room(2.5)}`,
       });
+      await floorEdit(dir, e, n);
     }
   } finally {
     // Nothing outside `dir` exists (the commands have no delete): no destroy, which rewrites
@@ -268,16 +326,30 @@ function floorRows(env: NodeJS.ProcessEnv): void {
 
 type Doc = { users: Array<{ name: string; uid: number; state?: string; groups?: string[] } & Record<string, unknown>> };
 
-/** Runs `up` and reports what it touched and how many remote commands ran for it. */
-async function measuredUp(e: import("../dev/e2e").E2E): Promise<{ ms: number; touched: string[]; remote: number }> {
+/**
+ * Runs `up` and reports what it touched, how many remote commands ran for it (sshd's logins as
+ * root) and, given the stack's checkpoint file, how many times the engine wrote it.
+ */
+async function measuredUp(e: import("../dev/e2e").E2E, checkpoint?: string): Promise<{ ms: number; touched: string[]; remote: number; writes: number }> {
   const { changeCollector, rootLogins, urnName } = await import("../dev/e2e");
   const before = await rootLogins(e);
   const c = changeCollector();
+  let writes = 0;
+  const watcher =
+    checkpoint &&
+    fs.watch(path.dirname(checkpoint), (event, name) => {
+      if (event === "rename" && name === path.basename(checkpoint)) writes++;
+    });
   const t0 = Date.now();
-  await e.up({ onEvent: c.onEvent });
+  try {
+    await e.up({ onEvent: c.onEvent });
+  } finally {
+    if (watcher) setTimeout(() => watcher.close(), 200);
+  }
   const ms = Date.now() - t0;
   const remote = (await rootLogins(e)) - before - 1; // the count's own login
-  return { ms, touched: c.changed.map((x) => `${x.op} ${urnName(x.urn)}`), remote };
+  await new Promise((r) => setTimeout(r, 200));
+  return { ms, touched: c.changed.map((x) => `${x.op} ${urnName(x.urn)}`), remote, writes };
 }
 
 async function withRoster(label: string, rosterDoc: Doc, source?: string): Promise<void> {
@@ -307,7 +379,7 @@ async function withRoster(label: string, rosterDoc: Doc, source?: string): Promi
     const gzipped = checkpoint ? zlib.gzipSync(fs.readFileSync(path.join(stacks, checkpoint))).length : NaN;
     const resources = checkpoint ? JSON.parse(fs.readFileSync(path.join(stacks, checkpoint), "utf8")).checkpoint.latest.resources.length : NaN;
     if (checkpoint) stateBreakdown(label, path.join(stacks, checkpoint), users);
-    if (!source) programResources.set(users, resources);
+    if (!source) floorSizes.push({ n: resources, users });
     addRow({
       case: label,
       users,
@@ -320,13 +392,19 @@ async function withRoster(label: string, rosterDoc: Doc, source?: string): Promi
     const target = rosterDoc.users.find((u) => u.state !== "offboarded" && u.name !== rosterDoc.users[0].name)!;
     target.groups = [...(target.groups ?? []), "audio"];
     e.writeRoster(rosterDoc);
-    const edit = await measuredUp(e);
+    const file = checkpoint && path.join(stacks, checkpoint);
+    const edit = await measuredUp(e, file);
     const others = edit.touched.filter((t) => !new RegExp(`^\\S+ ${target.name}(-|$)`).test(t));
+    // The same edit undone, with the engine writing only the final checkpoint (floorEdit).
+    target.groups = target.groups.filter((g) => g !== "audio");
+    e.writeRoster(rosterDoc);
+    process.env.PULUMI_SKIP_CHECKPOINTS = "true";
+    const undo = await measuredUp(e, file).finally(() => delete process.env.PULUMI_SKIP_CHECKPOINTS);
     addRow({
       case: `${label}: one-user edit (${target.name}'s groups)`,
       users,
       upMs: edit.ms,
-      note: `touched: ${edit.touched.join(", ") || "nothing"}${others.length ? ` (NOT only ${target.name}'s: ${others.join(", ")})` : ""}; remote commands: ${edit.remote}`,
+      note: `touched: ${edit.touched.join(", ") || "nothing"}${others.length ? ` (NOT only ${target.name}'s: ${others.join(", ")})` : ""}; remote commands: ${edit.remote}; checkpoint writes: ${edit.writes}; undone with PULUMI_SKIP_CHECKPOINTS=true: ${(undo.ms / 1000).toFixed(2)} s, touched ${undo.touched.join(", ") || "nothing"}, ${undo.writes} checkpoint writes`,
     });
     if (users >= 100) {
       const uid = Math.max(...rosterDoc.users.map((u) => u.uid)) + 1;
@@ -405,6 +483,14 @@ async function main(): Promise<void> {
   Object.assign(process.env, env);
   loadavg();
   emptyProgram(env);
+  const floorOnly = sizes(process.env.BENCH_FLOOR_ONLY ?? "");
+  if (floorOnly.length) {
+    // The floor alone (no host, no services): the empty program and do-nothing stacks of these sizes.
+    floorSizes.push(...floorOnly.map((n) => ({ n })));
+    await floorRows(env);
+    loadavg();
+    return print();
+  }
   startup(env);
   loadavg();
   if (process.env.BENCH_FORGEJO === "1") await forgejoRows(env);
@@ -431,7 +517,7 @@ async function main(): Promise<void> {
       loadavg();
     }
   }
-  floorRows(env);
+  await floorRows(env);
   loadavg();
   print();
 }
