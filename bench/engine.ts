@@ -25,7 +25,7 @@
  *   npm run bench:engine       (BENCH_SIZES=20,100 BENCH_BEFORE_SIZES= BENCH_RUNS=3 to change;
  *                               BENCH_FLOOR_ONLY=291,1395,3455: the empty program and the floor alone)
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -215,28 +215,20 @@ async function forgejoRows(env: NodeJS.ProcessEnv): Promise<void> {
 }
 
 /**
- * `pulumi ARGS` as pulumiIn, counting the checkpoint writes it makes: the file backend writes
- * each checkpoint to a temp file and renames it to `checkpoint`, so one rename event each.
+ * Counts the engine's writes of a file-backend checkpoint from now until the returned stop: each
+ * write is a temp file renamed onto `checkpoint`, so one rename event each. The kernel queues the
+ * events while a synchronous spawn blocks, so a pulumiIn between start and stop is counted too.
  */
-async function pulumiCountingWrites(cwd: string, env: NodeJS.ProcessEnv, args: string[], checkpoint: string): Promise<{ ms: number; writes: number }> {
+function countWrites(checkpoint: string): () => Promise<number> {
   let writes = 0;
   const watcher = fs.watch(path.dirname(checkpoint), (event, name) => {
     if (event === "rename" && name === path.basename(checkpoint)) writes++;
   });
-  try {
-    const t0 = process.hrtime.bigint();
-    const child = spawn("pulumi", ["--non-interactive", "--color", "never", ...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (code !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${code}):\n${out}`);
+  return async () => {
     await new Promise((r) => setTimeout(r, 200)); // the last rename's event
-    return { ms, writes };
-  } finally {
     watcher.close();
-  }
+    return writes;
+  };
 }
 
 /**
@@ -251,8 +243,9 @@ async function floorEdit(dir: string, e: NodeJS.ProcessEnv, n: number): Promise<
   for (let i = 0; i < RUNS; i++) {
     for (const mode of ["checkpoints", "skip"] as const) {
       pulumiIn(dir, e, ["config", "set", "floor:edit", "--", ` # ${mode} ${i}`]);
-      const env = mode === "skip" ? { ...e, PULUMI_SKIP_CHECKPOINTS: "true" } : e;
-      runs[mode].push(await pulumiCountingWrites(dir, env, ["up", "--yes", "--skip-preview"], checkpoint));
+      const stop = countWrites(checkpoint);
+      const { ms } = pulumiIn(dir, mode === "skip" ? { ...e, PULUMI_SKIP_CHECKPOINTS: "true" } : e, ["up", "--yes", "--skip-preview"]);
+      runs[mode].push({ ms, writes: await stop() });
     }
   }
   const kb = (fs.statSync(checkpoint).size / 1024).toFixed(0);
@@ -334,22 +327,17 @@ async function measuredUp(e: import("../dev/e2e").E2E, checkpoint?: string): Pro
   const { changeCollector, rootLogins, urnName } = await import("../dev/e2e");
   const before = await rootLogins(e);
   const c = changeCollector();
-  let writes = 0;
-  const watcher =
-    checkpoint &&
-    fs.watch(path.dirname(checkpoint), (event, name) => {
-      if (event === "rename" && name === path.basename(checkpoint)) writes++;
-    });
+  const stop = checkpoint ? countWrites(checkpoint) : async () => NaN;
   const t0 = Date.now();
+  let writes: Promise<number>;
   try {
     await e.up({ onEvent: c.onEvent });
   } finally {
-    if (watcher) setTimeout(() => watcher.close(), 200);
+    writes = stop();
   }
   const ms = Date.now() - t0;
   const remote = (await rootLogins(e)) - before - 1; // the count's own login
-  await new Promise((r) => setTimeout(r, 200));
-  return { ms, touched: c.changed.map((x) => `${x.op} ${urnName(x.urn)}`), remote, writes };
+  return { ms, touched: c.changed.map((x) => `${x.op} ${urnName(x.urn)}`), remote, writes: await writes };
 }
 
 async function withRoster(label: string, rosterDoc: Doc, source?: string): Promise<void> {
